@@ -1,0 +1,43 @@
+# One command per chore. `make run` and `make test` do every set-up step on a fresh machine.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-turnlens
+DB ?= data/turnlens.duckdb
+PORT ?= 8501
+SAMPLE := sample_data/turns.jsonl.gz
+
+.PHONY: install run test bench lint sample-db clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, from the pinned CPU build; everything else installs under the same constraint
+	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Built only when missing: the sample database is derived from the committed sample log.
+$(DB): | $(STAMP)
+	$(BIN)/turnlens ingest $(SAMPLE) --db $(DB) --dataset sample --by make
+
+sample-db: $(DB)
+
+run: $(STAMP) $(DB)
+	TURNLENS_DB=$(DB) $(BIN)/python -m streamlit run app/streamlit_app.py \
+		--server.address 127.0.0.1 --server.port $(PORT)
+
+test: $(STAMP)
+	bash scripts/ensure_chromium.sh
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest -q -s tests/bench -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check app components analysis tests scripts
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,1 @@
+"""turnlens analysis: pure Python over Arrow/NumPy (no Streamlit, no SQL)."""

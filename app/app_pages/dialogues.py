@@ -1,0 +1,79 @@
+"""Dialogues: search and filter dialogues, then read one turn by turn with every component's output."""
+
+import math
+
+import streamlit as st
+
+from app import resources, state, store
+from app.settings import Settings
+from components.dialogue_view import render_dialogue
+
+PAGE_SIZE = 25
+settings = Settings.from_env()
+dataset = st.session_state.get(state.DATASET)
+st.title("Dialogues")
+if not dataset:
+    st.info("There is no data yet. Import a dialogue log on the Import page.")
+    st.stop()
+conn = resources.get_connection(str(settings.db_path))
+db = str(settings.db_path)
+
+
+def choice(label: str, column: str, param: str, container) -> str | None:
+    """A filter menu whose value also lives in the URL; an unknown value in the URL is ignored, visibly."""
+    options = resources.values(conn, db, dataset, column)
+    wanted = st.query_params.get(param)
+    if wanted and wanted not in options:
+        st.warning(f"Ignoring the link's {param} filter: no such value in this dataset.")
+        wanted = None
+    picked = container.selectbox(label, ["(any)"] + options,
+                                 index=0 if not wanted else options.index(wanted) + 1, key=f"flt_{param}")
+    return None if picked == "(any)" else picked
+
+
+with st.container(border=True):
+    c1, c2, c3, c4, c5 = st.columns([3, 2, 2, 2, 1])
+    text = c1.text_input("Search request or response text", value=st.query_params.get("q", ""), key="flt_q")
+    domain = choice("Domain", "nlu_domain", "domain", c2)
+    intent = choice("Intent", "nlu_intent", "intent", c3)
+    status = choice("Response status", "response_status", "status", c4)
+    barge = c5.checkbox("Barge-ins only", key="flt_barge")
+
+flt = store.DialogueFilter(text=text.strip() or None, domain=domain, intent=intent, response_status=status,
+                           barge_in_only=barge)
+for param, value in (("q", flt.text), ("domain", domain), ("intent", intent), ("status", status)):
+    if value:
+        st.query_params[param] = value
+    elif param in st.query_params:
+        del st.query_params[param]
+
+total_pages = 1
+page_no = st.session_state.get(state.DIALOGUE_PAGE, 1)
+rows, total = store.list_dialogues(conn, dataset, flt, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE)
+total_pages = max(1, math.ceil(total / PAGE_SIZE))
+if page_no > total_pages:  # the filter narrowed the result: go back to its first page
+    page_no = st.session_state[state.DIALOGUE_PAGE] = 1
+    rows, total = store.list_dialogues(conn, dataset, flt, limit=PAGE_SIZE, offset=0)
+
+st.caption(f"{total:,} dialogues match · page {page_no} of {total_pages}")
+st.dataframe(rows, hide_index=True, width="stretch",
+             column_config={"pooled_wer": st.column_config.NumberColumn("pooled WER", format="percent"),
+                            "started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+st.number_input("Page", min_value=1, max_value=total_pages, step=1, key=state.DIALOGUE_PAGE)
+
+ids = rows["dialogue_id"].tolist()
+linked = st.query_params.get("dialogue")
+if linked and linked not in ids and store.get_dialogue_turns(conn, linked):
+    ids = [linked] + ids  # a shared link opens its dialogue even when it is not on this page
+if not ids:
+    st.info("No dialogue matches these filters.")
+    st.stop()
+picked = st.selectbox("Open dialogue", ids, index=ids.index(linked) if linked in ids else 0, key="open_dialogue")
+st.query_params["dialogue"] = picked
+turns = store.get_dialogue_turns(conn, picked)
+if not turns:
+    st.error("That dialogue is not in the database.")
+    st.stop()
+st.subheader(f"Dialogue {len(turns)} turns")
+st.text(f"dialogue {picked}")
+render_dialogue(turns)

@@ -1,0 +1,76 @@
+"""Import: upload dialogue logs; validated all or nothing, exactly like `turnlens ingest`."""
+
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from analysis.logs import SUFFIXES, LogFormatError, file_kind, format_problems
+from app import resources, state, store
+from app.ingest import ingest_files
+from app.settings import Settings
+
+settings = Settings.from_env()
+conn = resources.get_connection(str(settings.db_path))
+st.title("Import dialogue logs")
+st.markdown("One record per turn in the turnlens log format, version 1 (see `docs/log-format.md`). "
+            "If any record is invalid, nothing is written and every problem is listed.")
+
+if settings.read_only:
+    st.info("This app runs read-only (TURNLENS_READ_ONLY): importing is switched off.")
+else:
+    with st.form("import", clear_on_submit=False):
+        files = st.file_uploader("Log files", accept_multiple_files=True,
+                                 help="Accepted: " + ", ".join(SUFFIXES))
+        dataset = st.text_input("Dataset", value=st.session_state.get(state.DATASET) or "default")
+        submitted = st.form_submit_button("Import", type="primary")
+    if submitted:
+        reviewer = (st.session_state.get(state.REVIEWER) or "").strip() or None
+        if not files:
+            st.error("Choose at least one file.")
+        elif not dataset.strip():
+            st.error("The dataset name must not be empty.")
+        else:
+            bad = [f.name for f in files if file_kind(f.name) is None]
+            if bad:
+                st.error("Unsupported file type. Accepted: " + ", ".join(SUFFIXES))
+                st.text("\n".join(bad))  # file names are user text: shown as text
+            else:
+                bar = st.progress(0.0, text="Reading and checking…")
+
+                def progress(stage: str, done: int, total: int | None) -> None:
+                    label = {"read": "Reading and checking", "wer": "Word error counts", "write": "Writing"}
+                    share = {"read": 0.0, "wer": 0.3, "write": 0.9}[stage]
+                    frac = share + (0.6 if stage == "wer" else 0.1) * (done / total if total else 0)
+                    bar.progress(min(frac, 1.0), text=f"{label[stage]}: {done:,} turns")
+
+                with tempfile.TemporaryDirectory() as tmp:
+                    paths = []
+                    for i, f in enumerate(files):
+                        # Keep the original suffix: it says how to read the file.
+                        path = Path(tmp) / f"{i}{''.join(Path(f.name).suffixes[-2:])}"
+                        path.write_bytes(f.getvalue())
+                        paths.append(path)
+                    try:
+                        result, unknown = ingest_files(conn, paths, dataset=dataset, imported_by=reviewer,
+                                                       source_names=[f.name for f in files], progress=progress)
+                    except LogFormatError as exc:
+                        bar.empty()
+                        st.error(f"Nothing was imported: {len(exc.problems)} problem(s).")
+                        st.code(format_problems(exc.problems), language=None)
+                    except store.IngestConflictError as exc:
+                        bar.empty()
+                        st.error("Nothing was imported: the files contradict turns already stored.")
+                        st.code(str(exc), language=None)
+                    else:
+                        bar.progress(1.0, text="Done")
+                        resources.clear_reads()
+                        st.success(f"{result.rows_read:,} turns read, {result.rows_added:,} added, "
+                                   f"{result.rows_already_present:,} already present.")
+                        if unknown:
+                            st.warning("Some fields are not part of the log format; they were kept in the "
+                                       "extras column:")
+                            st.text(", ".join(f"{k} ({v:,} rows)" for k, v in sorted(unknown.items())))
+
+st.subheader("Import history")
+st.dataframe(store.list_imports(conn), hide_index=True, width="stretch")

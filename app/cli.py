@@ -1,0 +1,171 @@
+"""The ``turnlens`` command: ingest logs, generate demo data, inspect a database, serve the app."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from app import __version__
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+APP_ENTRY = Path(__file__).resolve().parent / "streamlit_app.py"
+
+
+def _db_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", type=Path, default=None,
+                   help="DuckDB file (default: $TURNLENS_DB or data/turnlens.duckdb)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="turnlens", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"turnlens {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="validate dialogue logs and add them to the database (all or nothing)")
+    p.add_argument("paths", nargs="+", type=Path, help=".jsonl, .jsonl.gz, .parquet or .csv files")
+    p.add_argument("--dataset", default="default", help="dataset name the turns are filed under")
+    p.add_argument("--by", default=os.environ.get("USER"), help="who is importing (kept in the import log)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _db_arg(p)
+
+    p = sub.add_parser("demo-data", help="generate a simulated log built on real SLURP utterances")
+    p.add_argument("--turns", type=int, required=True, help="number of turns (up to millions)")
+    p.add_argument("--out", type=Path, required=True, help="output file: .jsonl, .jsonl.gz, .parquet or .csv")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", choices=["dev", "eval"], default="dev",
+                   help="dev: the bundled pool (never the evaluation split); eval: build from SLURP's "
+                        "evaluation split, for model evaluation only (needs --slurp-dir)")
+    p.add_argument("--slurp-dir", type=Path, default=None, help="SLURP folder, for --split eval")
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("info", help="what a database holds")
+    _db_arg(p)
+
+    p = sub.add_parser("serve", help="run the app (streamlit) on 127.0.0.1")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--address", default="127.0.0.1")
+    _db_arg(p)
+    return parser
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"turnlens: {message}", file=sys.stderr)
+    return code
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from analysis.logs import LogFormatError, format_problems
+    from app import store
+    from app.ingest import ingest_files
+
+    db = args.db or store.default_db_path()
+    try:
+        conn = store.connect(db)
+    except store.StoreLockedError as exc:
+        return _fail(str(exc), EXIT_LOCKED)
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int | None) -> None:
+        if args.quiet:
+            return
+        bar = bars.get(stage)
+        if bar is None:
+            label = {"read": "reading and checking", "wer": "word error counts", "write": "writing"}[stage]
+            bar = bars[stage] = tqdm(total=total, desc=label, unit=" turns", file=sys.stderr, leave=False)
+        bar.total = total
+        bar.update(done - bar.n)
+
+    started = time.perf_counter()
+    try:
+        result, unknown = ingest_files(conn, [str(p) for p in args.paths], dataset=args.dataset,
+                                       imported_by=args.by, progress=progress)
+    except LogFormatError as exc:
+        return _fail(f"nothing was written; {len(exc.problems)} problem(s):\n"
+                     + format_problems(exc.problems), EXIT_INVALID)
+    except store.IngestConflictError as exc:
+        return _fail("nothing was written; the input contradicts the database:\n" + str(exc), EXIT_INVALID)
+    finally:
+        for bar in bars.values():
+            bar.close()
+        conn.close()
+    seconds = time.perf_counter() - started
+    print(f"{result.rows_read:,} turns read, {result.rows_added:,} added, "
+          f"{result.rows_already_present:,} already present, into {db} (dataset {args.dataset!r}) "
+          f"in {seconds:.1f} s")
+    if unknown:
+        print("unknown fields kept in extras: " + ", ".join(f"{k} ({v:,} rows)" for k, v in sorted(unknown.items())))
+    return EXIT_OK
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from analysis.logs import file_kind
+    from analysis.simulate import load_eval_pool, load_pool, simulate_turns, write_log
+
+    if args.turns < 1:
+        return _fail("--turns must be at least 1", EXIT_USAGE)
+    if file_kind(args.out) is None:
+        return _fail(f"{args.out}: unsupported output type; use .jsonl, .jsonl.gz, .parquet or .csv", EXIT_USAGE)
+    if args.split == "eval":
+        if args.slurp_dir is None:
+            return _fail("--split eval needs --slurp-dir (the SLURP folder)", EXIT_USAGE)
+        pool, prefix = load_eval_pool(args.slurp_dir), "eval-"
+    else:
+        pool, prefix = load_pool(), "d"
+    bar = None if args.quiet else tqdm(total=args.turns, desc="generating", unit=" turns", file=sys.stderr)
+
+    def progress(done: int) -> None:
+        if bar is not None:
+            bar.update(done - bar.n)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    n = write_log(simulate_turns(pool, n_turns=args.turns, seed=args.seed, id_prefix=prefix), args.out,
+                  progress=progress)
+    if bar is not None:
+        bar.close()
+    print(f"wrote {n:,} turns to {args.out} in {time.perf_counter() - started:.1f} s")
+    return EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from app import store
+
+    db = args.db or store.default_db_path()
+    if not Path(db).exists():
+        return _fail(f"{db}: no such database (create one with 'turnlens ingest')", EXIT_USAGE)
+    try:
+        conn = store.connect(db, read_only=True)
+    except store.StoreLockedError as exc:
+        return _fail(str(exc), EXIT_LOCKED)
+    with conn:
+        print(f"{db}: schema version {store.get_schema_version(conn)}")
+        for ds in store.list_datasets(conn):
+            c = store.get_overview_counts(conn, ds)
+            wer = f"{c.pooled_wer:.1%}" if c.pooled_wer is not None else "n/a"
+            print(f"  dataset {ds!r}: {c.turns:,} turns, {c.dialogues:,} dialogues, {c.users:,} users, "
+                  f"pooled WER {wer} over {c.ref_words:,} reference words")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    env = dict(os.environ)
+    if args.db:
+        env["TURNLENS_DB"] = str(args.db)
+    return subprocess.call([sys.executable, "-m", "streamlit", "run", str(APP_ENTRY),
+                            "--server.address", args.address, "--server.port", str(args.port)], env=env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"ingest": cmd_ingest, "demo-data": cmd_demo_data, "info": cmd_info, "serve": cmd_serve}
+    return handler[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

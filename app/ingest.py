@@ -1,0 +1,72 @@
+"""Ingestion: validate log files, add per-turn WER counts, append them to the store in one transaction.
+
+Shared by ``turnlens ingest`` and the app's Import page, so both refuse and accept exactly the same input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from analysis.logs import read_logs
+from analysis.wer import error_counts
+from app import store
+
+# progress(stage, done, total): stage is "read", "wer" or "write"; total may be None when unknown.
+Progress = Callable[[str, int, int | None], None]
+
+_WER_CHUNK = 50_000
+
+
+def with_wer_counts(table: pa.Table, progress: Progress | None = None) -> pa.Table:
+    """Append wer_sub, wer_del, wer_ins, wer_ref_words (-1 where there is no reference_text)."""
+    n = table.num_rows
+    parts: list[tuple] = []
+    for start in range(0, n, _WER_CHUNK):
+        chunk = table.slice(start, _WER_CHUNK)
+        parts.append(error_counts(chunk.column("reference_text").to_pylist(),
+                                  chunk.column("asr_text").to_pylist()))
+        if progress:
+            progress("wer", min(start + _WER_CHUNK, n), n)
+    for i, name in enumerate(("wer_sub", "wer_del", "wer_ins", "wer_ref_words")):
+        values = [p[i] for p in parts]
+        table = table.append_column(name, pa.chunked_array([pa.array(v, type=pa.int32()) for v in values]
+                                                          or [pa.array([], type=pa.int32())]))
+    return table
+
+
+def fingerprint(paths: Sequence[str | Path]) -> str:
+    """sha256 over the files' bytes, in order: the same input gives the same fingerprint."""
+    h = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as fh:
+            h.update(hashlib.file_digest(fh, "sha256").digest())
+    return h.hexdigest()
+
+
+def ingest_files(conn: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *, dataset: str,
+                 imported_by: str | None = None, source_names: Sequence[str] | None = None,
+                 progress: Progress | None = None) -> tuple[store.IngestResult, dict[str, int]]:
+    """Validate and store paths as one input. Returns the result and the unknown fields kept in extras.
+
+    Raises analysis.logs.LogFormatError or store.IngestConflictError; in both cases nothing is written.
+    source_names replaces the paths in messages and the import log (e.g. an upload's original name).
+    """
+    if not dataset or not dataset.strip():
+        raise ValueError("dataset name must not be empty")
+    parsed = read_logs(paths, progress=(lambda done: progress("read", done, None)) if progress else None,
+                       names=source_names)
+    table = with_wer_counts(parsed.table, progress)
+    if progress:
+        progress("write", 0, table.num_rows)
+    result = store.insert_turns(conn, table, dataset=dataset.strip(),
+                                sources=list(source_names or [str(p) for p in paths]),
+                                content_sha256=fingerprint(paths), unknown_fields=parsed.unknown_fields,
+                                imported_by=imported_by)
+    if progress:
+        progress("write", table.num_rows, table.num_rows)
+    return result, parsed.unknown_fields

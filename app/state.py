@@ -1,0 +1,5 @@
+"""Session-state keys, as constants, so pages never disagree on a spelling."""
+
+REVIEWER = "reviewer"
+DATASET = "dataset"
+DIALOGUE_PAGE = "dialogue_page"

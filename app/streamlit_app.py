@@ -1,0 +1,53 @@
+"""turnlens entry point: page config, the shared sidebar (reviewer, dataset), navigation."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run app/streamlit_app.py` puts app/ on sys.path, not the repo root: make the packages importable
+# from a plain checkout as well as from an installed wheel.
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app import __version__, resources, state  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from app.store import StoreLockedError  # noqa: E402
+
+st.set_page_config(page_title="turnlens", page_icon="🔎", layout="wide")
+settings = Settings.from_env()
+
+try:
+    conn = resources.get_connection(str(settings.db_path))
+except StoreLockedError as exc:
+    st.error("The database cannot be opened.")
+    st.text(str(exc))
+    st.stop()
+
+with st.sidebar:
+    st.markdown("### turnlens")
+    st.text_input("Reviewer", key=state.REVIEWER, placeholder="your name",
+                  help="Stored with every decision and import you make.")
+    names = resources.datasets(conn, str(settings.db_path))
+    if names:
+        wanted = st.query_params.get("dataset")
+        if state.DATASET not in st.session_state or st.session_state[state.DATASET] not in names:
+            # A dataset named in the URL wins, if it exists; otherwise the first one.
+            st.session_state[state.DATASET] = wanted if wanted in names else names[0]
+        st.selectbox("Dataset", names, key=state.DATASET)
+        st.query_params["dataset"] = st.session_state[state.DATASET]
+    else:
+        st.session_state[state.DATASET] = None
+        st.info("No data yet: import a log on the Import page.")
+    st.caption(f"Database: {settings.db_path.name} · v{__version__}"
+               + (" · read-only" if settings.read_only else ""))
+
+pages = [
+    st.Page("app_pages/overview.py", title="Overview", icon="📊", default=True),
+    st.Page("app_pages/dialogues.py", title="Dialogues", icon="💬"),
+    st.Page("app_pages/import_logs.py", title="Import", icon="📥"),
+]
+st.navigation(pages).run()

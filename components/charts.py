@@ -1,0 +1,44 @@
+"""Pure chart builders: DataFrame in, Plotly figure out, no Streamlit calls (tests inspect fig.data)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+SIGNALS = {
+    "unhandled_rate": "unhandled",
+    "error_rate": "skill error",
+    "barge_in_rate": "barge-in",
+    "negative_feedback_rate": "negative feedback",
+}
+
+
+def signals_by_domain(df: pd.DataFrame, *, top: int = 20) -> go.Figure:
+    """Grouped bars: the rate of each failure signal in the top domains by traffic."""
+    df = df.sort_values("turns", ascending=False).head(top)
+    fig = go.Figure([go.Bar(name=label, x=df["domain"], y=df[col],
+                            customdata=df["turns"], hovertemplate="%{x}: %{y:.1%} of %{customdata} turns")
+                     for col, label in SIGNALS.items()])
+    fig.update_layout(barmode="group", yaxis_tickformat=".0%", yaxis_title="share of turns",
+                      legend_title_text="signal", margin=dict(t=30, b=10, l=10, r=10), height=360)
+    return fig
+
+
+def wer_by_domain(df: pd.DataFrame, *, top: int = 20) -> go.Figure:
+    """Pooled WER per domain (sum of errors / sum of reference words), worst first."""
+    df = df.dropna(subset=["pooled_wer"]).sort_values("turns", ascending=False).head(top)
+    df = df.sort_values("pooled_wer", ascending=False)
+    fig = go.Figure(go.Bar(x=df["domain"], y=df["pooled_wer"], customdata=df["turns"],
+                           hovertemplate="%{x}: WER %{y:.1%} over %{customdata} turns", name="pooled WER"))
+    fig.update_layout(yaxis_tickformat=".0%", yaxis_title="pooled WER", margin=dict(t=30, b=10, l=10, r=10),
+                      height=360)
+    return fig
+
+
+def signals_over_time(df: pd.DataFrame) -> go.Figure:
+    """One line per failure signal (and pooled WER) by day."""
+    fig = go.Figure([go.Scatter(name=label, x=df["day"], y=df[col], mode="lines+markers")
+                     for col, label in {**SIGNALS, "pooled_wer": "pooled WER"}.items()])
+    fig.update_layout(yaxis_tickformat=".0%", yaxis_title="rate", legend_title_text="signal",
+                      margin=dict(t=30, b=10, l=10, r=10), height=360)
+    return fig
