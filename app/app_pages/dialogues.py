@@ -62,13 +62,21 @@ st.dataframe(rows, hide_index=True, width="stretch",
 st.number_input("Page", min_value=1, max_value=total_pages, step=1, key=state.DIALOGUE_PAGE)
 
 ids = rows["dialogue_id"].tolist()
-linked = st.query_params.get("dialogue")
-if linked and linked not in ids and store.get_dialogue_turns(conn, linked):
-    ids = [linked] + ids  # a shared link opens its dialogue even when it is not on this page
+if "open_dialogue" not in st.session_state:
+    # First run of this session: a shared link (?dialogue=ID) opens its dialogue, even off this page.
+    linked = st.query_params.get("dialogue")
+    if linked and store.get_dialogue_turns(conn, linked):
+        if linked not in ids:
+            ids = [linked] + ids
+        st.session_state["open_dialogue"] = linked
+    elif linked:
+        st.warning("The dialogue in the link is not in this database.")
 if not ids:
     st.info("No dialogue matches these filters.")
     st.stop()
-picked = st.selectbox("Open dialogue", ids, index=ids.index(linked) if linked in ids else 0, key="open_dialogue")
+if st.session_state.get("open_dialogue") not in ids:
+    st.session_state["open_dialogue"] = ids[0]  # the filter changed: open the first match
+picked = st.selectbox("Open dialogue", ids, key="open_dialogue")
 st.query_params["dialogue"] = picked
 turns = store.get_dialogue_turns(conn, picked)
 if not turns:

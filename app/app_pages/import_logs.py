@@ -22,7 +22,8 @@ else:
     with st.form("import", clear_on_submit=False):
         files = st.file_uploader("Log files", accept_multiple_files=True,
                                  help="Accepted: " + ", ".join(SUFFIXES))
-        dataset = st.text_input("Dataset", value=st.session_state.get(state.DATASET) or "default")
+        dataset = st.text_input("Dataset", value=st.session_state.get(state.DATASET) or "default",
+                                key="import_dataset")
         submitted = st.form_submit_button("Import", type="primary")
     if submitted:
         reviewer = (st.session_state.get(state.REVIEWER) or "").strip() or None

@@ -1,0 +1,217 @@
+"""The store: exact schema after all migrations, idempotent ingest, conflicts, locking, append-only."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import make_turn, write_jsonl
+
+from app import store
+from app.ingest import ingest_files
+from app.migrations import MIGRATIONS, migrate
+
+# The exact schema after every migration, as DuckDB prints it. A change here needs a new migration.
+EXPECTED_TABLES = {
+    'imports': ", ".join([
+        "CREATE TABLE imports(import_id BIGINT DEFAULT(nextval('import_id_seq')) PRIMARY KEY",
+        'dataset VARCHAR NOT NULL',
+        'sources VARCHAR NOT NULL',
+        'content_sha256 VARCHAR NOT NULL',
+        'rows_read BIGINT NOT NULL',
+        'rows_added BIGINT NOT NULL',
+        'unknown_fields VARCHAR',
+        'imported_by VARCHAR',
+        'imported_at TIMESTAMP WITH TIME ZONE DEFAULT(current_timestamp) NOT NULL',
+        'app_version VARCHAR NOT NULL);',
+    ]),
+    'schema_migrations': ", ".join([
+        'CREATE TABLE schema_migrations("version" INTEGER PRIMARY KEY',
+        '"name" VARCHAR NOT NULL',
+        'applied_at TIMESTAMP WITH TIME ZONE DEFAULT(current_timestamp) NOT NULL);',
+    ]),
+    'turns': ", ".join([
+        'CREATE TABLE turns(dataset VARCHAR NOT NULL',
+        'dialogue_id VARCHAR',
+        'turn_index BIGINT',
+        '"timestamp" TIMESTAMP WITH TIME ZONE NOT NULL',
+        'asr_text VARCHAR NOT NULL',
+        'user_id VARCHAR',
+        'device_type VARCHAR',
+        'locale VARCHAR',
+        'speaker_id VARCHAR',
+        'latitude DOUBLE',
+        'longitude DOUBLE',
+        'asr_confidence DOUBLE',
+        'reference_text VARCHAR',
+        'asr_nbest VARCHAR[]',
+        'nlu_domain VARCHAR',
+        'nlu_intent VARCHAR',
+        'nlu_slots STRUCT("type" VARCHAR',
+        '"value" VARCHAR)[]',
+        'nlu_confidence DOUBLE',
+        'nlu_alt_intent VARCHAR',
+        'er_status VARCHAR',
+        'response_skill VARCHAR',
+        'response_text VARCHAR',
+        'response_status VARCHAR',
+        'tts_status VARCHAR',
+        'barge_in BOOLEAN',
+        'user_feedback VARCHAR',
+        'speaker_embedding FLOAT[]',
+        'gold_intent VARCHAR',
+        'gold_slots STRUCT("type" VARCHAR',
+        '"value" VARCHAR)[]',
+        'gold_goal_start BOOLEAN',
+        'gold_goal_success BOOLEAN',
+        'gold_failure_point VARCHAR',
+        'gold_skills VARCHAR[]',
+        'extras VARCHAR',
+        'wer_sub INTEGER',
+        'wer_del INTEGER',
+        'wer_ins INTEGER',
+        'wer_ref_words INTEGER',
+        'import_id BIGINT NOT NULL',
+        'PRIMARY KEY(dialogue_id',
+        'turn_index));',
+    ]),
+}
+EXPECTED_SEQUENCES = ['import_id_seq']
+
+
+def test_exact_schema_after_all_migrations(db):
+    tables = dict(db.execute("SELECT table_name, sql FROM duckdb_tables() ORDER BY table_name").fetchall())
+    assert tables == EXPECTED_TABLES
+    sequences = [r[0] for r in db.execute("SELECT sequence_name FROM duckdb_sequences() ORDER BY 1").fetchall()]
+    assert sequences == EXPECTED_SEQUENCES
+    assert db.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal").fetchone()[0] == 0
+    versions = db.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
+    assert versions == [(v, n) for v, n, _ in MIGRATIONS]
+
+
+def test_migrate_is_idempotent(db):
+    assert migrate(db) == []
+    assert store.get_schema_version(db) == MIGRATIONS[-1][0]
+
+
+def test_migrations_are_numbered_in_order():
+    versions = [v for v, _, _ in MIGRATIONS]
+    assert versions == list(range(1, len(versions) + 1))
+    assert all(name.startswith(f"m{v:03d}_") for v, name, _ in MIGRATIONS)
+
+
+def test_reingest_is_idempotent(db, tmp_path):
+    path = write_jsonl(tmp_path / "a.jsonl", [make_turn("d1", 0), make_turn("d1", 1), make_turn("d2", 0)])
+    first, _ = ingest_files(db, [path], dataset="t")
+    assert (first.rows_added, first.rows_already_present) == (3, 0)
+    again, _ = ingest_files(db, [path], dataset="t")
+    assert (again.import_id, again.rows_added, again.rows_already_present) == (None, 0, 3)
+    assert store.count_turns(db) == 3
+    assert len(store.list_imports(db)) == 1  # nothing new, nothing logged
+
+
+def test_overlapping_file_adds_only_new_turns(db, tmp_path):
+    ingest_files(db, [write_jsonl(tmp_path / "a.jsonl", [make_turn("d1", 0)])], dataset="t")
+    result, _ = ingest_files(db, [write_jsonl(tmp_path / "b.jsonl", [make_turn("d1", 0), make_turn("d1", 1)])],
+                             dataset="t")
+    assert (result.rows_added, result.rows_already_present) == (1, 1)
+    assert store.count_turns(db) == 2
+
+
+def test_conflicting_content_is_refused_and_nothing_written(db, tmp_path):
+    ingest_files(db, [write_jsonl(tmp_path / "a.jsonl", [make_turn("d1", 0)])], dataset="t")
+    changed = write_jsonl(tmp_path / "b.jsonl", [make_turn("d2", 0), make_turn("d1", 0, asr_text="changed")])
+    with pytest.raises(store.IngestConflictError, match="turn 0 of dialogue 'd1' is already stored"):
+        ingest_files(db, [changed], dataset="t")
+    assert store.count_turns(db) == 1
+    assert len(store.list_imports(db)) == 1
+
+
+def test_time_order_is_checked_against_stored_turns(db, tmp_path):
+    ingest_files(db, [write_jsonl(tmp_path / "a.jsonl", [make_turn("d1", 0, timestamp="2026-01-05T10:00:00Z")])],
+                 dataset="t")
+    late = write_jsonl(tmp_path / "b.jsonl", [make_turn("d1", 1, timestamp="2026-01-05T09:00:00Z")])
+    with pytest.raises(store.IngestConflictError, match="turn 1 of dialogue 'd1' is earlier than its turn 0"):
+        ingest_files(db, [late], dataset="t")
+    assert store.count_turns(db) == 1
+    assert len(store.list_imports(db)) == 1
+
+
+def test_import_log_records_provenance(db, tmp_path):
+    path = write_jsonl(tmp_path / "a.jsonl", [make_turn("d1", 0, mood="x")])
+    ingest_files(db, [path], dataset="t", imported_by="ana")
+    row = store.list_imports(db).iloc[0]
+    assert (row["dataset"], row["rows_read"], row["rows_added"], row["imported_by"]) == ("t", 1, 1, "ana")
+    assert row["unknown_fields"] == '{"mood": 1}'
+
+
+def test_wer_counts_are_stored(db, tmp_path):
+    path = write_jsonl(tmp_path / "a.jsonl", [
+        make_turn("d1", 0, reference_text="turn on the lights", asr_text="turn the light on please"),
+        make_turn("d1", 1, reference_text=None)])
+    ingest_files(db, [path], dataset="t")
+    rows = db.execute("SELECT wer_sub, wer_del, wer_ins, wer_ref_words FROM turns ORDER BY turn_index").fetchall()
+    import jiwer
+
+    out = jiwer.process_words("turn on the lights", "turn the light on please")
+    assert rows[0] == (out.substitutions, out.deletions, out.insertions, 4)
+    assert rows[1] == (-1, -1, -1, -1)  # no reference: unknown, not perfect
+
+
+def test_second_process_gets_a_plain_lock_message(tmp_path):
+    """While one process holds the file, the CLI says who holds it and what to do, with no traceback."""
+    db_path = tmp_path / "locked.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from app import store
+        conn = store.connect({str(db_path)!r})
+        print("ready", flush=True)
+        sys.stdin.read()
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        log = write_jsonl(tmp_path / "a.jsonl", [make_turn("d1", 0)])
+        out = subprocess.run([sys.executable, "-m", "app.cli", "ingest", str(log), "--db", str(db_path)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 3
+        assert f"is in use by process {holder.pid}" in out.stderr
+        assert "Traceback" not in out.stderr
+        assert "stop that process" in out.stderr
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+
+def test_append_only_tables_are_never_updated_or_deleted():
+    """No statement in the store may UPDATE or DELETE FROM a table that records what a person did."""
+    source = Path(store.__file__).read_text()
+    for table in store.APPEND_ONLY_TABLES:
+        assert not re.search(rf"\bUPDATE\s+{table}\b", source, re.I), table
+        assert not re.search(rf"\bDELETE\s+FROM\s+{table}\b", source, re.I), table
+        assert not re.search(rf"\bINSERT\s+OR\s+REPLACE\s+INTO\s+{table}\b", source, re.I), table
+
+
+def test_sql_lives_only_in_the_store():
+    """Only app/store.py and app/migrations.py talk to DuckDB; analysis/ is pure."""
+    root = Path(store.__file__).resolve().parent.parent
+    offenders = []
+    for folder in ("analysis", "components", "app"):
+        for path in (root / folder).rglob("*.py"):
+            if path.name in ("store.py", "migrations.py"):
+                continue
+            text = path.read_text()
+            # duckdb may be imported for type hints; statements are run only by the store.
+            if re.search(r"\.(execute|sql|query)\(|duckdb\.connect", text):
+                offenders.append(str(path.relative_to(root)))
+    assert offenders == []
+
+
+def test_analysis_imports_no_streamlit_or_app():
+    root = Path(store.__file__).resolve().parent.parent
+    for path in (root / "analysis").rglob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"^\s*(import|from)\s+(streamlit|app|components|duckdb)\b", text, re.M), path
