@@ -69,16 +69,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         conn = store.connect(db)
     except store.StoreLockedError as exc:
         return _fail(str(exc), EXIT_LOCKED)
-    bars: dict[str, tqdm] = {}
+    labels = {"read": "reading and checking", "wer": "word error counts", "write": "writing"}
+    bar = None if args.quiet else tqdm(desc=labels["read"], unit=" turns", file=sys.stderr)
+    stage_now = ["read"]
 
     def progress(stage: str, done: int, total: int | None) -> None:
-        if args.quiet:
-            return
-        bar = bars.get(stage)
         if bar is None:
-            label = {"read": "reading and checking", "wer": "word error counts", "write": "writing"}[stage]
-            bar = bars[stage] = tqdm(total=total, desc=label, unit=" turns", file=sys.stderr, leave=False)
-        bar.total = total
+            return
+        if stage != stage_now[0]:  # one bar, reset for each stage
+            stage_now[0] = stage
+            bar.reset(total=total)
+            bar.set_description(labels[stage])
         bar.update(done - bar.n)
 
     started = time.perf_counter()
@@ -91,7 +92,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     except store.IngestConflictError as exc:
         return _fail("nothing was written; the input contradicts the database:\n" + str(exc), EXIT_INVALID)
     finally:
-        for bar in bars.values():
+        if bar is not None:
             bar.close()
         conn.close()
     seconds = time.perf_counter() - started

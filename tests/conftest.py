@@ -18,7 +18,7 @@ def make_turn(dialogue: str = "d1", index: int = 0, **fields) -> dict:
     rec = {
         "dialogue_id": dialogue,
         "turn_index": index,
-        "timestamp": f"2026-01-05T10:{index:02d}:00Z",
+        "timestamp": f"2026-01-05T10:{index // 60:02d}:{index % 60:02d}Z",
         "asr_text": "what is the weather in boston",
         "reference_text": "what's the weather in boston",
         "user_id": "u1",

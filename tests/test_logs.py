@@ -252,3 +252,28 @@ def test_type_mismatches_the_fast_reader_might_coerce(tmp_path, field, value, ex
     with pytest.raises(LogFormatError) as info:
         read_log(path)
     assert any(f"t.jsonl:2: {expected}" in str(p) for p in info.value.problems), info.value.problems
+
+
+def test_committed_json_schema_is_the_generated_one():
+    from conftest import ROOT
+
+    from analysis.log_format import json_schema
+
+    committed = json.loads((ROOT / "docs" / "log-format.schema.json").read_text())
+    assert committed == json_schema(), "regenerate docs/log-format.schema.json from analysis/log_format.py"
+
+
+def test_json_schema_agrees_with_the_reader(tmp_path):
+    """Records the reader accepts validate against the JSON Schema, and a wrong one fails both."""
+    import jsonschema
+
+    from analysis.log_format import json_schema
+
+    validator = jsonschema.Draft202012Validator(json_schema())
+    good = make_turn("d1", 0, asr_nbest=["a"], gold_skills=["s"], user_feedback="negative")
+    read_log(write_jsonl(tmp_path / "g.jsonl", [good]))
+    validator.validate(good)
+    bad = make_turn("d1", 0, er_status="maybe")
+    assert not validator.is_valid(bad)
+    with pytest.raises(LogFormatError):
+        read_log(write_jsonl(tmp_path / "b.jsonl", [bad]))

@@ -1,0 +1,40 @@
+"""Ingest throughput against DuckDB's own read_json of the same file (no validation: the ceiling),
+and the Overview page's server-side render on the resulting database."""
+
+from __future__ import annotations
+
+import duckdb
+from conftest import TURNS, report, timed
+
+from app import store
+from app.ingest import ingest_files
+
+
+def duckdb_read_json(path, db_path) -> int:
+    conn = duckdb.connect(str(db_path))
+    conn.execute("CREATE TABLE raw AS SELECT * FROM read_json(?, format = 'newline_delimited')", [str(path)])
+    n = conn.execute("SELECT count(*) FROM raw").fetchone()[0]
+    conn.close()
+    return n
+
+
+def turnlens_ingest(path, db_path) -> int:
+    conn = store.connect(db_path)
+    result, _ = ingest_files(conn, [path], dataset="bench")
+    conn.close()
+    return result.rows_added
+
+
+def test_ingest_vs_duckdb_read_json(big_log, tmp_path):
+    ceiling_s, n_raw = timed(duckdb_read_json, big_log, tmp_path / "ceiling.duckdb")
+    ingest_s, n = timed(turnlens_ingest, big_log, tmp_path / "turnlens.duckdb")
+    assert n == n_raw == TURNS
+    report("ingest", {
+        "file_mb": round(big_log.stat().st_size / 1e6, 1),
+        "duckdb_read_json_s": ceiling_s,
+        "duckdb_read_json_turns_per_s": int(TURNS / ceiling_s),
+        "turnlens_ingest_s": ingest_s,
+        "turnlens_ingest_turns_per_s": int(TURNS / ingest_s),
+        "ratio_ingest_to_read_json": ingest_s / ceiling_s,
+        "target": ">= 50,000 turns/s and ratio <= 3",
+    })

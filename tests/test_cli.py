@@ -1,0 +1,89 @@
+"""The turnlens command line, run as a user would run it (a subprocess), checking output and exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import duckdb
+from conftest import make_turn, write_jsonl
+
+
+def turnlens(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def count_rows(db_path) -> int:
+    conn = duckdb.connect(str(db_path), read_only=True)
+    try:
+        return conn.execute("SELECT count(*) FROM turns").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_ingest_ok_then_idempotent(tmp_path):
+    log = write_jsonl(tmp_path / "a.jsonl", [make_turn("d1", 0), make_turn("d1", 1, mood="x")])
+    db = tmp_path / "t.duckdb"
+    out = turnlens("ingest", str(log), "--db", str(db), "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "2 turns read, 2 added, 0 already present" in out.stdout
+    assert "unknown fields kept in extras: mood (1 rows)" in out.stdout
+    again = turnlens("ingest", str(log), "--db", str(db), "--quiet")
+    assert "2 turns read, 0 added, 2 already present" in again.stdout
+    assert count_rows(db) == 2
+
+
+def test_ingest_refuses_bad_input_with_locations_and_no_traceback(tmp_path):
+    db = tmp_path / "t.duckdb"
+    good = write_jsonl(tmp_path / "good.jsonl", [make_turn("d1", 0)])
+    lines = [make_turn("d2", i, er_status="bad") for i in range(70)]
+    bad = write_jsonl(tmp_path / "bad.jsonl", lines)
+    out = turnlens("ingest", str(good), str(bad), "--db", str(db), "--quiet")
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    assert "nothing was written; 70 problem(s)" in out.stderr
+    assert f"{bad}:1: er_status: unknown value 'bad'" in out.stderr
+    assert "and 20 more problems (70 in all)" in out.stderr
+    assert count_rows(db) == 0  # the good file of the same call was not written either
+
+
+def test_ingest_shows_a_progress_bar(tmp_path):
+    log = write_jsonl(tmp_path / "a.jsonl", [make_turn("d1", i) for i in range(5)])
+    out = turnlens("ingest", str(log), "--db", str(tmp_path / "t.duckdb"))
+    assert out.returncode == 0
+    assert "turns" in out.stderr and "%" in out.stderr  # tqdm writes the bar to stderr
+
+
+def test_info_reports_datasets(tmp_path):
+    db = tmp_path / "t.duckdb"
+    turnlens("ingest", str(write_jsonl(tmp_path / "a.jsonl", [make_turn("d1", 0)])), "--db", str(db),
+             "--dataset", "pilot", "--quiet")
+    out = turnlens("info", "--db", str(db))
+    assert out.returncode == 0
+    assert "dataset 'pilot': 1 turns, 1 dialogues, 1 users" in out.stdout
+
+
+def test_info_on_missing_database(tmp_path):
+    out = turnlens("info", "--db", str(tmp_path / "none.duckdb"))
+    assert out.returncode == 2
+    assert "no such database" in out.stderr
+
+
+def test_demo_data_generates_an_ingestable_log(tmp_path):
+    log = tmp_path / "demo.jsonl.gz"
+    out = turnlens("demo-data", "--turns", "500", "--out", str(log), "--seed", "3", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "wrote 500 turns" in out.stdout
+    db = tmp_path / "t.duckdb"
+    ingested = turnlens("ingest", str(log), "--db", str(db), "--quiet")
+    assert ingested.returncode == 0, ingested.stderr
+    assert count_rows(db) == 500
+
+
+def test_demo_data_rejects_bad_arguments(tmp_path):
+    assert turnlens("demo-data", "--turns", "0", "--out", str(tmp_path / "x.jsonl")).returncode == 2
+    wrong = turnlens("demo-data", "--turns", "5", "--out", str(tmp_path / "x.txt"))
+    assert wrong.returncode == 2 and "unsupported output type" in wrong.stderr
+    no_dir = turnlens("demo-data", "--turns", "5", "--out", str(tmp_path / "x.jsonl"), "--split", "eval")
+    assert no_dir.returncode == 2 and "--split eval needs --slurp-dir" in no_dir.stderr
