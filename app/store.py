@@ -345,7 +345,7 @@ def list_wer_pairs(conn: duckdb.DuckDBPyConnection, dataset: str) -> pa.Table:
     return conn.cursor().execute("""
         SELECT reference_text, asr_text, wer_sub, wer_del, wer_ins, wer_ref_words
         FROM turns WHERE dataset = ? AND reference_text IS NOT NULL
-    """, [dataset]).arrow()
+    """, [dataset]).to_arrow_table()
 
 
 def default_db_path() -> Path:
