@@ -17,7 +17,7 @@ from app import __version__, resources, state  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.store import StoreLockedError  # noqa: E402
 
-st.set_page_config(page_title="turnlens", page_icon="🔎", layout="wide")
+st.set_page_config(page_title="turnlens", page_icon=":material/troubleshoot:", layout="wide")
 settings = Settings.from_env()
 
 try:
@@ -46,8 +46,8 @@ with st.sidebar:
                + (" · read-only" if settings.read_only else ""))
 
 pages = [
-    st.Page("app_pages/overview.py", title="Overview", icon="📊", default=True),
-    st.Page("app_pages/dialogues.py", title="Dialogues", icon="💬"),
-    st.Page("app_pages/import_logs.py", title="Import", icon="📥"),
+    st.Page("app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
+    st.Page("app_pages/dialogues.py", title="Dialogues", icon=":material/forum:"),
+    st.Page("app_pages/import_logs.py", title="Import", icon=":material/upload_file:"),
 ]
 st.navigation(pages).run()

@@ -65,7 +65,8 @@ def component_table(turn: dict) -> pd.DataFrame:
         ("User", "barge-in" if turn.get("barge_in") else "no barge-in",
          f"feedback: {_fmt(turn.get('user_feedback'))}", "FAILED" if turn.get("barge_in") else "—"),
     ]
-    return pd.DataFrame(rows, columns=["component", "output", "details", "status"])
+    return pd.DataFrame(rows, columns=["component", "output", "details", "status"])[
+        ["component", "output", "status", "details"]]
 
 
 def render_turn(turn: dict, *, highlight: bool = False) -> None:

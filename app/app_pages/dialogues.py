@@ -32,12 +32,12 @@ def choice(label: str, column: str, param: str, container) -> str | None:
 
 
 with st.container(border=True):
-    c1, c2, c3, c4, c5 = st.columns([3, 2, 2, 2, 1])
+    c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
     text = c1.text_input("Search request or response text", value=st.query_params.get("q", ""), key="flt_q")
     domain = choice("Domain", "nlu_domain", "domain", c2)
     intent = choice("Intent", "nlu_intent", "intent", c3)
     status = choice("Response status", "response_status", "status", c4)
-    barge = c5.checkbox("Barge-ins only", key="flt_barge")
+    barge = st.checkbox("Only dialogues with a barge-in", key="flt_barge")
 
 flt = store.DialogueFilter(text=text.strip() or None, domain=domain, intent=intent, response_status=status,
                            barge_in_only=barge)
@@ -47,21 +47,32 @@ for param, value in (("q", flt.text), ("domain", domain), ("intent", intent), ("
     elif param in st.query_params:
         del st.query_params[param]
 
-total_pages = 1
-page_no = st.session_state.get(state.DIALOGUE_PAGE, 1)
-rows, total = store.list_dialogues(conn, dataset, flt, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE)
-total_pages = max(1, math.ceil(total / PAGE_SIZE))
-if page_no > total_pages:  # the filter narrowed the result: go back to its first page
-    page_no = st.session_state[state.DIALOGUE_PAGE] = 1
-    rows, total = store.list_dialogues(conn, dataset, flt, limit=PAGE_SIZE, offset=0)
-
-st.caption(f"{total:,} dialogues match · page {page_no} of {total_pages}")
-st.dataframe(rows, hide_index=True, width="stretch",
-             column_config={"pooled_wer": st.column_config.NumberColumn("pooled WER", format="percent"),
-                            "started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
-st.number_input("Page", min_value=1, max_value=total_pages, step=1, key=state.DIALOGUE_PAGE)
+listing, view = st.columns([2, 3], gap="large")
+with listing:
+    page_no = st.session_state.get(state.DIALOGUE_PAGE, 1)
+    rows, total = store.list_dialogues(conn, dataset, flt, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE)
+    total_pages = max(1, math.ceil(total / PAGE_SIZE))
+    if page_no > total_pages:  # the filter narrowed the result: back to its first page
+        page_no = st.session_state[state.DIALOGUE_PAGE] = 1
+        rows, total = store.list_dialogues(conn, dataset, flt, limit=PAGE_SIZE, offset=0)
+    st.caption(f"{total:,} dialogues match · page {page_no} of {total_pages} · select a row to open it")
+    event = st.dataframe(
+        rows, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+        key="dialogue_table",
+        column_order=["dialogue_id", "first_request", "turns", "failed_responses", "barge_ins", "started",
+                      "pooled_wer", "user_id", "device"],
+        column_config={
+            "dialogue_id": "dialogue", "first_request": "first request", "failed_responses": "failed",
+            "barge_ins": "barge-ins", "user_id": "user",
+            "pooled_wer": st.column_config.NumberColumn("WER", format="percent"),
+            "started": st.column_config.DatetimeColumn("started (UTC)", format="YYYY-MM-DD HH:mm")})
+    st.number_input("Page", min_value=1, max_value=total_pages, step=1, key=state.DIALOGUE_PAGE)
 
 ids = rows["dialogue_id"].tolist()
+selected = event.selection.rows if event is not None else []
+if selected and selected[0] < len(ids) and ids[selected[0]] != st.session_state.get("_table_pick"):
+    # A newly selected table row opens its dialogue (the menu below stays usable too).
+    st.session_state["_table_pick"] = st.session_state["open_dialogue"] = ids[selected[0]]
 if "open_dialogue" not in st.session_state:
     # First run of this session: a shared link (?dialogue=ID) opens its dialogue, even off this page.
     linked = st.query_params.get("dialogue")
@@ -76,12 +87,11 @@ if not ids:
     st.stop()
 if st.session_state.get("open_dialogue") not in ids:
     st.session_state["open_dialogue"] = ids[0]  # the filter changed: open the first match
-picked = st.selectbox("Open dialogue", ids, key="open_dialogue")
-st.query_params["dialogue"] = picked
-turns = store.get_dialogue_turns(conn, picked)
-if not turns:
-    st.error("That dialogue is not in the database.")
-    st.stop()
-st.subheader(f"Dialogue {len(turns)} turns")
-st.text(f"dialogue {picked}")
-render_dialogue(turns)
+
+with view:
+    picked = st.selectbox("Open dialogue", ids, key="open_dialogue")
+    st.query_params["dialogue"] = picked
+    turns = store.get_dialogue_turns(conn, picked)
+    st.caption(f"{len(turns)} turn(s), in order; the alignment marks S(ubstituted), D(eleted) and "
+               "I(nserted) words of the recognised text against the reference.")
+    render_dialogue(turns)

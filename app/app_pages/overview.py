@@ -28,13 +28,10 @@ cols[4].metric("Unhandled", f"{counts.unhandled / counts.turns:.1%}", help="Resp
 cols[5].metric("Barge-ins", f"{counts.barge_ins / counts.turns:.1%}", help="Turns the user interrupted.")
 st.caption(f"From {counts.first:%Y-%m-%d} to {counts.last:%Y-%m-%d} (UTC).")
 
-left, right = st.columns(2)
-with left:
-    st.subheader("Failure signals by domain")
-    st.plotly_chart(charts.signals_by_domain(by_domain), key="signals_by_domain")
-with right:
-    st.subheader("Pooled WER by domain")
-    st.plotly_chart(charts.wer_by_domain(by_domain), key="wer_by_domain")
+st.subheader("Failure signals by domain")
+st.plotly_chart(charts.signals_by_domain(by_domain), key="signals_by_domain")
+st.subheader("Pooled WER by domain")
+st.plotly_chart(charts.wer_by_domain(by_domain), key="wer_by_domain")
 st.subheader("Over time")
 st.plotly_chart(charts.signals_over_time(by_day), key="signals_over_time")
 with st.expander("By domain, as a table"):
