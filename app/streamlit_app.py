@@ -17,7 +17,7 @@ from app import __version__, resources, state  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.store import StoreLockedError  # noqa: E402
 
-st.set_page_config(page_title="turnlens", page_icon=":material/troubleshoot:", layout="wide")
+st.set_page_config(page_title="turnlens", page_icon=str(_ROOT / "app" / "static" / "favicon.png"), layout="wide")
 settings = Settings.from_env()
 
 try:

@@ -47,7 +47,7 @@ def big_log(tmp_path_factory) -> Path:
     path = RESULTS / f"demo-{TURNS}.jsonl"
     if not path.exists():
         RESULTS.mkdir(exist_ok=True)
-        tmp = path.with_suffix(".partial")
+        tmp = path.with_name(path.stem + ".partial.jsonl")
         write_log(simulate_turns(load_pool(), n_turns=TURNS, seed=1), tmp)
         tmp.rename(path)
     return path
