@@ -150,22 +150,21 @@ def read_log(path: str | Path) -> ParsedLog:
 class _Locator:
     """Maps row indices of a file's table to the file's line numbers (computed only when needed)."""
 
-    def __init__(self, file: str, lines: np.ndarray | None = None, data: bytes | None = None,
-                 first_line: int = 1):
+    def __init__(self, file: str, lines: np.ndarray | None = None,
+                 load: Callable[[], bytes] | None = None):
         self.file = file
         self._lines = lines
-        self._data = data
-        self._first_line = first_line
+        self._load = load  # reads the file's text again, only if a line number is ever needed
         self.n_rows = 0
 
     def line(self, row: int) -> int:
         if self._lines is None:
-            if self._data is None:  # Parquet: rows are the locations
-                return row + self._first_line
+            if self._load is None:  # Parquet: the row number is the location
+                return row + 1
             # Record rows are the non-blank lines, in order; blank lines are skipped by the reader.
-            lines = [i + 1 for i, text in enumerate(self._data.split(b"\n")) if text.strip()]
+            lines = [i + 1 for i, text in enumerate(self._load().split(b"\n")) if text.strip()]
             self._lines = np.asarray(lines, dtype=np.int64)
-            self._data = None
+            self._load = None
         return int(self._lines[row])
 
 
@@ -195,15 +194,11 @@ def _read_one(path: Path, name: str) -> tuple[pa.Table, _Locator, dict[str, int]
     if path.stat().st_size == 0:
         raise LogFormatError([Problem(name, None, None, "file is empty (no records)")])
     if kind == "parquet":
-        raw, locator = _read_parquet(path, name), _Locator(name, data=None)
+        raw, locator = _read_parquet(path, name), _Locator(name)
+    elif kind == "csv":
+        raw, locator = _read_csv(name, _read_bytes(path, kind, name))
     else:
-        data = _read_bytes(path, kind, name)
-        if not data.strip():
-            raise LogFormatError([Problem(name, None, None, "file is empty (no records)")])
-        if kind == "csv":
-            raw, locator = _read_csv(name, data)
-        else:
-            raw, locator = _read_jsonl(name, data)
+        raw, locator = _read_jsonl(path, kind, name)
     if raw.num_rows == 0:
         raise LogFormatError([Problem(name, None, None, "file is empty (no records)")])
     locator.n_rows = raw.num_rows
@@ -213,27 +208,28 @@ def _read_one(path: Path, name: str) -> tuple[pa.Table, _Locator, dict[str, int]
     return table, locator, unknown
 
 
-def _read_jsonl(name: str, data: bytes) -> tuple[pa.Table, _Locator]:
+def _read_jsonl(path: Path, kind: str, name: str) -> tuple[pa.Table, _Locator]:
+    # Plain files go to Arrow by path (memory-mapped, no copy through Python); gzip is decompressed first.
+    data = _read_bytes(path, kind, name) if kind == "jsonl.gz" else None
+    source = pa.BufferReader(pa.py_buffer(data)) if data is not None else str(path)
+
+    def load() -> bytes:
+        return data if data is not None else _read_bytes(path, kind, name)
+
     try:
         # One block per MAX_LINE_BYTES: a longer record fails here and is then reported by line.
         table = pj.read_json(
-            io.BytesIO(data),
+            source,
             read_options=pj.ReadOptions(block_size=max(MAX_LINE_BYTES, 1 << 16)),
             parse_options=pj.ParseOptions(explicit_schema=_RAW_SCHEMA, unexpected_field_behavior="infer"),
         )
-        # A top-level value that is not an object parses as an all-null row; the exact path catches it.
-        if table.num_rows and not _first_char_ok(data):
-            raise pa.ArrowInvalid("not an object")
+        # A line holding `null` or `{}` reads as a row with every field null: let the exact path say which.
+        if table.num_rows and pc.any(pc.and_(pc.is_null(table.column("dialogue_id")),
+                                             pc.is_null(table.column("asr_text")))).as_py():
+            raise pa.ArrowInvalid("a record that is not an object")
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        return _records_to_raw(name, _jsonl_records(name, data), first_line=1)
-    return table, _Locator(name, data=data)
-
-
-def _first_char_ok(data: bytes) -> bool:
-    # Cheap guard: every non-blank line must start with "{"; checked only on the first MB for speed,
-    # and Arrow itself rejects non-object values elsewhere.
-    head = data[: 1 << 20]
-    return all(line.lstrip().startswith(b"{") for line in head.split(b"\n")[:-1] if line.strip())
+        return _records_to_raw(name, _jsonl_records(name, load()))
+    return table, _Locator(name, load=load)
 
 
 def _jsonl_records(name: str, data: bytes) -> Iterator[tuple[int, dict | None, list[Problem]]]:
@@ -294,7 +290,7 @@ def _read_csv(name: str, data: bytes) -> tuple[pa.Table, _Locator]:
             record, problems = _csv_record(name, start, dict(zip(header, row, strict=True)))
             yield start, record, problems
 
-    return _records_to_raw(name, records(), first_line=2)
+    return _records_to_raw(name, records())
 
 
 def _csv_record(name: str, line: int, cells: dict[str, str]) -> tuple[dict, list[Problem]]:
@@ -406,8 +402,8 @@ def _type_error(f: Field, value: object) -> str | None:
     return None if ok else f"expected {_KIND_WORD[kind]}, got {_json_type(value)}"
 
 
-def _records_to_raw(name: str, records: Iterator[tuple[int, dict | None, list[Problem]]],
-                    first_line: int) -> tuple[pa.Table, _Locator]:
+def _records_to_raw(name: str, records: Iterator[tuple[int, dict | None, list[Problem]]]
+                    ) -> tuple[pa.Table, _Locator]:
     """The exact path: type-check every record in Python, then build the raw table from the good ones."""
     problems: list[Problem] = []
     rows: list[dict] = []
@@ -518,10 +514,10 @@ def _normalise(raw: pa.Table, locator: _Locator) -> tuple[pa.Table, dict[str, in
             present = np.flatnonzero(lengths >= 0)
             if len(present):
                 expected = lengths[present[0]]
-                where = locator.line(int(present[0]))
                 report(np.where(lengths >= 0, lengths != expected, False), f.name,
-                       lambda r, ln=lengths, e=expected, w=where:
-                       f"has {ln[r]} values, but line {w} has {e}; all rows of a file must have the same length")
+                       lambda r, ln=lengths, e=expected, first=int(present[0]):
+                       f"has {ln[r]} values, but line {locator.line(first)} has {e}; "
+                       "all rows of a file must have the same length")
         if f.kind == "timestamp":
             col, bad_ts = _parse_timestamps(col)
             report(bad_ts, f.name, lambda r, c=raw.column(f.name): f"{c[r].as_py()!r} is not an ISO 8601 timestamp")

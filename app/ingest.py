@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -58,14 +59,17 @@ def ingest_files(conn: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *
     """
     if not dataset or not dataset.strip():
         raise ValueError("dataset name must not be empty")
-    parsed = read_logs(paths, progress=(lambda done: progress("read", done, None)) if progress else None,
-                       names=source_names)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Hashing releases the GIL: it runs beside parsing instead of after it.
+        digest = pool.submit(fingerprint, paths)
+        parsed = read_logs(paths, progress=(lambda done: progress("read", done, None)) if progress else None,
+                           names=source_names)
     table = with_wer_counts(parsed.table, progress)
     if progress:
         progress("write", 0, table.num_rows)
     result = store.insert_turns(conn, table, dataset=dataset.strip(),
                                 sources=list(source_names or [str(p) for p in paths]),
-                                content_sha256=fingerprint(paths), unknown_fields=parsed.unknown_fields,
+                                content_sha256=digest.result(), unknown_fields=parsed.unknown_fields,
                                 imported_by=imported_by)
     if progress:
         progress("write", table.num_rows, table.num_rows)

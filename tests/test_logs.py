@@ -24,6 +24,8 @@ def two_turns(**override) -> list[dict]:
 JSONL_CASES = [
     ("bad_json", [make_turn("d1", 0), '{"dialogue_id": "d1", "turn_index": 1,'], ":2: invalid JSON"),
     ("not_an_object", [make_turn("d1", 0), "[1, 2, 3]"], ":2: expected a JSON object, got a list"),
+    ("null_line", [make_turn("d1", 0), "null"], ":2: expected a JSON object, got null"),
+    ("empty_object", [make_turn("d1", 0), "{}"], ":2: dialogue_id: required field is missing or null"),
     ("missing_required", two_turns(asr_text=None), ":2: asr_text: required field is missing or null"),
     ("null_required", two_turns(timestamp=None), ":2: timestamp: required field is missing or null"),
     ("wrong_type_int", two_turns(turn_index="1"), ":2: turn_index: expected an integer, got the string '1'"),
