@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 
-from analysis.log_format import FIELD_BY_NAME, FIELDS, REQUIRED, TURN_SCHEMA, Field, arrow_type
+from analysis.log_format import FIELD_BY_NAME, FIELDS, TURN_SCHEMA, Field, arrow_type
 
 MAX_LINE_BYTES = int(os.environ.get("TURNLENS_MAX_LINE_BYTES", 1 << 20))
 MAX_PROBLEMS_SHOWN = 50
@@ -259,7 +259,8 @@ def _read_csv(name: str, data: bytes) -> tuple[pa.Table, _Locator]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise LogFormatError([Problem(name, None, None, f"not valid UTF-8 ({exc.reason} at byte {exc.start})")]) from exc
+        problem = Problem(name, None, None, f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
+        raise LogFormatError([problem]) from exc
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
@@ -519,8 +520,9 @@ def _normalise(raw: pa.Table, locator: _Locator) -> tuple[pa.Table, dict[str, in
                        f"has {ln[r]} values, but line {locator.line(first)} has {e}; "
                        "all rows of a file must have the same length")
         if f.kind == "timestamp":
+            text_col = col
             col, bad_ts = _parse_timestamps(col)
-            report(bad_ts, f.name, lambda r, c=raw.column(f.name): f"{c[r].as_py()!r} is not an ISO 8601 timestamp")
+            report(bad_ts, f.name, lambda r, c=text_col: f"{c[r].as_py()!r} is not an ISO 8601 timestamp")
         columns[f.name] = col.cast(arrow_type(f))
 
     extra_cols = [c for c in raw.column_names if c not in FIELD_BY_NAME]

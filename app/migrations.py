@@ -6,8 +6,6 @@ from collections.abc import Callable
 
 import duckdb
 
-
-
 # Written out in full on purpose: a migration is frozen text, never derived from code that may change.
 _M001_TURNS = """CREATE TABLE turns (
     dataset VARCHAR NOT NULL,

@@ -43,9 +43,8 @@ def test_ingest_vs_duckdb_read_json(big_log, tmp_path):
 def test_overview_render_at_scale(big_log, tmp_path, monkeypatch):
     """Server-side render of the Overview page (cold caches) on the ingested database, against the same
     harness running a page that only draws a title (the floor of AppTest itself)."""
-    from streamlit.testing.v1 import AppTest
-
     from conftest import ROOT
+    from streamlit.testing.v1 import AppTest
 
     db_path = tmp_path / "overview.duckdb"
     turnlens_ingest(big_log, db_path)
