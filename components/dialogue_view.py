@@ -51,7 +51,9 @@ def component_table(turn: dict) -> pd.DataFrame:
     if errors is not None:
         asr_detail += f"; {errors} word errors / {wer} reference words"
     rows = [
-        ("ASR", turn.get("asr_text"), asr_detail, _status(errors == 0) if errors is not None else "—"),
+        # Word errors are not a failure by themselves: NLU may still have understood the request.
+        ("ASR", turn.get("asr_text"), asr_detail,
+         "—" if errors is None else "exact" if errors == 0 else f"{errors} word error(s)"),
         ("NLU", f"{_fmt(turn.get('nlu_domain'))} / {_fmt(turn.get('nlu_intent'))}",
          f"confidence {_fmt(turn.get('nlu_confidence'))}; slots: {_fmt(turn.get('nlu_slots'))}; "
          f"alt intent: {_fmt(turn.get('nlu_alt_intent'))}", "—"),
