@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 import duckdb
-from conftest import make_turn, write_jsonl
+
+from tests.helpers import make_turn, write_jsonl
 
 
 def turnlens(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -8,12 +8,12 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_turn, write_jsonl
 
 from analysis.log_format import TURN_SCHEMA
 from analysis.logs import LogFormatError, read_log, read_logs
 from app import store
 from app.ingest import ingest_files
+from tests.helpers import ROOT, make_turn, write_jsonl
 
 
 def two_turns(**override) -> list[dict]:
@@ -257,8 +257,6 @@ def test_type_mismatches_the_fast_reader_might_coerce(tmp_path, field, value, ex
 
 
 def test_committed_json_schema_is_the_generated_one():
-    from conftest import ROOT
-
     from analysis.log_format import json_schema
 
     committed = json.loads((ROOT / "docs" / "log-format.schema.json").read_text())

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ROOT, make_turn, write_jsonl
 from streamlit.testing.v1 import AppTest
 
 from app import store
 from app.ingest import ingest_files
+from tests.helpers import ROOT, make_turn, write_jsonl
 
 ENTRY = str(ROOT / "app" / "streamlit_app.py")
 XSS = "<script>alert(1)</script> <img src=x onerror=alert(2)> [click](http://evil.example) **bold**"

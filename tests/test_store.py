@@ -9,11 +9,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import make_turn, write_jsonl
 
 from app import store
 from app.ingest import ingest_files
 from app.migrations import MIGRATIONS, migrate
+from tests.helpers import make_turn, write_jsonl
 
 # The exact schema after every migration, as DuckDB prints it. A change here needs a new migration.
 EXPECTED_TABLES = {

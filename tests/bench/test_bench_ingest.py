@@ -4,10 +4,10 @@ and the Overview page's server-side render on the resulting database."""
 from __future__ import annotations
 
 import duckdb
-from conftest import TURNS, report, timed
 
 from app import store
 from app.ingest import ingest_files
+from tests.bench.harness import ROOT, TURNS, report, timed
 
 
 def duckdb_read_json(path, db_path) -> int:
@@ -43,7 +43,6 @@ def test_ingest_vs_duckdb_read_json(big_log, tmp_path):
 def test_overview_render_at_scale(big_log, tmp_path, monkeypatch):
     """Server-side render of the Overview page (cold caches) on the ingested database, against the same
     harness running a page that only draws a title (the floor of AppTest itself)."""
-    from conftest import ROOT
     from streamlit.testing.v1 import AppTest
 
     db_path = tmp_path / "overview.duckdb"

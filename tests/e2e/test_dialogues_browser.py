@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import AppServer
 
 from app import store
 from app.ingest import ingest_files
+from tests.e2e.server import AppServer
 
 pytestmark = pytest.mark.e2e
 

@@ -1,0 +1,37 @@
+"""Benchmarks: run by `make bench`, never by `make test`. Each reports its figures as ratios to a baseline
+measured in the same run, prints a table, and writes bench-results/<name>.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench-results"
+TURNS = int(os.environ.get("TURNLENS_BENCH_TURNS", "1000000"))
+
+
+def timed(fn, *args, repeat: int = 1, **kwargs):
+    """Best wall time of repeat runs (seconds), and the last result."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn(*args, **kwargs)
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def report(name: str, rows: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    payload = {"benchmark": name, "turns": TURNS, "python": sys.version.split()[0],
+               "machine": platform.machine(), "cpus": os.cpu_count(), **rows}
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    width = max(len(k) for k in rows)
+    print(f"\n== {name} ({TURNS:,} turns)")
+    for key, value in rows.items():
+        shown = f"{value:,.3f}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else value
+        print(f"   {key.ljust(width)}  {shown}")

@@ -1,0 +1,54 @@
+"""Test helpers shared by the test modules: hand-made turns and small logs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SLURP_DIR = ROOT.parent / "shared" / "datasets" / "slurp"
+
+
+def make_turn(dialogue: str = "d1", index: int = 0, **fields) -> dict:
+    """A valid v1 record; keyword arguments override or add fields (None removes one)."""
+    rec = {
+        "dialogue_id": dialogue,
+        "turn_index": index,
+        "timestamp": f"2026-01-05T10:{index // 60:02d}:{index % 60:02d}Z",
+        "asr_text": "what is the weather in boston",
+        "reference_text": "what's the weather in boston",
+        "user_id": "u1",
+        "speaker_id": "s1",
+        "device_type": "speaker",
+        "locale": "en-US",
+        "latitude": 42.36,
+        "longitude": -71.06,
+        "asr_confidence": 0.9,
+        "nlu_domain": "weather",
+        "nlu_intent": "weather_query",
+        "nlu_slots": [{"type": "place_name", "value": "boston"}],
+        "nlu_confidence": 0.8,
+        "er_status": "resolved",
+        "response_skill": "weather.basic",
+        "response_text": "It is sunny in Boston.",
+        "response_status": "success",
+        "tts_status": "ok",
+        "barge_in": False,
+        "user_feedback": None,
+        "speaker_embedding": [0.1, 0.2, 0.3],
+        "gold_failure_point": "NO_FAILURE",
+    }
+    for key, value in fields.items():
+        if value is None and key in rec:
+            del rec[key]
+        else:
+            rec[key] = value
+    return rec
+
+
+def write_jsonl(path: Path, records: list[dict | str]) -> Path:
+    """Write records (dicts as JSON, strings verbatim) one per line."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write((r if isinstance(r, str) else json.dumps(r)) + "\n")
+    return path
