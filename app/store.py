@@ -342,10 +342,10 @@ def count_turns(conn: duckdb.DuckDBPyConnection, dataset: str | None = None) -> 
 
 def list_wer_pairs(conn: duckdb.DuckDBPyConnection, dataset: str) -> pa.Table:
     """reference_text, asr_text and the stored counts of every turn with a reference (for audits)."""
-    return conn.cursor().execute("""
+    return conn.cursor().sql("""
         SELECT reference_text, asr_text, wer_sub, wer_del, wer_ins, wer_ref_words
         FROM turns WHERE dataset = ? AND reference_text IS NOT NULL
-    """, [dataset]).to_arrow_table()
+    """, params=[dataset]).to_arrow_table()
 
 
 def default_db_path() -> Path:
