@@ -88,3 +88,31 @@ def test_demo_data_rejects_bad_arguments(tmp_path):
     assert wrong.returncode == 2 and "unsupported output type" in wrong.stderr
     no_dir = turnlens("demo-data", "--turns", "5", "--out", str(tmp_path / "x.jsonl"), "--split", "eval")
     assert no_dir.returncode == 2 and "--split eval needs --slurp-dir" in no_dir.stderr
+
+
+def test_demo_data_from_the_evaluation_split(tmp_path):
+    """--split eval builds dialogues only from held-out recordings (slurp_id % 5 == 0), prefixed eval-."""
+    import gzip
+    import json
+
+    import pytest
+
+    from analysis.slurp import load_recordings
+    from tests.helpers import ROOT, SLURP_DIR
+
+    if not SLURP_DIR.exists():
+        pytest.skip(f"{SLURP_DIR} is not here")
+    out = tmp_path / "eval.jsonl"
+    done = turnlens("demo-data", "--turns", "300", "--out", str(out), "--split", "eval", "--slurp-dir",
+                    str(SLURP_DIR), "--quiet")
+    assert done.returncode == 0, done.stderr
+    turns = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(turns) == 300 and all(t["dialogue_id"].startswith("eval-") for t in turns)
+    eval_pairs = {(r["reference_text"], r["asr_text"]) for r in load_recordings(SLURP_DIR, "eval")}
+    real = [t for t in turns if t["reference_text"] is not None and t["gold_failure_point"] != "WAKEWORD"]
+    assert real and all((t["reference_text"], t["asr_text"]) in eval_pairs for t in real)
+    # and the bundled sample holds none of the evaluation split's recordings
+    with gzip.open(ROOT / "sample_data" / "turns.jsonl.gz", "rt") as fh:
+        bundled = {(t["reference_text"], t["asr_text"]) for t in map(json.loads, fh)}
+    dev_pairs = {(r["reference_text"], r["asr_text"]) for r in load_recordings(SLURP_DIR, "dev")}
+    assert not (bundled & eval_pairs) - dev_pairs  # a pair may occur in both splits only if dev has it too
