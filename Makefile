@@ -21,7 +21,9 @@ install: $(STAMP)
 
 # Built only when missing: the sample database is derived from the committed sample log.
 $(DB): | $(STAMP)
-	$(BIN)/turnlens ingest $(SAMPLE) --db $(DB) --dataset sample --by make
+	$(BIN)/turnlens ingest $(SAMPLE) --db $(DB).partial --dataset sample --by make
+	$(BIN)/turnlens candidates from-logs --dataset sample --db $(DB).partial
+	mv $(DB).partial $(DB)
 
 sample-db: $(DB)
 

@@ -44,6 +44,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slurp-dir", type=Path, default=None, help="SLURP folder, for --split eval")
     p.add_argument("--quiet", action="store_true")
 
+    p = sub.add_parser("candidates", help="label candidates: import a file, or propose from the logged NLU")
+    csub = p.add_subparsers(dest="action", required=True)
+    c = csub.add_parser("import", help="validate a candidate file (.jsonl, .jsonl.gz, .parquet) and store it")
+    c.add_argument("path", type=Path)
+    _db_arg(c)
+    c = csub.add_parser("from-logs", help="the logged NLU intent and slots of every turn, scored by its confidence")
+    c.add_argument("--dataset", required=True)
+    _db_arg(c)
+
+    p = sub.add_parser("export", help="reviewed labels (or all candidates) with provenance, streamed to a file")
+    p.add_argument("--out", type=Path, required=True, help=".jsonl, .csv or .parquet")
+    p.add_argument("--what", choices=["accepted", "resolved", "candidates"], default="accepted",
+                   help="accepted: accepted or corrected labels (training data); resolved: also rejections; "
+                        "candidates: every candidate with its score and resolution")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--task", default=None)
+    _db_arg(p)
+
     p = sub.add_parser("info", help="what a database holds")
     _db_arg(p)
 
@@ -134,6 +152,57 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_candidates(args: argparse.Namespace) -> int:
+    from analysis.candidates import candidates_from_logged_nlu, read_candidates
+    from analysis.logs import LogFormatError, format_problems
+    from app import store
+
+    db = args.db or store.default_db_path()
+    try:
+        conn = store.connect(db)
+    except store.StoreLockedError as exc:
+        return _fail(str(exc), EXIT_LOCKED)
+    try:
+        if args.action == "import":
+            table = read_candidates(args.path)
+        else:
+            if args.dataset not in store.list_datasets(conn):
+                return _fail(f"no dataset {args.dataset!r} in {db}", EXIT_USAGE)
+            table = candidates_from_logged_nlu(store.list_nlu_outputs(conn, args.dataset))
+        result = store.insert_candidates(conn, table)
+    except LogFormatError as exc:
+        return _fail(f"nothing was written; {len(exc.problems)} problem(s):\n" + format_problems(exc.problems),
+                     EXIT_INVALID)
+    except store.IngestConflictError as exc:
+        return _fail("nothing was written; the candidates contradict the database:\n" + str(exc), EXIT_INVALID)
+    finally:
+        conn.close()
+    print(f"{result.rows_read:,} candidates read, {result.rows_added:,} added, "
+          f"{result.rows_already_present:,} already present")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from app import store
+
+    fmt = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}.get(args.out.suffix.lower())
+    if fmt is None:
+        return _fail(f"{args.out}: unsupported output type; use .jsonl, .csv or .parquet", EXIT_USAGE)
+    db = args.db or store.default_db_path()
+    if not Path(db).exists():
+        return _fail(f"{db}: no such database", EXIT_USAGE)
+    try:
+        conn = store.connect(db)
+    except store.StoreLockedError as exc:
+        return _fail(str(exc), EXIT_LOCKED)
+    started = time.perf_counter()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with conn:
+        n = store.export_labels(conn, args.out, dataset=args.dataset, kind=args.what, fmt=fmt, task=args.task)
+    print(f"wrote {n:,} rows ({args.what}) to {args.out} in {time.perf_counter() - started:.1f} s")
+    return EXIT_OK
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from app import store
 
@@ -164,7 +233,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"ingest": cmd_ingest, "demo-data": cmd_demo_data, "info": cmd_info, "serve": cmd_serve}
+    handler = {"ingest": cmd_ingest, "demo-data": cmd_demo_data, "info": cmd_info, "serve": cmd_serve,
+               "candidates": cmd_candidates, "export": cmd_export}
     return handler[args.command](args)
 
 

@@ -72,8 +72,132 @@ def m001_turns_and_imports(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(_M001_TURNS)
 
 
+def m002_review(conn: duckdb.DuckDBPyConnection) -> None:
+    """Label candidates from model runs, the append-only decision log, bulk accepts and their audits.
+
+    Nothing a person decided is ever updated: undo and changes of mind are new decision rows, and the
+    current label is computed by the views below.
+    """
+    conn.execute("CREATE SEQUENCE model_run_id_seq START 1")
+    conn.execute("""
+        CREATE TABLE model_runs (
+            run_id BIGINT PRIMARY KEY DEFAULT nextval('model_run_id_seq'),
+            name VARCHAR NOT NULL,
+            version VARCHAR NOT NULL,
+            parameters VARCHAR NOT NULL DEFAULT '{}',
+            run_at TIMESTAMPTZ,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
+            UNIQUE (name, version, parameters)
+        )
+    """)
+    conn.execute("CREATE SEQUENCE candidate_id_seq START 1")
+    conn.execute("""
+        CREATE TABLE candidates (
+            candidate_id BIGINT PRIMARY KEY DEFAULT nextval('candidate_id_seq'),
+            run_id BIGINT NOT NULL,
+            task VARCHAR NOT NULL,
+            target_kind VARCHAR NOT NULL CHECK (target_kind IN ('turn', 'dialogue', 'pair')),
+            dialogue_id VARCHAR NOT NULL,
+            turn_index BIGINT,
+            other_dialogue_id VARCHAR,
+            other_turn_index BIGINT,
+            target_key VARCHAR NOT NULL,
+            value VARCHAR NOT NULL,
+            score DOUBLE NOT NULL CHECK (score >= 0 AND score <= 1),
+            dataset VARCHAR NOT NULL,
+            domain VARCHAR,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
+            UNIQUE (run_id, task, target_key)
+        )
+    """)
+    conn.execute("CREATE SEQUENCE decision_seq START 1")
+    conn.execute("""
+        CREATE TABLE decisions (
+            decision_id UUID PRIMARY KEY,
+            seq BIGINT NOT NULL DEFAULT nextval('decision_seq'),
+            candidate_id BIGINT NOT NULL,
+            reviewer VARCHAR NOT NULL CHECK (length(trim(reviewer)) > 0),
+            verdict VARCHAR NOT NULL CHECK (verdict IN ('accept', 'reject', 'correct', 'skip', 'retract')),
+            corrected_value VARCHAR,
+            role VARCHAR NOT NULL CHECK (role IN ('review', 'bulk', 'audit', 'adjudicate')),
+            bulk_id BIGINT,
+            decided_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
+            app_version VARCHAR NOT NULL,
+            CHECK ((verdict = 'correct') = (corrected_value IS NOT NULL)),
+            CHECK ((role = 'bulk') = (bulk_id IS NOT NULL)),
+            UNIQUE (bulk_id, candidate_id)
+        )
+    """)
+    conn.execute("CREATE SEQUENCE bulk_id_seq START 1")
+    conn.execute("""
+        CREATE TABLE bulk_actions (
+            bulk_id BIGINT PRIMARY KEY DEFAULT nextval('bulk_id_seq'),
+            reviewer VARCHAR NOT NULL,
+            queue VARCHAR NOT NULL,
+            threshold DOUBLE NOT NULL,
+            n_accepted BIGINT NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
+            app_version VARCHAR NOT NULL
+        )
+    """)
+    conn.execute("""
+        CREATE TABLE audit_items (
+            bulk_id BIGINT NOT NULL,
+            candidate_id BIGINT NOT NULL,
+            PRIMARY KEY (bulk_id, candidate_id)
+        )
+    """)
+    # The current decision of each reviewer on each candidate: the latest row that is not a skip, unless
+    # that row is a retraction (undo). Adjudications are kept apart from the same person's own review.
+    conn.execute("""
+        CREATE VIEW current_decisions AS
+        SELECT * EXCLUDE (rn) FROM (
+            SELECT d.*, row_number() OVER (
+                PARTITION BY candidate_id, reviewer, role = 'adjudicate' ORDER BY seq DESC) AS rn
+            FROM decisions d WHERE verdict <> 'skip'
+        ) WHERE rn = 1 AND verdict <> 'retract'
+    """)
+    # label: the value the decision stands for (NULL for a rejection); label_key compares decisions.
+    conn.execute("""
+        CREATE VIEW decision_labels AS
+        SELECT cd.*, c.task, c.value AS proposed_value,
+               CASE cd.verdict WHEN 'accept' THEN c.value WHEN 'correct' THEN cd.corrected_value END AS label,
+               CASE cd.verdict WHEN 'accept' THEN c.value WHEN 'correct' THEN cd.corrected_value
+                               ELSE '<rejected>' END AS label_key
+        FROM current_decisions cd JOIN candidates c USING (candidate_id)
+    """)
+    # One resolved label per candidate: an adjudication wins; otherwise the reviewers' decisions if they all
+    # agree; candidates whose reviewers disagree and that nobody adjudicated are 'conflict'.
+    conn.execute("""
+        CREATE VIEW resolved_labels AS
+        WITH adj AS (
+            SELECT candidate_id, arg_max(label, seq) AS label, arg_max(label_key, seq) AS label_key,
+                   arg_max(verdict, seq) AS verdict, arg_max(reviewer, seq) AS adjudicator,
+                   max(decided_at) AS decided_at
+            FROM decision_labels WHERE role = 'adjudicate' GROUP BY candidate_id
+        ), rev AS (
+            SELECT candidate_id, count(*) AS n_reviewers, count(DISTINCT label_key) AS n_labels,
+                   any_value(label) AS label, any_value(label_key) AS label_key, any_value(verdict) AS verdict,
+                   list(reviewer ORDER BY reviewer) AS reviewers, max(decided_at) AS decided_at
+            FROM decision_labels WHERE role <> 'adjudicate' GROUP BY candidate_id
+        )
+        SELECT coalesce(adj.candidate_id, rev.candidate_id) AS candidate_id,
+               CASE WHEN adj.candidate_id IS NOT NULL THEN 'adjudicated'
+                    WHEN rev.n_labels = 1 THEN 'agreed' ELSE 'conflict' END AS status,
+               CASE WHEN adj.candidate_id IS NOT NULL THEN adj.label
+                    WHEN rev.n_labels = 1 THEN rev.label END AS label,
+               CASE WHEN adj.candidate_id IS NOT NULL THEN adj.verdict
+                    WHEN rev.n_labels = 1 THEN rev.verdict END AS verdict,
+               coalesce(rev.reviewers, []) AS reviewers, adj.adjudicator,
+               coalesce(rev.n_reviewers, 0) AS n_reviewers,
+               greatest(adj.decided_at, rev.decided_at) AS decided_at
+        FROM adj FULL OUTER JOIN rev USING (candidate_id)
+    """)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "m001_turns_and_imports", m001_turns_and_imports),
+    (2, "m002_review", m002_review),
 ]
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from analysis.log_format import FIELDS
 from app import __version__
 from app.migrations import migrate
 
-APPEND_ONLY_TABLES = ("imports",)
+APPEND_ONLY_TABLES = ("imports", "decisions", "bulk_actions", "audit_items", "model_runs", "candidates")
 _V1_COLUMNS = [f.name for f in FIELDS]
 
 
@@ -126,12 +126,14 @@ def insert_turns(conn: duckdb.DuckDBPyConnection, turns: pa.Table, *, dataset: s
         with transaction(cur):
             cols = ", ".join(f'"{c}"' for c in _V1_COLUMNS)
             differs = " OR ".join(f'i."{c}" IS DISTINCT FROM t."{c}"' for c in _V1_COLUMNS + ["extras"])
-            conflicts = cur.execute(f"""
+            # Column names come from the format's fixed field list; no value is spliced into the SQL.
+            sql = f"""
                 SELECT i.dialogue_id, i.turn_index, t.dataset FROM incoming i
                 JOIN turns t USING (dialogue_id, turn_index)
                 WHERE {differs}
-                ORDER BY 1, 2 LIMIT {_CONFLICT_LIMIT + 1}
-            """).fetchall()
+                ORDER BY 1, 2 LIMIT ?
+            """
+            conflicts = cur.execute(sql, [_CONFLICT_LIMIT + 1]).fetchall()
             if conflicts:
                 problems = [f"turn {ti} of dialogue {did!r} is already stored (dataset {ds!r}) with different "
                             "content" for did, ti, ds in conflicts[:_CONFLICT_LIMIT]]
@@ -148,11 +150,12 @@ def insert_turns(conn: duckdb.DuckDBPyConnection, turns: pa.Table, *, dataset: s
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING import_id
             """, [dataset, json.dumps(sources), content_sha256, turns.num_rows, turns.num_rows - present,
                   json.dumps(unknown_fields) if unknown_fields else None, imported_by, __version__]).fetchone()[0]
-            cur.execute(f"""
+            sql = f"""
                 INSERT INTO turns (dataset, {cols}, extras, wer_sub, wer_del, wer_ins, wer_ref_words, import_id)
                 SELECT ?, {cols}, extras, wer_sub, wer_del, wer_ins, wer_ref_words, ?
                 FROM incoming i ANTI JOIN turns t USING (dialogue_id, turn_index)
-            """, [dataset, import_id])
+            """
+            cur.execute(sql, [dataset, import_id])
             order = _time_order_violations(cur, import_id)
             if order:
                 raise IngestConflictError(order)
@@ -164,7 +167,7 @@ def insert_turns(conn: duckdb.DuckDBPyConnection, turns: pa.Table, *, dataset: s
 
 def _time_order_violations(cur: duckdb.DuckDBPyConnection, import_id: int) -> list[str]:
     """New turns must keep each dialogue's turns in time order together with the turns stored before."""
-    rows = cur.execute(f"""
+    rows = cur.execute("""
         WITH touched AS (SELECT DISTINCT dialogue_id FROM turns WHERE import_id = ?),
         ordered AS (
             SELECT t.dialogue_id, t.turn_index, t.timestamp, t.import_id,
@@ -173,8 +176,8 @@ def _time_order_violations(cur: duckdb.DuckDBPyConnection, import_id: int) -> li
             WINDOW w AS (PARTITION BY t.dialogue_id ORDER BY t.turn_index)
         )
         SELECT dialogue_id, turn_index, prev_index FROM ordered
-        WHERE prev_ts > timestamp ORDER BY 1, 2 LIMIT {_CONFLICT_LIMIT}
-    """, [import_id]).fetchall()
+        WHERE prev_ts > timestamp ORDER BY 1, 2 LIMIT ?
+    """, [import_id, _CONFLICT_LIMIT]).fetchall()
     return [f"turn {ti} of dialogue {did!r} is earlier than its turn {prev} already stored"
             for did, ti, prev in rows]
 
@@ -300,7 +303,7 @@ def list_dialogues(conn: duckdb.DuckDBPyConnection, dataset: str, flt: DialogueF
     where, params = _dialogue_where(dataset, flt)
     cur = conn.cursor()
     total = cur.execute(f"SELECT count(DISTINCT dialogue_id) FROM turns WHERE {where}", params).fetchone()[0]
-    page = cur.execute(f"""
+    sql = f"""
         WITH hits AS (SELECT DISTINCT dialogue_id FROM turns WHERE {where})
         SELECT t.dialogue_id, any_value(t.user_id) AS user_id, any_value(t.device_type) AS device,
                min(t.timestamp) AS started, count(*) AS turns,
@@ -312,7 +315,8 @@ def list_dialogues(conn: duckdb.DuckDBPyConnection, dataset: str, flt: DialogueF
         FROM turns t SEMI JOIN hits USING (dialogue_id)
         WHERE t.dataset = ?
         GROUP BY t.dialogue_id ORDER BY started DESC, t.dialogue_id LIMIT ? OFFSET ?
-    """, params + [dataset, limit, offset]).df()
+    """  # where is built from fixed fragments by _dialogue_where; its values are parameters
+    page = cur.execute(sql, params + [dataset, limit, offset]).df()
     return page, total
 
 
@@ -350,3 +354,459 @@ def list_wer_pairs(conn: duckdb.DuckDBPyConnection, dataset: str) -> pa.Table:
 
 def default_db_path() -> Path:
     return Path(os.environ.get("TURNLENS_DB", "data/turnlens.duckdb"))
+
+
+# ------------------------------------------------------------------------------------ candidates
+
+
+@dataclass(frozen=True)
+class CandidateImportResult:
+    rows_read: int
+    rows_added: int
+    rows_already_present: int
+
+
+_MISSING_LIMIT = 50
+
+
+def insert_candidates(conn: duckdb.DuckDBPyConnection, candidates: pa.Table) -> CandidateImportResult:
+    """Append candidates (``analysis.candidates.CANDIDATE_SCHEMA``) atomically, creating their model runs.
+
+    Every target must exist among the stored turns. A proposal already stored (same run, task and target)
+    with the same value and score is skipped; with a different one, the call fails. Either failure raises
+    IngestConflictError and writes nothing.
+    """
+    cur = conn.cursor()
+    cur.register("incoming_c", candidates)
+    try:
+        with transaction(cur):
+            missing = cur.execute("""
+                SELECT i.task, i.dialogue_id, i.turn_index FROM incoming_c i
+                WHERE (i.turn_index IS NULL AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.dialogue_id = i.dialogue_id))
+                   OR (i.turn_index IS NOT NULL AND NOT EXISTS (SELECT 1 FROM turns t
+                        WHERE t.dialogue_id = i.dialogue_id AND t.turn_index = i.turn_index))
+                   OR (i.other_dialogue_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM turns t
+                        WHERE t.dialogue_id = i.other_dialogue_id AND t.turn_index = i.other_turn_index))
+                ORDER BY 2, 3 LIMIT ?
+            """, [_MISSING_LIMIT + 1]).fetchall()
+            if missing:
+                problems = [f"{task} candidate for {'dialogue' if ti is None else f'turn {ti} of dialogue'} {did!r}: "
+                            "no such target among the stored turns (ingest the logs first)"
+                            for task, did, ti in missing[:_MISSING_LIMIT]]
+                if len(missing) > _MISSING_LIMIT:
+                    problems.append("... and more candidates without a target")
+                raise IngestConflictError(problems)
+            cur.execute("""
+                INSERT INTO model_runs (name, version, parameters, run_at)
+                SELECT model_name, model_version, model_parameters, min(run_at)
+                FROM incoming_c GROUP BY ALL
+                ON CONFLICT DO NOTHING
+            """)
+            cur.execute("""
+                CREATE OR REPLACE TEMP TABLE staged_c AS
+                SELECT r.run_id, i.* EXCLUDE (model_name, model_version, model_parameters, run_at)
+                FROM incoming_c i JOIN model_runs r
+                  ON r.name = i.model_name AND r.version = i.model_version AND r.parameters = i.model_parameters
+            """)
+            conflicts = cur.execute("""
+                SELECT s.task, s.target_key FROM staged_c s JOIN candidates c USING (run_id, task, target_key)
+                WHERE s.value <> c.value OR s.score <> c.score LIMIT ?
+            """, [_CONFLICT_LIMIT]).fetchall()
+            if conflicts:
+                raise IngestConflictError([f"{task} candidate for target {key} is already stored from the same "
+                                           "model run with another value or score" for task, key in conflicts])
+            present = cur.execute(
+                "SELECT count(*) FROM staged_c SEMI JOIN candidates USING (run_id, task, target_key)").fetchone()[0]
+            # The domain and dataset of the target's (first) turn, kept on the candidate for fast filtering.
+            cur.execute("""
+                INSERT INTO candidates (run_id, task, target_kind, dialogue_id, turn_index, other_dialogue_id,
+                                        other_turn_index, target_key, value, score, dataset, domain)
+                SELECT s.run_id, s.task, s.target_kind, s.dialogue_id, s.turn_index, s.other_dialogue_id,
+                       s.other_turn_index, s.target_key, s.value, s.score, t.dataset, t.nlu_domain
+                FROM staged_c s
+                JOIN turns t ON t.dialogue_id = s.dialogue_id AND t.turn_index = coalesce(s.turn_index, (
+                    SELECT min(t2.turn_index) FROM turns t2 WHERE t2.dialogue_id = s.dialogue_id))
+                ANTI JOIN candidates c USING (run_id, task, target_key)
+                ORDER BY s.dialogue_id, s.turn_index, s.task
+            """)
+            cur.execute("DROP TABLE staged_c")
+            return CandidateImportResult(candidates.num_rows, candidates.num_rows - present, present)
+    finally:
+        cur.unregister("incoming_c")
+        cur.close()
+
+
+def list_model_runs(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return conn.cursor().execute("""
+        SELECT r.run_id, r.name, r.version, r.parameters, r.run_at, r.created_at, count(c.candidate_id) AS candidates
+        FROM model_runs r LEFT JOIN candidates c USING (run_id) GROUP BY ALL ORDER BY r.run_id
+    """).df()
+
+
+def list_tasks(conn: duckdb.DuckDBPyConnection, dataset: str) -> list[str]:
+    return [r[0] for r in conn.cursor().execute(
+        "SELECT DISTINCT task FROM candidates WHERE dataset = ? ORDER BY 1", [dataset]).fetchall()]
+
+
+def count_candidates(conn: duckdb.DuckDBPyConnection, dataset: str | None = None) -> int:
+    if dataset is None:
+        return conn.cursor().execute("SELECT count(*) FROM candidates").fetchone()[0]
+    return conn.cursor().execute("SELECT count(*) FROM candidates WHERE dataset = ?", [dataset]).fetchone()[0]
+
+
+# ----------------------------------------------------------------------------------------- queues
+
+ORDERS = ("score_asc", "score_desc", "random", "disagreement")
+STATUSES = ("undecided", "decided", "all")
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """Which candidates a review queue holds and in what order. Every field has a URL form."""
+
+    dataset: str
+    task: str | None = None
+    value: str | None = None  # a proposed value, as its canonical JSON text
+    score_min: float = 0.0
+    score_max: float = 1.0
+    run_id: int | None = None
+    domain: str | None = None
+    status: str = "undecided"
+    order: str = "score_asc"
+    seed: int = 0
+    overlap: int = 1  # each candidate goes to this many reviewers
+    audit_bulk_id: int | None = None  # the audit sample of one bulk accept, instead of the filters above
+
+    def __post_init__(self) -> None:
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(ORDERS)}")
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+        if not (0 <= self.score_min <= self.score_max <= 1):
+            raise ValueError("need 0 <= score_min <= score_max <= 1")
+        if self.overlap < 1:
+            raise ValueError("overlap must be at least 1")
+
+
+_ORDER_SQL = {
+    "score_asc": "c.score ASC, c.candidate_id",
+    "score_desc": "c.score DESC, c.candidate_id",
+    "random": "hash(c.candidate_id, ?::BIGINT), c.candidate_id",
+    "disagreement": "(coalesce(src.n_values, 1) > 1)::INT + (coalesce(rev.n_labels, 1) > 1)::INT DESC, "
+                    "c.score ASC, c.candidate_id",
+}
+
+
+def _queue_sql(reviewer: str, spec: QueueSpec, *, select: str, order: bool) -> tuple[str, list]:
+    """The queue's query. Only fixed SQL fragments are joined here; every value is a parameter."""
+    params: list = [reviewer]
+    ctes = ["""mine AS (
+        SELECT candidate_id, arg_max(verdict, seq) AS last_verdict,
+               arg_max(verdict, seq) FILTER (verdict <> 'skip') AS last_real
+        FROM decisions WHERE reviewer = ? AND role IN ('review', 'bulk', 'audit') GROUP BY candidate_id)"""]
+    where = ["c.dataset = ?"]
+    params_where: list = [spec.dataset]
+    joins = ["LEFT JOIN mine USING (candidate_id)"]
+    if spec.audit_bulk_id is not None:
+        ctes.append("""audited AS (SELECT DISTINCT candidate_id FROM current_decisions WHERE role = 'audit')""")
+        where.append("c.candidate_id IN (SELECT candidate_id FROM audit_items WHERE bulk_id = ?)")
+        params_where.append(spec.audit_bulk_id)
+        if spec.status == "undecided":
+            where.append("c.candidate_id NOT IN (SELECT candidate_id FROM audited)")
+    else:
+        ctes.append("""taken AS (SELECT candidate_id, count(*) AS n FROM current_decisions
+                       WHERE role IN ('review', 'bulk', 'audit') GROUP BY candidate_id)""")
+        joins.append("LEFT JOIN taken USING (candidate_id)")
+        for column, value in (("c.task", spec.task), ("c.value", spec.value), ("c.run_id", spec.run_id),
+                              ("c.domain", spec.domain)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params_where.append(value)
+        if spec.score_min > 0 or spec.score_max < 1:
+            where.append("c.score BETWEEN ? AND ?")
+            params_where += [spec.score_min, spec.score_max]
+        if spec.status == "undecided":
+            where.append("(mine.last_real IS NULL OR mine.last_real = 'retract') AND coalesce(taken.n, 0) < ?")
+            params_where.append(spec.overlap)
+        elif spec.status == "decided":
+            where.append("coalesce(taken.n, 0) > 0")
+    if order and spec.order == "disagreement":
+        ctes.append("""src AS (SELECT task, target_key, count(DISTINCT value) AS n_values FROM candidates
+                       WHERE dataset = ? GROUP BY ALL)""")
+        params.append(spec.dataset)
+        ctes.append("""rev AS (SELECT candidate_id, count(DISTINCT label_key) AS n_labels FROM decision_labels
+                       WHERE role <> 'adjudicate' GROUP BY candidate_id)""")
+        joins += ["LEFT JOIN src USING (task, target_key)", "LEFT JOIN rev USING (candidate_id)"]
+    sql = f"WITH {', '.join(ctes)} SELECT {select} FROM candidates c {' '.join(joins)} WHERE {' AND '.join(where)}"
+    params += params_where
+    if order:
+        # A candidate this reviewer skipped comes back, but after everything not yet seen.
+        sql += f" ORDER BY coalesce(mine.last_verdict = 'skip', false), {_ORDER_SQL[spec.order]}"
+        if spec.order == "random":
+            params.append(spec.seed)
+    return sql, params
+
+
+def list_queue(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: QueueSpec, *, limit: int = 20) -> list[int]:
+    """The next candidate ids of this reviewer's queue, in order."""
+    sql, params = _queue_sql(reviewer, spec, select="c.candidate_id", order=True)
+    return [r[0] for r in conn.cursor().execute(sql + " LIMIT ?", params + [limit]).fetchall()]
+
+
+def count_queue(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: QueueSpec) -> int:
+    sql, params = _queue_sql(reviewer, spec, select="count(*)", order=False)
+    return conn.cursor().execute(sql, params).fetchone()[0]
+
+
+def count_my_decided(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: QueueSpec) -> int:
+    """Candidates matching the queue's filters that this reviewer has a standing decision on."""
+    sql, params = _queue_sql(reviewer, replace(spec, status="all"), select="count(*)", order=False)
+    return conn.cursor().execute(sql + " AND mine.last_real IN ('accept', 'reject', 'correct')", params).fetchone()[0]
+
+
+def is_open(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: QueueSpec, candidate_id: int) -> bool:
+    """Whether a candidate is still in this reviewer's queue (another reviewer may have taken it)."""
+    sql, params = _queue_sql(reviewer, spec, select="count(*)", order=False)
+    return conn.cursor().execute(sql + " AND c.candidate_id = ?", params + [candidate_id]).fetchone()[0] > 0
+
+
+def get_candidate(conn: duckdb.DuckDBPyConnection, candidate_id: int) -> dict | None:
+    cur = conn.cursor()
+    cur.execute("""
+        SELECT c.*, r.name AS model_name, r.version AS model_version, r.parameters AS model_parameters
+        FROM candidates c JOIN model_runs r USING (run_id) WHERE c.candidate_id = ?
+    """, [candidate_id])
+    row = cur.fetchone()
+    return None if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
+
+
+def list_proposals(conn: duckdb.DuckDBPyConnection, task: str, target: str) -> pd.DataFrame:
+    """Every source's proposal for one task and target, side by side, best score first."""
+    return conn.cursor().execute("""
+        SELECT c.candidate_id, r.name AS model, r.version, c.value, c.score
+        FROM candidates c JOIN model_runs r USING (run_id)
+        WHERE c.task = ? AND c.target_key = ? ORDER BY c.score DESC, c.candidate_id
+    """, [task, target]).df()
+
+
+def list_current_decisions(conn: duckdb.DuckDBPyConnection, candidate_id: int) -> pd.DataFrame:
+    """Each reviewer's current decision on a candidate (adjudications included, marked by role)."""
+    return conn.cursor().execute("""
+        SELECT reviewer, role, verdict, corrected_value, decided_at FROM current_decisions
+        WHERE candidate_id = ? ORDER BY decided_at
+    """, [candidate_id]).df()
+
+
+# -------------------------------------------------------------------------------------- decisions
+
+VERDICTS = ("accept", "reject", "correct", "skip", "retract")
+ROLES = ("review", "bulk", "audit", "adjudicate")
+
+
+def insert_decision(conn: duckdb.DuckDBPyConnection, *, decision_id: str, candidate_id: int, reviewer: str,
+                    verdict: str, corrected_value: str | None = None, role: str = "review") -> bool:
+    """Append one decision; committed when this returns. Returns False if decision_id was already stored
+    (a double submit): the database's primary key makes a duplicate impossible, not unlikely."""
+    if not reviewer or not reviewer.strip():
+        raise ValueError("a reviewer name is required to decide")
+    if verdict not in VERDICTS or role not in ROLES or role == "bulk":
+        raise ValueError(f"bad verdict or role: {verdict!r}, {role!r}")
+    cur = conn.cursor()
+    try:
+        rows = cur.execute("""
+            INSERT INTO decisions (decision_id, candidate_id, reviewer, verdict, corrected_value, role, app_version)
+            SELECT ?, candidate_id, ?, ?, ?, ?, ? FROM candidates WHERE candidate_id = ?
+            ON CONFLICT DO NOTHING RETURNING decision_id
+        """, [decision_id, reviewer.strip(), verdict, corrected_value, role, __version__, candidate_id]).fetchall()
+    finally:
+        cur.close()
+    return bool(rows)
+
+
+def count_decisions(conn: duckdb.DuckDBPyConnection, *, reviewer: str | None = None) -> int:
+    if reviewer is None:
+        return conn.cursor().execute("SELECT count(*) FROM decisions").fetchone()[0]
+    return conn.cursor().execute("SELECT count(*) FROM decisions WHERE reviewer = ?", [reviewer]).fetchone()[0]
+
+
+def get_reviewer_rate(conn: duckdb.DuckDBPyConnection, reviewer: str) -> int:
+    """Decisions (not skips or undos) this reviewer made in the last hour."""
+    return conn.cursor().execute("""
+        SELECT count(*) FROM decisions WHERE reviewer = ? AND verdict IN ('accept', 'reject', 'correct')
+          AND role <> 'bulk' AND decided_at > current_timestamp - INTERVAL 1 HOUR
+    """, [reviewer]).fetchone()[0]
+
+
+def list_decision_log(conn: duckdb.DuckDBPyConnection, candidate_id: int) -> pd.DataFrame:
+    """The full history of one candidate, oldest first."""
+    return conn.cursor().execute("""
+        SELECT seq, decision_id, reviewer, role, verdict, corrected_value, decided_at, app_version
+        FROM decisions WHERE candidate_id = ? ORDER BY seq
+    """, [candidate_id]).df()
+
+
+def list_known_values(conn: duckdb.DuckDBPyConnection, dataset: str, task: str) -> list[str]:
+    """Values proposed for a task (canonical JSON), for correction menus."""
+    return [r[0] for r in conn.cursor().execute(
+        "SELECT DISTINCT value FROM candidates WHERE dataset = ? AND task = ? ORDER BY 1", [dataset, task]).fetchall()]
+
+
+# ------------------------------------------------------------------------------ bulk and audits
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    bulk_id: int
+    accepted: int
+    audit_sample: int
+
+
+def count_bulk_preview(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: QueueSpec, threshold: float) -> int:
+    """How many candidates a bulk accept with these filters and score threshold would accept."""
+    sql, params = _queue_sql(reviewer, replace(spec, status="undecided"), select="count(*)", order=False)
+    return conn.cursor().execute(sql + " AND c.score >= ?", params + [threshold]).fetchone()[0]
+
+
+def bulk_accept(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: QueueSpec, threshold: float, *,
+                audit_size: Callable[[int], int], seed: int = 0) -> BulkResult:
+    """Accept every undecided candidate of the queue with score >= threshold, in one transaction, and draw
+    a simple random audit sample of them (audit_size(n) items) for people to check."""
+    if not reviewer or not reviewer.strip():
+        raise ValueError("a reviewer name is required to decide")
+    sql, params = _queue_sql(reviewer, replace(spec, status="undecided"), select="c.candidate_id", order=False)
+    cur = conn.cursor()
+    try:
+        with transaction(cur):
+            cur.execute(f"CREATE OR REPLACE TEMP TABLE bulk_pick AS {sql} AND c.score >= ?", params + [threshold])
+            n = cur.execute("SELECT count(*) FROM bulk_pick").fetchone()[0]
+            if n == 0:
+                raise ValueError("no candidate matches: nothing to accept")
+            bulk_id = cur.execute("""
+                INSERT INTO bulk_actions (reviewer, queue, threshold, n_accepted, app_version)
+                VALUES (?, ?, ?, ?, ?) RETURNING bulk_id
+            """, [reviewer.strip(), json.dumps(asdict(spec), default=str), threshold, n, __version__]).fetchone()[0]
+            cur.execute("""
+                INSERT INTO decisions (decision_id, candidate_id, reviewer, verdict, role, bulk_id, app_version)
+                SELECT uuid(), candidate_id, ?, 'accept', 'bulk', ?, ? FROM bulk_pick
+            """, [reviewer.strip(), bulk_id, __version__])
+            k = audit_size(n)
+            cur.execute("""
+                INSERT INTO audit_items (bulk_id, candidate_id)
+                SELECT ?, candidate_id FROM bulk_pick ORDER BY hash(candidate_id, ?::BIGINT), candidate_id LIMIT ?
+            """, [bulk_id, seed, k])
+            cur.execute("DROP TABLE bulk_pick")
+            return BulkResult(bulk_id, n, k)
+    finally:
+        cur.close()
+
+
+def list_bulk_actions(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
+    """Bulk accepts with their audit progress: sampled, audited, and how many audits kept the label."""
+    return conn.cursor().execute("""
+        WITH audits AS (
+            SELECT a.bulk_id, count(*) AS sampled, count(d.candidate_id) AS audited,
+                   count(*) FILTER (d.verdict = 'accept') AS confirmed
+            FROM audit_items a
+            LEFT JOIN (SELECT candidate_id, arg_max(verdict, seq) AS verdict FROM current_decisions
+                       WHERE role = 'audit' GROUP BY candidate_id) d USING (candidate_id)
+            GROUP BY a.bulk_id
+        )
+        SELECT b.bulk_id, b.reviewer, b.threshold, b.n_accepted, b.created_at, b.queue,
+               coalesce(a.sampled, 0) AS sampled, coalesce(a.audited, 0) AS audited,
+               coalesce(a.confirmed, 0) AS confirmed
+        FROM bulk_actions b LEFT JOIN audits a USING (bulk_id)
+        WHERE json_extract_string(b.queue, '$.dataset') = ?
+        ORDER BY b.bulk_id DESC
+    """, [dataset]).df()
+
+
+# ------------------------------------------------------------------ agreement, conflicts, calibration
+
+
+def list_decision_labels(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
+    """Every reviewer's current label per candidate (people only: no bulk, no adjudication), for agreement."""
+    return conn.cursor().execute("""
+        SELECT dl.task, dl.candidate_id AS item, dl.reviewer, dl.label_key AS label
+        FROM decision_labels dl JOIN candidates c USING (candidate_id)
+        WHERE c.dataset = ? AND dl.role IN ('review', 'audit')
+    """, [dataset]).df()
+
+
+def list_conflicts(conn: duckdb.DuckDBPyConnection, dataset: str, *, task: str | None = None,
+                   limit: int = 200) -> pd.DataFrame:
+    """Candidates whose reviewers disagree and that no one has adjudicated, with each reviewer's label."""
+    return conn.cursor().execute("""
+        SELECT c.candidate_id, c.task, c.dialogue_id, c.turn_index, c.value AS proposed_value, c.score,
+               list(struct_pack(reviewer := dl.reviewer, label := dl.label_key) ORDER BY dl.reviewer) AS labels
+        FROM resolved_labels r JOIN candidates c USING (candidate_id)
+        JOIN decision_labels dl ON dl.candidate_id = c.candidate_id AND dl.role <> 'adjudicate'
+        WHERE r.status = 'conflict' AND c.dataset = ? AND (? IS NULL OR c.task = ?)
+        GROUP BY ALL ORDER BY c.candidate_id LIMIT ?
+    """, [dataset, task, task, limit]).df()
+
+
+def list_scored_verdicts(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
+    """Score and resolved verdict of every candidate people decided (bulk accepts excluded: they would
+    only echo the threshold), for calibration. accepted is True for accept, False for reject/correct."""
+    return conn.cursor().execute("""
+        SELECT c.task, c.run_id, r.name AS model, r.version, c.score, (rl.verdict = 'accept') AS accepted
+        FROM resolved_labels rl JOIN candidates c USING (candidate_id) JOIN model_runs r USING (run_id)
+        WHERE c.dataset = ? AND rl.status IN ('agreed', 'adjudicated')
+          AND candidate_id IN (SELECT candidate_id FROM current_decisions
+                               WHERE role IN ('review', 'audit', 'adjudicate'))
+    """, [dataset]).df()
+
+
+# ------------------------------------------------------------------------------------------ export
+
+EXPORT_KINDS = ("accepted", "resolved", "candidates")
+EXPORT_FORMATS = ("jsonl", "csv", "parquet")
+
+_EXPORT_SELECT = """
+    SELECT c.candidate_id, c.task, c.target_kind, c.dialogue_id, c.turn_index, c.other_dialogue_id,
+           c.other_turn_index, t.asr_text AS text, c.value AS proposed_value, c.score,
+           rl.status, rl.verdict, rl.label, rl.reviewers, rl.adjudicator, rl.decided_at,
+           r.name AS model_name, r.version AS model_version, r.parameters AS model_parameters,
+           r.run_at AS model_run_at, c.dataset
+    FROM candidates c JOIN model_runs r USING (run_id)
+    LEFT JOIN resolved_labels rl USING (candidate_id)
+    LEFT JOIN turns t ON t.dialogue_id = c.dialogue_id AND t.turn_index = c.turn_index
+    WHERE c.dataset = ? AND (? IS NULL OR c.task = ?)
+"""
+_EXPORT_WHERE = {
+    "accepted": " AND rl.status IN ('agreed', 'adjudicated') AND rl.verdict IN ('accept', 'correct')",
+    "resolved": " AND rl.status IN ('agreed', 'adjudicated')",
+    "candidates": "",
+}
+_COPY_OPTIONS = {"jsonl": "FORMAT json", "csv": "FORMAT csv, HEADER true", "parquet": "FORMAT parquet"}
+
+
+def export_labels(conn: duckdb.DuckDBPyConnection, path: str | Path, *, dataset: str, kind: str, fmt: str,
+                  task: str | None = None) -> int:
+    """Write labels with their provenance to path, streamed by DuckDB (never all in memory). Returns rows.
+
+    kind: 'accepted' (accepted or corrected, agreed or adjudicated: training data), 'resolved' (also the
+    rejections), 'candidates' (every candidate with its score and resolution, if any).
+    """
+    if kind not in EXPORT_KINDS or fmt not in EXPORT_FORMATS:
+        raise ValueError(f"kind must be one of {EXPORT_KINDS} and format one of {EXPORT_FORMATS}")
+    target = str(Path(path).resolve())
+    # COPY cannot take the file name as a parameter: it is quoted here (the only value spliced into SQL).
+    quoted = "'" + target.replace("'", "''") + "'"
+    sql = f"COPY ({_EXPORT_SELECT}{_EXPORT_WHERE[kind]} ORDER BY c.candidate_id) TO {quoted} ({_COPY_OPTIONS[fmt]})"
+    cur = conn.cursor()
+    try:
+        cur.execute(sql, [dataset, task, task])
+        row = cur.fetchone()
+        return int(row[0]) if row else 0
+    finally:
+        cur.close()
+
+
+_NLU_COLUMNS = ("dialogue_id", "turn_index", "nlu_intent", "nlu_slots", "nlu_confidence")
+
+
+def list_nlu_outputs(conn: duckdb.DuckDBPyConnection, dataset: str) -> pa.Table:
+    """The logged NLU output of every turn of a dataset (the input of the logged-NLU label source)."""
+    return conn.cursor().sql(f"SELECT {', '.join(_NLU_COLUMNS)} FROM turns WHERE dataset = ? "
+                             "ORDER BY dialogue_id, turn_index", params=[dataset]).to_arrow_table()

@@ -47,6 +47,7 @@ with st.sidebar:
 
 pages = [
     st.Page("app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
+    st.Page("app_pages/review.py", title="Review", icon=":material/rule:"),
     st.Page("app_pages/dialogues.py", title="Dialogues", icon=":material/forum:"),
     st.Page("app_pages/import_logs.py", title="Import", icon=":material/upload_file:"),
 ]

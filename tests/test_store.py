@@ -17,6 +17,70 @@ from tests.helpers import make_turn, write_jsonl
 
 # The exact schema after every migration, as DuckDB prints it. A change here needs a new migration.
 EXPECTED_TABLES = {
+    'audit_items': ", ".join([
+        'CREATE TABLE audit_items(bulk_id BIGINT',
+        'candidate_id BIGINT',
+        'PRIMARY KEY(bulk_id',
+        'candidate_id));',
+    ]),
+    'bulk_actions': ", ".join([
+        "CREATE TABLE bulk_actions(bulk_id BIGINT DEFAULT(nextval('bulk_id_seq')) PRIMARY KEY",
+        'reviewer VARCHAR NOT NULL',
+        'queue VARCHAR NOT NULL',
+        'threshold DOUBLE NOT NULL',
+        'n_accepted BIGINT NOT NULL',
+        'created_at TIMESTAMP WITH TIME ZONE DEFAULT(current_timestamp) NOT NULL',
+        'app_version VARCHAR NOT NULL);',
+    ]),
+    'candidates': ", ".join([
+        "CREATE TABLE candidates(candidate_id BIGINT DEFAULT(nextval('candidate_id_seq')) PRIMARY KEY",
+        'run_id BIGINT NOT NULL',
+        'task VARCHAR NOT NULL',
+        'target_kind VARCHAR NOT NULL',
+        'dialogue_id VARCHAR NOT NULL',
+        'turn_index BIGINT',
+        'other_dialogue_id VARCHAR',
+        'other_turn_index BIGINT',
+        'target_key VARCHAR NOT NULL',
+        '"value" VARCHAR NOT NULL',
+        'score DOUBLE NOT NULL',
+        'dataset VARCHAR NOT NULL',
+        '"domain" VARCHAR',
+        'created_at TIMESTAMP WITH TIME ZONE DEFAULT(current_timestamp) NOT NULL',
+        "CHECK((target_kind IN ('turn'",
+        "'dialogue'",
+        "'pair')))",
+        'CHECK(((score >= 0) AND (score <= 1)))',
+        'UNIQUE(run_id',
+        'task',
+        'target_key));',
+    ]),
+    'decisions': ", ".join([
+        'CREATE TABLE decisions(decision_id UUID PRIMARY KEY',
+        "seq BIGINT DEFAULT(nextval('decision_seq')) NOT NULL",
+        'candidate_id BIGINT NOT NULL',
+        'reviewer VARCHAR NOT NULL',
+        'verdict VARCHAR NOT NULL',
+        'corrected_value VARCHAR',
+        '"role" VARCHAR NOT NULL',
+        'bulk_id BIGINT',
+        'decided_at TIMESTAMP WITH TIME ZONE DEFAULT(current_timestamp) NOT NULL',
+        'app_version VARCHAR NOT NULL',
+        'CHECK((length("trim"(reviewer)) > 0))',
+        "CHECK((verdict IN ('accept'",
+        "'reject'",
+        "'correct'",
+        "'skip'",
+        "'retract')))",
+        'CHECK(("role" IN (\'review\'',
+        "'bulk'",
+        "'audit'",
+        "'adjudicate')))",
+        "CHECK(((verdict = 'correct') = (corrected_value IS NOT NULL)))",
+        'CHECK((("role" = \'bulk\') = (bulk_id IS NOT NULL)))',
+        'UNIQUE(bulk_id',
+        'candidate_id));',
+    ]),
     'imports': ", ".join([
         "CREATE TABLE imports(import_id BIGINT DEFAULT(nextval('import_id_seq')) PRIMARY KEY",
         'dataset VARCHAR NOT NULL',
@@ -28,6 +92,17 @@ EXPECTED_TABLES = {
         'imported_by VARCHAR',
         'imported_at TIMESTAMP WITH TIME ZONE DEFAULT(current_timestamp) NOT NULL',
         'app_version VARCHAR NOT NULL);',
+    ]),
+    'model_runs': ", ".join([
+        "CREATE TABLE model_runs(run_id BIGINT DEFAULT(nextval('model_run_id_seq')) PRIMARY KEY",
+        '"name" VARCHAR NOT NULL',
+        '"version" VARCHAR NOT NULL',
+        "parameters VARCHAR DEFAULT('{}') NOT NULL",
+        'run_at TIMESTAMP WITH TIME ZONE',
+        'created_at TIMESTAMP WITH TIME ZONE DEFAULT(current_timestamp) NOT NULL',
+        'UNIQUE("name"',
+        '"version"',
+        'parameters));',
     ]),
     'schema_migrations': ", ".join([
         'CREATE TABLE schema_migrations("version" INTEGER PRIMARY KEY',
@@ -80,7 +155,53 @@ EXPECTED_TABLES = {
         'turn_index));',
     ]),
 }
-EXPECTED_SEQUENCES = ['import_id_seq']
+EXPECTED_VIEWS = {
+    'current_decisions': ", ".join([
+        'CREATE VIEW current_decisions AS SELECT * EXCLUDE (rn) FROM (SELECT d.*',
+        'row_number() OVER (PARTITION BY candidate_id',
+        'reviewer',
+        '("role" = \'adjudicate\') ORDER BY seq DESC) AS rn FROM decisions AS d WHERE (verdict != \'skip\')) WHERE ((rn = 1) AND (verdict != \'retract\'));',
+    ]),
+    'decision_labels': ", ".join([
+        'CREATE VIEW decision_labels AS SELECT cd.*',
+        'c.task',
+        'c."value" AS proposed_value',
+        'CASE  WHEN ((cd.verdict = \'accept\')) THEN (c."value") WHEN ((cd.verdict = \'correct\')) THEN (cd.corrected_value) ELSE NULL END AS "label"',
+        'CASE  WHEN ((cd.verdict = \'accept\')) THEN (c."value") WHEN ((cd.verdict = \'correct\')) THEN (cd.corrected_value) ELSE \'<rejected>\' END AS label_key FROM (current_decisions AS cd INNER JOIN candidates AS c USING (candidate_id));',
+    ]),
+    'resolved_labels': ", ".join([
+        'CREATE VIEW resolved_labels AS WITH adj AS (SELECT candidate_id',
+        'arg_max("label"',
+        'seq) AS "label"',
+        'arg_max(label_key',
+        'seq) AS label_key',
+        'arg_max(verdict',
+        'seq) AS verdict',
+        'arg_max(reviewer',
+        'seq) AS adjudicator',
+        'max(decided_at) AS decided_at FROM decision_labels WHERE ("role" = \'adjudicate\') GROUP BY candidate_id)',
+        'rev AS (SELECT candidate_id',
+        'count_star() AS n_reviewers',
+        'count(DISTINCT label_key) AS n_labels',
+        'any_value("label") AS "label"',
+        'any_value(label_key) AS label_key',
+        'any_value(verdict) AS verdict',
+        'list(reviewer ORDER BY reviewer) AS reviewers',
+        'max(decided_at) AS decided_at FROM decision_labels WHERE ("role" != \'adjudicate\') GROUP BY candidate_id) SELECT COALESCE(adj.candidate_id',
+        'rev.candidate_id) AS candidate_id',
+        "CASE  WHEN ((adj.candidate_id IS NOT NULL)) THEN ('adjudicated') WHEN ((rev.n_labels = 1)) THEN ('agreed') ELSE 'conflict' END AS status",
+        'CASE  WHEN ((adj.candidate_id IS NOT NULL)) THEN (adj."label") WHEN ((rev.n_labels = 1)) THEN (rev."label") ELSE NULL END AS "label"',
+        'CASE  WHEN ((adj.candidate_id IS NOT NULL)) THEN (adj.verdict) WHEN ((rev.n_labels = 1)) THEN (rev.verdict) ELSE NULL END AS verdict',
+        'COALESCE(rev.reviewers',
+        'list_value()) AS reviewers',
+        'adj.adjudicator',
+        'COALESCE(rev.n_reviewers',
+        '0) AS n_reviewers',
+        'greatest(adj.decided_at',
+        'rev.decided_at) AS decided_at FROM (adj FULL JOIN rev USING (candidate_id));',
+    ]),
+}
+EXPECTED_SEQUENCES = ['bulk_id_seq', 'candidate_id_seq', 'decision_seq', 'import_id_seq', 'model_run_id_seq']
 
 
 def test_exact_schema_after_all_migrations(db):
@@ -88,7 +209,8 @@ def test_exact_schema_after_all_migrations(db):
     assert tables == EXPECTED_TABLES
     sequences = [r[0] for r in db.execute("SELECT sequence_name FROM duckdb_sequences() ORDER BY 1").fetchall()]
     assert sequences == EXPECTED_SEQUENCES
-    assert db.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal").fetchone()[0] == 0
+    views = dict(db.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal ORDER BY 1").fetchall())
+    assert views == EXPECTED_VIEWS
     versions = db.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
     assert versions == [(v, n) for v, n, _ in MIGRATIONS]
 

@@ -1,0 +1,215 @@
+"""Label candidates: what a model proposes for a target (a turn, a dialogue, a pair of utterances), with a
+score in [0, 1] and the model run that produced it. Reading and validating candidate files, and the
+candidates the logged NLU output itself proposes.
+
+A candidate file is JSON Lines or Parquet, one proposal per record:
+
+    task              string, e.g. intent, slots, goal_start, goal_success, failure_point, skill, rewrite
+    dialogue_id       string, the target dialogue
+    turn_index        int >= 0, the target turn (absent or null: the whole dialogue)
+    other_dialogue_id string, with other_turn_index: the second utterance of a pair target
+    other_turn_index  int >= 0
+    value             any JSON value: the proposed label
+    score             number in [0, 1]: the model's confidence; higher means more likely right
+    model_name        string
+    model_version     string
+    model_parameters  object (optional)
+    run_at            ISO 8601 time the model ran (optional)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from analysis.logs import LogFormatError, Problem, _read_bytes, file_kind
+
+KNOWN_TASKS = ("intent", "slots", "goal_start", "goal_success", "failure_point", "skill", "rewrite")
+_TASK_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_FIELDS = ("task", "dialogue_id", "turn_index", "other_dialogue_id", "other_turn_index", "value", "score",
+           "model_name", "model_version", "model_parameters", "run_at")
+
+CANDIDATE_SCHEMA = pa.schema([
+    ("task", pa.string()), ("target_kind", pa.string()), ("dialogue_id", pa.string()),
+    ("turn_index", pa.int64()), ("other_dialogue_id", pa.string()), ("other_turn_index", pa.int64()),
+    ("target_key", pa.string()), ("value", pa.string()), ("score", pa.float64()),
+    ("model_name", pa.string()), ("model_version", pa.string()), ("model_parameters", pa.string()),
+    ("run_at", pa.timestamp("us", tz="UTC")),
+])
+
+
+def target_key(dialogue_id: str, turn_index: int | None, other_dialogue_id: str | None = None,
+               other_turn_index: int | None = None) -> tuple[str, str]:
+    """(target_kind, a canonical key) for a target; proposals with the same key are about the same thing."""
+    if other_dialogue_id is not None:
+        return "pair", json.dumps([dialogue_id, turn_index, other_dialogue_id, other_turn_index])
+    if turn_index is None:
+        return "dialogue", json.dumps([dialogue_id])
+    return "turn", json.dumps([dialogue_id, turn_index])
+
+
+def canonical_json(value: object) -> str:
+    """One spelling per value, so equal proposals compare equal as text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check(rec: dict, name: str, line: int) -> tuple[dict | None, list[Problem]]:
+    problems: list[Problem] = []
+
+    def bad(field: str, message: str) -> None:
+        problems.append(Problem(name, line, field, message))
+
+    task = rec.get("task")
+    if not isinstance(task, str) or not _TASK_RE.match(task):
+        bad("task", "required: a lowercase identifier such as " + ", ".join(KNOWN_TASKS[:4]) + ", ...")
+    for field in ("dialogue_id", "model_name", "model_version"):
+        v = rec.get(field)
+        if not isinstance(v, str) or not v.strip():
+            bad(field, "required: a non-empty string")
+    for field in ("turn_index", "other_turn_index"):
+        v = rec.get(field)
+        if v is not None and (not _is_int(v) or v < 0):
+            bad(field, f"expected an integer >= 0, got {v!r}")
+    other = rec.get("other_dialogue_id")
+    if other is not None and not isinstance(other, str):
+        bad("other_dialogue_id", "expected a string")
+    if (other is None) != (rec.get("other_turn_index") is None):
+        bad("other_turn_index", "a pair target needs both other_dialogue_id and other_turn_index")
+    if other is not None and rec.get("turn_index") is None:
+        bad("turn_index", "a pair target needs turn_index")
+    if "value" not in rec or rec["value"] is None:
+        bad("value", "required: the proposed label (any JSON value but null)")
+    score = rec.get("score")
+    if not isinstance(score, int | float) or isinstance(score, bool) or math.isnan(score):
+        bad("score", f"required: a number in [0, 1], got {score!r}")
+    elif not 0 <= score <= 1:
+        bad("score", f"{score} is outside [0, 1]")
+    params = rec.get("model_parameters")
+    if params is not None and not isinstance(params, dict):
+        bad("model_parameters", "expected an object")
+    run_at = rec.get("run_at")
+    when = None
+    if run_at is not None:
+        try:
+            when = datetime.fromisoformat(run_at) if isinstance(run_at, str) else run_at
+            if not isinstance(when, datetime):
+                raise ValueError
+            when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        except ValueError:
+            bad("run_at", f"{run_at!r} is not an ISO 8601 time")
+    unknown = sorted(set(rec) - set(_FIELDS))
+    if unknown:
+        bad(unknown[0], "unknown field (candidate fields: " + ", ".join(_FIELDS) + ")")
+    if problems:
+        return None, problems
+    kind, key = target_key(rec["dialogue_id"], rec.get("turn_index"), other, rec.get("other_turn_index"))
+    return {
+        "task": task, "target_kind": kind, "dialogue_id": rec["dialogue_id"], "turn_index": rec.get("turn_index"),
+        "other_dialogue_id": other, "other_turn_index": rec.get("other_turn_index"), "target_key": key,
+        "value": canonical_json(rec["value"]), "score": float(score), "model_name": rec["model_name"].strip(),
+        "model_version": rec["model_version"].strip(), "model_parameters": canonical_json(params or {}),
+        "run_at": when,
+    }, []
+
+
+def _records(path: Path, name: str) -> Iterator[tuple[int, dict | None, list[Problem]]]:
+    kind = file_kind(name)
+    if kind == "parquet":
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise LogFormatError([Problem(name, None, None, f"cannot be read as Parquet ({exc})")]) from exc
+        for i, row in enumerate(rows, start=1):
+            if isinstance(row.get("model_parameters"), str):  # Parquet has no free-form objects
+                try:
+                    row["model_parameters"] = json.loads(row["model_parameters"])
+                except json.JSONDecodeError:
+                    pass
+            yield i, {k: v for k, v in row.items() if v is not None or k == "value"}, []
+        return
+    if kind not in ("jsonl", "jsonl.gz"):
+        raise LogFormatError([Problem(name, None, None, "unsupported file type; candidates are .jsonl, "
+                                                         ".jsonl.gz or .parquet")])
+    for lineno, line in enumerate(_read_bytes(path, kind, name).split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            yield lineno, None, [Problem(name, lineno, None, f"invalid JSON ({exc})")]
+            continue
+        if not isinstance(rec, dict):
+            yield lineno, None, [Problem(name, lineno, None, "expected a JSON object")]
+            continue
+        yield lineno, rec, []
+
+
+def read_candidates(path: str | Path, *, name: str | None = None) -> pa.Table:
+    """Read and validate a candidate file into CANDIDATE_SCHEMA; all or nothing (LogFormatError).
+
+    Checks each record's fields and that no (model run, task, target) appears twice. Whether the targets
+    exist is the store's check (it knows the turns).
+    """
+    path = Path(path)
+    name = name or str(path)
+    if not path.exists():
+        raise LogFormatError([Problem(name, None, None, "no such file")])
+    if path.stat().st_size == 0:
+        raise LogFormatError([Problem(name, None, None, "file is empty (no candidates)")])
+    rows: list[dict] = []
+    problems: list[Problem] = []
+    seen: dict[tuple, int] = {}
+    for line, rec, found in _records(path, name):
+        problems.extend(found)
+        if rec is None:
+            continue
+        row, bad = _check(rec, name, line)
+        problems.extend(bad)
+        if row is None:
+            continue
+        key = (row["model_name"], row["model_version"], row["model_parameters"], row["task"], row["target_key"])
+        if key in seen:
+            problems.append(Problem(name, line, "task", f"the same model run proposes for this {row['task']} "
+                                                        f"target twice (also line {seen[key]})"))
+            continue
+        seen[key] = line
+        rows.append(row)
+    if problems:
+        raise LogFormatError(problems)
+    if not rows:
+        raise LogFormatError([Problem(name, None, None, "file is empty (no candidates)")])
+    return pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA)
+
+
+def candidates_from_logged_nlu(turns: pa.Table, *, version: str = "logged") -> pa.Table:
+    """The production NLU's own output as candidates: its intent (and its slots) for every turn, scored by
+    the logged NLU confidence. These are real proposals with real scores: exactly what a reviewer should
+    check before the logs become training data. Turns without an intent or a confidence propose nothing.
+    """
+    rows: list[dict] = []
+    cols = {c: turns.column(c).to_pylist() for c in ("dialogue_id", "turn_index", "nlu_intent", "nlu_slots",
+                                                      "nlu_confidence")}
+    for i in range(turns.num_rows):
+        intent, conf = cols["nlu_intent"][i], cols["nlu_confidence"][i]
+        if intent is None or conf is None:
+            continue
+        kind, key = target_key(cols["dialogue_id"][i], cols["turn_index"][i])
+        base = {"target_kind": kind, "dialogue_id": cols["dialogue_id"][i], "turn_index": cols["turn_index"][i],
+                "other_dialogue_id": None, "other_turn_index": None, "target_key": key, "score": float(conf),
+                "model_name": "logged-nlu", "model_version": version, "model_parameters": "{}", "run_at": None}
+        rows.append({**base, "task": "intent", "value": canonical_json(intent)})
+        slots = cols["nlu_slots"][i]
+        if slots:
+            rows.append({**base, "task": "slots", "value": canonical_json(slots)})
+    return pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA)

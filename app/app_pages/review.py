@@ -1,0 +1,106 @@
+"""Review: one candidate at a time inside its dialogue; accept, reject, skip, correct and undo by key."""
+
+import streamlit as st
+
+from app import resources, review_session, state, store
+from app.settings import Settings
+from components import review_card
+from components.dialogue_view import render_dialogue
+from components.keys import bind_key
+
+settings = Settings.from_env()
+conn = resources.get_connection(str(settings.db_path))
+db = str(settings.db_path)
+dataset = st.session_state.get(state.DATASET)
+reviewer = (st.session_state.get(state.REVIEWER) or "").strip()
+st.title("Review")
+if not dataset:
+    st.info("There is no data yet. Import a dialogue log on the Import page.")
+    st.stop()
+
+spec, warnings = review_session.spec_from_params(dict(st.query_params), dataset)
+for w in warnings:
+    st.warning(f"The link's queue settings: {w}")
+
+with st.expander("Queue: filters and order", expanded=False):
+    tasks = store.list_tasks(conn, dataset)
+    runs = store.list_model_runs(conn)
+    c1, c2, c3, c4 = st.columns(4)
+    task = c1.selectbox("Task", ["(any)"] + tasks, index=tasks.index(spec.task) + 1 if spec.task in tasks else 0)
+    run_labels = {int(r.run_id): f"#{r.run_id} {r.name} {r.version}" for r in runs.itertuples()}
+    run = c2.selectbox("Model run", [None] + list(run_labels), format_func=lambda r: "(any)" if r is None
+                       else run_labels[r], index=list(run_labels).index(spec.run_id) + 1
+                       if spec.run_id in run_labels else 0)
+    domains = resources.values(conn, db, dataset, "nlu_domain")
+    domain = c3.selectbox("Domain", ["(any)"] + domains,
+                          index=domains.index(spec.domain) + 1 if spec.domain in domains else 0)
+    value = c4.text_input("Proposed value (JSON)", value=spec.value or "", help='e.g. "weather_query"')
+    c5, c6, c7, c8 = st.columns(4)
+    smin, smax = c5.slider("Score range", 0.0, 1.0, (spec.score_min, spec.score_max), step=0.01)
+    status = c6.selectbox("Status", store.STATUSES, index=store.STATUSES.index(spec.status))
+    order_names = {"score_asc": "lowest score first", "score_desc": "highest score first",
+                   "random": "random (seeded)", "disagreement": "disagreement first"}
+    order = c7.selectbox("Order", store.ORDERS, index=store.ORDERS.index(spec.order), format_func=order_names.get)
+    seed = c8.number_input("Seed", min_value=0, value=spec.seed, step=1)
+    overlap = st.number_input("Overlap: reviewers per candidate", min_value=1, max_value=10, value=spec.overlap)
+
+spec = store.QueueSpec(dataset=dataset, task=None if task == "(any)" else task, value=value.strip() or None,
+                       score_min=float(smin), score_max=float(smax), run_id=run,
+                       domain=None if domain == "(any)" else domain, status=status, order=order, seed=int(seed),
+                       overlap=int(overlap), audit_bulk_id=spec.audit_bulk_id)
+review_session.sync_url(spec)
+if spec.audit_bulk_id is not None:
+    st.info(f"Auditing the random sample of bulk accept #{spec.audit_bulk_id}: accept what is right, reject "
+            "or correct what is wrong.")
+
+if not reviewer:
+    st.warning("Enter your name as Reviewer in the sidebar to start reviewing: every decision is stored with it.")
+    st.stop()
+
+card = review_session.current_card(conn, reviewer, spec)
+decided, remaining, rate = review_session.progress(conn, reviewer, spec)
+s = review_session.state()
+p1, p2, p3 = st.columns(3)
+p1.metric("Decided by you in this queue", f"{decided:,}")
+p2.metric("Remaining", f"{remaining:,}")
+p3.metric("Your rate", f"{rate:,}/h", help="Your accept, reject and correct decisions in the last hour.")
+if s.last_saved:
+    st.caption(s.last_saved)
+if card is None:
+    st.success("This queue is empty: nothing left to review with these filters.")
+    st.button("Undo last decision", shortcut="Backspace", on_click=review_session.undo,
+              args=(conn, reviewer, spec), disabled=not s.history or settings.read_only)
+    st.stop()
+
+left, right = st.columns([2, 3], gap="large")
+with left:
+    review_card.render_proposal(card)
+    review_card.render_sources(store.list_proposals(conn, card["task"], card["target_key"]), card["candidate_id"])
+    review_card.render_decisions(store.list_current_decisions(conn, card["candidate_id"]))
+    ro = settings.read_only
+    if ro:
+        st.info("Read-only mode: decisions are switched off.")
+    args = (conn, reviewer, spec, card["candidate_id"], card["decision_id"])
+    if s.correcting and not ro:
+        with st.container(border=True):
+            corrected = review_card.correction_editor(
+                card, store.list_known_values(conn, dataset, card["task"]), key=f"fix_{card['candidate_id']}")
+            k1, k2 = st.columns(2)
+            k1.button("Save correction", type="primary", disabled=corrected is None, on_click=review_session.decide,
+                      args=args + ("correct", corrected))
+            k2.button("Cancel", on_click=review_session.stop_correcting, shortcut="Esc")
+    b1, b2, b3, b4, b5 = st.columns(5)
+    b1.button("Accept (a)", type="primary", shortcut="A", on_click=review_session.decide, args=args + ("accept",),
+              disabled=ro, width="stretch")
+    b2.button("Reject (x)", shortcut="X", on_click=review_session.decide, args=args + ("reject",), disabled=ro,
+              width="stretch")
+    b3.button("Skip (space)", shortcut="Space", on_click=review_session.decide, args=args + ("skip",),
+              disabled=ro, width="stretch")
+    b4.button("Correct (c)", on_click=review_session.start_correcting, disabled=ro, width="stretch")
+    b5.button("Undo (⌫)", shortcut="Backspace", on_click=review_session.undo, args=(conn, reviewer, spec),
+              disabled=ro or not s.history, width="stretch")
+    bind_key("c", "Correct (c)")
+with right:
+    turns = store.get_dialogue_turns(conn, card["dialogue_id"])
+    st.caption(f"The target turn is marked ▶ ({card['target_kind']} target).")
+    render_dialogue(turns, highlight_turn=card["turn_index"])

@@ -1,0 +1,192 @@
+"""The review queue of one browser session: the queue's spec from and to the URL, the card shown, and the
+decision callbacks (accept, reject, skip, correct, undo).
+
+Decision ids are made when a card is first shown and bound into its buttons, so a double click, a
+double key press or a resubmitted request stores one decision: the database refuses the second.
+Callbacks run before the page's next run, so the next card is rendered in the same run as the decision.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+
+import duckdb
+import streamlit as st
+
+from app import store
+
+_KEY = "review_session"
+BATCH = 20  # candidate ids fetched per queue query; the card on screen is re-checked on every run
+
+
+@dataclass
+class ReviewState:
+    spec: store.QueueSpec | None = None
+    batch: list[int] = field(default_factory=list)
+    tokens: dict[int, str] = field(default_factory=dict)  # candidate id -> decision id of its card
+    history: list[tuple[int, str]] = field(default_factory=list)  # (candidate id, verdict), for undo
+    correcting: bool = False
+    last_saved: str | None = None  # acknowledgement shown after a decision is committed
+
+
+def state() -> ReviewState:
+    if _KEY not in st.session_state:
+        st.session_state[_KEY] = ReviewState()
+    return st.session_state[_KEY]
+
+
+# ------------------------------------------------------------------------------- URL <-> queue spec
+
+_PARAMS = ("task", "value", "smin", "smax", "run", "domain", "status", "order", "seed", "overlap", "audit")
+
+
+def spec_from_params(params: dict[str, str], dataset: str) -> tuple[store.QueueSpec, list[str]]:
+    """The queue a link describes. Unusable parameters are dropped, each with a warning saying why."""
+    warnings: list[str] = []
+    kwargs: dict = {"dataset": dataset}
+
+    def number(name: str, cast, low, high):
+        raw = params.get(name)
+        if raw is None:
+            return None
+        try:
+            value = cast(raw)
+        except ValueError:
+            warnings.append(f"ignored {name}={raw!r}: not a number")
+            return None
+        if not low <= value <= high:
+            warnings.append(f"ignored {name}={raw!r}: outside {low}..{high}")
+            return None
+        return value
+
+    for name, key in (("task", "task"), ("value", "value"), ("domain", "domain")):
+        if params.get(name):
+            kwargs[key] = params[name]
+    for name, key, cast, low, high in (("smin", "score_min", float, 0.0, 1.0), ("smax", "score_max", float, 0.0, 1.0),
+                                       ("run", "run_id", int, 1, 2**62), ("seed", "seed", int, 0, 2**31),
+                                       ("overlap", "overlap", int, 1, 10), ("audit", "audit_bulk_id", int, 1, 2**62)):
+        value = number(name, cast, low, high)
+        if value is not None:
+            kwargs[key] = value
+    for name, allowed in (("status", store.STATUSES), ("order", store.ORDERS)):
+        raw = params.get(name)
+        if raw is not None:
+            if raw in allowed:
+                kwargs[name] = raw
+            else:
+                warnings.append(f"ignored {name}={raw!r}: expected one of {', '.join(allowed)}")
+    try:
+        return store.QueueSpec(**kwargs), warnings
+    except ValueError as exc:  # e.g. smin > smax
+        warnings.append(f"ignored the score range: {exc}")
+        kwargs.pop("score_min", None)
+        kwargs.pop("score_max", None)
+        return store.QueueSpec(**kwargs), warnings
+
+
+def spec_to_params(spec: store.QueueSpec) -> dict[str, str]:
+    """The URL parameters of a queue (defaults left out, so links stay short)."""
+    default = store.QueueSpec(dataset=spec.dataset)
+    out: dict[str, str] = {}
+    for name, key in (("task", "task"), ("value", "value"), ("domain", "domain"), ("smin", "score_min"),
+                      ("smax", "score_max"), ("run", "run_id"), ("status", "status"), ("order", "order"),
+                      ("seed", "seed"), ("overlap", "overlap"), ("audit", "audit_bulk_id")):
+        value = getattr(spec, key)
+        if value is not None and value != getattr(default, key):
+            out[name] = str(value)
+    return out
+
+
+def sync_url(spec: store.QueueSpec) -> None:
+    wanted = spec_to_params(spec)
+    for name in _PARAMS:
+        if name in wanted:
+            if st.query_params.get(name) != wanted[name]:
+                st.query_params[name] = wanted[name]
+        elif name in st.query_params:
+            del st.query_params[name]
+
+
+# ------------------------------------------------------------------------------------------ cards
+
+
+def role_for(spec: store.QueueSpec) -> str:
+    return "audit" if spec.audit_bulk_id is not None else "review"
+
+
+def current_card(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec) -> dict | None:
+    """The candidate to show now, or None when the queue is empty."""
+    s = state()
+    if s.spec != spec:
+        s.spec, s.batch, s.correcting = spec, [], False
+    refilled = False
+    while True:
+        if not s.batch:
+            if refilled:
+                return None
+            s.batch = store.list_queue(conn, reviewer, spec, limit=BATCH)
+            refilled = True
+            if not s.batch:
+                return None
+        cid = s.batch[0]
+        # Another reviewer may have taken it since the batch was fetched (overlap reached).
+        if refilled or store.is_open(conn, reviewer, spec, cid):
+            card = store.get_candidate(conn, cid)
+            if card is not None:
+                s.tokens.setdefault(cid, str(uuid.uuid4()))
+                card["decision_id"] = s.tokens[cid]
+                return card
+        s.batch.pop(0)
+
+
+def decide(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec, candidate_id: int,
+           decision_id: str, verdict: str, corrected_value: str | None = None) -> None:
+    """Button/key callback: store the decision (committed before this returns), then move on."""
+    s = state()
+    stored = store.insert_decision(conn, decision_id=decision_id, candidate_id=candidate_id, reviewer=reviewer,
+                                   verdict=verdict, corrected_value=corrected_value, role=role_for(spec))
+    if stored:
+        s.history.append((candidate_id, verdict))
+        s.last_saved = f"Saved: {verdict} #{candidate_id}"
+    if s.batch and s.batch[0] == candidate_id:
+        s.batch.pop(0)
+    s.tokens.pop(candidate_id, None)
+    s.correcting = False
+
+
+def undo(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec) -> None:
+    """Take back this session's last decision (a new 'retract' row) and show that card again."""
+    s = state()
+    if not s.history:
+        s.last_saved = "Nothing to undo."
+        return
+    candidate_id, verdict = s.history.pop()
+    if verdict != "skip":  # a skip decided nothing: just bring the card back
+        store.insert_decision(conn, decision_id=str(uuid.uuid4()), candidate_id=candidate_id, reviewer=reviewer,
+                              verdict="retract", role=role_for(spec))
+    s.batch.insert(0, candidate_id)
+    s.correcting = False
+    s.last_saved = f"Undone: {verdict} #{candidate_id}"
+
+
+def start_correcting() -> None:
+    state().correcting = True
+
+
+def stop_correcting() -> None:
+    state().correcting = False
+
+
+def reset_queue() -> None:
+    """Forget the fetched batch (after a bulk accept or a filter change)."""
+    s = state()
+    s.batch = []
+    s.spec = None
+
+
+def progress(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec) -> tuple[int, int, int]:
+    """(decided by this reviewer in this queue, remaining, this reviewer's decisions in the last hour)."""
+    remaining = store.count_queue(conn, reviewer, replace(spec, status="undecided"))
+    decided = store.count_my_decided(conn, reviewer, spec)
+    return decided, remaining, store.get_reviewer_rate(conn, reviewer)
