@@ -14,7 +14,9 @@ import gzip
 import io
 import json
 import math
+import mmap
 import os
+import re
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,8 +31,21 @@ import pyarrow.parquet as pq
 
 from analysis.log_format import FIELD_BY_NAME, FIELDS, TURN_SCHEMA, Field, arrow_type
 
-MAX_LINE_BYTES = int(os.environ.get("TURNLENS_MAX_LINE_BYTES", 1 << 20))
 MAX_PROBLEMS_SHOWN = 50
+_KEEP_PER_CHECK = 200  # problems materialised per check; the rest are counted, not listed
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def max_line_bytes() -> int:
+    """The longest record line accepted (TURNLENS_MAX_LINE_BYTES, default 1 MiB)."""
+    raw = os.environ.get("TURNLENS_MAX_LINE_BYTES", str(1 << 20))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"TURNLENS_MAX_LINE_BYTES must be a whole number of bytes, got {raw!r}") from None
+    if value < 1024:
+        raise ValueError(f"TURNLENS_MAX_LINE_BYTES must be at least 1024, got {value}")
+    return value
 SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".parquet", ".csv")
 
 # Fields read as strings first, then parsed: Arrow's JSON reader cannot parse offsets in timestamps.
@@ -38,6 +53,7 @@ _RAW_SCHEMA = pa.schema(
     [pa.field(f.name, pa.string() if f.kind == "timestamp" else arrow_type(f)) for f in FIELDS]
 )
 _LIST_KINDS = {"string_list", "float_list", "slots"}
+_EXTRA = "__extra__"  # prefix of the internal columns holding unknown fields as JSON text
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,7 @@ class Problem:
     line: int | None
     field: str | None
     message: str
+    count: int = 1  # how many rows this entry stands for ("the same problem on N more rows")
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
@@ -61,11 +78,21 @@ class LogFormatError(ValueError):
         self.problems = list(problems)
         super().__init__(format_problems(self.problems))
 
+    @property
+    def total(self) -> int:
+        """How many problems there are, counting those folded into one entry."""
+        return total_problems(self.problems)
+
+
+def total_problems(problems: Sequence[Problem]) -> int:
+    return sum(p.count for p in problems)
+
 
 def format_problems(problems: Sequence[Problem], limit: int = MAX_PROBLEMS_SHOWN) -> str:
     lines = [str(p) for p in problems[:limit]]
-    if len(problems) > limit:
-        lines.append(f"... and {len(problems) - limit} more problems ({len(problems)} in all)")
+    total = total_problems(problems)
+    if total > len(lines):
+        lines.append(f"... and {total - len(lines):,} more problems ({total:,} in all)")
     return "\n".join(lines)
 
 
@@ -76,6 +103,7 @@ class ParsedLog:
     table: pa.Table
     files: list[str]
     unknown_fields: dict[str, int] = field(default_factory=dict)  # name -> rows carrying it
+    locate: Callable[[int], tuple[str, int]] | None = None  # table row -> (file, line)
 
 
 # --------------------------------------------------------------------------------------------- files
@@ -133,10 +161,11 @@ def read_logs(paths: Sequence[str | Path], *, progress: Callable[[int], None] | 
     if problems:
         raise LogFormatError(problems)
     combined = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    cross = _check_keys(combined, _MultiLocator(locators))
+    cross = _check_keys(combined, _MultiLocator(locators))  # across files: duplicates, time order
     if cross:
         raise LogFormatError(cross)
-    return ParsedLog(combined, [str(p) for p in paths], unknown)
+    where = _MultiLocator(locators)
+    return ParsedLog(combined, [str(p) for p in paths], unknown, locate=where.where)
 
 
 def read_log(path: str | Path) -> ParsedLog:
@@ -209,44 +238,68 @@ def _read_one(path: Path, name: str) -> tuple[pa.Table, _Locator, dict[str, int]
 
 
 def _read_jsonl(path: Path, kind: str, name: str) -> tuple[pa.Table, _Locator]:
-    # Plain files go to Arrow by path (memory-mapped, no copy through Python); gzip is decompressed first.
-    data = _read_bytes(path, kind, name) if kind == "jsonl.gz" else None
-    source = pa.BufferReader(pa.py_buffer(data)) if data is not None else str(path)
+    limit = max_line_bytes()
+    if kind == "jsonl.gz":
+        data: bytes | mmap.mmap = _read_bytes(path, kind, name)
+    else:
+        with open(path, "rb") as fh:  # mapped, not copied: Arrow and NumPy read the page cache directly
+            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
 
     def load() -> bytes:
-        return data if data is not None else _read_bytes(path, kind, name)
+        return data[:] if isinstance(data, mmap.mmap) else data
 
-    try:
-        # One block per MAX_LINE_BYTES: a longer record fails here and is then reported by line.
-        table = pj.read_json(
-            source,
-            read_options=pj.ReadOptions(block_size=max(MAX_LINE_BYTES, 1 << 16)),
-            parse_options=pj.ParseOptions(explicit_schema=_RAW_SCHEMA, unexpected_field_behavior="infer"),
-        )
-        # A line holding `null` or `{}` reads as a row with every field null: let the exact path say which.
-        if table.num_rows and pc.any(pc.and_(pc.is_null(table.column("dialogue_id")),
-                                             pc.is_null(table.column("asr_text")))).as_py():
-            raise pa.ArrowInvalid("a record that is not an object")
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        return _records_to_raw(name, _jsonl_records(name, load()))
-    return table, _Locator(name, load=load)
+    # Where the lines are, in one vectorised pass: it gives the longest line, and which lines hold records.
+    newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    starts = np.concatenate(([0], newlines + 1))
+    lengths = np.concatenate((newlines, [len(data)])) - starts
+    record_lines = np.flatnonzero(lengths > 2) + 1  # a record is at least "{}"; shorter lines are blank
+    fast = int(lengths.max(initial=0)) <= limit
+    table = None
+    if fast:
+        try:
+            table = pj.read_json(
+                pa.py_buffer(data),
+                read_options=pj.ReadOptions(block_size=max(2 * limit, 1 << 20)),
+                parse_options=pj.ParseOptions(explicit_schema=_RAW_SCHEMA, unexpected_field_behavior="infer"),
+            )
+            table.validate(full=True)  # Arrow's reader does not check UTF-8; this does
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            table = None
+    # The exact path takes over wherever the fast one could be wrong: a record not alone on its line, a line
+    # holding null or {}, unknown fields (Arrow would coerce their types; extras must stay as written).
+    if (table is None or table.num_rows != len(record_lines) or set(table.column_names) - set(_RAW_SCHEMA.names)
+            or (table.num_rows and pc.any(pc.and_(pc.is_null(table.column("dialogue_id")),
+                                                  pc.is_null(table.column("asr_text")))).as_py())):
+        return _records_to_raw(name, _jsonl_records(name, load(), limit))
+    return table, _Locator(name, lines=record_lines)
 
 
-def _jsonl_records(name: str, data: bytes) -> Iterator[tuple[int, dict | None, list[Problem]]]:
+def _no_constants(token: str) -> float:
+    raise ValueError(f"{token} is not valid JSON (numbers must be finite)")
+
+
+def _too_long(name: str, line: int, size: int, limit: int) -> Problem:
+    return Problem(name, line, None, f"record is {size:,} bytes, over the limit of {limit:,} "
+                                     "(set TURNLENS_MAX_LINE_BYTES to change it)")
+
+
+def _jsonl_records(name: str, data: bytes, limit: int) -> Iterator[tuple[int, dict | None, list[Problem]]]:
     for lineno, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
             continue
-        if len(line) > MAX_LINE_BYTES:
-            yield lineno, None, [Problem(name, lineno, None,
-                                         f"line is {len(line):,} bytes, over the limit of {MAX_LINE_BYTES:,} "
-                                         "(set TURNLENS_MAX_LINE_BYTES to change it)")]
+        if len(line) > limit:
+            yield lineno, None, [_too_long(name, lineno, len(line), limit)]
             continue
         try:
-            record = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "not valid UTF-8"
-            col = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-            yield lineno, None, [Problem(name, lineno, None, f"invalid JSON: {msg}{col}")]
+            record = json.loads(line, parse_constant=_no_constants)
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+            if isinstance(exc, json.JSONDecodeError):
+                msg = f"{exc.msg} at column {exc.colno}"
+            elif isinstance(exc, UnicodeDecodeError):
+                msg = f"not valid UTF-8 ({exc.reason} at byte {exc.start})"
+            else:
+                msg = str(exc)
+            yield lineno, None, [Problem(name, lineno, None, f"invalid JSON: {msg}")]
             continue
         if not isinstance(record, dict):
             yield lineno, None, [Problem(name, lineno, None,
@@ -261,7 +314,10 @@ def _read_csv(name: str, data: bytes) -> tuple[pa.Table, _Locator]:
     except UnicodeDecodeError as exc:
         problem = Problem(name, None, None, f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
         raise LogFormatError([problem]) from exc
-    reader = csv.reader(io.StringIO(text, newline=""))
+    limit = max_line_bytes()
+    # The csv module's own field limit (128 KiB) is lower than ours: lift it, then apply ours per record.
+    csv.field_size_limit(max(4 * limit, csv.field_size_limit()))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except (StopIteration, csv.Error) as exc:
@@ -283,6 +339,10 @@ def _read_csv(name: str, data: bytes) -> tuple[pa.Table, _Locator]:
                 return
             line = reader.line_num
             if not any(cell.strip() for cell in row):
+                continue
+            size = sum(len(cell.encode()) for cell in row) + len(row)
+            if size > limit:
+                yield start, None, [_too_long(name, start, size, limit)]
                 continue
             if len(row) != len(header):
                 yield start, None, [Problem(name, start, None,
@@ -317,12 +377,55 @@ def _csv_record(name: str, line: int, cells: dict[str, str]) -> tuple[dict, list
                 record[key] = False
             else:
                 problems.append(Problem(name, line, key, f"expected true or false, got {cell!r}"))
+        elif f.kind == "int":
+            if _INT_TEXT.match(cell):
+                record[key] = int(cell)
+            else:
+                problems.append(Problem(name, line, key, f"expected {_KIND_WORD[f.kind]}, got {cell!r}"))
         else:
             try:
-                record[key] = int(cell) if f.kind == "int" else float(cell)
+                value = float(cell) if _FLOAT_TEXT.match(cell) else None
             except ValueError:
+                value = None
+            if value is None:
                 problems.append(Problem(name, line, key, f"expected {_KIND_WORD[f.kind]}, got {cell!r}"))
+            else:
+                record[key] = value
     return record, problems
+
+
+_INT_TEXT = re.compile(r"-?[0-9]+\Z")
+_FLOAT_TEXT = re.compile(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\Z")
+
+
+def _parquet_type_ok(kind: str, t: pa.DataType) -> bool:
+    """Whether a Parquet column of type t may be read as a field of this kind (no silent conversions)."""
+    if pa.types.is_null(t):
+        return True
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    is_str = pa.types.is_string(t) or pa.types.is_large_string(t)
+    if kind == "string":
+        return is_str
+    if kind == "int":
+        return pa.types.is_integer(t)
+    if kind == "float":
+        return pa.types.is_integer(t) or pa.types.is_floating(t)
+    if kind == "bool":
+        return pa.types.is_boolean(t)
+    if kind == "timestamp":
+        return is_str or pa.types.is_timestamp(t)
+    if not (pa.types.is_list(t) or pa.types.is_large_list(t)):
+        return False
+    item = t.value_type
+    if kind == "string_list":
+        return pa.types.is_string(item) or pa.types.is_large_string(item) or pa.types.is_null(item)
+    if kind == "float_list":
+        return pa.types.is_integer(item) or pa.types.is_floating(item) or pa.types.is_null(item)
+    return pa.types.is_struct(item) and all(
+        item.get_field_index(n) >= 0 and (pa.types.is_string(item.field(n).type)
+                                          or pa.types.is_large_string(item.field(n).type))
+        for n in ("type", "value"))
 
 
 def _read_parquet(path: Path, name: str) -> pa.Table:
@@ -335,6 +438,10 @@ def _read_parquet(path: Path, name: str) -> pa.Table:
     for col_name in table.column_names:
         col = table.column(col_name)
         f = FIELD_BY_NAME.get(col_name)
+        if f is not None and not _parquet_type_ok(f.kind, col.type):
+            problems.append(Problem(name, None, col_name,
+                                    f"column has type {col.type}, expected {_KIND_WORD[f.kind]}"))
+            continue
         if f is not None:
             target = pa.string() if f.kind == "timestamp" and (pa.types.is_string(col.type)
                                                                or pa.types.is_large_string(col.type)) \
@@ -348,6 +455,11 @@ def _read_parquet(path: Path, name: str) -> pa.Table:
                 problems.append(Problem(name, None, col_name,
                                         f"column has type {col.type}, expected {_KIND_WORD[f.kind]} ({target})"))
                 continue
+        if f is None:
+            # An unknown column: kept as JSON text per row, like unknown fields of JSON Lines.
+            col = pa.chunked_array([pa.array([None if v is None else json.dumps(v, default=str)
+                                              for v in col.to_pylist()], type=pa.string())])
+            col_name = _EXTRA + col_name
         columns.append(col)
         names.append(col_name)
     if problems:
@@ -387,6 +499,8 @@ def _type_error(f: Field, value: object) -> str | None:
         ok = isinstance(value, str)
     elif kind == "int":
         ok = isinstance(value, int) and not isinstance(value, bool)
+        if ok and not _INT64[0] <= value <= _INT64[1]:
+            return f"{value} does not fit in a 64-bit integer"
     elif kind == "float":
         ok = isinstance(value, int | float) and not isinstance(value, bool)
     elif kind == "bool":
@@ -441,7 +555,7 @@ def _rows_to_table(rows: list[dict]) -> pa.Table:
     extra_names = sorted({k for r in rows for k in r} - known)
     for extra in extra_names:
         # Extras of any JSON shape: kept as JSON text per row so mixed types never fail.
-        columns["__extra__" + extra] = pa.array(
+        columns[_EXTRA + extra] = pa.array(
             [json.dumps(r[extra]) if extra in r else None for r in rows], type=pa.string())
     return pa.table(columns)
 
@@ -457,12 +571,12 @@ def _normalise(raw: pa.Table, locator: _Locator) -> tuple[pa.Table, dict[str, in
     def report(mask: pa.ChunkedArray | pa.Array | np.ndarray, fname: str, message: Callable[[int], str]) -> None:
         idx = np.flatnonzero(np.asarray(mask.to_numpy(zero_copy_only=False) if hasattr(mask, "to_numpy")
                                         else mask, dtype=bool))
-        for row in idx[: MAX_PROBLEMS_SHOWN * 4]:
+        for row in idx[:_KEEP_PER_CHECK]:
             problems.append(Problem(locator.file, locator.line(int(row)), fname, message(int(row))))
-        if len(idx) > MAX_PROBLEMS_SHOWN * 4:
+        if len(idx) > _KEEP_PER_CHECK:
             # Keep the count honest without materialising millions of messages.
-            problems.append(Problem(locator.file, None, fname,
-                                    f"the same problem on {len(idx) - MAX_PROBLEMS_SHOWN * 4:,} more rows"))
+            rest = len(idx) - _KEEP_PER_CHECK
+            problems.append(Problem(locator.file, None, fname, f"the same problem on {rest:,} more rows", rest))
 
     columns: dict[str, pa.ChunkedArray] = {}
     for f in FIELDS:
@@ -478,7 +592,8 @@ def _normalise(raw: pa.Table, locator: _Locator) -> tuple[pa.Table, dict[str, in
         if f.kind in ("int", "float"):
             values = col
             if f.kind == "float":
-                report(pc.fill_null(pc.is_nan(values), False), f.name, lambda r: "must be a finite number")
+                report(pc.invert(pc.fill_null(pc.is_finite(values), True)), f.name,
+                       lambda r: "must be a finite number")
             if f.minimum is not None:
                 low = pc.fill_null(pc.less(values, f.minimum), False)
                 report(low, f.name, lambda r, c=values, fl=f: f"{c[r].as_py()} is below the minimum {fl.minimum:g}")
@@ -504,12 +619,15 @@ def _normalise(raw: pa.Table, locator: _Locator) -> tuple[pa.Table, dict[str, in
                     report(rows, f.name, lambda r, fl=f: f"expected {_KIND_WORD[fl.kind]}, got a null item "
                                                          "or an item without type and value")
         if f.kind == "float_list":
-            flat = pc.list_flatten(col)
-            if len(flat) and pc.any(pc.is_nan(flat)).as_py():
-                nan_rows = np.zeros(n, dtype=bool)
-                for r, v in enumerate(col.to_pylist()):
-                    nan_rows[r] = v is not None and any(math.isnan(x) for x in v)
-                report(nan_rows, f.name, lambda r: "contains NaN")
+            # float32 storage: NaN, infinities and values beyond float32 (which become infinite) are refused
+            as32 = col.cast(pa.list_(pa.float32()), safe=False)
+            flat = pc.list_flatten(as32)
+            if len(flat) and not pc.all(pc.fill_null(pc.is_finite(flat), True)).as_py():
+                bad_rows = np.zeros(n, dtype=bool)
+                for r, v in enumerate(as32.to_pylist()):
+                    bad_rows[r] = v is not None and any(x is not None and not math.isfinite(x) for x in v)
+                report(bad_rows, f.name, lambda r: "contains a value that is not a finite float32 number "
+                                                   "(NaN, infinity, or beyond about 3.4e38)")
             lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
             lengths = np.where(np.isnan(lengths.astype(float)), -1, lengths).astype(np.int64)
             present = np.flatnonzero(lengths >= 0)
@@ -526,7 +644,7 @@ def _normalise(raw: pa.Table, locator: _Locator) -> tuple[pa.Table, dict[str, in
         columns[f.name] = col.cast(arrow_type(f))
 
     extra_cols = [c for c in raw.column_names if c not in FIELD_BY_NAME]
-    unknown = {c.removeprefix("__extra__"): int(n - raw.column(c).null_count) for c in extra_cols}
+    unknown = {c.removeprefix(_EXTRA): int(n - raw.column(c).null_count) for c in extra_cols}
     columns["extras"] = _extras_json(raw, extra_cols)
     table = pa.table(columns, schema=TURN_SCHEMA) if not problems else pa.table(
         {k: v for k, v in columns.items()})
@@ -578,21 +696,15 @@ def _parse_timestamps(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray
 
 
 def _extras_json(raw: pa.Table, extra_cols: list[str]) -> pa.ChunkedArray:
+    """One JSON object per row of the unknown fields it carries (each column already holds JSON text)."""
     n = raw.num_rows
     if not extra_cols:
         return pa.chunked_array([pa.nulls(n, type=pa.string())])
     values = {c: raw.column(c).to_pylist() for c in extra_cols}
-    pre_encoded = {c: c.startswith("__extra__") for c in extra_cols}
     out: list[str | None] = []
     for i in range(n):
-        obj = {}
-        for c in extra_cols:
-            v = values[c][i]
-            if v is None:
-                continue
-            key = c.removeprefix("__extra__")
-            obj[key] = json.loads(v) if pre_encoded[c] else v
-        out.append(json.dumps(obj, sort_keys=True, default=str) if obj else None)
+        obj = {c.removeprefix(_EXTRA): json.loads(values[c][i]) for c in extra_cols if values[c][i] is not None}
+        out.append(json.dumps(obj, sort_keys=True) if obj else None)
     return pa.chunked_array([pa.array(out, type=pa.string())])
 
 
@@ -607,15 +719,22 @@ def _check_keys(table: pa.Table, where: _MultiLocator) -> list[Problem]:
     order_np = order.to_numpy()
     same_dialogue = ids[1:] == ids[:-1]
     problems: list[Problem] = []
-    for i in np.flatnonzero(same_dialogue & (turns[1:] == turns[:-1]))[: MAX_PROBLEMS_SHOWN]:
+    dup = np.flatnonzero(same_dialogue & (turns[1:] == turns[:-1]))
+    late = np.flatnonzero(same_dialogue & (turns[1:] != turns[:-1]) & (times[1:] < times[:-1]))
+    for i in dup[:_KEEP_PER_CHECK]:
         file, line = where.where(int(order_np[i + 1]))
         first_file, first_line = where.where(int(order_np[i]))
         problems.append(Problem(file, line, "turn_index",
                                 f"duplicate turn {turns[i + 1]} of dialogue {ids[i + 1]!r} "
                                 f"(also at {first_file}:{first_line})"))
-    for i in np.flatnonzero(same_dialogue & (turns[1:] != turns[:-1]) & (times[1:] < times[:-1]))[
-            : MAX_PROBLEMS_SHOWN]:
+    if len(dup) > _KEEP_PER_CHECK:
+        problems.append(Problem(where.locators[0].file, None, "turn_index", "the same problem on "
+                                f"{len(dup) - _KEEP_PER_CHECK:,} more rows", len(dup) - _KEEP_PER_CHECK))
+    for i in late[:_KEEP_PER_CHECK]:
         file, line = where.where(int(order_np[i + 1]))
         problems.append(Problem(file, line, "timestamp",
                                 f"turn {turns[i + 1]} of dialogue {ids[i + 1]!r} is earlier than turn {turns[i]}"))
+    if len(late) > _KEEP_PER_CHECK:
+        problems.append(Problem(where.locators[0].file, None, "timestamp", "the same problem on "
+                                f"{len(late) - _KEEP_PER_CHECK:,} more rows", len(late) - _KEEP_PER_CHECK))
     return problems

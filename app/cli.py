@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 from tqdm import tqdm
 
 from app import __version__
@@ -77,16 +78,33 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _open(db: Path, *, read_only: bool = False):
+    """Open the database, or (None, exit code) after saying plainly what is wrong."""
+    from app import store
+
+    if db.exists() and db.is_dir():
+        return None, _fail(f"{db} is a directory; --db takes a DuckDB file", EXIT_USAGE)
+    try:
+        return store.connect(db, read_only=read_only), EXIT_OK
+    except store.StoreLockedError as exc:
+        return None, _fail(str(exc), EXIT_LOCKED)
+    except (duckdb.IOException, duckdb.SerializationException, duckdb.InvalidInputException,
+            duckdb.CatalogException) as exc:
+        return None, _fail(f"{db} cannot be opened as a turnlens database: {str(exc).splitlines()[0]}",
+                           EXIT_USAGE)
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from analysis.logs import LogFormatError, format_problems
     from app import store
     from app.ingest import ingest_files
 
+    if not args.dataset.strip():
+        return _fail("--dataset must not be empty", EXIT_USAGE)
     db = args.db or store.default_db_path()
-    try:
-        conn = store.connect(db)
-    except store.StoreLockedError as exc:
-        return _fail(str(exc), EXIT_LOCKED)
+    conn, code = _open(db)
+    if conn is None:
+        return code
     labels = {"read": "reading and checking", "wer": "word error counts", "write": "writing"}
     bar = None if args.quiet else tqdm(desc=labels["read"], unit=" turns", file=sys.stderr)
     stage_now = ["read"]
@@ -105,7 +123,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         result, unknown = ingest_files(conn, [str(p) for p in args.paths], dataset=args.dataset,
                                        imported_by=args.by, progress=progress)
     except LogFormatError as exc:
-        return _fail(f"nothing was written; {len(exc.problems)} problem(s):\n"
+        return _fail(f"nothing was written; {exc.total:,} problem(s):\n"
                      + format_problems(exc.problems), EXIT_INVALID)
     except store.IngestConflictError as exc:
         return _fail("nothing was written; the input contradicts the database:\n" + str(exc), EXIT_INVALID)
@@ -158,10 +176,9 @@ def cmd_candidates(args: argparse.Namespace) -> int:
     from app import store
 
     db = args.db or store.default_db_path()
-    try:
-        conn = store.connect(db)
-    except store.StoreLockedError as exc:
-        return _fail(str(exc), EXIT_LOCKED)
+    conn, code = _open(db)
+    if conn is None:
+        return code
     try:
         if args.action == "import":
             table = read_candidates(args.path)
@@ -171,7 +188,7 @@ def cmd_candidates(args: argparse.Namespace) -> int:
             table = candidates_from_logged_nlu(store.list_nlu_outputs(conn, args.dataset))
         result = store.insert_candidates(conn, table)
     except LogFormatError as exc:
-        return _fail(f"nothing was written; {len(exc.problems)} problem(s):\n" + format_problems(exc.problems),
+        return _fail(f"nothing was written; {exc.total:,} problem(s):\n" + format_problems(exc.problems),
                      EXIT_INVALID)
     except store.IngestConflictError as exc:
         return _fail("nothing was written; the candidates contradict the database:\n" + str(exc), EXIT_INVALID)
@@ -191,10 +208,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     db = args.db or store.default_db_path()
     if not Path(db).exists():
         return _fail(f"{db}: no such database", EXIT_USAGE)
-    try:
-        conn = store.connect(db)
-    except store.StoreLockedError as exc:
-        return _fail(str(exc), EXIT_LOCKED)
+    conn, code = _open(db)
+    if conn is None:
+        return code
     started = time.perf_counter()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with conn:
@@ -209,10 +225,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     db = args.db or store.default_db_path()
     if not Path(db).exists():
         return _fail(f"{db}: no such database (create one with 'turnlens ingest')", EXIT_USAGE)
-    try:
-        conn = store.connect(db, read_only=True)
-    except store.StoreLockedError as exc:
-        return _fail(str(exc), EXIT_LOCKED)
+    conn, code = _open(Path(db), read_only=True)
+    if conn is None:
+        return code
     with conn:
         print(f"{db}: schema version {store.get_schema_version(conn)}")
         for ds in store.list_datasets(conn):
@@ -232,7 +247,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from analysis.logs import max_line_bytes
+
     args = build_parser().parse_args(argv)
+    try:
+        max_line_bytes()  # a bad setting is a usage error, said once, before any work
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
     handler = {"ingest": cmd_ingest, "demo-data": cmd_demo_data, "info": cmd_info, "serve": cmd_serve,
                "candidates": cmd_candidates, "export": cmd_export}
     return handler[args.command](args)

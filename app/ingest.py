@@ -67,10 +67,21 @@ def ingest_files(conn: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *
     table = with_wer_counts(parsed.table, progress)
     if progress:
         progress("write", 0, table.num_rows)
-    result = store.insert_turns(conn, table, dataset=dataset.strip(),
-                                sources=list(source_names or [str(p) for p in paths]),
-                                content_sha256=digest.result(), unknown_fields=parsed.unknown_fields,
-                                imported_by=imported_by)
+    try:
+        result = store.insert_turns(conn, table, dataset=dataset.strip(),
+                                    sources=list(source_names or [str(p) for p in paths]),
+                                    content_sha256=digest.result(), unknown_fields=parsed.unknown_fields,
+                                    imported_by=imported_by)
+    except store.IngestConflictError as exc:
+        # Say where each contradicting turn is in the input: FILE:LINE: field: message.
+        located = []
+        for row, field, message in exc.rows:
+            if row is None or parsed.locate is None:
+                located.append(message)
+            else:
+                file, line = parsed.locate(row)
+                located.append(f"{file}:{line}: {field}: {message}")
+        raise store.IngestConflictError(located, exc.rows) from None
     if progress:
         progress("write", table.num_rows, table.num_rows)
     return result, parsed.unknown_fields

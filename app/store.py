@@ -33,10 +33,12 @@ class StoreLockedError(RuntimeError):
 
 
 class IngestConflictError(ValueError):
-    """Incoming turns contradict stored ones; nothing was written. ``problems`` lists them."""
+    """Incoming rows contradict stored ones; nothing was written. ``problems`` lists them as text;
+    ``rows`` holds (incoming row index or None, field or None, message) so callers can say FILE:LINE."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str], rows: list[tuple[int | None, str | None, str]] | None = None):
         self.problems = problems
+        self.rows = rows or []
         super().__init__("\n".join(problems))
 
 
@@ -121,25 +123,34 @@ def insert_turns(conn: duckdb.DuckDBPyConnection, turns: pa.Table, *, dataset: s
     stored turns of its dialogue, makes the whole call fail with IngestConflictError and write nothing.
     """
     cur = conn.cursor()
-    cur.register("incoming", turns)
+    # _row: the incoming row, so a conflict can be reported at its file and line.
+    cur.register("incoming", turns.append_column("_row", pa.array(range(turns.num_rows), type=pa.int64())))
     try:
         with transaction(cur):
             cols = ", ".join(f'"{c}"' for c in _V1_COLUMNS)
-            differs = " OR ".join(f'i."{c}" IS DISTINCT FROM t."{c}"' for c in _V1_COLUMNS + ["extras"])
-            # Column names come from the format's fixed field list; no value is spliced into the SQL.
+            # Which stored fields differ, by name: column names come from the format's fixed field list.
+            differing = ", ".join(f"""CASE WHEN i."{c}" IS DISTINCT FROM t."{c}" THEN '{c}' END"""
+                                  for c in _V1_COLUMNS + ["extras"])
             sql = f"""
-                SELECT i.dialogue_id, i.turn_index, t.dataset FROM incoming i
-                JOIN turns t USING (dialogue_id, turn_index)
-                WHERE {differs}
-                ORDER BY 1, 2 LIMIT ?
+                SELECT i._row, i.dialogue_id, i.turn_index, t.dataset,
+                       list_filter([{differing}], lambda x: x IS NOT NULL) AS fields
+                FROM incoming i JOIN turns t USING (dialogue_id, turn_index)
+                WHERE t.dataset IS DISTINCT FROM ? OR len(list_filter([{differing}], lambda x: x IS NOT NULL)) > 0
+                ORDER BY i._row LIMIT ?
             """
-            conflicts = cur.execute(sql, [_CONFLICT_LIMIT + 1]).fetchall()
+            conflicts = cur.execute(sql, [dataset, _CONFLICT_LIMIT + 1]).fetchall()
             if conflicts:
-                problems = [f"turn {ti} of dialogue {did!r} is already stored (dataset {ds!r}) with different "
-                            "content" for did, ti, ds in conflicts[:_CONFLICT_LIMIT]]
+                rows = []
+                for row, did, ti, ds, fields in conflicts[:_CONFLICT_LIMIT]:
+                    if ds != dataset:
+                        rows.append((row, "dialogue_id", f"turn {ti} of dialogue {did!r} is already stored in "
+                                                         f"dataset {ds!r}, not {dataset!r}"))
+                    else:
+                        rows.append((row, fields[0], f"turn {ti} of dialogue {did!r} is already stored with "
+                                                     f"different content (differs in: {', '.join(fields)})"))
                 if len(conflicts) > _CONFLICT_LIMIT:
-                    problems.append("... and more conflicting turns")
-                raise IngestConflictError(problems)
+                    rows.append((None, None, "... and more conflicting turns"))
+                raise IngestConflictError([m for _, _, m in rows], rows)
             present = cur.execute(
                 "SELECT count(*) FROM incoming i SEMI JOIN turns t USING (dialogue_id, turn_index)").fetchone()[0]
             if present == turns.num_rows:
@@ -158,28 +169,36 @@ def insert_turns(conn: duckdb.DuckDBPyConnection, turns: pa.Table, *, dataset: s
             cur.execute(sql, [dataset, import_id])
             order = _time_order_violations(cur, import_id)
             if order:
-                raise IngestConflictError(order)
+                raise IngestConflictError([m for _, _, m in order], order)
             return IngestResult(import_id, turns.num_rows, turns.num_rows - present, present)
     finally:
         cur.unregister("incoming")
         cur.close()
 
 
-def _time_order_violations(cur: duckdb.DuckDBPyConnection, import_id: int) -> list[str]:
+def _time_order_violations(cur: duckdb.DuckDBPyConnection, import_id: int) -> list[tuple[int | None, str, str]]:
     """New turns must keep each dialogue's turns in time order together with the turns stored before."""
     rows = cur.execute("""
         WITH touched AS (SELECT DISTINCT dialogue_id FROM turns WHERE import_id = ?),
         ordered AS (
             SELECT t.dialogue_id, t.turn_index, t.timestamp, t.import_id,
-                   lag(t.turn_index) OVER w AS prev_index, lag(t.timestamp) OVER w AS prev_ts
+                   lag(t.turn_index) OVER w AS prev_index, lag(t.timestamp) OVER w AS prev_ts,
+                   lead(t.turn_index) OVER w AS next_index, lead(t.import_id) OVER w AS next_import
             FROM turns t SEMI JOIN touched USING (dialogue_id)
             WINDOW w AS (PARTITION BY t.dialogue_id ORDER BY t.turn_index)
         )
-        SELECT dialogue_id, turn_index, prev_index FROM ordered
-        WHERE prev_ts > timestamp ORDER BY 1, 2 LIMIT ?
-    """, [import_id, _CONFLICT_LIMIT]).fetchall()
-    return [f"turn {ti} of dialogue {did!r} is earlier than its turn {prev} already stored"
-            for did, ti, prev in rows]
+        SELECT o.dialogue_id, o.turn_index, o.prev_index, o.import_id = ? AS is_new,
+               i._row AS this_row, j._row AS prev_row
+        FROM ordered o
+        LEFT JOIN incoming i ON i.dialogue_id = o.dialogue_id AND i.turn_index = o.turn_index AND o.import_id = ?
+        LEFT JOIN incoming j ON j.dialogue_id = o.dialogue_id AND j.turn_index = o.prev_index
+        WHERE o.prev_ts > o.timestamp ORDER BY 1, 2 LIMIT ?
+    """, [import_id, import_id, import_id, _CONFLICT_LIMIT]).fetchall()
+    # Name the incoming row of the pair (the stored one has no line in this input).
+    return [(this_row if this_row is not None else prev_row, "timestamp",
+             f"turn {ti} of dialogue {did!r} is earlier than its turn {prev}, "
+             + ("already stored" if this_row is not None else "which this input adds"))
+            for did, ti, prev, _new, this_row, prev_row in rows]
 
 
 def list_imports(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -330,10 +349,11 @@ def list_values(conn: duckdb.DuckDBPyConnection, dataset: str, column: str) -> l
         [dataset]).fetchall()]
 
 
-def get_dialogue_turns(conn: duckdb.DuckDBPyConnection, dialogue_id: str) -> list[dict]:
-    """Every turn of one dialogue, in order, as plain dicts (all stored columns)."""
+def get_dialogue_turns(conn: duckdb.DuckDBPyConnection, dialogue_id: str, dataset: str | None = None) -> list[dict]:
+    """Every turn of one dialogue (of one dataset, if given), in order, as plain dicts (all stored columns)."""
     cur = conn.cursor()
-    cur.execute("SELECT * FROM turns WHERE dialogue_id = ? ORDER BY turn_index", [dialogue_id])
+    cur.execute("SELECT * FROM turns WHERE dialogue_id = ? AND (? IS NULL OR dataset = ?) ORDER BY turn_index",
+                [dialogue_id, dataset, dataset])
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 

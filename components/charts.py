@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -13,9 +15,16 @@ SIGNALS = {
 }
 
 
+def as_text(values: pd.Series) -> pd.Series:
+    """Category labels from logs, escaped: Plotly renders a subset of HTML (links, bold) in tick and hover
+    text, and log text must stay text."""
+    return values.astype(str).map(html.escape)
+
+
 def signals_by_domain(df: pd.DataFrame, *, top: int = 20) -> go.Figure:
     """Grouped bars: the rate of each failure signal in the top domains by traffic."""
     df = df.sort_values("turns", ascending=False).head(top)
+    df = df.assign(domain=as_text(df["domain"]))
     fig = go.Figure([go.Bar(name=label, x=df["domain"], y=df[col],
                             customdata=df["turns"], hovertemplate="%{x}: %{y:.1%} of %{customdata} turns")
                      for col, label in SIGNALS.items()])
@@ -28,6 +37,7 @@ def wer_by_domain(df: pd.DataFrame, *, top: int = 20) -> go.Figure:
     """Pooled WER per domain (sum of errors / sum of reference words), worst first."""
     df = df.dropna(subset=["pooled_wer"]).sort_values("turns", ascending=False).head(top)
     df = df.sort_values("pooled_wer", ascending=False)
+    df = df.assign(domain=as_text(df["domain"]))
     fig = go.Figure(go.Bar(x=df["domain"], y=df["pooled_wer"], customdata=df["turns"],
                            hovertemplate="%{x}: WER %{y:.1%} over %{customdata} turns", name="pooled WER"))
     fig.update_layout(yaxis_tickformat=".0%", yaxis_title="pooled WER", margin=dict(t=30, b=10, l=10, r=10),

@@ -53,7 +53,7 @@ JSONL_CASES = [
     ("embedding_length", two_turns(speaker_embedding=[0.1, 0.2]),
      ":2: speaker_embedding: has 2 values, but line 1 has 3"),
     ("huge_line", [make_turn("d1", 0), make_turn("d1", 1, asr_text="x" * (10 << 20))],
-     ":2: line is 10,48"),
+     ":2: record is 10,48"),
     ("blank_only", ["", "   "], "file is empty"),
 ]
 

@@ -181,3 +181,16 @@ def test_import_page_is_off_in_read_only_mode(app_db, monkeypatch):
     at = run_page("app_pages/import_logs.py")
     assert "read-only" in at.info[0].value
     assert len(at.file_uploader) == 0
+
+
+def test_barge_in_filter_lives_in_the_url(app_db):
+    at = run_page("app_pages/dialogues.py")
+    at.checkbox(key="flt_barge").check().run()
+    assert list(at.dataframe[0].value["dialogue_id"]) == ["weather-1"]
+    assert at.query_params["barge"] in ("1", ["1"])
+    linked = AppTest.from_file(ENTRY, default_timeout=60)
+    linked.query_params["barge"] = "1"
+    linked.run()
+    linked.switch_page("app_pages/dialogues.py").run()
+    assert linked.checkbox(key="flt_barge").value is True
+    assert list(linked.dataframe[0].value["dialogue_id"]) == ["weather-1"]

@@ -247,8 +247,10 @@ def test_overlapping_file_adds_only_new_turns(db, tmp_path):
 def test_conflicting_content_is_refused_and_nothing_written(db, tmp_path):
     ingest_files(db, [write_jsonl(tmp_path / "a.jsonl", [make_turn("d1", 0)])], dataset="t")
     changed = write_jsonl(tmp_path / "b.jsonl", [make_turn("d2", 0), make_turn("d1", 0, asr_text="changed")])
-    with pytest.raises(store.IngestConflictError, match="turn 0 of dialogue 'd1' is already stored"):
+    with pytest.raises(store.IngestConflictError) as info:
         ingest_files(db, [changed], dataset="t")
+    assert info.value.problems == [f"{changed}:2: asr_text: turn 0 of dialogue 'd1' is already stored with "
+                                   "different content (differs in: asr_text)"]
     assert store.count_turns(db) == 1
     assert len(store.list_imports(db)) == 1
 
@@ -257,10 +259,20 @@ def test_time_order_is_checked_against_stored_turns(db, tmp_path):
     ingest_files(db, [write_jsonl(tmp_path / "a.jsonl", [make_turn("d1", 0, timestamp="2026-01-05T10:00:00Z")])],
                  dataset="t")
     late = write_jsonl(tmp_path / "b.jsonl", [make_turn("d1", 1, timestamp="2026-01-05T09:00:00Z")])
-    with pytest.raises(store.IngestConflictError, match="turn 1 of dialogue 'd1' is earlier than its turn 0"):
+    with pytest.raises(store.IngestConflictError) as info:
         ingest_files(db, [late], dataset="t")
+    assert info.value.problems == [f"{late}:1: timestamp: turn 1 of dialogue 'd1' is earlier than its turn 0, "
+                                   "already stored"]
     assert store.count_turns(db) == 1
     assert len(store.list_imports(db)) == 1
+
+
+def test_same_turns_in_another_dataset_are_refused(db, tmp_path):
+    path = write_jsonl(tmp_path / "a.jsonl", [make_turn("d1", 0)])
+    ingest_files(db, [path], dataset="t")
+    with pytest.raises(store.IngestConflictError, match="already stored in dataset 't', not 'other'"):
+        ingest_files(db, [path], dataset="other")
+    assert store.list_datasets(db) == ["t"]
 
 
 def test_import_log_records_provenance(db, tmp_path):

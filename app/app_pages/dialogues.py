@@ -37,11 +37,13 @@ with st.container(border=True):
     domain = choice("Domain", "nlu_domain", "domain", c2)
     intent = choice("Intent", "nlu_intent", "intent", c3)
     status = choice("Response status", "response_status", "status", c4)
-    barge = st.checkbox("Only dialogues with a barge-in", key="flt_barge")
+    barge = st.checkbox("Only dialogues with a barge-in", key="flt_barge",
+                        value=st.query_params.get("barge") == "1")
 
 flt = store.DialogueFilter(text=text.strip() or None, domain=domain, intent=intent, response_status=status,
                            barge_in_only=barge)
-for param, value in (("q", flt.text), ("domain", domain), ("intent", intent), ("status", status)):
+for param, value in (("q", flt.text), ("domain", domain), ("intent", intent), ("status", status),
+                     ("barge", "1" if barge else None)):
     if value:
         st.query_params[param] = value
     elif param in st.query_params:
@@ -76,7 +78,7 @@ if selected and selected[0] < len(ids) and ids[selected[0]] != st.session_state.
 if "open_dialogue" not in st.session_state:
     # First run of this session: a shared link (?dialogue=ID) opens its dialogue, even off this page.
     linked = st.query_params.get("dialogue")
-    if linked and store.get_dialogue_turns(conn, linked):
+    if linked and store.get_dialogue_turns(conn, linked, dataset):
         if linked not in ids:
             ids = [linked] + ids
         st.session_state["open_dialogue"] = linked
@@ -91,7 +93,7 @@ if st.session_state.get("open_dialogue") not in ids:
 with view:
     picked = st.selectbox("Open dialogue", ids, key="open_dialogue")
     st.query_params["dialogue"] = picked
-    turns = store.get_dialogue_turns(conn, picked)
+    turns = store.get_dialogue_turns(conn, picked, dataset)
     st.caption(f"{len(turns)} turn(s), in order; the alignment marks S(ubstituted), D(eleted) and "
                "I(nserted) words of the recognised text against the reference.")
     render_dialogue(turns)

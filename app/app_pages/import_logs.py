@@ -57,11 +57,15 @@ else:
                                                        source_names=[f.name for f in files], progress=progress)
                     except LogFormatError as exc:
                         bar.empty()
-                        st.error(f"Nothing was imported: {len(exc.problems)} problem(s).")
+                        st.error(f"Nothing was imported: {exc.total:,} problem(s).")
                         st.code(format_problems(exc.problems), language=None)
                     except store.IngestConflictError as exc:
                         bar.empty()
                         st.error("Nothing was imported: the files contradict turns already stored.")
+                        st.code(str(exc), language=None)
+                    except ValueError as exc:  # a setting out of range (e.g. TURNLENS_MAX_LINE_BYTES)
+                        bar.empty()
+                        st.error("Nothing was imported.")
                         st.code(str(exc), language=None)
                     else:
                         bar.progress(1.0, text="Done")

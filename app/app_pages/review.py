@@ -101,6 +101,6 @@ with left:
               disabled=ro or not s.history, width="stretch")
     bind_key("c", "Correct (c)")
 with right:
-    turns = store.get_dialogue_turns(conn, card["dialogue_id"])
+    turns = store.get_dialogue_turns(conn, card["dialogue_id"], dataset)
     st.caption(f"The target turn is marked ▶ ({card['target_kind']} target).")
     render_dialogue(turns, highlight_turn=card["turn_index"])

@@ -15,10 +15,14 @@ pytestmark = pytest.mark.e2e
 SCRIPT = "<script>alert(1)</script>"
 IMG = '<img src=x onerror="alert(2)">'
 LINK = "[click me](http://evil.example/steal)"
+DOMAIN = '<a href="https://evil.example/d">domain link</a><b>BOLD</b>'  # reaches Plotly axis labels
+
+LINKS_TO_EVIL = """() => Array.from(document.querySelectorAll('a')).filter(a =>
+    ((a.getAttribute('href') || '') + (a.getAttribute('xlink:href') || '')).includes('evil.example')).length"""
 
 
 def write_log(path):
-    base = {"dialogue_id": "xss-1", "user_id": "u1", "device_type": "speaker", "nlu_domain": "general",
+    base = {"dialogue_id": "xss-1", "user_id": "u1", "device_type": "speaker", "nlu_domain": DOMAIN,
             "nlu_intent": "general_quirky", "response_status": "success", "tts_status": "ok"}
     turns = [
         {**base, "turn_index": 0, "timestamp": "2026-01-05T10:00:00Z", "asr_text": f"say {SCRIPT} now",
@@ -52,6 +56,11 @@ def test_markup_in_logs_is_literal_text(tmp_path, page):
         # through Streamlit's own rendering: nothing executed and nothing was fetched from outside.
         page.wait_for_timeout(1500)
         assert dialogs == []
+        # The Overview charts put the domain on their axes: Plotly must show it as text, not as a link.
+        page.goto(f"{server.url}/")
+        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1500)
+        assert page.evaluate(LINKS_TO_EVIL) == 0
         assert page.outside_requests == [], page.outside_requests
     finally:
         server.stop()
