@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import sys
 from pathlib import Path
 
@@ -19,6 +20,27 @@ from app.store import StoreLockedError  # noqa: E402
 
 st.set_page_config(page_title="turnlens", page_icon=str(_ROOT / "app" / "static" / "favicon.png"), layout="wide")
 settings = Settings.from_env()
+
+
+def _shared_password() -> str | None:
+    """The optional shared password for demo deployments: `password` in .streamlit/secrets.toml."""
+    try:
+        value = st.secrets.get("password")
+    except (FileNotFoundError, KeyError):  # no secrets file: no password
+        return None
+    return str(value) if value else None
+
+
+password = _shared_password()
+if password and not st.session_state.get("authenticated"):
+    st.title("turnlens")
+    typed = st.text_input("Password", type="password", key="password_input")
+    if st.button("Enter", type="primary") or typed:
+        if hmac.compare_digest(typed.encode(), password.encode()):
+            st.session_state["authenticated"] = True
+            st.rerun()
+        st.error("Wrong password.")
+    st.stop()
 
 try:
     conn = resources.get_connection(str(settings.db_path))
@@ -48,6 +70,10 @@ with st.sidebar:
 pages = [
     st.Page("app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
     st.Page("app_pages/review.py", title="Review", icon=":material/rule:"),
+    st.Page("app_pages/agreement.py", title="Agreement", icon=":material/groups:"),
+    st.Page("app_pages/bulk.py", title="Bulk accept", icon=":material/done_all:"),
+    st.Page("app_pages/calibration.py", title="Calibration", icon=":material/tune:"),
+    st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
     st.Page("app_pages/dialogues.py", title="Dialogues", icon=":material/forum:"),
     st.Page("app_pages/import_logs.py", title="Import", icon=":material/upload_file:"),
 ]

@@ -52,3 +52,19 @@ def signals_over_time(df: pd.DataFrame) -> go.Figure:
     fig.update_layout(yaxis_tickformat=".0%", yaxis_title="rate", legend_title_text="signal",
                       margin=dict(t=30, b=10, l=10, r=10), height=360)
     return fig
+
+
+def reliability(bins: pd.DataFrame) -> go.Figure:
+    """Reliability chart: acceptance rate per score bin (with its interval) against the diagonal."""
+    mid = (bins["bin_low"] + bins["bin_high"]) / 2
+    fig = go.Figure([
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated", line=dict(dash="dot")),
+        go.Scatter(x=mid, y=bins["acceptance_rate"], mode="markers+lines", name="acceptance rate",
+                   customdata=bins["n"], hovertemplate="score %{x:.2f}: %{y:.0%} of %{customdata} accepted",
+                   error_y=dict(type="data", symmetric=False, array=bins["ci_high"] - bins["acceptance_rate"],
+                                arrayminus=bins["acceptance_rate"] - bins["ci_low"])),
+        go.Bar(x=mid, y=bins["n"] / max(bins["n"].max(), 1), name="share of decisions (scaled)", opacity=0.25),
+    ])
+    fig.update_layout(xaxis_title="model score", yaxis_title="accepted by reviewers", yaxis_tickformat=".0%",
+                      xaxis_range=[0, 1], yaxis_range=[0, 1.05], margin=dict(t=30, b=10, l=10, r=10), height=380)
+    return fig

@@ -1,0 +1,73 @@
+"""Agreement and conflicts: how far reviewers agree per task, and settling their disagreements."""
+
+import json
+import uuid
+
+import streamlit as st
+
+from analysis.agreement import agreement_by_task
+from app import resources, state, store
+from app.settings import Settings
+from components.review_card import show_value
+
+settings = Settings.from_env()
+conn = resources.get_connection(str(settings.db_path))
+dataset = st.session_state.get(state.DATASET)
+reviewer = (st.session_state.get(state.REVIEWER) or "").strip()
+st.title("Agreement and conflicts")
+if not dataset:
+    st.info("There is no data yet. Import a dialogue log on the Import page.")
+    st.stop()
+
+st.subheader("Agreement per task")
+st.caption("Cohen's kappa where exactly two reviewers share items, Krippendorff's alpha (nominal) for more; "
+           "'items' is how many candidates two or more reviewers decided: what the figure rests on. A reviewer's "
+           "label is the value they accepted or corrected to, or a rejection. Bulk accepts are not counted.")
+table = agreement_by_task(store.list_decision_labels(conn, dataset))
+if table.empty:
+    st.info("No candidate has been decided by two reviewers yet: set Overlap above 1 in the review queue.")
+else:
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"value": st.column_config.NumberColumn(format="%.3f"),
+                                "observed_agreement": st.column_config.NumberColumn(format="percent")})
+
+st.subheader("Conflicts")
+tasks = store.list_tasks(conn, dataset)
+task = st.selectbox("Task", ["(any)"] + tasks, key="conflict_task")
+conflicts = store.list_conflicts(conn, dataset, task=None if task == "(any)" else task)
+st.caption(f"{len(conflicts):,} candidate(s) whose reviewers disagree and that nobody has settled.")
+if "adjudicated" in st.session_state:
+    done = json.loads(st.session_state["adjudicated"])
+    st.success(f"Settled candidate #{done[0]}: {done[1]}.")
+if conflicts.empty:
+    st.stop()
+
+ids = conflicts["candidate_id"].tolist()
+picked = st.selectbox("Settle candidate", ids, key="conflict_pick")
+row = conflicts.set_index("candidate_id").loc[picked]
+turns = store.get_dialogue_turns(conn, row["dialogue_id"], dataset)
+target = next((t for t in turns if t["turn_index"] == row["turn_index"]), None)
+st.text(f"{row['task']} · dialogue {row['dialogue_id']} turn {row['turn_index']} · score {row['score']:.2f}")
+if target is not None:
+    st.text(f"request: {target['asr_text']}")
+st.text(f"proposed: {show_value(row['proposed_value'])}")
+labels = [(entry["reviewer"], entry["label"]) for entry in row["labels"]]
+st.dataframe({"reviewer": [r for r, _ in labels],
+              "label": ["(rejected)" if v == "<rejected>" else show_value(v) for _, v in labels]},
+             hide_index=True, width="stretch")
+options = list(dict.fromkeys(v for _, v in labels))
+choice = st.radio("Adjudicated label", options, key=f"adj_{picked}",
+                  format_func=lambda v: "reject the proposal" if v == "<rejected>" else show_value(v))
+if not reviewer:
+    st.warning("Enter your name as Reviewer in the sidebar to adjudicate.")
+elif st.button("Settle", type="primary", disabled=settings.read_only, key="settle"):
+    if choice == "<rejected>":
+        verdict, corrected = "reject", None
+    elif choice == row["proposed_value"]:
+        verdict, corrected = "accept", None
+    else:
+        verdict, corrected = "correct", choice
+    store.insert_decision(conn, decision_id=str(uuid.uuid4()), candidate_id=int(picked), reviewer=reviewer,
+                          verdict=verdict, corrected_value=corrected, role="adjudicate")
+    st.session_state["adjudicated"] = json.dumps([int(picked), verdict])
+    st.rerun()

@@ -1,0 +1,208 @@
+"""The review workflow's pages through AppTest: every action, the queue in the URL, and the other pages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analysis.candidates import candidates_from_logged_nlu
+from app import store
+from app.ingest import ingest_files
+from tests.helpers import ROOT, make_turn, write_jsonl
+
+ENTRY = str(ROOT / "app" / "streamlit_app.py")
+
+
+def records() -> list[dict]:
+    out = []
+    for d, (intent, conf) in enumerate([("weather_query", 0.2), ("music_play", 0.5), ("alarm_set", 0.9)]):
+        out.append(make_turn(f"dlg-{d}", 0, nlu_intent=intent, nlu_confidence=conf,
+                             nlu_domain=intent.split("_")[0], asr_text=f"request {d} <b>bold</b>",
+                             timestamp=f"2026-01-0{d + 1}T10:00:00Z"))
+    return out
+
+
+@pytest.fixture
+def review_db(tmp_path, monkeypatch):
+    path = tmp_path / "review.duckdb"
+    conn = store.connect(path)
+    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", records())], dataset="demo")
+    store.insert_candidates(conn, candidates_from_logged_nlu(store.list_nlu_outputs(conn, "demo")))
+    conn.close()
+    monkeypatch.setenv("TURNLENS_DB", str(path))
+    return path
+
+
+def open_page(page: str, reviewer: str | None = "ana", **params) -> AppTest:
+    at = AppTest.from_file(ENTRY, default_timeout=60)
+    for k, v in params.items():
+        at.query_params[k] = v
+    if reviewer:
+        at.session_state["reviewer"] = reviewer
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def decisions(path) -> list[tuple]:
+    conn = store.connect(path)
+    try:
+        return conn.execute("SELECT candidate_id, reviewer, verdict, corrected_value, role FROM decisions "
+                            "ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+
+
+def shown_value(at: AppTest) -> str:
+    return at.code[0].value
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label.startswith(label))
+
+
+def test_review_needs_a_reviewer_name(review_db):
+    at = open_page("app_pages/review.py", reviewer=None)
+    assert "Enter your name as Reviewer" in at.warning[0].value
+    assert not [b for b in at.button if b.label.startswith("Accept")]
+
+
+def test_accept_reject_skip_and_undo(review_db):
+    at = open_page("app_pages/review.py", task="intent")
+    assert shown_value(at) == "weather_query"  # lowest score first
+    assert next(m for m in at.metric if m.label == "Remaining").value == "3"
+    button(at, "Accept").click().run()
+    assert shown_value(at) == "music_play"
+    assert at.caption[0].value.startswith("Saved: accept")
+    button(at, "Reject").click().run()
+    assert shown_value(at) == "alarm_set"
+    button(at, "Skip").click().run()
+    assert shown_value(at) == "alarm_set"  # only the skipped card is left: it comes back
+    button(at, "Undo").click().run()  # undo the skip: same card
+    button(at, "Undo").click().run()  # undo the reject: music_play is back
+    assert shown_value(at) == "music_play"
+    assert next(m for m in at.metric if m.label == "Decided by you in this queue").value == "1"
+    verdicts = [(v, role) for _, _, v, _, role in decisions(review_db)]
+    assert verdicts == [("accept", "review"), ("reject", "review"), ("skip", "review"), ("retract", "review")]
+
+
+def test_correct_an_intent(review_db):
+    at = open_page("app_pages/review.py", task="intent")
+    button(at, "Correct").click().run()
+    next(s for s in at.selectbox if s.label == "Correct value").set_value("alarm_set").run()
+    button(at, "Save correction").click().run()
+    assert shown_value(at) == "music_play"
+    (_, reviewer, verdict, corrected, _), = decisions(review_db)
+    assert (reviewer, verdict, json.loads(corrected)) == ("ana", "correct", "alarm_set")
+
+
+def test_correct_slots_by_editing_the_spans(review_db):
+    at = open_page("app_pages/review.py", task="slots")
+    assert shown_value(at) == "place_name = boston"
+    button(at, "Correct").click().run()
+    assert len(at.data_editor) == 1, "a slot editor is shown"
+    assert at.data_editor[0].value.to_dict("records") == [{"type": "place_name", "value": "boston"}]
+    # AppTest cannot type into the data editor; saving the unchanged spans still stores a 'correct' row
+    button(at, "Save correction").click().run()
+    (_, _, verdict, corrected, _), = decisions(review_db)
+    assert verdict == "correct" and json.loads(corrected) == [{"type": "place_name", "value": "boston"}]
+
+
+def test_queue_lives_in_the_url(review_db):
+    at = open_page("app_pages/review.py", task="intent", order="score_desc", smin="0.3")
+    assert shown_value(at) == "alarm_set"  # highest score first
+    assert next(m for m in at.metric if m.label == "Remaining").value == "2"  # 0.2 is below smin
+    assert at.query_params["order"] in ("score_desc", ["score_desc"])
+    assert at.query_params["smin"] in ("0.3", ["0.3"])
+
+
+def test_bad_queue_link_is_ignored_with_a_warning(review_db):
+    at = open_page("app_pages/review.py", order="sideways", smin="2")
+    texts = " ".join(w.value for w in at.warning)
+    assert "ignored order='sideways'" in texts and "ignored smin='2'" in texts
+
+
+def test_log_text_on_the_card_is_text(review_db):
+    at = open_page("app_pages/review.py", task="intent")
+    markdown = " ".join(m.value for m in at.markdown)
+    assert "<b>bold</b>" not in markdown
+    table = [d.value for d in at.dataframe if "component" in d.value.columns][0].set_index("component")
+    assert table.loc["ASR", "output"] == "request 0 <b>bold</b>"
+
+
+def test_read_only_mode_disables_decisions(review_db, monkeypatch):
+    monkeypatch.setenv("TURNLENS_READ_ONLY", "1")
+    at = open_page("app_pages/review.py", task="intent")
+    assert button(at, "Accept").disabled and button(at, "Reject").disabled
+    assert "Read-only mode" in at.info[0].value
+
+
+def test_overlap_and_agreement_and_adjudication(review_db):
+    for reviewer, verdict in (("ana", "Accept"), ("bob", "Reject")):
+        at = open_page("app_pages/review.py", reviewer=reviewer, task="intent", overlap="2")
+        assert shown_value(at) == "weather_query"
+        button(at, verdict).click().run()
+    at = open_page("app_pages/agreement.py", reviewer="carl")
+    table = at.dataframe[0].value.set_index("task")
+    assert table.loc["intent", "items"] == 1 and table.loc["intent", "statistic"] == "cohen_kappa"
+    assert "1 candidate(s) whose reviewers disagree" in at.caption[1].value
+    next(r for r in at.radio if r.label == "Adjudicated label").set_value('"weather_query"')
+    at.button(key="settle").click().run()
+    assert at.success[0].value.startswith("Settled candidate")
+    assert decisions(review_db)[-1][1:] == ("carl", "accept", None, "adjudicate")
+    assert "0 candidate(s)" in at.caption[1].value
+
+
+def test_bulk_accept_with_audit_and_precision(review_db):
+    at = open_page("app_pages/bulk.py", task="intent")
+    at.slider(key="bulk_threshold").set_value(0.4).run()
+    assert next(m for m in at.metric if m.label == "Would be accepted").value == "2"
+    at.button(key="bulk_go").click().run()
+    assert at.success[0].value == "Bulk accept #1: 2 accepted; 2 drawn for audit."
+    assert [r[2:] for r in decisions(review_db)] == [("accept", None, "bulk")] * 2
+    audit = open_page("app_pages/review.py", reviewer="dora", audit="1")
+    assert "Auditing the random sample of bulk accept #1" in audit.info[0].value
+    button(audit, "Accept").click().run()
+    button(audit, "Reject").click().run()
+    assert audit.success[0].value.startswith("This queue is empty")
+    at = open_page("app_pages/bulk.py")
+    row = at.dataframe[0].value.iloc[0]
+    assert (row["audited"], row["confirmed"], row["precision"]) == (2, 1, 0.5)
+
+
+def test_calibration_page(review_db):
+    at = open_page("app_pages/review.py", task="intent")
+    for verdict in ("Reject", "Accept", "Accept"):
+        button(at, verdict).click().run()
+    at = open_page("app_pages/calibration.py")
+    assert at.get("plotly_chart")
+    at.number_input(key="calib_support").set_value(1).run()
+    at.slider(key="calib_target").set_value(0.95).run()
+    assert next(m for m in at.metric if m.label == "Lowest threshold").value == "0.500"
+    assert next(m for m in at.metric if m.label == "Coverage").value == "66.7%"
+
+
+def test_export_page(review_db):
+    at = open_page("app_pages/review.py", task="intent")
+    button(at, "Accept").click().run()
+    at = open_page("app_pages/export.py")
+    at.selectbox(key="export_format").set_value("jsonl").run()
+    at.button(key="export_go").click().run()
+    assert at.success[0].value == "1 rows ready."
+    data = at.session_state["export_file"][1].decode()
+    row = json.loads(data.splitlines()[0])
+    assert (row["label"], row["reviewers"], row["model_name"]) == ('"weather_query"', ["ana"], "logged-nlu")
+
+
+def test_password_gate(review_db):
+    at = AppTest.from_file(ENTRY, default_timeout=60)
+    at.secrets["password"] = "s3cret"
+    at.run()
+    assert at.title[0].value == "turnlens" and not at.metric
+    at.text_input(key="password_input").set_value("wrong").run()
+    assert at.error[0].value == "Wrong password."
+    at.text_input(key="password_input").set_value("s3cret").run()
+    assert at.title[0].value == "Overview"
