@@ -10,19 +10,22 @@ import streamlit.components.v1 as components
 
 def bind_key(key: str, button_label: str) -> None:
     """Pressing key (no modifiers, focus not in a text field) clicks the first button labelled button_label."""
+    # The listener lives in this component's iframe; Streamlit may replace the iframe on a rerun, which
+    # kills its functions. So each instance swaps in its own listener instead of keeping the first one.
     components.html(f"""<script>
     (function() {{
       const doc = window.parent.document, key = {json.dumps(key)}, label = {json.dumps(button_label)};
-      const flag = "__turnlens_key_" + key;
-      if (doc[flag]) return;
-      doc[flag] = true;
-      doc.addEventListener("keydown", function(e) {{
+      doc.__turnlensKeys = doc.__turnlensKeys || {{}};
+      if (doc.__turnlensKeys[key]) doc.removeEventListener("keydown", doc.__turnlensKeys[key], true);
+      const handler = function(e) {{
         if (e.key !== key || e.ctrlKey || e.metaKey || e.altKey) return;
         const t = e.target;
         if (t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName))) return;
         const button = Array.from(doc.querySelectorAll("button")).find(
           b => b.innerText.trim().startsWith(label) && !b.disabled);
         if (button) {{ e.preventDefault(); e.stopImmediatePropagation(); button.click(); }}
-      }}, true);
+      }};
+      doc.__turnlensKeys[key] = handler;
+      doc.addEventListener("keydown", handler, true);
     }})();
     </script>""", height=0)

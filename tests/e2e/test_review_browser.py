@@ -1,0 +1,117 @@
+"""A reviewer in a real browser: accept, reject, skip, undo and correct with the keyboard, a bulk accept
+and an export; then the database is checked after the server has stopped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from analysis.candidates import candidates_from_logged_nlu
+from app import store
+from app.ingest import ingest_files
+from tests.e2e.server import AppServer
+from tests.helpers import make_turn, write_jsonl
+
+pytestmark = pytest.mark.e2e
+
+INTENTS = [("weather_query", 0.10), ("music_play", 0.20), ("alarm_set", 0.30), ("news_query", 0.40),
+           ("play_radio", 0.97), ("iot_hue_lightoff", 0.98)]
+
+
+@pytest.fixture
+def review_server(tmp_path):
+    db_path = tmp_path / "review.duckdb"
+    turns = [make_turn(f"dlg-{i}", 0, nlu_intent=intent, nlu_confidence=score, nlu_slots=[],
+                       asr_text=f"request {i} <script>alert({i})</script>", nlu_domain=intent.split("_")[0],
+                       timestamp=f"2026-01-0{i + 1}T10:00:00Z")
+             for i, (intent, score) in enumerate(INTENTS)]
+    conn = store.connect(db_path)
+    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", turns)], dataset="demo")
+    store.insert_candidates(conn, candidates_from_logged_nlu(store.list_nlu_outputs(conn, "demo")))
+    conn.close()
+    server = AppServer(db_path)
+    yield server, db_path
+    server.stop()
+
+
+def card_value(page) -> str:
+    return page.locator("[data-testid='stCode']").first.inner_text().strip()
+
+
+def wait_saved(page, text: str) -> None:
+    page.get_by_text(text).first.wait_for(timeout=20_000)
+
+
+def test_keyboard_review_bulk_accept_and_export(review_server, page, tmp_path):
+    server, db_path = review_server
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{server.url}/review?task=intent")
+    name = page.get_by_placeholder("your name")
+    name.fill("ana")
+    name.press("Enter")
+    page.get_by_role("button", name="Accept (a)").wait_for(timeout=30_000)
+    assert card_value(page) == "weather_query"
+
+    def press(key: str) -> None:
+        page.locator("h1").first.click()  # focus the page, not an input: keys go to the shortcuts
+        page.keyboard.press(key)
+
+    press("a")
+    wait_saved(page, "Saved: accept")
+    page.wait_for_function("() => !document.body.innerText.includes('weather_query')", timeout=20_000)
+    assert card_value(page) == "music_play"
+    press("x")
+    wait_saved(page, "Saved: reject")
+    assert card_value(page) == "alarm_set"
+    press(" ")
+    wait_saved(page, "Saved: skip")
+    assert card_value(page) == "news_query"
+    press("Backspace")
+    wait_saved(page, "Undone: skip")
+    assert card_value(page) == "alarm_set"
+    press("c")
+    page.get_by_role("button", name="Save correction").wait_for(timeout=20_000)
+    page.get_by_role("combobox", name="Correct value").click()
+    page.keyboard.type("alarm_query")
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Save correction").click()
+    wait_saved(page, "Saved: correct")
+    assert card_value(page) == "news_query"
+    # Log text stays text on the card's dialogue view, and no script ran.
+    assert "<script>alert(3)</script>" in page.inner_text("body")
+    assert dialogs == []
+
+    # Bulk accept the high-scoring rest (threshold 0.95): play_radio and iot_hue_lightoff.
+    # Through the sidebar, so the session (and the reviewer's name) carries over.
+    page.get_by_test_id("stSidebarNav").get_by_text("Bulk accept").click()
+    page.get_by_role("button", name="Bulk accept 2 candidates").click()
+    page.get_by_text("Bulk accept #1: 2 accepted").wait_for(timeout=20_000)
+
+    # Export the accepted labels as JSON Lines through the browser's download.
+    page.get_by_test_id("stSidebarNav").get_by_text("Export").click()
+    page.get_by_role("button", name="Prepare file").click()
+    page.get_by_text("rows ready.").wait_for(timeout=20_000)
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download").click()
+    exported = [json.loads(line) for line in open(info.value.path(), encoding="utf-8")]
+    assert page.outside_requests == []
+    # Every decision above was acknowledged on screen; the server now dies without any chance to flush,
+    # and a new one starts on the same file.
+    server.kill()
+    AppServer(db_path).stop()
+
+    labels = {row["dialogue_id"]: (row["verdict"], row["label"]) for row in exported}
+    assert labels == {"dlg-0": ("accept", '"weather_query"'), "dlg-2": ("correct", '"alarm_query"'),
+                      "dlg-4": ("accept", '"play_radio"'), "dlg-5": ("accept", '"iot_hue_lightoff"')}
+    conn = store.connect(db_path)
+    try:
+        rows = conn.execute("""SELECT c.dialogue_id, d.verdict, d.corrected_value, d.role, d.reviewer
+                               FROM decisions d JOIN candidates c USING (candidate_id) ORDER BY d.seq""").fetchall()
+    finally:
+        conn.close()
+    assert [r[:2] for r in rows[:4]] == [("dlg-0", "accept"), ("dlg-1", "reject"), ("dlg-2", "skip"),
+                                         ("dlg-2", "correct")]
+    assert rows[3][2] == '"alarm_query"'
+    assert sorted(r[0] for r in rows[4:]) == ["dlg-4", "dlg-5"] and {r[3] for r in rows[4:]} == {"bulk"}
