@@ -68,11 +68,11 @@ if s.last_saved:
     st.caption(s.last_saved)
 if card is None:
     st.success("This queue is empty: nothing left to review with these filters.")
-    st.button("Undo last decision", shortcut="Backspace", on_click=review_session.undo,
+    st.button("Undo", shortcut="Backspace", on_click=review_session.undo,
               args=(conn, reviewer, spec), disabled=not s.history or settings.read_only)
     st.stop()
 
-left, right = st.columns([2, 3], gap="large")
+left, right = st.columns([1, 1], gap="large")
 with left:
     review_card.render_proposal(card)
     review_card.render_sources(store.list_proposals(conn, card["task"], card["target_key"]), card["candidate_id"])
@@ -89,16 +89,14 @@ with left:
             k1.button("Save correction", type="primary", disabled=corrected is None, on_click=review_session.decide,
                       args=args + ("correct", corrected))
             k2.button("Cancel", on_click=review_session.stop_correcting, shortcut="Esc")
-    b1, b2, b3, b4, b5 = st.columns(5)
-    b1.button("Accept (a)", type="primary", shortcut="A", on_click=review_session.decide, args=args + ("accept",),
-              disabled=ro, width="stretch")
-    b2.button("Reject (x)", shortcut="X", on_click=review_session.decide, args=args + ("reject",), disabled=ro,
-              width="stretch")
-    b3.button("Skip (space)", shortcut="Space", on_click=review_session.decide, args=args + ("skip",),
-              disabled=ro, width="stretch")
-    b4.button("Correct (c)", on_click=review_session.start_correcting, disabled=ro, width="stretch")
-    b5.button("Undo (⌫)", shortcut="Backspace", on_click=review_session.undo, args=(conn, reviewer, spec),
-              disabled=ro or not s.history, width="stretch")
+    with st.container(horizontal=True):  # Streamlit shows each button's key next to its label
+        st.button("Accept", type="primary", shortcut="A", on_click=review_session.decide,
+                  args=args + ("accept",), disabled=ro)
+        st.button("Reject", shortcut="X", on_click=review_session.decide, args=args + ("reject",), disabled=ro)
+        st.button("Skip", shortcut="Space", on_click=review_session.decide, args=args + ("skip",), disabled=ro)
+        st.button("Correct (c)", on_click=review_session.start_correcting, disabled=ro)
+        st.button("Undo", shortcut="Backspace", on_click=review_session.undo, args=(conn, reviewer, spec),
+                  disabled=ro or not s.history)
     bind_key("c", "Correct (c)")
 with right:
     turns = store.get_dialogue_turns(conn, card["dialogue_id"], dataset)

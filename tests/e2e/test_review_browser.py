@@ -51,7 +51,7 @@ def test_keyboard_review_bulk_accept_and_export(review_server, page, tmp_path):
     name = page.get_by_placeholder("your name")
     name.fill("ana")
     name.press("Enter")
-    page.get_by_role("button", name="Accept (a)").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Accept").wait_for(timeout=30_000)
     assert card_value(page) == "weather_query"
 
     def press(key: str) -> None:
