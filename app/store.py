@@ -638,6 +638,12 @@ def insert_decision(conn: duckdb.DuckDBPyConnection, *, decision_id: str, candid
             SELECT ?, candidate_id, ?, ?, ?, ?, ? FROM candidates WHERE candidate_id = ?
             ON CONFLICT DO NOTHING RETURNING decision_id
         """, [decision_id, reviewer.strip(), verdict, corrected_value, role, __version__, candidate_id]).fetchall()
+    except (duckdb.ConstraintException, duckdb.TransactionException):
+        # ON CONFLICT sees committed rows only: two submits of one id racing in two threads both pass it, and
+        # the primary key refuses the second at commit. That is the double submit being stored once.
+        if cur.execute("SELECT count(*) FROM decisions WHERE decision_id = ?", [decision_id]).fetchone()[0]:
+            return False
+        raise
     finally:
         cur.close()
     return bool(rows)
