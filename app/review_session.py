@@ -28,6 +28,10 @@ class ReviewState:
     history: list[tuple[int, str]] = field(default_factory=list)  # (candidate id, verdict), for undo
     correcting: bool = False
     last_saved: str | None = None  # acknowledgement shown after a decision is committed
+    # Progress counts, queried when the batch is refilled and kept up to date by this session's own
+    # decisions in between (counting the queue at 1M candidates costs tens of ms: not on every card).
+    remaining: int = 0
+    decided: int = 0
 
 
 def state() -> ReviewState:
@@ -126,6 +130,8 @@ def current_card(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.Que
             if refilled:
                 return None
             s.batch = store.list_queue(conn, reviewer, spec, limit=BATCH)
+            s.remaining = store.count_queue(conn, reviewer, replace(spec, status="undecided"))
+            s.decided = store.count_my_decided(conn, reviewer, spec)
             refilled = True
             if not s.batch:
                 return None
@@ -149,6 +155,8 @@ def decide(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec
     if stored:
         s.history.append((candidate_id, verdict))
         s.last_saved = f"Saved: {verdict} #{candidate_id}"
+        if verdict != "skip":
+            s.remaining, s.decided = max(s.remaining - 1, 0), s.decided + 1
     if s.batch and s.batch[0] == candidate_id:
         s.batch.pop(0)
     s.tokens.pop(candidate_id, None)
@@ -165,6 +173,7 @@ def undo(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec) 
     if verdict != "skip":  # a skip decided nothing: just bring the card back
         store.insert_decision(conn, decision_id=str(uuid.uuid4()), candidate_id=candidate_id, reviewer=reviewer,
                               verdict="retract", role=role_for(spec))
+        s.remaining, s.decided = s.remaining + 1, max(s.decided - 1, 0)
     s.batch.insert(0, candidate_id)
     s.correcting = False
     s.last_saved = f"Undone: {verdict} #{candidate_id}"
@@ -186,7 +195,13 @@ def reset_queue() -> None:
 
 
 def progress(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec) -> tuple[int, int, int]:
-    """(decided by this reviewer in this queue, remaining, this reviewer's decisions in the last hour)."""
-    remaining = store.count_queue(conn, reviewer, replace(spec, status="undecided"))
-    decided = store.count_my_decided(conn, reviewer, spec)
-    return decided, remaining, store.get_reviewer_rate(conn, reviewer)
+    """(decided by this reviewer in this queue, remaining, this reviewer's decisions in the last hour).
+
+    Call after current_card. The first two are exact at each batch refill (every BATCH cards) and follow
+    this session's decisions in between; other reviewers' work shows at the next refill."""
+    s = state()
+    if s.spec != spec:  # no card was fetched for this queue yet
+        return (store.count_my_decided(conn, reviewer, spec),
+                store.count_queue(conn, reviewer, replace(spec, status="undecided")),
+                store.get_reviewer_rate(conn, reviewer))
+    return s.decided, s.remaining, store.get_reviewer_rate(conn, reviewer)

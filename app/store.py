@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -620,6 +621,10 @@ def list_current_decisions(conn: duckdb.DuckDBPyConnection, candidate_id: int) -
 # -------------------------------------------------------------------------------------- decisions
 
 VERDICTS = ("accept", "reject", "correct", "skip", "retract")
+# ON CONFLICT DO NOTHING sees committed rows only: two threads submitting one decision id at once would
+# both pass it and one would fail at commit. Decision inserts take ~4 ms, so the process (which owns the
+# database file) takes them one at a time; the primary key still guarantees one row whatever happens.
+_DECISION_LOCK = threading.Lock()
 ROLES = ("review", "bulk", "audit", "adjudicate")
 
 
@@ -633,14 +638,14 @@ def insert_decision(conn: duckdb.DuckDBPyConnection, *, decision_id: str, candid
         raise ValueError(f"bad verdict or role: {verdict!r}, {role!r}")
     cur = conn.cursor()
     try:
-        rows = cur.execute("""
+        with _DECISION_LOCK:
+            rows = cur.execute("""
             INSERT INTO decisions (decision_id, candidate_id, reviewer, verdict, corrected_value, role, app_version)
             SELECT ?, candidate_id, ?, ?, ?, ?, ? FROM candidates WHERE candidate_id = ?
             ON CONFLICT DO NOTHING RETURNING decision_id
         """, [decision_id, reviewer.strip(), verdict, corrected_value, role, __version__, candidate_id]).fetchall()
     except (duckdb.ConstraintException, duckdb.TransactionException):
-        # ON CONFLICT sees committed rows only: two submits of one id racing in two threads both pass it, and
-        # the primary key refuses the second at commit. That is the double submit being stored once.
+        # Another process-level writer (not through this lock) committed the same id first: still one row.
         if cur.execute("SELECT count(*) FROM decisions WHERE decision_id = ?", [decision_id]).fetchone()[0]:
             return False
         raise

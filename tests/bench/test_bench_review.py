@@ -1,0 +1,213 @@
+"""Review: the server-side time from a decision to the next card at 10k and 1M candidates, and export
+throughput against DuckDB's plain COPY of the candidates table.
+
+Databases. The large one ingests the `big_log` fixture (TURNS turns, 1M by default) and keeps exactly the
+first 1,000,000 of the ~1.6M candidates `candidates_from_logged_nlu` proposes for it (intent and slots of
+the turns in dialogue order); the small one ingests a 7,000-turn generated log and keeps exactly 10,000
+candidates. Both are built with the app's own code (ingest_files, insert_candidates) and cached in
+bench-results/ (delete review-*.duckdb there to rebuild); each run works on a fresh copy.
+
+A step, timed as one: the decision on the card shown (review_session.decide: insert_decision, committed),
+the next card exactly as the Review page fetches it (review_session.current_card: list_queue refill every
+20, is_open check, get_candidate), and the card's context queries (list_proposals, list_current_decisions,
+get_dialogue_turns). The page also runs review_session.progress (three counts) on every render: it is
+timed separately and reported as "page" = step + progress. Verdicts cycle accept, reject, correct, accept,
+skip; 300 consecutive steps by one reviewer per queue order (score_asc, random).
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+
+from app import review_session, store
+from tests.bench.harness import RESULTS, report, timed
+
+DATASET = "bench"
+SMALL = 10_000
+LARGE = 1_000_000
+SMALL_TURNS = 7_000
+STEPS = 300
+VERDICTS = ("accept", "reject", "correct", "accept", "skip")
+
+
+# ------------------------------------------------------------------------------------ databases
+
+
+def build(path: Path, log: Path, n_candidates: int) -> int:
+    """Ingest log and store its first n_candidates logged-NLU candidates (all, if fewer) into path."""
+    from analysis.candidates import candidates_from_logged_nlu
+    from app.ingest import ingest_files
+
+    partial = path.with_name(path.stem + ".partial.duckdb")
+    partial.unlink(missing_ok=True)
+    conn = store.connect(partial)
+    try:
+        ingest_files(conn, [log], dataset=DATASET, imported_by="bench")
+        cands = candidates_from_logged_nlu(store.list_nlu_outputs(conn, DATASET))
+        cands = cands.slice(0, min(n_candidates, cands.num_rows))
+        store.insert_candidates(conn, cands)
+        n = store.count_candidates(conn)
+        conn.execute("CHECKPOINT")
+    finally:
+        conn.close()
+    partial.rename(path)
+    return n
+
+
+@pytest.fixture(scope="module")
+def small_db(tmp_path_factory) -> Path:
+    from analysis.simulate import load_pool, simulate_turns, write_log
+
+    path = RESULTS / f"review-{SMALL}.duckdb"
+    if not path.exists():
+        RESULTS.mkdir(exist_ok=True)
+        log = tmp_path_factory.mktemp("review") / "small.jsonl"
+        write_log(simulate_turns(load_pool(), n_turns=SMALL_TURNS, seed=2), log)
+        assert build(path, log, SMALL) == SMALL, f"{SMALL_TURNS} turns give fewer than {SMALL} candidates"
+    return path
+
+
+@pytest.fixture(scope="module")
+def large_db(big_log) -> Path:
+    path = RESULTS / f"review-{big_log.stem}-{LARGE}.duckdb"  # TURNLENS_BENCH_TURNS gives another file
+    if not path.exists():
+        start = time.perf_counter()
+        n = build(path, big_log, LARGE)
+        print(f"\n   built {path.name}: {n:,} candidates in {time.perf_counter() - start:.0f} s")
+    return path
+
+
+def fresh_copy(cached: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / cached.name
+    shutil.copyfile(cached, copy)
+    return copy
+
+
+# ------------------------------------------------------------------------------- decision -> card
+
+
+def pct(values: list[float], q: float) -> float:
+    """q-th percentile (0-100), nearest rank, in ms."""
+    ordered = sorted(values)
+    return 1000 * ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+def size_label(n: int) -> str:
+    """10000 -> '10k', 1000000 -> '1M' (the sizes in the report's keys are the measured counts)."""
+    return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{round(n / 1000)}k"
+
+
+def review_run(conn, monkeypatch, reviewer: str, order: str) -> dict[str, list[float]]:
+    """STEPS consecutive decisions of one reviewer through the app's review session code; seconds per part."""
+    session = review_session.ReviewState()
+    monkeypatch.setattr(review_session, "state", lambda: session)  # no Streamlit session needed
+    spec = store.QueueSpec(dataset=DATASET, order=order, seed=7)
+    times: dict[str, list[float]] = {k: [] for k in ("decide", "next_card", "context", "step", "progress")}
+    card = review_session.current_card(conn, reviewer, spec)  # the first card, shown before any decision
+    for i in range(STEPS):
+        assert card is not None, "the queue ran dry"
+        verdict = VERDICTS[i % len(VERDICTS)]
+        t0 = time.perf_counter()
+        review_session.decide(conn, reviewer, spec, card["candidate_id"], card["decision_id"], verdict,
+                              '"bench-corrected"' if verdict == "correct" else None)
+        t1 = time.perf_counter()
+        card = review_session.current_card(conn, reviewer, spec)
+        t2 = time.perf_counter()
+        store.list_proposals(conn, card["task"], card["target_key"])
+        store.list_current_decisions(conn, card["candidate_id"])
+        turns = store.get_dialogue_turns(conn, card["dialogue_id"], DATASET)
+        t3 = time.perf_counter()
+        review_session.progress(conn, reviewer, spec)
+        t4 = time.perf_counter()
+        assert turns
+        for key, value in (("decide", t1 - t0), ("next_card", t2 - t1), ("context", t3 - t2), ("step", t3 - t0),
+                           ("progress", t4 - t3)):
+            times[key].append(value)
+    assert store.count_decisions(conn, reviewer=reviewer) == STEPS
+    times["page"] = [s + p for s, p in zip(times["step"], times["progress"], strict=True)]
+    return times
+
+
+def test_decision_to_next_card(small_db, large_db, tmp_path, monkeypatch):
+    rows: dict = {}
+    p95: dict[tuple[str, str], float] = {}
+    labels = []
+    for cached in (small_db, large_db):
+        conn = store.connect(fresh_copy(cached, tmp_path))
+        try:
+            n = store.count_candidates(conn)
+            label = size_label(n)
+            labels.append(label)
+            rows[f"candidates_{label}"] = n
+            rows[f"turns_{label}"] = store.count_turns(conn)
+            for order in ("score_asc", "random"):
+                t = review_run(conn, monkeypatch, f"bench-{order}", order)
+                tag = f"{label}_{order}"
+                rows[f"step_p50_ms_{tag}"] = pct(t["step"], 50)
+                rows[f"step_p95_ms_{tag}"] = pct(t["step"], 95)
+                rows[f"step_max_ms_{tag}"] = max(t["step"]) * 1000
+                rows[f"page_p50_ms_{tag}"] = pct(t["page"], 50)
+                rows[f"page_p95_ms_{tag}"] = pct(t["page"], 95)
+                rows[f"parts_p50_ms_{tag}"] = " / ".join(f"{k} {pct(t[k], 50):.1f}" for k in
+                                                         ("decide", "next_card", "context", "progress"))
+                rows[f"parts_p95_ms_{tag}"] = " / ".join(f"{k} {pct(t[k], 95):.1f}" for k in
+                                                         ("decide", "next_card", "context", "progress"))
+                p95[label, order] = rows[f"step_p95_ms_{tag}"]
+                rows[f"mean_ms_{tag}"] = statistics.fmean(t["step"]) * 1000
+        finally:
+            conn.close()
+    small, large = labels
+    for order in ("score_asc", "random"):
+        rows[f"ratio_p95_{large}_to_{small}_{order}"] = p95[large, order] / p95[small, order]
+    rows["steps_per_order"] = STEPS
+    rows["target"] = "step p95 < 100 ms at 1M candidates"
+    report("review_next_card", rows)
+
+
+# ------------------------------------------------------------------------------------------ export
+
+
+COPY_OPTIONS = {"jsonl": "FORMAT json", "csv": "FORMAT csv, HEADER true", "parquet": "FORMAT parquet"}
+
+
+def plain_copy(conn, path: Path, options: str) -> int:
+    quoted = "'" + str(path).replace("'", "''") + "'"
+    cur = conn.cursor()
+    try:
+        cur.execute(f"COPY (SELECT * FROM candidates) TO {quoted} ({options})")
+        return int(cur.fetchone()[0])
+    finally:
+        cur.close()
+
+
+def test_export_throughput(large_db, tmp_path):
+    """store.export_labels(kind='candidates') at 1M: rows/s per format, against DuckDB's COPY of the bare
+    candidates table to the same format (export adds the model run, the resolved label and the turn's text)."""
+    conn = store.connect(fresh_copy(large_db, tmp_path))
+    rows: dict = {}
+    try:
+        n = store.count_candidates(conn)
+        rows["candidates"] = n
+        for fmt in store.EXPORT_FORMATS:
+            out = tmp_path / f"export.{fmt}"
+            base = tmp_path / f"copy.{fmt}"
+            export_s, exported = timed(store.export_labels, conn, out, dataset=DATASET, kind="candidates", fmt=fmt)
+            copy_s, copied = timed(plain_copy, conn, base, COPY_OPTIONS[fmt])
+            assert exported == copied == n
+            rows[f"{fmt}_export_s"] = export_s
+            rows[f"{fmt}_export_rows_per_s"] = int(n / export_s)
+            rows[f"{fmt}_copy_s"] = copy_s
+            rows[f"{fmt}_copy_rows_per_s"] = int(n / copy_s)
+            rows[f"{fmt}_ratio_export_to_copy"] = export_s / copy_s
+            rows[f"{fmt}_file_mb"] = round(out.stat().st_size / 1e6, 1)
+            out.unlink()
+            base.unlink()
+    finally:
+        conn.close()
+    report("review_export", rows)
+
