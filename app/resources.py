@@ -36,8 +36,15 @@ def values(_conn: duckdb.DuckDBPyConnection, db_path: str, dataset: str, column:
     return store.list_values(_conn, dataset, column)
 
 
+@st.cache_data(ttl=300, show_spinner=False)
+def tasks(_conn: duckdb.DuckDBPyConnection, db_path: str, dataset: str) -> list[str]:
+    """Candidate tasks of a dataset (candidates arrive by `turnlens candidates`, while the app is stopped)."""
+    return store.list_tasks(_conn, dataset)
+
+
 def clear_reads() -> None:
     """Call after any write, so every page shows the new state."""
     overview.clear()
     datasets.clear()
     values.clear()
+    tasks.clear()

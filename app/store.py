@@ -459,8 +459,7 @@ def insert_candidates(conn: duckdb.DuckDBPyConnection, candidates: pa.Table) -> 
 
 def list_model_runs(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return conn.cursor().execute("""
-        SELECT r.run_id, r.name, r.version, r.parameters, r.run_at, r.created_at, count(c.candidate_id) AS candidates
-        FROM model_runs r LEFT JOIN candidates c USING (run_id) GROUP BY ALL ORDER BY r.run_id
+        SELECT run_id, name, version, parameters, run_at, created_at FROM model_runs ORDER BY run_id
     """).df()
 
 
@@ -601,13 +600,16 @@ def get_candidate(conn: duckdb.DuckDBPyConnection, candidate_id: int) -> dict | 
     return None if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
 
 
-def list_proposals(conn: duckdb.DuckDBPyConnection, task: str, target: str) -> pd.DataFrame:
-    """Every source's proposal for one task and target, side by side, best score first."""
+def list_proposals(conn: duckdb.DuckDBPyConnection, task: str, target: str, dialogue_id: str) -> pd.DataFrame:
+    """Every source's proposal for one task and target, side by side, best score first.
+
+    dialogue_id is implied by target but filtering on it too lets DuckDB skip row groups by their min/max
+    (candidates are stored in dialogue order): a point lookup instead of a scan at a million candidates."""
     return conn.cursor().execute("""
         SELECT c.candidate_id, r.name AS model, r.version, c.value, c.score
         FROM candidates c JOIN model_runs r USING (run_id)
-        WHERE c.task = ? AND c.target_key = ? ORDER BY c.score DESC, c.candidate_id
-    """, [task, target]).df()
+        WHERE c.dialogue_id = ? AND c.task = ? AND c.target_key = ? ORDER BY c.score DESC, c.candidate_id
+    """, [dialogue_id, task, target]).df()
 
 
 def list_current_decisions(conn: duckdb.DuckDBPyConnection, candidate_id: int) -> pd.DataFrame:

@@ -23,7 +23,7 @@ for w in warnings:
     st.warning(f"The link's queue settings: {w}")
 
 with st.expander("Queue: filters and order", expanded=False):
-    tasks = store.list_tasks(conn, dataset)
+    tasks = resources.tasks(conn, db, dataset)
     runs = store.list_model_runs(conn)
     c1, c2, c3, c4 = st.columns(4)
     task = c1.selectbox("Task", ["(any)"] + tasks, index=tasks.index(spec.task) + 1 if spec.task in tasks else 0)
@@ -75,7 +75,8 @@ if card is None:
 left, right = st.columns([1, 1], gap="large")
 with left:
     review_card.render_proposal(card)
-    review_card.render_sources(store.list_proposals(conn, card["task"], card["target_key"]), card["candidate_id"])
+    review_card.render_sources(store.list_proposals(conn, card["task"], card["target_key"], card["dialogue_id"]),
+                               card["candidate_id"])
     review_card.render_decisions(store.list_current_decisions(conn, card["candidate_id"]))
     ro = settings.read_only
     if ro:
