@@ -250,33 +250,31 @@ def get_overview_counts(conn: duckdb.DuckDBPyConnection, dataset: str) -> Overvi
     return OverviewCounts(*row)
 
 
+# Pooled WER and the rate of each failure signal, for any grouping of turns.
+_SIGNALS = """
+    count(*) AS turns,
+    sum(wer_sub + wer_del + wer_ins) FILTER (wer_ref_words >= 0)
+      / nullif(sum(wer_ref_words) FILTER (wer_ref_words >= 0), 0) AS pooled_wer,
+    avg(CASE WHEN response_status = 'unhandled' THEN 1 ELSE 0 END) AS unhandled_rate,
+    avg(CASE WHEN response_status = 'error' THEN 1 ELSE 0 END) AS error_rate,
+    avg(CASE WHEN barge_in THEN 1 ELSE 0 END) AS barge_in_rate,
+    avg(CASE WHEN user_feedback = 'negative' THEN 1 ELSE 0 END) AS negative_feedback_rate
+"""
+
+
 def list_signals_by_domain(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
     """Per NLU domain: turns, pooled WER, and the rate of each failure signal."""
-    return conn.cursor().execute("""
-        SELECT coalesce(nlu_domain, '(none)') AS domain, count(*) AS turns,
-               sum(wer_sub + wer_del + wer_ins) FILTER (wer_ref_words >= 0)
-                 / nullif(sum(wer_ref_words) FILTER (wer_ref_words >= 0), 0) AS pooled_wer,
-               avg(CASE WHEN response_status = 'unhandled' THEN 1 ELSE 0 END) AS unhandled_rate,
-               avg(CASE WHEN response_status = 'error' THEN 1 ELSE 0 END) AS error_rate,
-               avg(CASE WHEN barge_in THEN 1 ELSE 0 END) AS barge_in_rate,
-               avg(CASE WHEN user_feedback = 'negative' THEN 1 ELSE 0 END) AS negative_feedback_rate
-        FROM turns WHERE dataset = ?
-        GROUP BY ALL ORDER BY turns DESC
+    return conn.cursor().execute(f"""
+        SELECT coalesce(nlu_domain, '(none)') AS domain, {_SIGNALS}
+        FROM turns WHERE dataset = ? GROUP BY ALL ORDER BY turns DESC
     """, [dataset]).df()
 
 
 def list_signals_by_day(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
     """Per UTC day: turns, pooled WER, and the rate of each failure signal."""
-    return conn.cursor().execute("""
-        SELECT date_trunc('day', timestamp)::DATE AS day, count(*) AS turns,
-               sum(wer_sub + wer_del + wer_ins) FILTER (wer_ref_words >= 0)
-                 / nullif(sum(wer_ref_words) FILTER (wer_ref_words >= 0), 0) AS pooled_wer,
-               avg(CASE WHEN response_status = 'unhandled' THEN 1 ELSE 0 END) AS unhandled_rate,
-               avg(CASE WHEN response_status = 'error' THEN 1 ELSE 0 END) AS error_rate,
-               avg(CASE WHEN barge_in THEN 1 ELSE 0 END) AS barge_in_rate,
-               avg(CASE WHEN user_feedback = 'negative' THEN 1 ELSE 0 END) AS negative_feedback_rate
-        FROM turns WHERE dataset = ?
-        GROUP BY ALL ORDER BY day
+    return conn.cursor().execute(f"""
+        SELECT date_trunc('day', timestamp)::DATE AS day, {_SIGNALS}
+        FROM turns WHERE dataset = ? GROUP BY ALL ORDER BY day
     """, [dataset]).df()
 
 

@@ -6,18 +6,12 @@ import uuid
 import streamlit as st
 
 from analysis.agreement import agreement_by_task
-from app import resources, state, store
-from app.settings import Settings
+from app import store
+from app.page import start
 from components.review_card import show_value
 
-settings = Settings.from_env()
-conn = resources.get_connection(str(settings.db_path))
-dataset = st.session_state.get(state.DATASET)
-reviewer = (st.session_state.get(state.REVIEWER) or "").strip()
-st.title("Agreement and conflicts")
-if not dataset:
-    st.info("There is no data yet. Import a dialogue log on the Import page.")
-    st.stop()
+page = start("Agreement and conflicts")
+settings, conn, db, dataset, reviewer = page.settings, page.conn, page.db, page.dataset, page.reviewer
 
 st.subheader("Agreement per task")
 st.caption("Cohen's kappa where exactly two reviewers share items, Krippendorff's alpha (nominal) for more; "

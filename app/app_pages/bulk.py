@@ -3,17 +3,11 @@
 import streamlit as st
 
 from analysis.calibration import audit_sample_size, estimate_precision
-from app import resources, review_session, state, store
-from app.settings import Settings
+from app import review_session, store
+from app.page import start
 
-settings = Settings.from_env()
-conn = resources.get_connection(str(settings.db_path))
-dataset = st.session_state.get(state.DATASET)
-reviewer = (st.session_state.get(state.REVIEWER) or "").strip()
-st.title("Bulk accept")
-if not dataset:
-    st.info("There is no data yet. Import a dialogue log on the Import page.")
-    st.stop()
+page = start("Bulk accept")
+settings, conn, db, dataset, reviewer = page.settings, page.conn, page.db, page.dataset, page.reviewer
 
 spec, warnings = review_session.spec_from_params(dict(st.query_params), dataset)
 for w in warnings:

@@ -3,17 +3,12 @@
 import streamlit as st
 
 from analysis.calibration import reliability_bins, threshold_for_precision
-from app import resources, state, store
-from app.settings import Settings
+from app import store
+from app.page import start
 from components import charts
 
-settings = Settings.from_env()
-conn = resources.get_connection(str(settings.db_path))
-dataset = st.session_state.get(state.DATASET)
-st.title("Calibration")
-if not dataset:
-    st.info("There is no data yet. Import a dialogue log on the Import page.")
-    st.stop()
+page = start("Calibration")
+settings, conn, db, dataset, reviewer = page.settings, page.conn, page.db, page.dataset, page.reviewer
 
 data = store.list_scored_verdicts(conn, dataset)
 if data.empty:

@@ -5,18 +5,12 @@ import math
 import streamlit as st
 
 from app import resources, state, store
-from app.settings import Settings
+from app.page import start
 from components.dialogue_view import render_dialogue
 
 PAGE_SIZE = 25
-settings = Settings.from_env()
-dataset = st.session_state.get(state.DATASET)
-st.title("Dialogues")
-if not dataset:
-    st.info("There is no data yet. Import a dialogue log on the Import page.")
-    st.stop()
-conn = resources.get_connection(str(settings.db_path))
-db = str(settings.db_path)
+page = start("Dialogues")
+settings, conn, db, dataset, reviewer = page.settings, page.conn, page.db, page.dataset, page.reviewer
 
 
 def choice(label: str, column: str, param: str, container) -> str | None:

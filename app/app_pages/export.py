@@ -5,16 +5,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import resources, state, store
-from app.settings import Settings
+from app import store
+from app.page import start
 
-settings = Settings.from_env()
-conn = resources.get_connection(str(settings.db_path))
-dataset = st.session_state.get(state.DATASET)
-st.title("Export")
-if not dataset:
-    st.info("There is no data yet. Import a dialogue log on the Import page.")
-    st.stop()
+page = start("Export")
+settings, conn, db, dataset, reviewer = page.settings, page.conn, page.db, page.dataset, page.reviewer
 
 kinds = {"accepted": "accepted labels (accepted or corrected, agreed or adjudicated): training data",
          "resolved": "resolved labels, rejections included",

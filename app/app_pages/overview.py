@@ -2,19 +2,13 @@
 
 import streamlit as st
 
-from app import resources, state
-from app.settings import Settings
+from app import resources
+from app.page import start
 from components import charts
 
-settings = Settings.from_env()
-dataset = st.session_state.get(state.DATASET)
-st.title("Overview")
-if not dataset:
-    st.info("There is no data yet. Import a dialogue log on the Import page, or run `make run`, which "
-            "loads the bundled sample.")
-    st.stop()
+page = start("Overview")
+settings, conn, db, dataset, reviewer = page.settings, page.conn, page.db, page.dataset, page.reviewer
 
-conn = resources.get_connection(str(settings.db_path))
 counts, by_domain, by_day = resources.overview(conn, str(settings.db_path), dataset)
 
 cols = st.columns(6)

@@ -2,21 +2,14 @@
 
 import streamlit as st
 
-from app import resources, review_session, state, store
-from app.settings import Settings
+from app import resources, review_session, store
+from app.page import start
 from components import review_card
 from components.dialogue_view import render_dialogue
 from components.keys import bind_key
 
-settings = Settings.from_env()
-conn = resources.get_connection(str(settings.db_path))
-db = str(settings.db_path)
-dataset = st.session_state.get(state.DATASET)
-reviewer = (st.session_state.get(state.REVIEWER) or "").strip()
-st.title("Review")
-if not dataset:
-    st.info("There is no data yet. Import a dialogue log on the Import page.")
-    st.stop()
+page = start("Review")
+settings, conn, db, dataset, reviewer = page.settings, page.conn, page.db, page.dataset, page.reviewer
 
 spec, warnings = review_session.spec_from_params(dict(st.query_params), dataset)
 for w in warnings:
