@@ -166,32 +166,46 @@ def m002_review(conn: duckdb.DuckDBPyConnection) -> None:
                                ELSE '<rejected>' END AS label_key
         FROM current_decisions cd JOIN candidates c USING (candidate_id)
     """)
-    # One resolved label per candidate: an adjudication wins; otherwise the reviewers' decisions if they all
-    # agree; candidates whose reviewers disagree and that nobody adjudicated are 'conflict'.
+    # One resolved label per candidate: an adjudication wins; otherwise the people's decisions if they all
+    # agree (a bulk accept counts only until a person has decided the candidate, e.g. in its audit);
+    # candidates whose reviewers disagree and that no one adjudicated are 'conflict'. The verdict follows
+    # from the label: the proposal itself is 'accept' however it was entered, another value 'correct'.
     conn.execute("""
         CREATE VIEW resolved_labels AS
         WITH adj AS (
-            SELECT candidate_id, arg_max(label, seq) AS label, arg_max(label_key, seq) AS label_key,
-                   arg_max(verdict, seq) AS verdict, arg_max(reviewer, seq) AS adjudicator,
+            SELECT candidate_id,
+                   arg_max(struct_pack(label := label, label_key := label_key, reviewer := reviewer), seq) AS last,
                    max(decided_at) AS decided_at
             FROM decision_labels WHERE role = 'adjudicate' GROUP BY candidate_id
+        ), people AS (
+            SELECT DISTINCT candidate_id FROM decision_labels WHERE role IN ('review', 'audit')
         ), rev AS (
             SELECT candidate_id, count(*) AS n_reviewers, count(DISTINCT label_key) AS n_labels,
-                   any_value(label) AS label, any_value(label_key) AS label_key, any_value(verdict) AS verdict,
-                   list(reviewer ORDER BY reviewer) AS reviewers, max(decided_at) AS decided_at
-            FROM decision_labels WHERE role <> 'adjudicate' GROUP BY candidate_id
+                   any_value(label) AS label, any_value(label_key) AS label_key,
+                   list(reviewer ORDER BY reviewer) AS reviewers, list(DISTINCT role ORDER BY role) AS roles,
+                   max(decided_at) AS decided_at
+            FROM decision_labels dl
+            WHERE role IN ('review', 'audit')
+               OR (role = 'bulk' AND candidate_id NOT IN (SELECT candidate_id FROM people))
+            GROUP BY candidate_id
+        ), settled AS (
+            SELECT coalesce(adj.candidate_id, rev.candidate_id) AS candidate_id,
+                   CASE WHEN adj.candidate_id IS NOT NULL THEN 'adjudicated'
+                        WHEN rev.n_labels = 1 THEN 'agreed' ELSE 'conflict' END AS status,
+                   CASE WHEN adj.candidate_id IS NOT NULL THEN adj.last.label
+                        WHEN rev.n_labels = 1 THEN rev.label END AS label,
+                   CASE WHEN adj.candidate_id IS NOT NULL THEN adj.last.label_key
+                        WHEN rev.n_labels = 1 THEN rev.label_key END AS label_key,
+                   coalesce(rev.reviewers, []) AS reviewers, coalesce(rev.roles, []) AS roles,
+                   adj.last.reviewer AS adjudicator, coalesce(rev.n_reviewers, 0) AS n_reviewers,
+                   greatest(adj.decided_at, rev.decided_at) AS decided_at
+            FROM adj FULL OUTER JOIN rev USING (candidate_id)
         )
-        SELECT coalesce(adj.candidate_id, rev.candidate_id) AS candidate_id,
-               CASE WHEN adj.candidate_id IS NOT NULL THEN 'adjudicated'
-                    WHEN rev.n_labels = 1 THEN 'agreed' ELSE 'conflict' END AS status,
-               CASE WHEN adj.candidate_id IS NOT NULL THEN adj.label
-                    WHEN rev.n_labels = 1 THEN rev.label END AS label,
-               CASE WHEN adj.candidate_id IS NOT NULL THEN adj.verdict
-                    WHEN rev.n_labels = 1 THEN rev.verdict END AS verdict,
-               coalesce(rev.reviewers, []) AS reviewers, adj.adjudicator,
-               coalesce(rev.n_reviewers, 0) AS n_reviewers,
-               greatest(adj.decided_at, rev.decided_at) AS decided_at
-        FROM adj FULL OUTER JOIN rev USING (candidate_id)
+        SELECT s.candidate_id, s.status, s.label,
+               CASE WHEN s.label_key IS NULL THEN NULL WHEN s.label_key = '<rejected>' THEN 'reject'
+                    WHEN s.label = c.value THEN 'accept' ELSE 'correct' END AS verdict,
+               s.reviewers, s.roles, s.adjudicator, s.n_reviewers, s.decided_at
+        FROM settled s JOIN candidates c USING (candidate_id)
     """)
 
 

@@ -11,11 +11,18 @@ import pandas as pd
 import streamlit as st
 
 from app import store
+from app.claims import ClaimRegistry
 
 
 @st.cache_resource(show_spinner=False)
 def get_connection(db_path: str) -> duckdb.DuckDBPyConnection:
     return store.connect(db_path)
+
+
+@st.cache_resource(show_spinner=False)
+def claims(db_path: str) -> ClaimRegistry:
+    """Cards on screen, shared by every session: see app/claims.py."""
+    return ClaimRegistry()
 
 
 # Reads are keyed by the database path and dataset; _conn is not hashed (underscore).

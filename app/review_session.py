@@ -15,6 +15,7 @@ import duckdb
 import streamlit as st
 
 from app import store
+from app.claims import ClaimRegistry
 
 _KEY = "review_session"
 BATCH = 20  # candidate ids fetched per queue query; the card on screen is re-checked on every run
@@ -25,7 +26,8 @@ class ReviewState:
     spec: store.QueueSpec | None = None
     batch: list[int] = field(default_factory=list)
     tokens: dict[int, str] = field(default_factory=dict)  # candidate id -> decision id of its card
-    history: list[tuple[int, str]] = field(default_factory=list)  # (candidate id, verdict), for undo
+    history: list[tuple[int, str, str]] = field(default_factory=list)  # (candidate, verdict, reviewer): undo
+    done: set[int] = field(default_factory=set)  # decided in this session: the decided/all queues move on
     correcting: bool = False
     last_saved: str | None = None  # acknowledgement shown after a decision is committed
     # Progress counts, queried when the batch is refilled and kept up to date by this session's own
@@ -119,25 +121,31 @@ def role_for(spec: store.QueueSpec) -> str:
     return "audit" if spec.audit_bulk_id is not None else "review"
 
 
-def current_card(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec) -> dict | None:
-    """The candidate to show now, or None when the queue is empty."""
+def current_card(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec,
+                 claims: ClaimRegistry) -> dict | None:
+    """The candidate to show now, or None when the queue is empty.
+
+    A card is shown only while the candidate still has room (overlap) and this reviewer can claim it, so
+    two reviewers working the same queue at once are not handed the same candidate beyond its overlap."""
     s = state()
     if s.spec != spec:
-        s.spec, s.batch, s.correcting = spec, [], False
+        s.spec, s.batch, s.correcting, s.done = spec, [], False, set()
     refilled = False
     while True:
         if not s.batch:
             if refilled:
                 return None
-            s.batch = store.list_queue(conn, reviewer, spec, limit=BATCH)
+            # decided/all queues still match what was just decided: ask for enough to get past it
+            fetched = store.list_queue(conn, reviewer, spec, limit=BATCH + len(s.done))
+            s.batch = [c for c in fetched if c not in s.done][:BATCH]
             s.remaining = store.count_queue(conn, reviewer, replace(spec, status="undecided"))
             s.decided = store.count_my_decided(conn, reviewer, spec)
             refilled = True
             if not s.batch:
                 return None
         cid = s.batch[0]
-        # Another reviewer may have taken it since the batch was fetched (overlap reached).
-        if refilled or store.is_open(conn, reviewer, spec, cid):
+        slots = store.open_slots(conn, reviewer, spec, cid)
+        if slots > 0 and claims.try_claim(cid, reviewer, slots):
             card = store.get_candidate(conn, cid)
             if card is not None:
                 s.tokens.setdefault(cid, str(uuid.uuid4()))
@@ -146,34 +154,42 @@ def current_card(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.Que
         s.batch.pop(0)
 
 
-def decide(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec, candidate_id: int,
-           decision_id: str, verdict: str, corrected_value: str | None = None) -> None:
+def decide(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec, claims: ClaimRegistry,
+           candidate_id: int, decision_id: str, verdict: str, corrected_value: str | None = None) -> None:
     """Button/key callback: store the decision (committed before this returns), then move on."""
     s = state()
+    if verdict == "correct":
+        card = store.get_candidate(conn, candidate_id)
+        if card is not None and card["value"] == corrected_value:
+            verdict, corrected_value = "accept", None  # "corrected" to the proposal itself: an accept
     stored = store.insert_decision(conn, decision_id=decision_id, candidate_id=candidate_id, reviewer=reviewer,
                                    verdict=verdict, corrected_value=corrected_value, role=role_for(spec))
     if stored:
-        s.history.append((candidate_id, verdict))
+        s.history.append((candidate_id, verdict, reviewer))
         s.last_saved = f"Saved: {verdict} #{candidate_id}"
         if verdict != "skip":
             s.remaining, s.decided = max(s.remaining - 1, 0), s.decided + 1
+            s.done.add(candidate_id)
     if s.batch and s.batch[0] == candidate_id:
         s.batch.pop(0)
     s.tokens.pop(candidate_id, None)
     s.correcting = False
+    claims.release(candidate_id, reviewer)
 
 
-def undo(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec) -> None:
-    """Take back this session's last decision (a new 'retract' row) and show that card again."""
+def undo(conn: duckdb.DuckDBPyConnection, spec: store.QueueSpec) -> None:
+    """Take back this session's last decision (a new 'retract' row, by whoever made it) and put that card
+    first in the queue again (it shows if it belongs to the current queue)."""
     s = state()
     if not s.history:
         s.last_saved = "Nothing to undo."
         return
-    candidate_id, verdict = s.history.pop()
+    candidate_id, verdict, reviewer = s.history.pop()
     if verdict != "skip":  # a skip decided nothing: just bring the card back
         store.insert_decision(conn, decision_id=str(uuid.uuid4()), candidate_id=candidate_id, reviewer=reviewer,
                               verdict="retract", role=role_for(spec))
         s.remaining, s.decided = s.remaining + 1, max(s.decided - 1, 0)
+        s.done.discard(candidate_id)
     s.batch.insert(0, candidate_id)
     s.correcting = False
     s.last_saved = f"Undone: {verdict} #{candidate_id}"

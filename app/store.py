@@ -584,8 +584,29 @@ def count_my_decided(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: Queue
 
 def is_open(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: QueueSpec, candidate_id: int) -> bool:
     """Whether a candidate is still in this reviewer's queue (another reviewer may have taken it)."""
-    sql, params = _queue_sql(reviewer, spec, select="count(*)", order=False)
-    return conn.cursor().execute(sql + " AND c.candidate_id = ?", params + [candidate_id]).fetchone()[0] > 0
+    return open_slots(conn, reviewer, spec, candidate_id) > 0
+
+
+def open_slots(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: QueueSpec, candidate_id: int) -> int:
+    """How many more reviewers an undecided-queue candidate may get (0: not for this reviewer any more).
+
+    Looks at this one candidate's decisions only, so it stays cheap however long the decision log grows."""
+    if spec.status != "undecided":
+        return 1
+    if spec.audit_bulk_id is not None:
+        audited = conn.cursor().execute(
+            "SELECT count(*) FROM current_decisions WHERE candidate_id = ? AND role = 'audit'",
+            [candidate_id]).fetchone()[0]
+        return 0 if audited else 1
+    mine, taken = conn.cursor().execute("""
+        SELECT (SELECT arg_max(verdict, seq) FILTER (verdict <> 'skip') FROM decisions
+                WHERE candidate_id = ? AND reviewer = ? AND role IN ('review', 'bulk', 'audit')),
+               (SELECT count(*) FROM current_decisions
+                WHERE candidate_id = ? AND role IN ('review', 'bulk', 'audit'))
+    """, [candidate_id, reviewer, candidate_id]).fetchone()
+    if mine is not None and mine != "retract":
+        return 0
+    return max(spec.overlap - taken, 0)
 
 
 def get_candidate(conn: duckdb.DuckDBPyConnection, candidate_id: int) -> dict | None:
@@ -796,7 +817,8 @@ EXPORT_FORMATS = ("jsonl", "csv", "parquet")
 _EXPORT_SELECT = """
     SELECT c.candidate_id, c.task, c.target_kind, c.dialogue_id, c.turn_index, c.other_dialogue_id,
            c.other_turn_index, t.asr_text AS text, c.value AS proposed_value, c.score,
-           rl.status, rl.verdict, rl.label, rl.reviewers, rl.adjudicator, rl.decided_at,
+           rl.status, rl.verdict, rl.label, rl.reviewers, rl.roles AS decided_by_roles, rl.adjudicator,
+           rl.decided_at,
            r.name AS model_name, r.version AS model_version, r.parameters AS model_parameters,
            r.run_at AS model_run_at, c.dataset
     FROM candidates c JOIN model_runs r USING (run_id)

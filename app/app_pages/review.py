@@ -50,7 +50,8 @@ if not reviewer:
     st.warning("Enter your name as Reviewer in the sidebar to start reviewing: every decision is stored with it.")
     st.stop()
 
-card = review_session.current_card(conn, reviewer, spec)
+claims = resources.claims(db)
+card = review_session.current_card(conn, reviewer, spec, claims)
 decided, remaining, rate = review_session.progress(conn, reviewer, spec)
 s = review_session.state()
 p1, p2, p3 = st.columns(3)
@@ -62,7 +63,7 @@ if s.last_saved:
 if card is None:
     st.success("This queue is empty: nothing left to review with these filters.")
     st.button("Undo", shortcut="Backspace", on_click=review_session.undo,
-              args=(conn, reviewer, spec), disabled=not s.history or settings.read_only)
+              args=(conn, spec), disabled=not s.history or settings.read_only)
     st.stop()
 
 left, right = st.columns([1, 1], gap="large")
@@ -74,7 +75,7 @@ with left:
     ro = settings.read_only
     if ro:
         st.info("Read-only mode: decisions are switched off.")
-    args = (conn, reviewer, spec, card["candidate_id"], card["decision_id"])
+    args = (conn, reviewer, spec, claims, card["candidate_id"], card["decision_id"])
     if s.correcting and not ro:
         with st.container(border=True):
             corrected = review_card.correction_editor(
@@ -89,7 +90,7 @@ with left:
         st.button("Reject", shortcut="X", on_click=review_session.decide, args=args + ("reject",), disabled=ro)
         st.button("Skip", shortcut="Space", on_click=review_session.decide, args=args + ("skip",), disabled=ro)
         st.button("Correct (c)", on_click=review_session.start_correcting, disabled=ro)
-        st.button("Undo", shortcut="Backspace", on_click=review_session.undo, args=(conn, reviewer, spec),
+        st.button("Undo", shortcut="Backspace", on_click=review_session.undo, args=(conn, spec),
                   disabled=ro or not s.history)
     bind_key("c", "Correct (c)")
 with right:

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from app import review_session, store
+from app.claims import ClaimRegistry
 from tests.bench.harness import RESULTS, report, timed
 
 DATASET = "bench"
@@ -107,16 +108,17 @@ def review_run(conn, monkeypatch, reviewer: str, order: str) -> dict[str, list[f
     session = review_session.ReviewState()
     monkeypatch.setattr(review_session, "state", lambda: session)  # no Streamlit session needed
     spec = store.QueueSpec(dataset=DATASET, order=order, seed=7)
+    claims = ClaimRegistry()
     times: dict[str, list[float]] = {k: [] for k in ("decide", "next_card", "context", "step", "progress")}
-    card = review_session.current_card(conn, reviewer, spec)  # the first card, shown before any decision
+    card = review_session.current_card(conn, reviewer, spec, claims)  # the first card, before any decision
     for i in range(STEPS):
         assert card is not None, "the queue ran dry"
         verdict = VERDICTS[i % len(VERDICTS)]
         t0 = time.perf_counter()
-        review_session.decide(conn, reviewer, spec, card["candidate_id"], card["decision_id"], verdict,
+        review_session.decide(conn, reviewer, spec, claims, card["candidate_id"], card["decision_id"], verdict,
                               '"bench-corrected"' if verdict == "correct" else None)
         t1 = time.perf_counter()
-        card = review_session.current_card(conn, reviewer, spec)
+        card = review_session.current_card(conn, reviewer, spec, claims)
         t2 = time.perf_counter()
         store.list_proposals(conn, card["task"], card["target_key"], card["dialogue_id"])
         store.list_current_decisions(conn, card["candidate_id"])

@@ -1,0 +1,118 @@
+"""The review session logic without a browser: claims keep concurrent reviewers within the overlap, the
+decided/all queues move on, undo retracts under the name that decided, the URL round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from analysis.candidates import candidates_from_logged_nlu
+from analysis.simulate import load_pool, simulate_turns, write_log
+from app import review_session, store
+from app.claims import ClaimRegistry
+from app.ingest import ingest_files
+
+
+@pytest.fixture
+def rdb(db, tmp_path):
+    path = tmp_path / "log.jsonl"
+    write_log(simulate_turns(load_pool(), n_turns=120, seed=5), path)
+    ingest_files(db, [path], dataset="t")
+    store.insert_candidates(db, candidates_from_logged_nlu(store.list_nlu_outputs(db, "t")))
+    return db
+
+
+class Sessions:
+    """Several browser sessions: review_session.state() answers with the session 'in front'."""
+
+    def __init__(self, monkeypatch):
+        self.states: dict[str, review_session.ReviewState] = {}
+        self.current = None
+        monkeypatch.setattr(review_session, "state", lambda: self.states[self.current])
+
+    def use(self, name: str) -> None:
+        self.states.setdefault(name, review_session.ReviewState())
+        self.current = name
+
+
+def test_claims_registry():
+    now = [0.0]
+    reg = ClaimRegistry(ttl=10, clock=lambda: now[0])
+    assert reg.try_claim(1, "ana", slots=1)
+    assert not reg.try_claim(1, "bob", slots=1)
+    assert reg.try_claim(1, "bob", slots=2)  # overlap 2: room for a second reviewer
+    assert reg.try_claim(1, "ana", slots=1)  # renewing one's own claim always works
+    reg.release(1, "ana")
+    assert reg.holders(1) == ["bob"]
+    now[0] = 11.0  # expired: a closed tab does not hold the card forever
+    assert reg.try_claim(1, "carl", slots=1) and reg.holders(1) == ["carl"]
+
+
+@pytest.mark.parametrize("order", ["score_asc", "random"])
+def test_two_reviewers_at_once_stay_within_the_overlap(rdb, monkeypatch, order):
+    sessions, claims = Sessions(monkeypatch), ClaimRegistry()
+    spec = store.QueueSpec(dataset="t", task="intent", order=order, seed=3)
+    shown: dict[str, dict] = {}
+    for name in ("ana", "bob"):  # both open the Review page: each gets a card
+        sessions.use(name)
+        shown[name] = review_session.current_card(rdb, name, spec, claims)
+    assert shown["ana"]["candidate_id"] != shown["bob"]["candidate_id"]
+    for step in range(40):  # they take turns deciding, each on the card they hold
+        name = ("ana", "bob")[step % 2]
+        sessions.use(name)
+        card = shown[name]
+        review_session.decide(rdb, name, spec, claims, card["candidate_id"], card["decision_id"], "accept")
+        shown[name] = review_session.current_card(rdb, name, spec, claims)
+        other = shown[("bob", "ana")[step % 2]]
+        assert shown[name]["candidate_id"] != other["candidate_id"]
+    per_candidate = rdb.execute("SELECT max(n) FROM (SELECT count(*) AS n FROM decisions GROUP BY candidate_id)")
+    assert per_candidate.fetchone()[0] == 1
+
+
+def test_decided_queue_moves_past_what_was_just_decided(rdb, monkeypatch):
+    sessions, claims = Sessions(monkeypatch), ClaimRegistry()
+    sessions.use("ana")
+    first = store.QueueSpec(dataset="t", task="intent")
+    for _ in range(25):  # decide some candidates first
+        card = review_session.current_card(rdb, "ana", first, claims)
+        review_session.decide(rdb, "ana", first, claims, card["candidate_id"], card["decision_id"], "accept")
+    again = store.QueueSpec(dataset="t", task="intent", status="decided")
+    seen = []
+    for _ in range(25):
+        card = review_session.current_card(rdb, "ana", again, claims)
+        seen.append(card["candidate_id"])
+        review_session.decide(rdb, "ana", again, claims, card["candidate_id"], card["decision_id"], "reject")
+    assert len(set(seen)) == 25  # never the same card twice
+    assert review_session.current_card(rdb, "ana", again, claims) is None
+
+
+def test_undo_retracts_under_the_name_that_decided(rdb, monkeypatch):
+    sessions, claims = Sessions(monkeypatch), ClaimRegistry()
+    sessions.use("tab")
+    spec = store.QueueSpec(dataset="t", task="intent")
+    card = review_session.current_card(rdb, "ana", spec, claims)
+    review_session.decide(rdb, "ana", spec, claims, card["candidate_id"], card["decision_id"], "accept")
+    review_session.undo(rdb, spec)  # the sidebar name may have changed since: the retraction is still ana's
+    rows = rdb.execute("SELECT reviewer, verdict FROM decisions ORDER BY seq").fetchall()
+    assert rows == [("ana", "accept"), ("ana", "retract")]
+    assert rdb.execute("SELECT count(*) FROM current_decisions").fetchone()[0] == 0
+    assert review_session.current_card(rdb, "ana", spec, claims)["candidate_id"] == card["candidate_id"]
+
+
+def test_correcting_to_the_proposal_is_an_accept(rdb, monkeypatch):
+    sessions, claims = Sessions(monkeypatch), ClaimRegistry()
+    sessions.use("ana")
+    spec = store.QueueSpec(dataset="t", task="intent")
+    card = review_session.current_card(rdb, "ana", spec, claims)
+    review_session.decide(rdb, "ana", spec, claims, card["candidate_id"], card["decision_id"], "correct",
+                          card["value"])
+    assert rdb.execute("SELECT verdict, corrected_value FROM decisions").fetchall() == [("accept", None)]
+
+
+@pytest.mark.parametrize("params", [
+    {}, {"task": "intent", "order": "random", "seed": "9"}, {"smin": "0.2", "smax": "0.8", "overlap": "3"},
+    {"status": "decided", "domain": "music", "value": '"play_music"'}, {"audit": "4"}, {"run": "2"},
+])
+def test_queue_url_round_trip(params):
+    spec, warnings = review_session.spec_from_params(params, "t")
+    assert warnings == []
+    assert review_session.spec_to_params(spec) == params
