@@ -8,12 +8,14 @@ Callbacks run before the page's next run, so the next card is rendered in the sa
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field, replace
 
 import duckdb
 import streamlit as st
 
+from analysis.candidates import canonical_json
 from app import store
 from app.claims import ClaimRegistry
 
@@ -66,9 +68,11 @@ def spec_from_params(params: dict[str, str], dataset: str) -> tuple[store.QueueS
             return None
         return value
 
-    for name, key in (("task", "task"), ("value", "value"), ("domain", "domain")):
+    for name, key in (("task", "task"), ("domain", "domain")):
         if params.get(name):
             kwargs[key] = params[name]
+    if params.get("value"):
+        kwargs["value"] = value_json(params["value"])
     for name, key, cast, low, high in (("smin", "score_min", float, 0.0, 1.0), ("smax", "score_max", float, 0.0, 1.0),
                                        ("run", "run_id", int, 1, 2**62), ("seed", "seed", int, 0, 2**31),
                                        ("overlap", "overlap", int, 1, 10), ("audit", "audit_bulk_id", int, 1, 2**62)):
@@ -89,6 +93,14 @@ def spec_from_params(params: dict[str, str], dataset: str) -> tuple[store.QueueS
         kwargs.pop("score_min", None)
         kwargs.pop("score_max", None)
         return store.QueueSpec(**kwargs), warnings
+
+
+def value_json(text: str) -> str:
+    """A proposed value as typed or linked: JSON if it parses, else the plain string it is."""
+    try:
+        return canonical_json(json.loads(text))
+    except json.JSONDecodeError:
+        return canonical_json(text.strip())
 
 
 def spec_to_params(spec: store.QueueSpec) -> dict[str, str]:

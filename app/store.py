@@ -745,7 +745,7 @@ def bulk_accept(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: QueueSpec,
             cur.execute("""
                 INSERT INTO audit_items (bulk_id, candidate_id)
                 SELECT ?, candidate_id FROM bulk_pick ORDER BY hash(candidate_id, ?::BIGINT), candidate_id LIMIT ?
-            """, [bulk_id, seed, k])
+            """, [bulk_id, seed + bulk_id, k])  # a different random sample for every bulk accept
             cur.execute("DROP TABLE bulk_pick")
             return BulkResult(bulk_id, n, k)
     finally:

@@ -15,6 +15,13 @@ BOOL_TASKS = ("goal_start", "goal_success")
 CHOICE_TASKS = ("intent", "skill", "failure_point", "domain")
 
 
+def link_warnings(warnings: list[str]) -> None:
+    """Queue settings a link carried that could not be used. They quote the link, so: as text."""
+    if warnings:
+        st.warning("Some queue settings in the link were ignored:")
+        st.text("\n".join(warnings))
+
+
 def show_value(value_json: str) -> str:
     """A proposed value for display: strings bare, everything else as compact JSON."""
     value = json.loads(value_json)

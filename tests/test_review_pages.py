@@ -121,7 +121,8 @@ def test_queue_lives_in_the_url(review_db):
 
 def test_bad_queue_link_is_ignored_with_a_warning(review_db):
     at = open_page("app_pages/review.py", order="sideways", smin="2")
-    texts = " ".join(w.value for w in at.warning)
+    assert at.warning[0].value == "Some queue settings in the link were ignored:"
+    texts = " ".join(t.value for t in at.text)
     assert "ignored order='sideways'" in texts and "ignored smin='2'" in texts
 
 
@@ -149,7 +150,7 @@ def test_overlap_and_agreement_and_adjudication(review_db):
     table = at.dataframe[0].value.set_index("task")
     assert table.loc["intent", "items"] == 1 and table.loc["intent", "statistic"] == "cohen_kappa"
     assert "1 candidate(s) whose reviewers disagree" in at.caption[1].value
-    next(r for r in at.radio if r.label == "Adjudicated label").set_value('"weather_query"')
+    next(r for r in at.selectbox if r.label == "Adjudicated label").set_value('"weather_query"')
     at.button(key="settle").click().run()
     assert at.success[0].value.startswith("Settled candidate")
     assert decisions(review_db)[-1][1:] == ("carl", "accept", None, "adjudicate")
@@ -192,7 +193,7 @@ def test_export_page(review_db):
     at.selectbox(key="export_format").set_value("jsonl").run()
     at.button(key="export_go").click().run()
     assert at.success[0].value == "1 rows ready."
-    data = at.session_state["export_file"][1].decode()
+    data = open(at.session_state["export_file"]["path"], encoding="utf-8").read()
     row = json.loads(data.splitlines()[0])
     assert (row["label"], row["reviewers"], row["model_name"]) == ('"weather_query"', ["ana"], "logged-nlu")
 
@@ -206,3 +207,10 @@ def test_password_gate(review_db):
     assert at.error[0].value == "Wrong password."
     at.text_input(key="password_input").set_value("s3cret").run()
     assert at.title[0].value == "Overview"
+
+
+def test_unknown_filter_values_in_a_link_are_reported(review_db):
+    at = open_page("app_pages/review.py", task="no_such_task", domain="nowhere")
+    assert at.warning[0].value == "Some queue settings in the link were ignored:"
+    texts = " ".join(t.value for t in at.text)
+    assert "ignored task='no_such_task'" in texts and "ignored domain='nowhere'" in texts

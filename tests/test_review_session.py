@@ -116,3 +116,10 @@ def test_queue_url_round_trip(params):
     spec, warnings = review_session.spec_from_params(params, "t")
     assert warnings == []
     assert review_session.spec_to_params(spec) == params
+
+
+def test_a_bare_value_in_a_link_means_that_string():
+    spec, _ = review_session.spec_from_params({"value": "weather_query"}, "t")
+    assert spec.value == '"weather_query"'
+    spec, _ = review_session.spec_from_params({"value": "[1, 2]"}, "t")
+    assert spec.value == "[1,2]"

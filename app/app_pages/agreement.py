@@ -50,8 +50,9 @@ st.dataframe({"reviewer": [r for r, _ in labels],
               "label": ["(rejected)" if v == "<rejected>" else show_value(v) for _, v in labels]},
              hide_index=True, width="stretch")
 options = list(dict.fromkeys(v for _, v in labels))
-choice = st.radio("Adjudicated label", options, key=f"adj_{picked}",
-                  format_func=lambda v: "reject the proposal" if v == "<rejected>" else show_value(v))
+# A selectbox, not a radio: radio options render Markdown, and labels come from files and reviewers.
+choice = st.selectbox("Adjudicated label", options, key=f"adj_{picked}",
+                      format_func=lambda v: "reject the proposal" if v == "<rejected>" else show_value(v))
 if not reviewer:
     st.warning("Enter your name as Reviewer in the sidebar to adjudicate.")
 elif st.button("Settle", type="primary", disabled=settings.read_only, key="settle"):

@@ -3,22 +3,28 @@
 import streamlit as st
 
 from analysis.calibration import audit_sample_size, estimate_precision
-from app import review_session, store
+from app import resources, review_session, store
 from app.page import start
+from components import review_card
 
 page = start("Bulk accept")
 settings, conn, db, dataset, reviewer = page.settings, page.conn, page.db, page.dataset, page.reviewer
 
 spec, warnings = review_session.spec_from_params(dict(st.query_params), dataset)
-for w in warnings:
-    st.warning(f"The link's queue settings: {w}")
-tasks = store.list_tasks(conn, dataset)
-c1, c2 = st.columns(2)
+review_card.link_warnings(warnings)
+tasks = resources.tasks(conn, db, dataset)
+runs = {int(r.run_id): f"#{r.run_id} {r.name} {r.version}" for r in store.list_model_runs(conn).itertuples()}
+domains = resources.values(conn, db, dataset, "nlu_domain")
+c1, c2, c3 = st.columns(3)
 task = c1.selectbox("Task", ["(any)"] + tasks, index=tasks.index(spec.task) + 1 if spec.task in tasks else 0,
                     key="bulk_task")
-threshold = c2.slider("Accept candidates scoring at least", 0.0, 1.0, 0.95, step=0.01, key="bulk_threshold")
-spec = store.QueueSpec(dataset=dataset, task=None if task == "(any)" else task, run_id=spec.run_id,
-                       domain=spec.domain, value=spec.value, score_min=spec.score_min, score_max=spec.score_max)
+run = c2.selectbox("Model run", [None, *runs], format_func=lambda r: "(any)" if r is None else runs[r],
+                   index=list(runs).index(spec.run_id) + 1 if spec.run_id in runs else 0, key="bulk_run")
+domain = c3.selectbox("Domain", ["(any)"] + domains,
+                      index=domains.index(spec.domain) + 1 if spec.domain in domains else 0, key="bulk_domain")
+threshold = st.slider("Accept candidates scoring at least", 0.0, 1.0, 0.95, step=0.01, key="bulk_threshold")
+spec = store.QueueSpec(dataset=dataset, task=None if task == "(any)" else task, run_id=run,
+                       domain=None if domain == "(any)" else domain, value=spec.value)
 review_session.sync_url(spec)
 who = reviewer or "(you)"
 n = store.count_bulk_preview(conn, who, spec, threshold)
@@ -45,15 +51,19 @@ if actions.empty:
     st.stop()
 rows = []
 for a in actions.itertuples():
-    est = estimate_precision(int(a.audited), int(a.confirmed)) if a.audited else None
+    # Shown once the whole sample is audited: a partial audit follows the audit queue's order, not chance.
+    est = estimate_precision(int(a.audited), int(a.confirmed)) if a.audited and a.audited == a.sampled else None
     rows.append({"bulk": int(a.bulk_id), "by": a.reviewer, "threshold": a.threshold, "accepted": int(a.n_accepted),
                  "audit sample": int(a.sampled), "audited": int(a.audited), "confirmed": int(a.confirmed),
                  "precision": None if est is None else est.precision,
-                 "95% interval": "" if est is None else f"{est.ci_low:.1%} – {est.ci_high:.1%}"})
+                 "95% interval": "" if est is None else f"{est.ci_low:.1%} – {est.ci_high:.1%}",
+                 "audit": "complete" if a.audited == a.sampled else f"{a.sampled - a.audited} to audit"})
 st.dataframe(rows, hide_index=True, width="stretch",
              column_config={"precision": st.column_config.NumberColumn(format="percent")})
-st.caption("Precision is estimated from the audited sample (simple random sample; Wilson interval).")
+st.caption("Precision is estimated once the whole audit sample (a simple random sample of the bulk accept) is "
+           "audited: the share of audited labels that were right, with a 95% Wilson interval.")
 for a in actions.itertuples():
     if a.audited < a.sampled:
         st.page_link("app_pages/review.py", label=f"Audit bulk accept #{a.bulk_id} "
-                     f"({a.sampled - a.audited} left)", query_params={"audit": str(a.bulk_id)})
+                     f"({a.sampled - a.audited} left)",
+                     query_params={"audit": str(a.bulk_id), "order": "random", "seed": str(a.bulk_id)})

@@ -14,7 +14,8 @@ data = store.list_scored_verdicts(conn, dataset)
 if data.empty:
     st.info("No candidate has a settled decision yet: review some first.")
     st.stop()
-groups = sorted({(r.task, r.run_id, f"{r.task} · {r.model} {r.version}") for r in data.itertuples()})
+# The run id is part of the label: two runs may differ only in their parameters.
+groups = sorted({(r.task, r.run_id, f"{r.task} · #{r.run_id} {r.model} {r.version}") for r in data.itertuples()})
 label = st.selectbox("Task and model run", [g[2] for g in groups], key="calib_group")
 task, run_id, _ = next(g for g in groups if g[2] == label)
 subset = data[(data["task"] == task) & (data["run_id"] == run_id)]

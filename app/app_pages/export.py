@@ -1,15 +1,16 @@
 """Export: reviewed labels, or every candidate, with provenance, as JSON Lines, CSV or Parquet."""
 
+import re
 import tempfile
 from pathlib import Path
 
 import streamlit as st
 
-from app import store
+from app import resources, store
 from app.page import start
 
 page = start("Export")
-settings, conn, db, dataset, reviewer = page.settings, page.conn, page.db, page.dataset, page.reviewer
+conn, db, dataset = page.conn, page.db, page.dataset
 
 kinds = {"accepted": "accepted labels (accepted or corrected, agreed or adjudicated): training data",
          "resolved": "resolved labels, rejections included",
@@ -18,17 +19,24 @@ kind = st.radio("What", list(kinds), format_func=kinds.get, key="export_kind")
 c1, c2 = st.columns(2)
 fmt = c1.selectbox("Format", store.EXPORT_FORMATS, key="export_format",
                    help="Parquet loads as is with Hugging Face datasets: load_dataset('parquet', data_files=...)")
-tasks = store.list_tasks(conn, dataset)
+tasks = resources.tasks(conn, db, dataset)
 task = c2.selectbox("Task", ["(all)"] + tasks, key="export_task")
-st.caption("Each row carries its provenance: model run (name, version, parameters, time), reviewers, "
-           "adjudicator and decision time. `turnlens export` writes the same file from the command line.")
+st.caption("Each row carries its provenance: model run (name, version, parameters, time), reviewers, the roles "
+           "that decided (review, audit, bulk), adjudicator and decision time. Values and labels are JSON text. "
+           "`turnlens export` writes the same file from the command line.")
+options = (dataset, kind, fmt, task)
+if st.session_state.get("export_file", {}).get("options") != options:
+    st.session_state.pop("export_file", None)  # other options: the prepared file no longer matches
 if st.button("Prepare file", type="primary", key="export_go"):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"turnlens-{dataset}-{kind}.{fmt}"
-        n = store.export_labels(conn, path, dataset=dataset, kind=kind, fmt=fmt,
-                                task=None if task == "(all)" else task)
-        st.session_state["export_file"] = (path.name, path.read_bytes(), n)
-if "export_file" in st.session_state:
-    name, data, n = st.session_state["export_file"]
-    st.success(f"{n:,} rows ready.")
-    st.download_button(f"Download {name}", data, file_name=name, key="export_download")
+    # DuckDB writes the file itself (COPY, streamed); the download then reads it from disk when clicked.
+    folder = Path(tempfile.mkdtemp(prefix="turnlens-export-"))
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"turnlens-{dataset}-{kind}") + f".{fmt}"
+    n = store.export_labels(conn, folder / name, dataset=dataset, kind=kind, fmt=fmt,
+                            task=None if task == "(all)" else task)
+    st.session_state["export_file"] = {"options": options, "path": str(folder / name), "rows": n}
+prepared = st.session_state.get("export_file")
+if prepared:
+    path = Path(prepared["path"])
+    st.success(f"{prepared['rows']:,} rows ready.")
+    st.text(f"{path.name} · {path.stat().st_size / 1e6:,.1f} MB")
+    st.download_button("Download file", data=lambda: path.open("rb"), file_name=path.name, key="export_download")

@@ -12,8 +12,7 @@ page = start("Review")
 settings, conn, db, dataset, reviewer = page.settings, page.conn, page.db, page.dataset, page.reviewer
 
 spec, warnings = review_session.spec_from_params(dict(st.query_params), dataset)
-for w in warnings:
-    st.warning(f"The link's queue settings: {w}")
+review_card.link_warnings(warnings)
 
 with st.expander("Queue: filters and order", expanded=False):
     tasks = resources.tasks(conn, db, dataset)
@@ -37,7 +36,12 @@ with st.expander("Queue: filters and order", expanded=False):
     seed = c8.number_input("Seed", min_value=0, value=spec.seed, step=1)
     overlap = st.number_input("Overlap: reviewers per candidate", min_value=1, max_value=10, value=spec.overlap)
 
-spec = store.QueueSpec(dataset=dataset, task=None if task == "(any)" else task, value=value.strip() or None,
+unknown = [f"ignored {name}={wanted!r}: not in this dataset" for name, wanted, known in
+           (("task", spec.task, tasks), ("domain", spec.domain, domains), ("run", spec.run_id, list(run_labels)))
+           if wanted is not None and wanted not in known]
+review_card.link_warnings(unknown)
+spec = store.QueueSpec(dataset=dataset, task=None if task == "(any)" else task,
+                       value=review_session.value_json(value) if value.strip() else None,
                        score_min=float(smin), score_max=float(smax), run_id=run,
                        domain=None if domain == "(any)" else domain, status=status, order=order, seed=int(seed),
                        overlap=int(overlap), audit_bulk_id=spec.audit_bulk_id)
@@ -97,3 +101,7 @@ with right:
     turns = store.get_dialogue_turns(conn, card["dialogue_id"], dataset)
     st.caption(f"The target turn is marked ▶ ({card['target_kind']} target).")
     render_dialogue(turns, highlight_turn=card["turn_index"])
+    if card["other_dialogue_id"] is not None:  # a pair target (e.g. a rewrite): its second utterance too
+        st.caption("The pair's second utterance:")
+        render_dialogue(store.get_dialogue_turns(conn, card["other_dialogue_id"], dataset),
+                        highlight_turn=card["other_turn_index"])

@@ -94,7 +94,7 @@ def test_keyboard_review_bulk_accept_and_export(review_server, page, tmp_path):
     page.get_by_role("button", name="Prepare file").click()
     page.get_by_text("rows ready.").wait_for(timeout=20_000)
     with page.expect_download() as info:
-        page.get_by_role("button", name="Download").click()
+        page.get_by_role("button", name="Download file").click()
     exported = [json.loads(line) for line in open(info.value.path(), encoding="utf-8")]
     assert page.outside_requests == []
     # Every decision above was acknowledged on screen; the server now dies without any chance to flush,
@@ -115,3 +115,36 @@ def test_keyboard_review_bulk_accept_and_export(review_server, page, tmp_path):
                                          ("dlg-2", "correct")]
     assert rows[3][2] == '"alarm_query"'
     assert sorted(r[0] for r in rows[4:]) == ["dlg-4", "dlg-5"] and {r[3] for r in rows[4:]} == {"bulk"}
+
+
+MARKUP = "**bold** [phish](https://evil.example/p) ![i](https://evil.example/i.png) <img src=x onerror=alert(9)>"
+LINKS_TO_EVIL = """() => Array.from(document.querySelectorAll('a, img')).filter(e =>
+    ((e.getAttribute('href') || '') + (e.getAttribute('src') || '') + (e.getAttribute('xlink:href') || ''))
+      .includes('evil.example') || e.getAttribute('src') === 'x').length"""
+
+
+def test_markup_in_candidate_values_and_links_stays_text(tmp_path, page):
+    db_path = tmp_path / "markup.duckdb"
+    conn = store.connect(db_path)
+    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", [make_turn("m-1", 0, nlu_intent=MARKUP,
+                                                                       nlu_confidence=0.5, nlu_slots=[])])],
+                 dataset="demo")
+    store.insert_candidates(conn, candidates_from_logged_nlu(store.list_nlu_outputs(conn, "demo")))
+    conn.close()
+    server = AppServer(db_path)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    try:
+        # a hostile link: its queue settings are quoted back as text, not rendered
+        page.goto(f"{server.url}/review?order=" + "%5Bx%5D(https://evil.example/l)%20!%5Bp%5D(https://evil.example/p.png)")
+        name = page.get_by_placeholder("your name")
+        name.fill("ana")
+        name.press("Enter")
+        page.get_by_role("button", name="Accept").wait_for(timeout=30_000)
+        assert MARKUP in page.inner_text("body")  # the proposed value, literally
+        page.wait_for_timeout(1000)
+        assert page.evaluate(LINKS_TO_EVIL) == 0
+        assert page.locator("strong", has_text="bold").count() == 0
+        assert dialogs == [] and page.outside_requests == []
+    finally:
+        server.stop()
