@@ -20,7 +20,7 @@ from app import store
 from app.claims import ClaimRegistry
 
 _KEY = "review_session"
-BATCH = 20  # candidate ids fetched per queue query; the card on screen is re-checked on every run
+BATCH = 50  # candidate ids fetched per queue query; the card on screen is re-checked on every run
 
 
 @dataclass
