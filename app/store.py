@@ -828,7 +828,7 @@ EXPORT_FORMATS = ("jsonl", "csv", "parquet")
 _EXPORT_SELECT = """
     SELECT c.candidate_id, c.task, c.target_kind, c.dialogue_id, c.turn_index, c.other_dialogue_id,
            c.other_turn_index, t.asr_text AS text, c.value AS proposed_value, c.score,
-           rl.status, rl.verdict, rl.label, rl.reviewers, rl.roles AS decided_by_roles, rl.adjudicator,
+           rl.status, rl.verdict, rl.label, {reviewers} AS reviewers, {roles} AS decided_by_roles, rl.adjudicator,
            rl.decided_at,
            r.name AS model_name, r.version AS model_version, r.parameters AS model_parameters,
            r.run_at AS model_run_at, c.dataset
@@ -857,7 +857,10 @@ def export_labels(conn: duckdb.DuckDBPyConnection, path: str | Path, *, dataset:
     target = str(Path(path).resolve())
     # COPY cannot take the file name as a parameter: it is quoted here (the only value spliced into SQL).
     quoted = "'" + target.replace("'", "''") + "'"
-    sql = f"COPY ({_EXPORT_SELECT}{_EXPORT_WHERE[kind]} ORDER BY c.candidate_id) TO {quoted} ({_COPY_OPTIONS[fmt]})"
+    # CSV has no lists: there they are JSON text, so every cell parses back.
+    select = _EXPORT_SELECT.format(reviewers="to_json(rl.reviewers)" if fmt == "csv" else "rl.reviewers",
+                                   roles="to_json(rl.roles)" if fmt == "csv" else "rl.roles")
+    sql = f"COPY ({select}{_EXPORT_WHERE[kind]} ORDER BY c.candidate_id) TO {quoted} ({_COPY_OPTIONS[fmt]})"
     cur = conn.cursor()
     try:
         cur.execute(sql, [dataset, task, task])

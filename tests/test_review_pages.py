@@ -214,3 +214,46 @@ def test_unknown_filter_values_in_a_link_are_reported(review_db):
     assert at.warning[0].value == "Some queue settings in the link were ignored:"
     texts = " ".join(t.value for t in at.text)
     assert "ignored task='no_such_task'" in texts and "ignored domain='nowhere'" in texts
+
+
+def test_rate_and_app_version_are_recorded(review_db):
+    at = open_page("app_pages/review.py", task="intent")
+    button(at, "Accept").click().run()
+    button(at, "Reject").click().run()
+    assert next(m for m in at.metric if m.label == "Your rate").value == "2/h"
+    conn = store.connect(review_db)
+    try:
+        from app import __version__
+
+        assert {r[0] for r in conn.execute("SELECT app_version FROM decisions").fetchall()} == {__version__}
+    finally:
+        conn.close()
+
+
+def test_read_only_mode_disables_every_writing_control(review_db, monkeypatch):
+    monkeypatch.setenv("TURNLENS_READ_ONLY", "1")
+    at = open_page("app_pages/review.py", task="intent")
+    assert all(button(at, label).disabled for label in ("Accept", "Reject", "Skip", "Correct", "Undo"))
+    bulk = open_page("app_pages/bulk.py", task="intent")
+    assert bulk.button(key="bulk_go").disabled
+
+
+def test_correct_a_boolean_task(tmp_path, monkeypatch):
+    path = tmp_path / "bool.duckdb"
+    conn = store.connect(path)
+    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", [make_turn("g-1", 0)])], dataset="demo")
+    from analysis.candidates import read_candidates
+
+    cands = write_jsonl(tmp_path / "c.jsonl", [{"task": "goal_success", "dialogue_id": "g-1", "value": True,
+                                                "score": 0.6, "model_name": "goals", "model_version": "1"}])
+    store.insert_candidates(conn, read_candidates(cands))
+    conn.close()
+    monkeypatch.setenv("TURNLENS_DB", str(path))
+    at = open_page("app_pages/review.py")
+    assert shown_value(at) == "true"
+    button(at, "Correct").click().run()
+    radio = next(r for r in at.radio if r.label == "Correct value")
+    assert radio.value is False  # the opposite of the proposal is offered first
+    button(at, "Save correction").click().run()
+    (_, _, verdict, corrected, _), = decisions(path)
+    assert (verdict, corrected) == ("correct", "false")
