@@ -249,7 +249,7 @@ def _read_jsonl(path: Path, kind: str, name: str) -> tuple[pa.Table, _Locator]:
         return data[:] if isinstance(data, mmap.mmap) else data
 
     # Where the lines are, in one vectorised pass: it gives the longest line, and which lines hold records.
-    newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    newlines = _newline_positions(data)
     starts = np.concatenate(([0], newlines + 1))
     lengths = np.concatenate((newlines, [len(data)])) - starts
     record_lines = np.flatnonzero(lengths > 2) + 1  # a record is at least "{}"; shorter lines are blank
@@ -272,6 +272,15 @@ def _read_jsonl(path: Path, kind: str, name: str) -> tuple[pa.Table, _Locator]:
                                                   pc.is_null(table.column("asr_text")))).as_py())):
         return _records_to_raw(name, _jsonl_records(name, load(), limit))
     return table, _Locator(name, lines=record_lines)
+
+
+def _newline_positions(data: bytes | mmap.mmap) -> np.ndarray:
+    """Offsets of every b"\\n". In 8 MiB slices: one comparison over a whole 1 GB file would first build a
+    1 GB mask, about ten times slower than slices that stay in the CPU cache."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    step = 8 << 20
+    parts = [np.flatnonzero(arr[start:start + step] == 10) + start for start in range(0, len(arr), step)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _no_constants(token: str) -> float:
