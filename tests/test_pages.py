@@ -156,6 +156,8 @@ def test_import_page_imports_a_valid_upload(app_db):
     at.button[0].click().run()
     assert not at.exception
     assert at.success[0].value == "3 turns read, 3 added, 0 already present."
+    bar = at.get("progress")
+    assert len(bar) == 1 and bar[0].proto.value == 100 and bar[0].proto.text == "Done"  # the progress bar ran
     history = at.dataframe[0].value
     assert history.iloc[0]["imported_by"] == "ana"
     assert json.loads(history.iloc[0]["sources"]) == ["new.jsonl"]
