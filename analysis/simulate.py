@@ -61,7 +61,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis.log_format import FIELDS, arrow_type
-from analysis.slurp import Recording, load_recordings
+from analysis.slurp import Recording, load_recordings, read_jsonl
 from analysis.wer import error_counts
 
 POOL_FIELDS = tuple(Recording.__annotations__)
@@ -636,20 +636,11 @@ def load_pool(path: str | Path | None = None) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"recording pool not found: {path} "
                                 "(rebuild it: python scripts/build_sample_data.py)")
-    opener = gzip.open if path.name.endswith(".gz") else open
     pool = []
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}, line {lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(rec, dict) or set(rec) != set(POOL_FIELDS):
-                got = sorted(rec) if isinstance(rec, dict) else type(rec).__name__
-                raise ValueError(f"{path}, line {lineno}: expected the fields {list(POOL_FIELDS)}, got {got}")
-            pool.append(rec)
+    for lineno, rec in read_jsonl(path, POOL_FIELDS):
+        if set(rec) != set(POOL_FIELDS):
+            raise ValueError(f"{path}, line {lineno}: expected the fields {list(POOL_FIELDS)}, got {sorted(rec)}")
+        pool.append(rec)
     if not pool:
         raise ValueError(f"{path}: the recording pool is empty")
     return pool

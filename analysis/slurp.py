@@ -33,6 +33,7 @@ are only ever returned for ``split="eval"``; never train, tune or build sample d
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,7 +87,8 @@ def read_jsonl(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dic
     """Yield (line number, object) for each non-blank line; errors name the file and the line."""
     if not path.is_file():
         raise FileNotFoundError(f"SLURP file not found: {path}")
-    with path.open(encoding="utf-8") as fh:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
