@@ -35,8 +35,11 @@ def review_server(tmp_path):
     server.stop()
 
 
-def card_value(page) -> str:
-    return page.locator("[data-testid='stCode']").first.inner_text().strip()
+def wait_card(page, expected: str) -> None:
+    """Until the card on screen proposes `expected` (a rerun replaces the old card progressively)."""
+    page.wait_for_function(
+        """v => { const e = document.querySelector("[data-testid='stCode']");
+                  return e && e.innerText.trim() === v; }""", arg=expected, timeout=20_000)
 
 
 def wait_saved(page, text: str) -> None:
@@ -52,7 +55,7 @@ def test_keyboard_review_bulk_accept_and_export(review_server, page, tmp_path):
     name.fill("ana")
     name.press("Enter")
     page.get_by_role("button", name="Accept").wait_for(timeout=30_000)
-    assert card_value(page) == "weather_query"
+    wait_card(page, "weather_query")
 
     def press(key: str) -> None:
         page.locator("h1").first.click()  # focus the page, not an input: keys go to the shortcuts
@@ -60,17 +63,16 @@ def test_keyboard_review_bulk_accept_and_export(review_server, page, tmp_path):
 
     press("a")
     wait_saved(page, "Saved: accept")
-    page.wait_for_function("() => !document.body.innerText.includes('weather_query')", timeout=20_000)
-    assert card_value(page) == "music_play"
+    wait_card(page, "music_play")
     press("x")
     wait_saved(page, "Saved: reject")
-    assert card_value(page) == "alarm_set"
+    wait_card(page, "alarm_set")
     press(" ")
     wait_saved(page, "Saved: skip")
-    assert card_value(page) == "news_query"
+    wait_card(page, "news_query")
     press("Backspace")
     wait_saved(page, "Undone: skip")
-    assert card_value(page) == "alarm_set"
+    wait_card(page, "alarm_set")
     press("c")
     page.get_by_role("button", name="Save correction").wait_for(timeout=20_000)
     page.get_by_role("combobox", name="Correct value").click()
@@ -78,7 +80,7 @@ def test_keyboard_review_bulk_accept_and_export(review_server, page, tmp_path):
     page.keyboard.press("Enter")
     page.get_by_role("button", name="Save correction").click()
     wait_saved(page, "Saved: correct")
-    assert card_value(page) == "news_query"
+    wait_card(page, "news_query")
     # Log text stays text on the card's dialogue view, and no script ran.
     assert "<script>alert(3)</script>" in page.inner_text("body")
     assert dialogs == []
@@ -141,7 +143,9 @@ def test_markup_in_candidate_values_and_links_stays_text(tmp_path, page):
         name.fill("ana")
         name.press("Enter")
         page.get_by_role("button", name="Accept").wait_for(timeout=30_000)
-        assert MARKUP in page.inner_text("body")  # the proposed value, literally
+        shown = page.locator("[data-testid='stCode']").filter(has_text="phish").first
+        shown.wait_for(timeout=30_000)
+        assert shown.inner_text().strip() == MARKUP  # the proposed value, literally
         page.wait_for_timeout(1000)
         assert page.evaluate(LINKS_TO_EVIL) == 0
         assert page.locator("strong", has_text="bold").count() == 0
