@@ -1,0 +1,46 @@
+"""The offline sentence encoder and its cache (real all-MiniLM-L6-v2 weights from the installed package)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analysis.text_encoder import DIM, EmbeddingCache, TextEncoder, bundled_model_dir
+
+
+@pytest.fixture(scope="module")
+def encoder() -> TextEncoder:
+    return TextEncoder.load()
+
+
+def test_weights_come_from_the_package_with_their_licence():
+    path = bundled_model_dir()
+    assert (path / "model.safetensors").exists()
+    assert "Apache" in (path / "LICENSE").read_text() and "Apache-2.0" in (path / "NOTICE").read_text()
+
+
+def test_embeddings_are_unit_vectors_and_meaningful(encoder):
+    texts = ["set an alarm for seven am", "wake me up at seven", "what is the weather in boston", ""]
+    vectors = encoder.encode(texts, batch_size=2)
+    assert vectors.shape == (4, DIM) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    sims = vectors @ vectors.T
+    assert sims[0, 1] > sims[0, 2] + 0.2  # two alarm requests are closer than alarm and weather
+
+
+def test_cache_encodes_each_text_once(encoder, tmp_path):
+    calls: list[int] = []
+
+    class Counting:
+        fingerprint = encoder.fingerprint
+
+        def encode(self, texts, **kwargs):
+            calls.append(len(texts))
+            return encoder.encode(texts, **kwargs)
+
+    cache = EmbeddingCache(tmp_path)
+    first = cache.encode(Counting(), ["play jazz", "stop", "play jazz"])
+    again = EmbeddingCache(tmp_path).encode(Counting(), ["stop", "play jazz", "next song"])
+    assert calls == [2, 1]  # two distinct texts, then only the new one (read back from disk)
+    assert np.allclose(first[0], again[1]) and np.allclose(first[1], again[0])
+    assert np.allclose(again[2], encoder.encode(["next song"])[0], atol=1e-6)
