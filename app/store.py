@@ -877,3 +877,62 @@ def list_nlu_outputs(conn: duckdb.DuckDBPyConnection, dataset: str) -> pa.Table:
     """The logged NLU output of every turn of a dataset (the input of the logged-NLU label source)."""
     return conn.cursor().sql(f"SELECT {', '.join(_NLU_COLUMNS)} FROM turns WHERE dataset = ? "
                              "ORDER BY dialogue_id, turn_index", params=[dataset]).to_arrow_table()
+
+
+# ------------------------------------------------------------------------------- failure points
+
+FAILURE_GROUPS = {"domain": "t.nlu_domain", "device": "t.device_type", "locale": "t.locale",
+                  "day": "strftime(date_trunc('day', t.timestamp), '%Y-%m-%d')"}
+
+
+def list_failure_runs(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
+    """Model runs that proposed failure points for turns of this dataset, newest first."""
+    return conn.cursor().execute("""
+        SELECT r.run_id, r.name, r.version, r.parameters, count(*) AS turns
+        FROM candidates c JOIN model_runs r USING (run_id)
+        WHERE c.dataset = ? AND c.task = 'failure_point' AND c.target_kind = 'turn'
+        GROUP BY ALL ORDER BY r.run_id DESC
+    """, [dataset]).df()
+
+
+def list_failure_shares(conn: duckdb.DuckDBPyConnection, dataset: str, run_id: int, by: str) -> pd.DataFrame:
+    """Turns per (group, predicted failure point) for one run; by is one of FAILURE_GROUPS."""
+    if by not in FAILURE_GROUPS:
+        raise ValueError(f"by must be one of {', '.join(FAILURE_GROUPS)}")
+    # the group expression comes from the fixed FAILURE_GROUPS table; values are parameters
+    sql = f"""
+        SELECT coalesce({FAILURE_GROUPS[by]}, '(none)') AS grp, json_extract_string(c.value, '$') AS label,
+               count(*) AS turns
+        FROM candidates c JOIN turns t ON t.dialogue_id = c.dialogue_id AND t.turn_index = c.turn_index
+        WHERE c.dataset = ? AND c.run_id = ? AND c.task = 'failure_point' AND c.target_kind = 'turn'
+        GROUP BY ALL ORDER BY 1, 2
+    """
+    return conn.cursor().execute(sql, [dataset, run_id]).df()
+
+
+def list_failure_vs_gold(conn: duckdb.DuckDBPyConnection, dataset: str, run_id: int) -> pd.DataFrame:
+    """Turns per (gold failure point, predicted one) where the log has a gold label."""
+    return conn.cursor().execute("""
+        SELECT t.gold_failure_point AS gold, json_extract_string(c.value, '$') AS predicted, count(*) AS turns
+        FROM candidates c JOIN turns t ON t.dialogue_id = c.dialogue_id AND t.turn_index = c.turn_index
+        WHERE c.dataset = ? AND c.run_id = ? AND c.task = 'failure_point' AND t.gold_failure_point IS NOT NULL
+        GROUP BY ALL ORDER BY 1, 2
+    """, [dataset, run_id]).df()
+
+
+def list_failure_turns(conn: duckdb.DuckDBPyConnection, dataset: str, run_id: int, label: str, *,
+                       by: str | None = None, group: str | None = None, limit: int = 100) -> pd.DataFrame:
+    """The turns behind one bar: predicted label (optionally within one group), most confident first."""
+    if by is not None and by not in FAILURE_GROUPS:
+        raise ValueError(f"by must be one of {', '.join(FAILURE_GROUPS)}")
+    group_sql = f" AND coalesce({FAILURE_GROUPS[by]}, '(none)') = ?" if by else ""
+    sql = f"""
+        SELECT c.dialogue_id, c.turn_index, c.score, t.asr_text, t.response_text, t.nlu_intent,
+               t.gold_failure_point AS gold
+        FROM candidates c JOIN turns t ON t.dialogue_id = c.dialogue_id AND t.turn_index = c.turn_index
+        WHERE c.dataset = ? AND c.run_id = ? AND c.task = 'failure_point'
+          AND json_extract_string(c.value, '$') = ?{group_sql}
+        ORDER BY c.score DESC, c.dialogue_id, c.turn_index LIMIT ?
+    """
+    params = [dataset, run_id, label] + ([group] if by else []) + [limit]
+    return conn.cursor().execute(sql, params).df()

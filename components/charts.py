@@ -68,3 +68,35 @@ def reliability(bins: pd.DataFrame) -> go.Figure:
     fig.update_layout(xaxis_title="model score", yaxis_title="accepted by reviewers", yaxis_tickformat=".0%",
                       xaxis_range=[0, 1], yaxis_range=[0, 1.05], margin=dict(t=30, b=10, l=10, r=10), height=380)
     return fig
+
+
+FAILURE_COLOURS = {"NO_FAILURE": "#c8d6e5", "WAKEWORD": "#8e44ad", "ASR": "#e74c3c", "NLU": "#e67e22",
+                   "ENTITY_RESOLUTION": "#f1c40f", "RESPONSE": "#16a085", "TTS": "#2980b9"}
+
+
+def failure_shares(table: pd.DataFrame, *, top: int = 15, include_no_failure: bool = False) -> go.Figure:
+    """Stacked bars: each group's share of turns failing at each component (from shares_by_group)."""
+    table = table.head(top)
+    labels = [c for c in FAILURE_COLOURS if c in table.columns and (include_no_failure or c != "NO_FAILURE")]
+    groups = as_text(table["grp"].astype(str))
+    fig = go.Figure([go.Bar(name=label, x=groups, y=table[label], marker_color=FAILURE_COLOURS[label],
+                            customdata=table["turns"], hovertemplate="%{x}: %{y:.1%} of %{customdata} turns")
+                     for label in labels])
+    fig.update_layout(barmode="stack", yaxis_tickformat=".0%", yaxis_title="share of turns",
+                      legend_title_text="failure point", margin=dict(t=30, b=10, l=10, r=10), height=380)
+    return fig
+
+
+def failure_cascade(totals: dict[str, int]) -> go.Figure:
+    """Sankey: all turns -> defective / fine -> the first component that failed irrecoverably."""
+    components = [c for c in FAILURE_COLOURS if c != "NO_FAILURE"]
+    nodes = ["turns", "no failure", "defective", *components]
+    sources = [0, 0] + [2] * len(components)
+    targets = [1, 2] + list(range(3, 3 + len(components)))
+    values = [totals["turns"] - totals["defective"], totals["defective"]] + [totals[c] for c in components]
+    fig = go.Figure(go.Sankey(node=dict(label=nodes, pad=14,
+                                        color=["#95a5a6", FAILURE_COLOURS["NO_FAILURE"], "#7f8c8d"]
+                                        + [FAILURE_COLOURS[c] for c in components]),
+                              link=dict(source=sources, target=targets, value=values)))
+    fig.update_layout(margin=dict(t=20, b=10, l=10, r=10), height=340)
+    return fig

@@ -1,0 +1,70 @@
+"""Failure analysis: where turns fail first and irrecoverably, by group and over time, for one model run."""
+
+import streamlit as st
+
+from analysis.failure_report import COMPONENTS, cascade, shares_by_group, what_if_perfect
+from analysis.log_format import FAILURE_POINTS
+from app import store
+from app.page import start
+from components import charts
+
+page = start("Failure analysis")
+conn, dataset = page.conn, page.dataset
+
+runs = store.list_failure_runs(conn, dataset)
+if runs.empty:
+    st.info("No failure-point model has scored this dataset yet: run `turnlens train failure-points` and "
+            "`turnlens score failure-points` (see docs/results/failure-points.md).")
+    st.stop()
+labels = {int(r.run_id): f"#{r.run_id} {r.name} {r.version} ({r.turns:,} turns)" for r in runs.itertuples()}
+run_id = st.selectbox("Model run", list(labels), format_func=labels.get, key="fp_run")
+
+by_label = store.list_failure_shares(conn, dataset, run_id, "domain")
+totals = cascade(by_label)
+c1, c2, c3 = st.columns(3)
+c1.metric("Turns scored", f"{totals['turns']:,}")
+c2.metric("Defective", f"{totals['defective'] / max(totals['turns'], 1):.1%}",
+          help="Turns whose predicted failure point is not NO_FAILURE.")
+worst = max(COMPONENTS, key=lambda c: totals[c])
+c3.metric("Most frequent failure point", worst, f"{totals[worst] / max(totals['defective'], 1):.0%} of defects",
+          delta_color="off")
+
+st.subheader("The cascade")
+st.caption("Every turn flows to the FIRST component that failed and was not recovered: an NLU error caused by "
+           "a recognition error counts as ASR.")
+st.plotly_chart(charts.failure_cascade(totals), key="fp_cascade")
+
+st.subheader("If one component were perfect")
+st.dataframe(what_if_perfect(by_label), hide_index=True, width="stretch",
+             column_config={c: st.column_config.NumberColumn(format="percent")
+                            for c in ("share_of_defects", "defect_rate_now", "defect_rate_if_perfect")})
+
+st.subheader("By group")
+by = st.segmented_control("Group by", list(store.FAILURE_GROUPS), default="domain", key="fp_by") or "domain"
+table = shares_by_group(store.list_failure_shares(conn, dataset, run_id, by))
+st.plotly_chart(charts.failure_shares(table), key="fp_shares")
+
+gold = store.list_failure_vs_gold(conn, dataset, run_id)
+if not gold.empty:
+    st.subheader("Against the gold labels in the log")
+    matrix = gold.pivot_table(index="gold", columns="predicted", values="turns", aggfunc="sum", fill_value=0)
+    order = [label for label in FAILURE_POINTS if label in matrix.index or label in matrix.columns]
+    matrix = matrix.reindex(index=[o for o in order if o in matrix.index],
+                            columns=[o for o in order if o in matrix.columns], fill_value=0)
+    correct = sum(matrix.loc[i, i] for i in matrix.index if i in matrix.columns)
+    st.caption(f"Rows: gold failure point; columns: predicted. {correct:,} of {int(matrix.values.sum()):,} turns "
+               "agree. (SLURP-based logs: NO_FAILURE, ASR and NLU are real labels; the others are simulated.)")
+    st.dataframe(matrix, width="stretch")
+
+st.subheader("The turns behind a bar")
+d1, d2 = st.columns(2)
+label = d1.selectbox("Failure point", list(FAILURE_POINTS), index=list(FAILURE_POINTS).index(worst), key="fp_label")
+groups = ["(all)"] + table["grp"].astype(str).tolist()
+group = d2.selectbox(f"{by.capitalize()}", groups, key="fp_group")
+turns = store.list_failure_turns(conn, dataset, run_id, label, by=None if group == "(all)" else by,
+                                 group=None if group == "(all)" else group)
+st.dataframe(turns, hide_index=True, width="stretch",
+             column_config={"score": st.column_config.NumberColumn("confidence", format="%.2f")})
+if not turns.empty:
+    picked = st.selectbox("Open in the Dialogues page", turns["dialogue_id"].unique().tolist(), key="fp_open")
+    st.page_link("app_pages/dialogues.py", label="Open this dialogue", query_params={"dialogue": picked})

@@ -1,0 +1,114 @@
+"""The Failure analysis page and its pure breakdowns, checked against direct computation."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analysis.candidates import CANDIDATE_SCHEMA, target_key
+from analysis.failure_report import cascade, shares_by_group, what_if_perfect
+from app import store
+from app.ingest import ingest_files
+from tests.helpers import ROOT, make_turn, write_jsonl
+
+ENTRY = str(ROOT / "app" / "streamlit_app.py")
+# (domain, device, gold, predicted)
+TURNS = [("weather", "speaker", "NO_FAILURE", "NO_FAILURE"), ("weather", "speaker", "ASR", "ASR"),
+         ("weather", "phone", "ASR", "NLU"), ("music", "phone", "NLU", "NLU"),
+         ("music", "speaker", "NO_FAILURE", "NO_FAILURE"), ("music", "car", "NO_FAILURE", "ASR"),
+         ("alarm", "car", "NO_FAILURE", "NO_FAILURE"), ("alarm", "car", "ASR", "ASR")]
+
+
+def counts() -> pd.DataFrame:
+    rows = pd.DataFrame(TURNS, columns=["grp", "device", "gold", "label"])
+    return rows.groupby(["grp", "label"]).size().rename("turns").reset_index()
+
+
+def test_breakdowns():
+    totals = cascade(counts())
+    assert totals["turns"] == 8 and totals["defective"] == 5 and totals["ASR"] == 3 and totals["NLU"] == 2
+    shares = shares_by_group(counts()).set_index("grp")
+    assert shares.loc["weather", "turns"] == 3 and shares.loc["weather", "ASR"] == pytest.approx(1 / 3)
+    what_if = what_if_perfect(counts()).set_index("component")
+    assert what_if.loc["ASR", "share_of_defects"] == pytest.approx(3 / 5)
+    assert what_if.loc["ASR", "defect_rate_if_perfect"] == pytest.approx(2 / 8)
+    assert what_if.loc["TTS", "defects"] == 0
+
+
+@pytest.fixture
+def fp_db(tmp_path, monkeypatch):
+    path = tmp_path / "fp.duckdb"
+    conn = store.connect(path)
+    log = [make_turn(f"f{i}", 0, nlu_domain=d, device_type=dev, gold_failure_point=g,
+                     timestamp=f"2026-01-0{1 + i % 2}T10:00:00Z") for i, (d, dev, g, _) in enumerate(TURNS)]
+    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", log)], dataset="demo")
+    rows = []
+    for i, (*_, predicted) in enumerate(TURNS):
+        kind, key = target_key(f"f{i}", 0)
+        rows.append({"task": "failure_point", "target_kind": kind, "dialogue_id": f"f{i}", "turn_index": 0,
+                     "other_dialogue_id": None, "other_turn_index": None, "target_key": key,
+                     "value": json.dumps(predicted), "score": 0.5 + i / 100, "model_name": "fp", "model_version": "1",
+                     "model_parameters": "{}", "run_at": None})
+    import pyarrow as pa
+
+    store.insert_candidates(conn, pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA))
+    conn.close()
+    monkeypatch.setenv("TURNLENS_DB", str(path))
+    return path
+
+
+def typed(values):
+    """Plotly sends numeric arrays as {"dtype", "bdata"} (base64): decode them."""
+    if isinstance(values, dict):
+        import base64
+
+        import numpy as np
+
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    return values
+
+
+def open_failures() -> AppTest:
+    at = AppTest.from_file(ENTRY, default_timeout=60)
+    at.run()
+    at.switch_page("app_pages/failures.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_failure_page_numbers_match_direct_computation(fp_db):
+    at = open_failures()
+    assert next(m for m in at.metric if m.label == "Turns scored").value == "8"
+    assert next(m for m in at.metric if m.label == "Defective").value == f"{5 / 8:.1%}"
+    assert next(m for m in at.metric if m.label == "Most frequent failure point").value == "ASR"
+    what_if = at.dataframe[0].value.set_index("component")
+    assert what_if.loc["ASR", "share_of_defects"] == pytest.approx(3 / 5)
+    sankey = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    assert sankey["link"]["value"][:2] == [3, 5]
+    matrix = at.dataframe[1].value
+    assert matrix.loc["ASR", "ASR"] == 2 and matrix.loc["ASR", "NLU"] == 1 and matrix.loc["NO_FAILURE", "ASR"] == 1
+    behind = at.dataframe[2].value  # the turns predicted ASR, most confident first
+    assert list(behind["dialogue_id"]) == ["f7", "f5", "f1"]
+
+
+def test_failure_page_groups_and_drill_down(fp_db):
+    at = open_failures()
+    at.segmented_control(key="fp_by").set_value("device").run()
+    shares = json.loads(at.get("plotly_chart")[1].proto.spec)["data"]
+    asr = next(t for t in shares if t["name"] == "ASR")
+    assert dict(zip(asr["x"], typed(asr["y"]), strict=True))["car"] == pytest.approx(2 / 3)
+    at.selectbox(key="fp_group").set_value("car").run()
+    assert sorted(at.dataframe[2].value["dialogue_id"]) == ["f5", "f7"]
+
+
+def test_failure_page_without_a_model_run(tmp_path, monkeypatch):
+    path = tmp_path / "empty.duckdb"
+    conn = store.connect(path)
+    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", [make_turn("x", 0)])], dataset="demo")
+    conn.close()
+    monkeypatch.setenv("TURNLENS_DB", str(path))
+    at = open_failures()
+    assert "No failure-point model has scored this dataset yet" in at.info[0].value
