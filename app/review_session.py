@@ -9,6 +9,7 @@ Callbacks run before the page's next run, so the next card is rendered in the sa
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 
@@ -20,6 +21,7 @@ from app import store
 from app.claims import ClaimRegistry
 
 _KEY = "review_session"
+COUNT_EVERY_SECONDS = 30.0  # progress counts are re-queried at a refill at most this often
 BATCH = 50  # candidate ids fetched per queue query; the card on screen is re-checked on every run
 
 
@@ -36,6 +38,7 @@ class ReviewState:
     # decisions in between (counting the queue at 1M candidates costs tens of ms: not on every card).
     remaining: int = 0
     decided: int = 0
+    counted_at: float = float("-inf")  # when the two counts were last queried (time.monotonic())
 
 
 def state() -> ReviewState:
@@ -142,6 +145,7 @@ def current_card(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.Que
     s = state()
     if s.spec != spec:
         s.spec, s.batch, s.correcting, s.done = spec, [], False, set()
+        s.counted_at = float("-inf")
     refilled = False
     while True:
         if not s.batch:
@@ -150,8 +154,10 @@ def current_card(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.Que
             # decided/all queues still match what was just decided: ask for enough to get past it
             fetched = store.list_queue(conn, reviewer, spec, limit=BATCH + len(s.done))
             s.batch = [c for c in fetched if c not in s.done][:BATCH]
-            s.remaining = store.count_queue(conn, reviewer, replace(spec, status="undecided"))
-            s.decided = store.count_my_decided(conn, reviewer, spec)
+            if time.monotonic() - s.counted_at > COUNT_EVERY_SECONDS or not s.batch:
+                s.remaining = store.count_queue(conn, reviewer, replace(spec, status="undecided"))
+                s.decided = store.count_my_decided(conn, reviewer, spec)
+                s.counted_at = time.monotonic()
             refilled = True
             if not s.batch:
                 return None
@@ -225,8 +231,9 @@ def reset_queue() -> None:
 def progress(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec) -> tuple[int, int, int]:
     """(decided by this reviewer in this queue, remaining, this reviewer's decisions in the last hour).
 
-    Call after current_card. The first two are exact at each batch refill (every BATCH cards) and follow
-    this session's decisions in between; other reviewers' work shows at the next refill."""
+    Call after current_card. The first two are queried at a batch refill (every BATCH cards, at most every
+    COUNT_EVERY_SECONDS) and follow this session's decisions in between; other reviewers' work shows at
+    the next such query."""
     s = state()
     if s.spec != spec:  # no card was fetched for this queue yet
         return (store.count_my_decided(conn, reviewer, spec),
