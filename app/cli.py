@@ -63,6 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default=None)
     _db_arg(p)
 
+    p = sub.add_parser("train", help="train a model on a stored dataset")
+    tsub = p.add_subparsers(dest="model", required=True)
+    t = tsub.add_parser("failure-points", help="the failure-point model (docs/results/failure-points.md)")
+    t.add_argument("--dataset", required=True, help="turns with gold_failure_point (or reviewed labels)")
+    t.add_argument("--out", type=Path, default=Path("models/failure-points"), help="checkpoint folder")
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--with-reviewed", action="store_true",
+                   help="use failure points people accepted or corrected in review (they win over gold)")
+    _db_arg(t)
+
+    p = sub.add_parser("score", help="score a stored dataset with a trained model; scores become candidates")
+    ssub = p.add_subparsers(dest="model", required=True)
+    t = ssub.add_parser("failure-points", help="each turn's most likely failure point, as a review candidate")
+    t.add_argument("--dataset", required=True)
+    t.add_argument("--model-dir", type=Path, default=Path("models/failure-points"))
+    _db_arg(t)
+
     p = sub.add_parser("info", help="what a database holds")
     _db_arg(p)
 
@@ -219,6 +236,57 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from analysis.failure_points import FailurePointConfig
+    from app import failure_jobs, store
+
+    db = args.db or store.default_db_path()
+    conn, code = _open(db)
+    if conn is None:
+        return code
+    config = FailurePointConfig() if args.epochs is None else FailurePointConfig(epochs=args.epochs)
+    bar = tqdm(desc="training", unit=" batches", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    started = time.perf_counter()
+    try:
+        summary = failure_jobs.train(conn, args.dataset, args.out, config=config, with_reviewed=args.with_reviewed,
+                                     progress=progress)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_INVALID)
+    finally:
+        bar.close()
+        conn.close()
+    print(f"trained on {summary['turns']:,} turns ({summary['reviewed_labels_used']:,} reviewed labels) in "
+          f"{time.perf_counter() - started:.0f} s; checkpoint in {args.out}")
+    return EXIT_OK
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from app import failure_jobs, store
+
+    if not (args.model_dir / "config.json").exists():
+        return _fail(f"{args.model_dir}: no checkpoint (train one with 'turnlens train failure-points')",
+                     EXIT_USAGE)
+    db = args.db or store.default_db_path()
+    conn, code = _open(db)
+    if conn is None:
+        return code
+    started = time.perf_counter()
+    try:
+        result = failure_jobs.score(conn, args.dataset, args.model_dir)
+    except store.IngestConflictError as exc:
+        return _fail(str(exc), EXIT_INVALID)
+    finally:
+        conn.close()
+    print(f"scored {result.rows_read:,} turns in {time.perf_counter() - started:.0f} s: {result.rows_added:,} "
+          f"failure_point candidates added, {result.rows_already_present:,} already present")
+    return EXIT_OK
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from app import store
 
@@ -255,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         return _fail(str(exc), EXIT_USAGE)
     handler = {"ingest": cmd_ingest, "demo-data": cmd_demo_data, "info": cmd_info, "serve": cmd_serve,
-               "candidates": cmd_candidates, "export": cmd_export}
+               "candidates": cmd_candidates, "export": cmd_export, "train": cmd_train, "score": cmd_score}
     return handler[args.command](args)
 
 

@@ -936,3 +936,23 @@ def list_failure_turns(conn: duckdb.DuckDBPyConnection, dataset: str, run_id: in
     """
     params = [dataset, run_id, label] + ([group] if by else []) + [limit]
     return conn.cursor().execute(sql, params).df()
+
+
+def list_turn_records(conn: duckdb.DuckDBPyConnection, dataset: str) -> list[dict]:
+    """Every turn of a dataset as log-format-v1 dicts (the input of the turn-level models)."""
+    cur = conn.cursor()
+    cur.execute(f"SELECT {', '.join(_V1_COLUMNS)} FROM turns WHERE dataset = ? ORDER BY dialogue_id, turn_index",
+                [dataset])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def list_reviewed_labels(conn: duckdb.DuckDBPyConnection, dataset: str, task: str) -> dict[tuple[str, int], str]:
+    """Turn labels people settled for a task (accepted or corrected; agreed or adjudicated), by turn."""
+    rows = conn.cursor().execute("""
+        SELECT c.dialogue_id, c.turn_index, json_extract_string(rl.label, '$')
+        FROM resolved_labels rl JOIN candidates c USING (candidate_id)
+        WHERE c.dataset = ? AND c.task = ? AND c.target_kind = 'turn' AND rl.status IN ('agreed', 'adjudicated')
+          AND rl.verdict IN ('accept', 'correct')
+    """, [dataset, task]).fetchall()
+    return {(d, int(t)): label for d, t, label in rows}

@@ -1,0 +1,78 @@
+"""Training and scoring the failure-point model on a stored dataset; scores become review candidates.
+
+Shared by `turnlens train failure-points` and `turnlens score failure-points`."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
+from analysis.failure_points import (
+    LABEL_INDEX,
+    LABELS,
+    FailurePointClassifier,
+    FailurePointConfig,
+    build_examples,
+)
+from analysis.text_encoder import EmbeddingCache, TextEncoder
+from app import store
+
+MODEL_NAME = "failure-points"
+
+
+def embedder(progress: Callable[[int], None] | None = None) -> Callable[[list[str]], np.ndarray]:
+    """MiniLM through the on-disk cache (TURNLENS_CACHE, default data/cache): each text is encoded once."""
+    cache = EmbeddingCache(Path(os.environ.get("TURNLENS_CACHE", "data/cache")) / "embeddings")
+    encoder = TextEncoder.load()
+    return lambda texts: cache.encode(encoder, texts, progress=progress)
+
+
+def train(conn: duckdb.DuckDBPyConnection, dataset: str, out: Path, *, config: FailurePointConfig,
+          with_reviewed: bool = False, embed: Callable | None = None,
+          progress: Callable[[int, int], None] | None = None) -> dict:
+    """Train on a dataset's gold failure points (and, with_reviewed, the labels people settled in review,
+    which win over gold); save the checkpoint to out. Returns a summary."""
+    turns = store.list_turn_records(conn, dataset)
+    examples = build_examples(turns)
+    gold = {(t["dialogue_id"], int(t["turn_index"])): t.get("gold_failure_point") for t in turns}
+    reviewed = store.list_reviewed_labels(conn, dataset, "failure_point") if with_reviewed else {}
+    labelled = [(ex, reviewed.get(ex.key) or gold.get(ex.key)) for ex in examples]
+    labelled = [(ex, label) for ex, label in labelled if label in LABEL_INDEX]
+    if len(labelled) < 20:
+        raise ValueError(f"dataset {dataset!r} has {len(labelled)} turns with a failure-point label "
+                         "(gold_failure_point or a reviewed label); at least 20 are needed to train")
+    xs = [ex for ex, _ in labelled]
+    ys = np.array([LABEL_INDEX[label] for _, label in labelled])
+    clf = FailurePointClassifier(config).fit(xs, ys, embed=embed or embedder(), progress=progress)
+    clf.save_pretrained(out)
+    return {"turns": len(xs), "reviewed_labels_used": sum(1 for ex in xs if ex.key in reviewed),
+            "labels": {LABELS[i]: int(n) for i, n in enumerate(np.bincount(ys, minlength=len(LABELS))) if n}}
+
+
+def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, embed: Callable | None = None
+          ) -> store.CandidateImportResult:
+    """Score every turn of a dataset; each turn's most likely failure point becomes a `failure_point`
+    candidate with its probability as the score and the checkpoint as the model run."""
+    clf = FailurePointClassifier.from_pretrained(model_dir)
+    examples = build_examples(store.list_turn_records(conn, dataset))
+    probs = clf.predict_proba(examples, embed=embed or embedder())
+    params = canonical_json({"config": asdict(clf.config), "data_fingerprint": clf.fingerprint,
+                             "checkpoint": str(Path(model_dir).resolve())})
+    rows = []
+    for ex, p in zip(examples, probs, strict=True):
+        kind, key = target_key(ex.dialogue_id, ex.turn_index)
+        best = int(np.argmax(p))
+        rows.append({"task": "failure_point", "target_kind": kind, "dialogue_id": ex.dialogue_id,
+                     "turn_index": ex.turn_index, "other_dialogue_id": None, "other_turn_index": None,
+                     "target_key": key, "value": json.dumps(LABELS[best]), "score": float(p[best]),
+                     "model_name": MODEL_NAME, "model_version": f"{clf.fingerprint}", "model_parameters": params,
+                     "run_at": None})
+    return store.insert_candidates(conn, pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA))

@@ -1,0 +1,60 @@
+"""Training and scoring the failure-point model on a stored dataset; scores become review candidates, and
+reviewed corrections feed the next training (--with-reviewed)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from analysis.failure_points import FailurePointConfig
+from analysis.simulate import load_pool, simulate_turns, write_log
+from analysis.text_encoder import EmbeddingCache, TextEncoder
+from app import failure_jobs, store
+from app.ingest import ingest_files
+
+
+@pytest.fixture(scope="module")
+def embed(tmp_path_factory):
+    cache, encoder = EmbeddingCache(tmp_path_factory.mktemp("emb")), TextEncoder.load()
+    return lambda texts: cache.encode(encoder, texts)
+
+
+@pytest.fixture
+def fdb(db, tmp_path):
+    path = tmp_path / "log.jsonl"
+    write_log(simulate_turns(load_pool(), n_turns=300, seed=11), path)
+    ingest_files(db, [path], dataset="t")
+    return db
+
+
+def test_train_score_and_review_loop(fdb, tmp_path, embed):
+    summary = failure_jobs.train(fdb, "t", tmp_path / "m", config=FailurePointConfig(epochs=2), embed=embed)
+    assert summary["turns"] == 300 and summary["reviewed_labels_used"] == 0
+    result = failure_jobs.score(fdb, "t", tmp_path / "m", embed=embed)
+    assert (result.rows_read, result.rows_added) == (300, 300)
+    again = failure_jobs.score(fdb, "t", tmp_path / "m", embed=embed)
+    assert again.rows_added == 0  # same checkpoint, same scores: nothing new
+    runs = store.list_failure_runs(fdb, "t")
+    assert len(runs) == 1 and runs.iloc[0]["name"] == "failure-points" and runs.iloc[0]["turns"] == 300
+    values = {json.loads(v) for (v,) in fdb.execute("SELECT DISTINCT value FROM candidates").fetchall()}
+    assert values <= {"NO_FAILURE", "WAKEWORD", "ASR", "NLU", "ENTITY_RESOLUTION", "RESPONSE", "TTS"}
+    # a reviewer corrects one attribution; training with --with-reviewed uses it over the gold label
+    cid, = fdb.execute("SELECT candidate_id FROM candidates ORDER BY candidate_id LIMIT 1").fetchone()
+    store.insert_decision(fdb, decision_id=str(uuid.uuid4()), candidate_id=cid, reviewer="ana",
+                          verdict="correct", corrected_value='"TTS"')
+    reviewed = store.list_reviewed_labels(fdb, "t", "failure_point")
+    assert list(reviewed.values()) == ["TTS"]
+    summary = failure_jobs.train(fdb, "t", tmp_path / "m2", config=FailurePointConfig(epochs=1), embed=embed,
+                                 with_reviewed=True)
+    assert summary["reviewed_labels_used"] == 1
+
+
+def test_training_needs_labels(db, tmp_path, embed):
+    from tests.helpers import make_turn, write_jsonl
+
+    ingest_files(db, [write_jsonl(tmp_path / "l.jsonl", [make_turn("d", 0, gold_failure_point=None)])],
+                 dataset="nolabels")
+    with pytest.raises(ValueError, match="at least 20 are needed"):
+        failure_jobs.train(db, "nolabels", tmp_path / "m", config=FailurePointConfig(epochs=1), embed=embed)
