@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
           "## Data", "",
           f"- Training: {len(train_ex):,} turns in {n_dlg(train_ex):,} dialogues simulated by "
           f"`simulate_turns(load_pool(), n_turns={args.train_turns}, seed={args.train_seed})`: the bundled "
-          "dev-split pool only (SLURP test recordings whose slurp_id % 5 != 0; devel has no recognition output). Gold labels: "
+          "dev-split pool only (SLURP test recordings whose slurp_id % 5 != 0; devel has no recognition "
+          "output). Gold labels: "
           + ", ".join(f"{k} {train_counts[k]:,}" for k in fp.LABELS) + ".",
           f"- Evaluation: {len(eval_ex):,} turns in {n_dlg(eval_ex):,} dialogues simulated by "
           f"`simulate_turns(load_eval_pool(slurp_dir), n_turns={args.eval_turns}, seed={args.eval_seed}, "
