@@ -46,7 +46,7 @@ def score_dataset(conn, dataset: str, clf, embed: TimedEmbed) -> dict:
 def test_scoring_throughput(tmp_path):
     encoder = TextEncoder.load(threads=2)
     train_log = tmp_path / "train.jsonl"
-    write_log(simulate_turns(load_pool(), n_turns=3000, seed=5), train_log)
+    write_log(simulate_turns(load_pool(), n_turns=3000, seed=5, id_prefix="T"), train_log)
     conn = store.connect(tmp_path / "fp.duckdb")
     ingest_files(conn, [train_log], dataset="train")
     ingest_files(conn, [ROOT / "sample_data" / "turns.jsonl.gz"], dataset="sample")
