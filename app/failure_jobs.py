@@ -57,6 +57,16 @@ def train(conn: duckdb.DuckDBPyConnection, dataset: str, out: Path, *, config: F
             "labels": {LABELS[i]: int(n) for i, n in enumerate(np.bincount(ys, minlength=len(LABELS))) if n}}
 
 
+def load_evaluation(parameters: str) -> dict | None:
+    """The evaluation a run's checkpoint carries (evaluation.json, written by
+    scripts/evaluate_failure_points.py --save-model), from the run's stored parameters; None if absent."""
+    try:
+        folder = Path(json.loads(parameters)["checkpoint"])
+        return json.loads((folder / "evaluation.json").read_text())
+    except (KeyError, TypeError, ValueError, OSError):
+        return None
+
+
 def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, embed: Callable | None = None
           ) -> store.CandidateImportResult:
     """Score every turn of a dataset; each turn's most likely failure point becomes a `failure_point`

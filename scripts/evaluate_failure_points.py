@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import platform
 import shlex
 import sys
@@ -156,6 +157,16 @@ def main(argv: list[str] | None = None) -> int:
     # --- report
     main_name = "mixing encoder (full)"
     main_r = reports_real[main_name]
+    if args.save_model:
+        # The checkpoint carries its own evaluation: the Failure analysis page shows it for runs it scored.
+        evaluation = {"report": str(args.out), "metric": "macro-F1 over the real classes on the evaluation split",
+                      "macro_f1": main_r.macro_f1, "macro_f1_ci": list(main_r.macro_f1_ci),
+                      "accuracy": main_r.accuracy, "n": main_r.n,
+                      "classes": [{"label": c.label, "support": c.support, "precision": c.precision,
+                                   "recall": c.recall, "f1": c.f1, "f1_ci": list(c.f1_ci)} for c in main_r.classes],
+                      "confusion_labels": list(fp.LABELS),
+                      "confusion": reports_all[main_name].confusion.tolist()}
+        (Path(args.save_model) / "evaluation.json").write_text(json.dumps(evaluation, indent=1) + "\n")
     best_baseline = max((n for n in baselines), key=lambda n: reports_real[n].macro_f1)
     cmd = "python " + " ".join(shlex.quote(a) for a in [
         "scripts/evaluate_failure_points.py", *(argv if argv is not None else sys.argv[1:])])

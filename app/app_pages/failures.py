@@ -1,10 +1,11 @@
 """Failure analysis: where turns fail first and irrecoverably, by group and over time, for one model run."""
 
+import pandas as pd
 import streamlit as st
 
 from analysis.failure_report import COMPONENTS, cascade, shares_by_group, what_if_perfect
 from analysis.log_format import FAILURE_POINTS
-from app import store
+from app import failure_jobs, store
 from app.page import start
 from components import charts
 
@@ -55,6 +56,20 @@ if not gold.empty:
     st.caption(f"Rows: gold failure point; columns: predicted. {correct:,} of {int(matrix.values.sum()):,} turns "
                "agree. (SLURP-based logs: NO_FAILURE, ASR and NLU are real labels; the others are simulated.)")
     st.dataframe(matrix, width="stretch")
+
+evaluation = failure_jobs.load_evaluation(runs.set_index("run_id").loc[run_id, "parameters"])
+st.subheader("This model's evaluation")
+if evaluation is None:
+    st.caption("The checkpoint of this run carries no evaluation (make one with "
+               "`python scripts/evaluate_failure_points.py --save-model DIR`).")
+else:
+    lo, hi = evaluation["macro_f1_ci"]
+    st.metric("Macro-F1, real classes, evaluation split", f"{evaluation['macro_f1']:.3f}",
+              help=f"95% bootstrap interval {lo:.3f} – {hi:.3f}; {evaluation['n']:,} turns. See "
+                   "docs/results/failure-points.md.")
+    st.dataframe(pd.DataFrame(evaluation["classes"]), hide_index=True, width="stretch")
+    names = evaluation["confusion_labels"]
+    st.dataframe(pd.DataFrame(evaluation["confusion"], index=names, columns=names), width="stretch")
 
 st.subheader("The turns behind a bar")
 d1, d2 = st.columns(2)
