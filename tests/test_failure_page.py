@@ -122,7 +122,7 @@ def test_failure_page_shows_the_checkpoints_evaluation(fp_db, tmp_path):
                      "f1_ci": [0.4, 0.7]}],
         "confusion_labels": ["NO_FAILURE", "ASR"], "confusion": [[5, 1], [2, 3]]}))
     conn = store.connect(fp_db)  # a second run, from that checkpoint: the page opens on the newest run
-    rows = conn.execute("SELECT * EXCLUDE (candidate_id, run_id, dataset, domain, created_at) FROM candidates")
+    rows = conn.sql("SELECT * EXCLUDE (candidate_id, run_id, dataset, domain, created_at) FROM candidates")
     table = rows.to_arrow_table().append_column("model_name", pa.array(["fp2"] * 8)) \
         .append_column("model_version", pa.array(["2"] * 8)) \
         .append_column("model_parameters", pa.array([json.dumps({"checkpoint": str(checkpoint)})] * 8)) \
