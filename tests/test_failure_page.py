@@ -133,3 +133,12 @@ def test_failure_page_shows_the_checkpoints_evaluation(fp_db, tmp_path):
     assert next(m for m in at.metric if m.label == "Macro-F1, real classes, evaluation split").value == "0.700"
     confusion = next(d.value for d in at.dataframe if list(d.value.columns) == ["NO_FAILURE", "ASR"])
     assert confusion.loc["ASR", "NO_FAILURE"] == 2
+
+
+def test_drill_down_shows_what_the_model_read(fp_db):
+    at = open_failures()
+    evidence = next(d.value for d in at.dataframe if list(d.value.columns) == ["input", "value"])
+    rows = dict(zip(evidence["input"], evidence["value"], strict=True))
+    assert rows["request"] == "what is the weather in boston"  # f7, the most confident ASR turn
+    assert rows["nlu_intent"] == "weather_query" and rows["er_status"] == "resolved"
+    assert "reference_text" not in rows and not any(k.startswith("gold") for k in rows)

@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from analysis.failure_points import TEXT_SLOTS, build_examples
 from analysis.failure_report import COMPONENTS, cascade, shares_by_group, what_if_perfect
 from analysis.log_format import FAILURE_POINTS
 from app import failure_jobs, store
@@ -81,5 +82,14 @@ turns = store.list_failure_turns(conn, dataset, run_id, label, by=None if group 
 st.dataframe(turns, hide_index=True, width="stretch",
              column_config={"score": st.column_config.NumberColumn("confidence", format="%.2f")})
 if not turns.empty:
-    picked = st.selectbox("Open in the Dialogues page", turns["dialogue_id"].unique().tolist(), key="fp_open")
-    st.page_link("app_pages/dialogues.py", label="Open this dialogue", query_params={"dialogue": picked})
+    keys = [f"{d} · turn {t}" for d, t in zip(turns["dialogue_id"], turns["turn_index"], strict=True)]
+    pick = st.selectbox("Evidence for turn", range(len(keys)), format_func=keys.__getitem__, key="fp_open")
+    dialogue_id, turn_index = turns["dialogue_id"].iloc[pick], int(turns["turn_index"].iloc[pick])
+    dialogue = store.get_dialogue_turns(conn, dialogue_id, dataset)
+    # What the model read for this turn: its texts and metadata tokens (build_examples, the model's own view)
+    example = next(ex for ex in build_examples(dialogue) if ex.turn_index == turn_index)
+    st.dataframe(pd.DataFrame({"input": [*TEXT_SLOTS, *(name for name, _ in example.tokens)],
+                               "value": [*example.texts, *(value for _, value in example.tokens)]}),
+                 hide_index=True, width="stretch")
+    st.page_link("app_pages/dialogues.py", label="Open this dialogue turn by turn",
+                 query_params={"dialogue": dialogue_id})
