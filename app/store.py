@@ -264,6 +264,7 @@ _SIGNALS = """
 
 def list_signals_by_domain(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
     """Per NLU domain: turns, pooled WER, and the rate of each failure signal."""
+    # _SIGNALS is a constant of this module: no value is spliced into the SQL
     return conn.cursor().execute(f"""
         SELECT coalesce(nlu_domain, '(none)') AS domain, {_SIGNALS}
         FROM turns WHERE dataset = ? GROUP BY ALL ORDER BY turns DESC
@@ -272,6 +273,7 @@ def list_signals_by_domain(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.
 
 def list_signals_by_day(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
     """Per UTC day: turns, pooled WER, and the rate of each failure signal."""
+    # _SIGNALS is a constant of this module: no value is spliced into the SQL
     return conn.cursor().execute(f"""
         SELECT date_trunc('day', timestamp)::DATE AS day, {_SIGNALS}
         FROM turns WHERE dataset = ? GROUP BY ALL ORDER BY day
@@ -320,6 +322,7 @@ def list_dialogues(conn: duckdb.DuckDBPyConnection, dataset: str, flt: DialogueF
     """Dialogues with at least one turn matching the filter, newest first, and how many there are."""
     where, params = _dialogue_where(dataset, flt)
     cur = conn.cursor()
+    # where: fixed fragments from _dialogue_where; every value is in params
     total = cur.execute(f"SELECT count(DISTINCT dialogue_id) FROM turns WHERE {where}", params).fetchone()[0]
     sql = f"""
         WITH hits AS (SELECT DISTINCT dialogue_id FROM turns WHERE {where})
@@ -740,6 +743,7 @@ def bulk_accept(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: QueueSpec,
     cur = conn.cursor()
     try:
         with transaction(cur):
+            # sql: the queue's fixed fragments (_queue_sql); every value is in params
             cur.execute(f"CREATE OR REPLACE TEMP TABLE bulk_pick AS {sql} AND c.score >= ?", params + [threshold])
             n = cur.execute("SELECT count(*) FROM bulk_pick").fetchone()[0]
             if n == 0:
@@ -941,6 +945,7 @@ def list_failure_turns(conn: duckdb.DuckDBPyConnection, dataset: str, run_id: in
 def list_turn_records(conn: duckdb.DuckDBPyConnection, dataset: str) -> list[dict]:
     """Every turn of a dataset as log-format-v1 dicts (the input of the turn-level models)."""
     cur = conn.cursor()
+    # the column list is the format's fixed field list
     cur.execute(f"SELECT {', '.join(_V1_COLUMNS)} FROM turns WHERE dataset = ? ORDER BY dialogue_id, turn_index",
                 [dataset])
     names = [d[0] for d in cur.description]
