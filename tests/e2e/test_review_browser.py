@@ -58,6 +58,8 @@ def test_keyboard_review_bulk_accept_and_export(review_server, page, tmp_path):
     wait_card(page, "weather_query")
 
     def press(key: str) -> None:
+        # Only once the previous rerun has finished: a key pressed mid-rerun may reach the old page.
+        page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=20_000)
         page.locator("h1").first.click()  # focus the page, not an input: keys go to the shortcuts
         page.keyboard.press(key)
 
