@@ -83,8 +83,9 @@ def test_keyboard_review_bulk_accept_and_export(review_server, page, tmp_path):
     page.get_by_role("button", name="Save correction").click()
     wait_saved(page, "Saved: correct")
     wait_card(page, "news_query")
-    # Log text stays text on the card's dialogue view, and no script ran.
-    assert "<script>alert(3)</script>" in page.inner_text("body")
+    # Log text stays text on the card's dialogue view (rendered after the card: wait for it), no script ran.
+    page.wait_for_function("() => document.body.innerText.includes('<script>alert(3)</script>')",
+                           timeout=20_000)
     assert dialogs == []
 
     # Bulk accept the high-scoring rest (threshold 0.95): play_radio and iot_hue_lightoff.
