@@ -69,6 +69,12 @@ def test_keyboard_review_bulk_accept_and_export(review_server, page, tmp_path):
     press("x")
     wait_saved(page, "Saved: reject")
     wait_card(page, "alarm_set")
+    press("Backspace")  # undo a real decision: a retraction is stored and the card comes back
+    wait_saved(page, "Undone: reject")
+    wait_card(page, "music_play")
+    press("x")
+    wait_saved(page, "Saved: reject")
+    wait_card(page, "alarm_set")
     press(" ")
     wait_saved(page, "Saved: skip")
     wait_card(page, "news_query")
@@ -116,10 +122,10 @@ def test_keyboard_review_bulk_accept_and_export(review_server, page, tmp_path):
                                FROM decisions d JOIN candidates c USING (candidate_id) ORDER BY d.seq""").fetchall()
     finally:
         conn.close()
-    assert [r[:2] for r in rows[:4]] == [("dlg-0", "accept"), ("dlg-1", "reject"), ("dlg-2", "skip"),
-                                         ("dlg-2", "correct")]
-    assert rows[3][2] == '"alarm_query"'
-    assert sorted(r[0] for r in rows[4:]) == ["dlg-4", "dlg-5"] and {r[3] for r in rows[4:]} == {"bulk"}
+    assert [r[:2] for r in rows[:6]] == [("dlg-0", "accept"), ("dlg-1", "reject"), ("dlg-1", "retract"),
+                                         ("dlg-1", "reject"), ("dlg-2", "skip"), ("dlg-2", "correct")]
+    assert rows[5][2] == '"alarm_query"'
+    assert sorted(r[0] for r in rows[6:]) == ["dlg-4", "dlg-5"] and {r[3] for r in rows[6:]} == {"bulk"}
 
 
 MARKUP = "**bold** [phish](https://evil.example/p) ![i](https://evil.example/i.png) <img src=x onerror=alert(9)>"
