@@ -95,20 +95,24 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _open(db: Path, *, read_only: bool = False):
-    """Open the database, or (None, exit code) after saying plainly what is wrong."""
+def _open(args: argparse.Namespace, *, must_exist: bool = False, read_only: bool = False):
+    """Open the database named by --db (or the default): (connection, path, exit code). The connection is
+    None, after saying plainly what is wrong, when it cannot be opened."""
     from app import store
 
+    db = Path(args.db or store.default_db_path())
+    if must_exist and not db.exists():
+        return None, db, _fail(f"{db}: no such database (create one with 'turnlens ingest')", EXIT_USAGE)
     if db.exists() and db.is_dir():
-        return None, _fail(f"{db} is a directory; --db takes a DuckDB file", EXIT_USAGE)
+        return None, db, _fail(f"{db} is a directory; --db takes a DuckDB file", EXIT_USAGE)
     try:
-        return store.connect(db, read_only=read_only), EXIT_OK
+        return store.connect(db, read_only=read_only), db, EXIT_OK
     except store.StoreLockedError as exc:
-        return None, _fail(str(exc), EXIT_LOCKED)
+        return None, db, _fail(str(exc), EXIT_LOCKED)
     except (duckdb.IOException, duckdb.SerializationException, duckdb.InvalidInputException,
             duckdb.CatalogException) as exc:
-        return None, _fail(f"{db} cannot be opened as a turnlens database: {str(exc).splitlines()[0]}",
-                           EXIT_USAGE)
+        return None, db, _fail(f"{db} cannot be opened as a turnlens database: {str(exc).splitlines()[0]}",
+                               EXIT_USAGE)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -118,8 +122,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     if not args.dataset.strip():
         return _fail("--dataset must not be empty", EXIT_USAGE)
-    db = args.db or store.default_db_path()
-    conn, code = _open(db)
+    conn, db, code = _open(args)
     if conn is None:
         return code
     labels = {"read": "reading and checking", "wer": "word error counts", "write": "writing"}
@@ -192,8 +195,7 @@ def cmd_candidates(args: argparse.Namespace) -> int:
     from analysis.logs import LogFormatError, format_problems
     from app import store
 
-    db = args.db or store.default_db_path()
-    conn, code = _open(db)
+    conn, db, code = _open(args)
     if conn is None:
         return code
     try:
@@ -222,10 +224,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     fmt = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}.get(args.out.suffix.lower())
     if fmt is None:
         return _fail(f"{args.out}: unsupported output type; use .jsonl, .csv or .parquet", EXIT_USAGE)
-    db = args.db or store.default_db_path()
-    if not Path(db).exists():
-        return _fail(f"{db}: no such database", EXIT_USAGE)
-    conn, code = _open(db)
+    conn, db, code = _open(args, must_exist=True)
     if conn is None:
         return code
     started = time.perf_counter()
@@ -238,10 +237,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from analysis.failure_points import FailurePointConfig
-    from app import failure_jobs, store
+    from app import failure_jobs
 
-    db = args.db or store.default_db_path()
-    conn, code = _open(db)
+    conn, db, code = _open(args)
     if conn is None:
         return code
     config = FailurePointConfig() if args.epochs is None else FailurePointConfig(epochs=args.epochs)
@@ -271,8 +269,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if not (args.model_dir / "config.json").exists():
         return _fail(f"{args.model_dir}: no checkpoint (train one with 'turnlens train failure-points')",
                      EXIT_USAGE)
-    db = args.db or store.default_db_path()
-    conn, code = _open(db)
+    conn, db, code = _open(args)
     if conn is None:
         return code
     started = time.perf_counter()
@@ -290,10 +287,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from app import store
 
-    db = args.db or store.default_db_path()
-    if not Path(db).exists():
-        return _fail(f"{db}: no such database (create one with 'turnlens ingest')", EXIT_USAGE)
-    conn, code = _open(Path(db), read_only=True)
+    conn, db, code = _open(args, must_exist=True, read_only=True)
     if conn is None:
         return code
     with conn:
