@@ -116,3 +116,17 @@ def test_demo_data_from_the_evaluation_split(tmp_path):
         bundled = {(t["reference_text"], t["asr_text"]) for t in map(json.loads, fh)}
     dev_pairs = {(r["reference_text"], r["asr_text"]) for r in load_recordings(SLURP_DIR, "dev")}
     assert not (bundled & eval_pairs) - dev_pairs  # a pair may occur in both splits only if dev has it too
+
+
+def test_score_without_a_checkpoint_says_how_to_get_one(tmp_path):
+    out = turnlens("score", "failure-points", "--dataset", "x", "--model-dir", str(tmp_path / "none"),
+                   "--db", str(tmp_path / "t.duckdb"))
+    assert out.returncode == 2 and "train one with 'turnlens train failure-points'" in out.stderr
+
+
+def test_train_without_labels_is_a_clean_error(tmp_path):
+    db = tmp_path / "t.duckdb"
+    log = write_jsonl(tmp_path / "a.jsonl", [make_turn("d1", 0, gold_failure_point=None)])
+    assert turnlens("ingest", str(log), "--db", str(db), "--dataset", "t", "--quiet").returncode == 0
+    out = turnlens("train", "failure-points", "--dataset", "t", "--out", str(tmp_path / "m"), "--db", str(db))
+    assert out.returncode == 1 and "at least 20 are needed" in out.stderr and "Traceback" not in out.stderr
