@@ -11,6 +11,10 @@ A candidate file is JSON Lines or Parquet, one proposal per record:
     other_turn_index  int >= 0
     value             any JSON value: the proposed label
     score             number in [0, 1]: the model's confidence; higher means more likely right
+    distribution      object (optional): the model's full probability vector, label -> probability, every
+                      probability in [0, 1], summing to 1 (within 1e-6); when value is a string it must be
+                      one of the labels, with score as its probability (within 1e-6). In Parquet: a JSON
+                      string, a map or a struct column.
     model_name        string
     model_version     string
     model_parameters  object (optional)
@@ -34,12 +38,14 @@ from analysis.logs import LogFormatError, Problem, _read_bytes, file_kind
 KNOWN_TASKS = ("intent", "slots", "goal_start", "goal_success", "failure_point", "skill", "rewrite")
 _TASK_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _FIELDS = ("task", "dialogue_id", "turn_index", "other_dialogue_id", "other_turn_index", "value", "score",
-           "model_name", "model_version", "model_parameters", "run_at")
+           "distribution", "model_name", "model_version", "model_parameters", "run_at")
+DISTRIBUTION_TOLERANCE = 1e-6
 
 CANDIDATE_SCHEMA = pa.schema([
     ("task", pa.string()), ("target_kind", pa.string()), ("dialogue_id", pa.string()),
     ("turn_index", pa.int64()), ("other_dialogue_id", pa.string()), ("other_turn_index", pa.int64()),
     ("target_key", pa.string()), ("value", pa.string()), ("score", pa.float64()),
+    ("distribution", pa.string()),  # canonical JSON object label -> probability, or null (check_distribution)
     ("model_name", pa.string()), ("model_version", pa.string()), ("model_parameters", pa.string()),
     ("run_at", pa.timestamp("us", tz="UTC")),
 ])
@@ -62,6 +68,35 @@ def canonical_json(value: object) -> str:
 
 def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_distribution(distribution: object, *, value: object = None, score: float | None = None) -> str:
+    """A candidate's full probability vector, validated, as canonical JSON (labels sorted, floats).
+
+    distribution: a non-empty mapping label (string) -> probability, each a number in [0, 1], summing to 1
+    within DISTRIBUTION_TOLERANCE. When value is a string (the candidate's decoded value) and score is given,
+    value must be one of the labels with score as its probability (within the same tolerance); other values
+    (lists, objects, booleans) are not checked against the labels. Raises ValueError saying what is wrong.
+    """
+    if not isinstance(distribution, dict) or not distribution:
+        raise ValueError("expected a non-empty object mapping each label to its probability")
+    for label, p in distribution.items():
+        if not isinstance(label, str):
+            raise ValueError(f"labels must be strings, got {label!r}")
+        if not isinstance(p, int | float) or isinstance(p, bool) or math.isnan(p):
+            raise ValueError(f"the probability of {label!r} must be a number in [0, 1], got {p!r}")
+        if not 0 <= p <= 1:
+            raise ValueError(f"the probability of {label!r}, {p}, is outside [0, 1]")
+    total = math.fsum(distribution.values())
+    if abs(total - 1) > DISTRIBUTION_TOLERANCE:
+        raise ValueError(f"the probabilities sum to {total:.9g}, not 1")
+    if isinstance(value, str) and score is not None:
+        if value not in distribution:
+            raise ValueError(f"has no probability for the proposed value {value!r}")
+        if abs(distribution[value] - score) > DISTRIBUTION_TOLERANCE:
+            raise ValueError(f"gives the proposed value {value!r} probability {distribution[value]}, "
+                             f"but its score is {score}")
+    return canonical_json({label: float(p) for label, p in distribution.items()})
 
 
 def _check(rec: dict, name: str, line: int) -> tuple[dict | None, list[Problem]]:
@@ -95,6 +130,15 @@ def _check(rec: dict, name: str, line: int) -> tuple[dict | None, list[Problem]]
         bad("score", f"required: a number in [0, 1], got {score!r}")
     elif not 0 <= score <= 1:
         bad("score", f"{score} is outside [0, 1]")
+    distribution = None
+    if rec.get("distribution") is not None:
+        # the value and score are checked against it only when they are valid themselves
+        ok = not any(p.field in ("value", "score") for p in problems)
+        try:
+            distribution = check_distribution(rec["distribution"], value=rec["value"] if ok else None,
+                                              score=float(score) if ok else None)
+        except ValueError as exc:
+            bad("distribution", str(exc))
     params = rec.get("model_parameters")
     if params is not None and not isinstance(params, dict):
         bad("model_parameters", "expected an object")
@@ -117,10 +161,27 @@ def _check(rec: dict, name: str, line: int) -> tuple[dict | None, list[Problem]]
     return {
         "task": task, "target_kind": kind, "dialogue_id": rec["dialogue_id"], "turn_index": rec.get("turn_index"),
         "other_dialogue_id": other, "other_turn_index": rec.get("other_turn_index"), "target_key": key,
-        "value": canonical_json(rec["value"]), "score": float(score), "model_name": rec["model_name"].strip(),
+        "value": canonical_json(rec["value"]), "score": float(score), "distribution": distribution,
+        "model_name": rec["model_name"].strip(),
         "model_version": rec["model_version"].strip(), "model_parameters": canonical_json(params or {}),
         "run_at": when,
     }, []
+
+
+def _parquet_distribution(cell: object) -> object:
+    """A distribution cell of a Parquet file as a dict where it has one of the accepted spellings: JSON
+    text, a map column (a list of (label, probability) pairs) or a struct column (a dict whose absent
+    labels read as null: a struct has every label of the column). Anything else is left for the check."""
+    if isinstance(cell, str):
+        try:
+            return json.loads(cell)
+        except json.JSONDecodeError:
+            return cell
+    if isinstance(cell, list) and all(isinstance(p, tuple) and len(p) == 2 for p in cell):
+        return dict(cell)
+    if isinstance(cell, dict):
+        return {label: p for label, p in cell.items() if p is not None}
+    return cell
 
 
 def _records(path: Path, name: str) -> Iterator[tuple[int, dict | None, list[Problem]]]:
@@ -136,6 +197,7 @@ def _records(path: Path, name: str) -> Iterator[tuple[int, dict | None, list[Pro
                     row["model_parameters"] = json.loads(row["model_parameters"])
                 except json.JSONDecodeError:
                     pass
+            row["distribution"] = _parquet_distribution(row.get("distribution"))
             yield i, {k: v for k, v in row.items() if v is not None or k == "value"}, []
         return
     if kind not in ("jsonl", "jsonl.gz"):
@@ -207,7 +269,8 @@ def candidates_from_logged_nlu(turns: pa.Table, *, version: str = "logged") -> p
         kind, key = target_key(cols["dialogue_id"][i], cols["turn_index"][i])
         base = {"target_kind": kind, "dialogue_id": cols["dialogue_id"][i], "turn_index": cols["turn_index"][i],
                 "other_dialogue_id": None, "other_turn_index": None, "target_key": key, "score": float(conf),
-                "model_name": "logged-nlu", "model_version": version, "model_parameters": "{}", "run_at": None}
+                "distribution": None, "model_name": "logged-nlu", "model_version": version,
+                "model_parameters": "{}", "run_at": None}
         rows.append({**base, "task": "intent", "value": canonical_json(intent)})
         slots = cols["nlu_slots"][i]
         if slots:

@@ -70,7 +70,8 @@ def load_evaluation(parameters: str) -> dict | None:
 def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, embed: Callable | None = None
           ) -> store.CandidateImportResult:
     """Score every turn of a dataset; each turn's most likely failure point becomes a `failure_point`
-    candidate with its probability as the score and the checkpoint as the model run."""
+    candidate with its probability as the score, the whole vector (every label of LABELS) as its
+    distribution, and the checkpoint as the model run."""
     clf = FailurePointClassifier.from_pretrained(model_dir)
     examples = build_examples(store.list_turn_records(conn, dataset))
     probs = clf.predict_proba(examples, embed=embed or embedder())
@@ -83,6 +84,7 @@ def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, emb
         rows.append({"task": "failure_point", "target_kind": kind, "dialogue_id": ex.dialogue_id,
                      "turn_index": ex.turn_index, "other_dialogue_id": None, "other_turn_index": None,
                      "target_key": key, "value": json.dumps(LABELS[best]), "score": float(p[best]),
+                     "distribution": canonical_json(dict(zip(LABELS, map(float, p), strict=True))),
                      "model_name": MODEL_NAME, "model_version": f"{clf.fingerprint}", "model_parameters": params,
                      "run_at": None})
     return store.insert_candidates(conn, pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA))

@@ -209,9 +209,22 @@ def m002_review(conn: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+def m003_candidate_distributions(conn: duckdb.DuckDBPyConnection) -> None:
+    """The full probability vector behind a candidate, for models that have one (any task): canonical JSON
+    object label -> probability. A table of its own, not a column, so candidates stored before it stay as
+    they are and a candidate without a vector simply has no row. Append-only like the candidates."""
+    conn.execute("""
+        CREATE TABLE candidate_distributions (
+            candidate_id BIGINT PRIMARY KEY,
+            distribution VARCHAR NOT NULL
+        )
+    """)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "m001_turns_and_imports", m001_turns_and_imports),
     (2, "m002_review", m002_review),
+    (3, "m003_candidate_distributions", m003_candidate_distributions),
 ]
 
 

@@ -21,11 +21,13 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from analysis.candidates import check_distribution
 from analysis.log_format import FIELDS
 from app import __version__
 from app.migrations import migrate
 
-APPEND_ONLY_TABLES = ("imports", "decisions", "bulk_actions", "audit_items", "model_runs", "candidates")
+APPEND_ONLY_TABLES = ("imports", "decisions", "bulk_actions", "audit_items", "model_runs", "candidates",
+                      "candidate_distributions")
 _V1_COLUMNS = [f.name for f in FIELDS]
 
 
@@ -386,18 +388,48 @@ class CandidateImportResult:
     rows_read: int
     rows_added: int
     rows_already_present: int
+    distributions_added: int = 0  # probability vectors stored, for new candidates or ones stored without
+
+
+def _checked_distributions(candidates: pa.Table) -> pa.Table:
+    """candidates with a `distribution` column of canonical JSON (null where a row has none), each checked
+    against its row's value and score; tables made before the column existed get an all-null one. Raises
+    ValueError naming the first bad row: file imports were checked already, so this guards the producers
+    in code (a vector that contradicts its candidate would mislead a reviewer)."""
+    if "distribution" not in candidates.column_names:
+        return candidates.append_column("distribution", pa.nulls(candidates.num_rows, pa.string()))
+    column = candidates.column("distribution")
+    if column.null_count == candidates.num_rows:
+        return candidates
+    values, scores = candidates.column("value").to_pylist(), candidates.column("score").to_pylist()
+    checked = []
+    for i, text in enumerate(column.to_pylist()):
+        if text is None:
+            checked.append(None)
+            continue
+        try:
+            checked.append(check_distribution(json.loads(text), value=json.loads(values[i]), score=scores[i]))
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError too
+            raise ValueError(f"candidate row {i} ({candidates.column('task')[i].as_py()} for target "
+                             f"{candidates.column('target_key')[i].as_py()}): distribution: {exc}") from exc
+    return candidates.set_column(candidates.column_names.index("distribution"), "distribution",
+                                 pa.array(checked, pa.string()))
 
 
 _MISSING_LIMIT = 50
 
 
 def insert_candidates(conn: duckdb.DuckDBPyConnection, candidates: pa.Table) -> CandidateImportResult:
-    """Append candidates (``analysis.candidates.CANDIDATE_SCHEMA``) atomically, creating their model runs.
+    """Append candidates (``analysis.candidates.CANDIDATE_SCHEMA``) atomically, creating their model runs
+    and storing each one's probability vector (the optional ``distribution`` column) in the same transaction.
 
     Every target must exist among the stored turns. A proposal already stored (same run, task and target)
-    with the same value and score is skipped; with a different one, the call fails. Either failure raises
-    IngestConflictError and writes nothing.
+    with the same value, score and distribution is skipped; with a different one, the call fails. Either
+    failure raises IngestConflictError and writes nothing. A missing vector is not a difference: one stored
+    before vectors were kept gets its vector now (a new row, nothing updated); an import without vectors
+    changes nothing stored. A vector that contradicts its own row raises ValueError (check_distribution).
     """
+    candidates = _checked_distributions(candidates)
     cur = conn.cursor()
     cur.register("incoming_c", candidates)
     try:
@@ -432,11 +464,13 @@ def insert_candidates(conn: duckdb.DuckDBPyConnection, candidates: pa.Table) -> 
             """)
             conflicts = cur.execute("""
                 SELECT s.task, s.target_key FROM staged_c s JOIN candidates c USING (run_id, task, target_key)
-                WHERE s.value <> c.value OR s.score <> c.score LIMIT ?
+                LEFT JOIN candidate_distributions d ON d.candidate_id = c.candidate_id
+                WHERE s.value <> c.value OR s.score <> c.score OR s.distribution <> d.distribution LIMIT ?
             """, [_CONFLICT_LIMIT]).fetchall()
             if conflicts:
                 raise IngestConflictError([f"{task} candidate for target {key} is already stored from the same "
-                                           "model run with another value or score" for task, key in conflicts])
+                                           "model run with another value, score or distribution"
+                                           for task, key in conflicts])
             present = cur.execute(
                 "SELECT count(*) FROM staged_c SEMI JOIN candidates USING (run_id, task, target_key)").fetchone()[0]
             # The domain and dataset of the target's (first) turn, kept on the candidate for fast filtering.
@@ -451,11 +485,31 @@ def insert_candidates(conn: duckdb.DuckDBPyConnection, candidates: pa.Table) -> 
                 ANTI JOIN candidates c USING (run_id, task, target_key)
                 ORDER BY s.dialogue_id, s.turn_index, s.task
             """)
+            # The vectors of the candidates just added, and of stored ones that had none.
+            distributions = cur.execute("""
+                INSERT INTO candidate_distributions (candidate_id, distribution)
+                SELECT c.candidate_id, s.distribution
+                FROM staged_c s JOIN candidates c USING (run_id, task, target_key)
+                ANTI JOIN candidate_distributions d ON d.candidate_id = c.candidate_id
+                WHERE s.distribution IS NOT NULL
+                ORDER BY c.candidate_id
+            """).fetchone()[0]
             cur.execute("DROP TABLE staged_c")
-            return CandidateImportResult(candidates.num_rows, candidates.num_rows - present, present)
+            return CandidateImportResult(candidates.num_rows, candidates.num_rows - present, present,
+                                         distributions)
     finally:
         cur.unregister("incoming_c")
         cur.close()
+
+
+def get_candidate_distribution(conn: duckdb.DuckDBPyConnection, candidate_id: int) -> dict[str, float] | None:
+    """A candidate's full probability vector, label -> probability, most likely first (ties by label);
+    None when its model stored none."""
+    row = conn.cursor().execute("SELECT distribution FROM candidate_distributions WHERE candidate_id = ?",
+                                [candidate_id]).fetchone()
+    if row is None:
+        return None
+    return dict(sorted(json.loads(row[0]).items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def list_model_runs(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -932,7 +986,7 @@ def list_failure_turns(conn: duckdb.DuckDBPyConnection, dataset: str, run_id: in
     group_sql = f" AND coalesce({FAILURE_GROUPS[by]}, '(none)') = ?" if by else ""
     sql = f"""
         SELECT c.dialogue_id, c.turn_index, c.score, t.asr_text, t.response_text, t.nlu_intent,
-               t.gold_failure_point AS gold
+               t.gold_failure_point AS gold, c.candidate_id
         FROM candidates c JOIN turns t ON t.dialogue_id = c.dialogue_id AND t.turn_index = c.turn_index
         WHERE c.dataset = ? AND c.run_id = ? AND c.task = 'failure_point'
           AND json_extract_string(c.value, '$') = ?{group_sql}

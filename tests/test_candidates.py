@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -124,3 +125,138 @@ def test_cli_candidates_and_export(tmp_path):
     rows = pq.read_table(tmp_path / "all.parquet").to_pylist()
     assert {r["model_name"] for r in rows} == {"logged-nlu"} and all(r["status"] is None for r in rows)
     assert turnlens("export", "--dataset", "t", "--out", str(tmp_path / "x.txt"), "--db", str(db)).returncode == 2
+
+
+# ------------------------------------------------------------------------- probability vectors
+
+VECTOR = {"weather_query": 0.7, "music_play": 0.2, "alarm_set": 0.1}
+
+
+@pytest.mark.parametrize("distribution,expected", [
+    ({"weather_query": 0.7, "music_play": 0.2}, "the probabilities sum to 0.9, not 1"),
+    ({"weather_query": 0.7, "music_play": 1.3, "alarm_set": -1.0}, "the probability of 'music_play', 1.3, "
+                                                                  "is outside [0, 1]"),
+    ({"music_play": 0.7, "alarm_set": 0.3}, "has no probability for the proposed value 'weather_query'"),
+    ({"weather_query": 0.6, "music_play": 0.4}, "gives the proposed value 'weather_query' probability 0.6, "
+                                                "but its score is 0.7"),
+    ({"weather_query": 0.7, "music_play": "0.3"}, "the probability of 'music_play' must be a number"),
+    ([0.7, 0.3], "expected a non-empty object"),
+    ("weather_query", "expected a non-empty object"),
+    ({}, "expected a non-empty object"),
+])
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_bad_distributions_are_refused(tmp_path, distribution, expected, fmt):
+    records = [cand(turn_index=1, distribution=VECTOR), cand(distribution=distribution)]
+    if fmt == "jsonl":
+        path = write_jsonl(tmp_path / "c.jsonl", records)
+    else:  # Parquet has no free-form objects: the vector is JSON text (maps and structs are tested below)
+        path = tmp_path / "c.parquet"
+        pq.write_table(pa.Table.from_pylist([{**r, "distribution": json.dumps(r["distribution"])} for r in records]),
+                       path)
+    with pytest.raises(LogFormatError) as info:
+        read_candidates(path)
+    problems = [str(p) for p in info.value.problems]
+    assert len(problems) == 1 and problems[0].startswith(f"{path}:2: distribution: {expected}"), problems
+
+
+def test_distribution_tolerance_and_other_values(tmp_path):
+    within = {"weather_query": 0.7 + 5e-7, "music_play": 0.3}  # sum and score both within 1e-6
+    path = write_jsonl(tmp_path / "c.jsonl", [
+        cand(distribution=within), cand(turn_index=1, distribution=None),
+        # a value that is not a string is not looked up among the labels
+        cand(task="goal_success", turn_index=None, value=True, score=0.9, distribution={"yes": 0.9, "no": 0.1})])
+    rows = read_candidates(path).to_pylist()
+    assert json.loads(rows[0]["distribution"]) == within and rows[1]["distribution"] is None
+    assert rows[2]["distribution"] == '{"no":0.1,"yes":0.9}'  # canonical: sorted labels, floats
+    off = write_jsonl(tmp_path / "off.jsonl", [cand(distribution={"weather_query": 0.7 + 2e-6, "music_play": 0.3})])
+    with pytest.raises(LogFormatError, match="off.jsonl:1: distribution: the probabilities sum to"):
+        read_candidates(off)
+
+
+def test_parquet_distributions_as_text_map_or_struct(tmp_path):
+    expected = json.dumps(VECTOR, sort_keys=True, separators=(",", ":"))
+    as_text = [{**cand(), "distribution": json.dumps(VECTOR)}]
+    pq.write_table(pa.Table.from_pylist(as_text), tmp_path / "text.parquet")
+    as_struct = [cand(distribution=VECTOR), cand(turn_index=1, distribution={"weather_query": 0.7, "x": 0.3})]
+    pq.write_table(pa.Table.from_pylist(as_struct), tmp_path / "struct.parquet")  # missing labels are null
+    as_map = pa.Table.from_pylist([cand()]).append_column(
+        "distribution", pa.array([list(VECTOR.items())], pa.map_(pa.string(), pa.float64())))
+    pq.write_table(as_map, tmp_path / "map.parquet")
+    assert read_candidates(tmp_path / "text.parquet").column("distribution").to_pylist() == [expected]
+    assert read_candidates(tmp_path / "struct.parquet").column("distribution").to_pylist() == [
+        expected, '{"weather_query":0.7,"x":0.3}']
+    assert read_candidates(tmp_path / "map.parquet").column("distribution").to_pylist() == [expected]
+
+
+def stored_vectors(db) -> dict:
+    return dict(db.execute("SELECT c.dialogue_id || '/' || c.turn_index, d.distribution FROM candidate_distributions d "
+                           "JOIN candidates c USING (candidate_id)").fetchall())
+
+
+def test_distributions_are_stored_with_their_candidates(logged, tmp_path):
+    path = write_jsonl(tmp_path / "c.jsonl", [cand(distribution=VECTOR), cand(turn_index=1)])
+    result = store.insert_candidates(logged, read_candidates(path))
+    assert (result.rows_added, result.distributions_added) == (2, 1)
+    ids = dict(logged.execute("SELECT turn_index, candidate_id FROM candidates").fetchall())
+    shown = store.get_candidate_distribution(logged, ids[0])
+    assert shown == VECTOR and list(shown) == ["weather_query", "music_play", "alarm_set"]  # most likely first
+    assert store.get_candidate_distribution(logged, ids[1]) is None
+    again = store.insert_candidates(logged, read_candidates(path))  # the same file: a skip
+    assert (again.rows_added, again.rows_already_present, again.distributions_added) == (0, 2, 0)
+    changed = write_jsonl(tmp_path / "b.jsonl", [cand(distribution={**VECTOR, "music_play": 0.1, "alarm_set": 0.2})])
+    with pytest.raises(store.IngestConflictError, match="another value, score or distribution"):
+        store.insert_candidates(logged, read_candidates(changed))
+    assert store.get_candidate_distribution(logged, ids[0]) == VECTOR
+    assert logged.execute("SELECT count(*) FROM candidate_distributions").fetchone()[0] == 1
+
+
+def test_a_failing_import_writes_no_distribution(logged, tmp_path):
+    # a target that does not exist: nothing, vectors included
+    missing = write_jsonl(tmp_path / "a.jsonl", [cand(distribution=VECTOR),
+                                                 cand(dialogue_id="nope", distribution=VECTOR)])
+    with pytest.raises(store.IngestConflictError, match="no such target"):
+        store.insert_candidates(logged, read_candidates(missing))
+    # a conflict on the last row, after a new candidate with a vector: nothing either
+    store.insert_candidates(logged, read_candidates(write_jsonl(tmp_path / "b.jsonl", [cand(turn_index=1, score=0.5)])))
+    conflicting = write_jsonl(tmp_path / "c.jsonl", [cand(distribution=VECTOR),
+                                                     cand(turn_index=1, score=0.9)])
+    with pytest.raises(store.IngestConflictError, match="already stored"):
+        store.insert_candidates(logged, read_candidates(conflicting))
+    assert store.count_candidates(logged) == 1 and stored_vectors(logged) == {}
+    # a vector that contradicts its own row (a producer in code, not a file) is refused before any write
+    table = read_candidates(write_jsonl(tmp_path / "d.jsonl", [cand(distribution=VECTOR)]))
+    bad = table.set_column(table.column_names.index("score"), "score", pa.array([0.2]))
+    with pytest.raises(ValueError, match="distribution: gives the proposed value 'weather_query' probability 0.7"):
+        store.insert_candidates(logged, bad)
+    assert store.count_candidates(logged) == 1 and stored_vectors(logged) == {}
+    # tables made without the column (older producers) still import
+    older = table.drop_columns(["distribution"])
+    assert store.insert_candidates(logged, older).rows_added == 1 and stored_vectors(logged) == {}
+
+
+class _FailingCursor:
+    """A cursor that fails the statement writing the vectors, after the candidates were inserted."""
+
+    def __init__(self, cur):
+        self.cur = cur
+
+    def execute(self, sql, *args):
+        if "INSERT INTO candidate_distributions" in sql:
+            raise duckdb.Error("injected failure")
+        self.cur.execute(sql, *args)
+        return self
+
+    def __getattr__(self, name):
+        return getattr(self.cur, name)
+
+
+def test_vectors_and_candidates_are_one_transaction(logged, tmp_path):
+    class Conn:
+        def cursor(self):
+            return _FailingCursor(logged.cursor())
+
+    table = read_candidates(write_jsonl(tmp_path / "c.jsonl", [cand(distribution=VECTOR)]))
+    with pytest.raises(duckdb.Error, match="injected failure"):
+        store.insert_candidates(Conn(), table)
+    assert store.count_candidates(logged) == 0 and store.list_model_runs(logged).empty
+    assert store.insert_candidates(logged, table).distributions_added == 1  # and it goes through unhindered

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from analysis.failure_points import FailurePointConfig
+from analysis.failure_points import LABELS, FailurePointClassifier, FailurePointConfig, build_examples
 from analysis.simulate import load_pool, simulate_turns, write_log
 from analysis.text_encoder import EmbeddingCache, TextEncoder
 from app import failure_jobs, store
@@ -33,9 +33,22 @@ def test_train_score_and_review_loop(fdb, tmp_path, embed):
     summary = failure_jobs.train(fdb, "t", tmp_path / "m", config=FailurePointConfig(epochs=2), embed=embed)
     assert summary["turns"] == 300 and summary["reviewed_labels_used"] == 0
     result = failure_jobs.score(fdb, "t", tmp_path / "m", embed=embed)
-    assert (result.rows_read, result.rows_added) == (300, 300)
+    assert (result.rows_read, result.rows_added, result.distributions_added) == (300, 300, 300)
     again = failure_jobs.score(fdb, "t", tmp_path / "m", embed=embed)
-    assert again.rows_added == 0  # same checkpoint, same scores: nothing new
+    assert (again.rows_added, again.distributions_added) == (0, 0)  # same checkpoint, same scores: nothing new
+    # every candidate keeps the whole vector: all the labels, its value the most likely, its score that probability
+    stored = fdb.execute("SELECT c.candidate_id, c.dialogue_id, c.turn_index, c.value, c.score FROM candidates c "
+                         "ORDER BY c.dialogue_id, c.turn_index").fetchall()
+    vectors = {(d, t): store.get_candidate_distribution(fdb, cid) for cid, d, t, _, _ in stored}
+    for _, d, t, value, score in stored:
+        vector = vectors[(d, t)]
+        assert set(vector) == set(LABELS) and sum(vector.values()) == pytest.approx(1, abs=1e-9)
+        assert vector[json.loads(value)] == max(vector.values()) == score
+    # ... and each probability belongs to its own label (the model's output, column by column)
+    examples = build_examples(store.list_turn_records(fdb, "t"))[:20]
+    probs = FailurePointClassifier.from_pretrained(tmp_path / "m").predict_proba(examples, embed=embed)
+    for ex, p in zip(examples, probs, strict=True):
+        assert vectors[(ex.dialogue_id, ex.turn_index)] == pytest.approx(dict(zip(LABELS, p, strict=True)), abs=1e-12)
     runs = store.list_failure_runs(fdb, "t")
     assert len(runs) == 1 and runs.iloc[0]["name"] == "failure-points" and runs.iloc[0]["turns"] == 300
     values = {json.loads(v) for (v,) in fdb.execute("SELECT DISTINCT value FROM candidates").fetchall()}

@@ -9,8 +9,9 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analysis.candidates import CANDIDATE_SCHEMA, target_key
+from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
 from analysis.failure_report import cascade, shares_by_group, what_if_perfect
+from analysis.log_format import FAILURE_POINTS
 from app import store
 from app.ingest import ingest_files
 from tests.helpers import ROOT, make_turn, write_jsonl
@@ -21,6 +22,15 @@ TURNS = [("weather", "speaker", "NO_FAILURE", "NO_FAILURE"), ("weather", "speake
          ("weather", "phone", "ASR", "NLU"), ("music", "phone", "NLU", "NLU"),
          ("music", "speaker", "NO_FAILURE", "NO_FAILURE"), ("music", "car", "NO_FAILURE", "ASR"),
          ("alarm", "car", "NO_FAILURE", "NO_FAILURE"), ("alarm", "car", "ASR", "ASR")]
+
+
+NO_VECTOR = 5  # f5's model run stored no vector (as before vectors were kept)
+
+
+def vector(predicted: str, score: float) -> dict[str, float]:
+    """A full probability vector with score on predicted and the rest spread unevenly over the others."""
+    others = [label for label in FAILURE_POINTS if label != predicted]
+    return {predicted: score, **{label: (1 - score) * (k + 1) / 21 for k, label in enumerate(others)}}
 
 
 def counts() -> pd.DataFrame:
@@ -52,6 +62,7 @@ def fp_db(tmp_path, monkeypatch):
         rows.append({"task": "failure_point", "target_kind": kind, "dialogue_id": f"f{i}", "turn_index": 0,
                      "other_dialogue_id": None, "other_turn_index": None, "target_key": key,
                      "value": json.dumps(predicted), "score": 0.5 + i / 100, "model_name": "fp", "model_version": "1",
+                     "distribution": None if i == NO_VECTOR else canonical_json(vector(predicted, 0.5 + i / 100)),
                      "model_parameters": "{}", "run_at": None})
     store.insert_candidates(conn, pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA))
     conn.close()
@@ -126,7 +137,8 @@ def test_failure_page_shows_the_checkpoints_evaluation(fp_db, tmp_path):
     table = rows.to_arrow_table().append_column("model_name", pa.array(["fp2"] * 8)) \
         .append_column("model_version", pa.array(["2"] * 8)) \
         .append_column("model_parameters", pa.array([json.dumps({"checkpoint": str(checkpoint)})] * 8)) \
-        .append_column("run_at", pa.array([None] * 8, type=pa.timestamp("us", tz="UTC")))
+        .append_column("run_at", pa.array([None] * 8, type=pa.timestamp("us", tz="UTC"))) \
+        .append_column("distribution", pa.nulls(8, pa.string()))
     store.insert_candidates(conn, table.select(CANDIDATE_SCHEMA.names).cast(CANDIDATE_SCHEMA))
     conn.close()
     at = open_failures()
@@ -142,3 +154,26 @@ def test_drill_down_shows_what_the_model_read(fp_db):
     assert rows["request"] == "what is the weather in boston"  # f7, the most confident ASR turn
     assert rows["nlu_intent"] == "weather_query" and rows["er_status"] == "resolved"
     assert "reference_text" not in rows and not any(k.startswith("gold") for k in rows)
+
+
+def shown_vector(at: AppTest) -> pd.DataFrame | None:
+    return next((d.value for d in at.dataframe if list(d.value.columns) == ["failure_point", "probability"]), None)
+
+
+def test_drill_down_shows_the_stored_probability_vector(fp_db):
+    conn = store.connect(fp_db)
+    ids = dict(conn.execute("SELECT dialogue_id, candidate_id FROM candidates").fetchall())
+    stored = {d: store.get_candidate_distribution(conn, cid) for d, cid in ids.items()}
+    conn.close()
+    assert stored["f7"] == pytest.approx(vector("ASR", 0.57)) and stored[f"f{NO_VECTOR}"] is None
+    at = open_failures()  # opens on the most confident ASR turn, f7
+    shown = shown_vector(at)
+    assert dict(zip(shown["failure_point"], shown["probability"], strict=True)) == stored["f7"]
+    assert list(shown["failure_point"]) == sorted(FAILURE_POINTS, key=lambda label: -stored["f7"][label])
+    assert shown["probability"].is_monotonic_decreasing and shown["failure_point"].iloc[0] == "ASR"
+    at.selectbox(key="fp_open").set_value(2).run()  # f1
+    shown = shown_vector(at)
+    assert dict(zip(shown["failure_point"], shown["probability"], strict=True)) == stored["f1"]
+    at.selectbox(key="fp_open").set_value(1).run()  # f5: a run without vectors still drills down
+    assert not at.exception and shown_vector(at) is None
+    assert any("not the full probability vector" in c.value for c in at.caption)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
-from app import store
+from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
+from app import migrations, store
 from app.ingest import ingest_files
 from app.migrations import MIGRATIONS, migrate
 from tests.helpers import make_turn, write_jsonl
@@ -31,6 +34,10 @@ EXPECTED_TABLES = {
         'n_accepted BIGINT NOT NULL',
         'created_at TIMESTAMP WITH TIME ZONE DEFAULT(current_timestamp) NOT NULL',
         'app_version VARCHAR NOT NULL);',
+    ]),
+    'candidate_distributions': ", ".join([
+        'CREATE TABLE candidate_distributions(candidate_id BIGINT PRIMARY KEY',
+        'distribution VARCHAR NOT NULL);',
     ]),
     'candidates': ", ".join([
         "CREATE TABLE candidates(candidate_id BIGINT DEFAULT(nextval('candidate_id_seq')) PRIMARY KEY",
@@ -234,6 +241,53 @@ def test_migrations_are_numbered_in_order():
     versions = [v for v, _, _ in MIGRATIONS]
     assert versions == list(range(1, len(versions) + 1))
     assert all(name.startswith(f"m{v:03d}_") for v, name, _ in MIGRATIONS)
+
+
+def test_m003_applies_to_a_database_made_at_m002(tmp_path, monkeypatch):
+    """A database created before candidate distributions existed migrates, and its candidates keep working
+    (no vector, none shown) while new imports store theirs."""
+    path = tmp_path / "old.duckdb"
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:2])
+    old = store.connect(path)
+    assert store.get_schema_version(old) == 2
+    ingest_files(old, [write_jsonl(tmp_path / "log.jsonl", [make_turn("d1", 0), make_turn("d2", 0)])], dataset="t")
+    # a candidate written as the m002 code wrote it: straight into candidates, no distribution anywhere
+    kind, key = target_key("d1", 0)
+    old.execute("INSERT INTO model_runs (name, version) VALUES ('fp', '1')")
+    old.execute("INSERT INTO candidates (run_id, task, target_kind, dialogue_id, turn_index, target_key, value, "
+                "score, dataset) VALUES (1, 'failure_point', ?, 'd1', 0, ?, '\"ASR\"', 0.6, 't')", [kind, key])
+    assert "candidate_distributions" not in {r[0] for r in old.execute("SELECT table_name FROM duckdb_tables()")
+                                             .fetchall()}
+    old.close()
+    monkeypatch.undo()
+
+    conn = store.connect(path)
+    assert store.get_schema_version(conn) == MIGRATIONS[-1][0] == 3
+    assert store.get_candidate_distribution(conn, 1) is None
+    assert store.count_candidates(conn, "t") == 1
+    assert store.list_failure_turns(conn, "t", 1, "ASR")["candidate_id"].tolist() == [1]
+
+    def row(dialogue: str, distribution: dict | None) -> dict:
+        kind, key = target_key(dialogue, 0)
+        return {"task": "failure_point", "target_kind": kind, "dialogue_id": dialogue, "turn_index": 0,
+                "other_dialogue_id": None, "other_turn_index": None, "target_key": key, "value": '"ASR"',
+                "score": 0.6, "distribution": None if distribution is None else canonical_json(distribution),
+                "model_name": "fp", "model_version": "1", "model_parameters": "{}", "run_at": None}
+
+    vector = {"ASR": 0.6, "NLU": 0.3, "NO_FAILURE": 0.1}
+    # the old candidate re-imported without a vector is a skip; the new one stores its vector
+    result = store.insert_candidates(conn, pa.Table.from_pylist([row("d1", None), row("d2", vector)],
+                                                                schema=CANDIDATE_SCHEMA))
+    assert (result.rows_added, result.rows_already_present, result.distributions_added) == (1, 1, 1)
+    new_id = conn.execute("SELECT candidate_id FROM candidates WHERE dialogue_id = 'd2'").fetchone()[0]
+    assert store.get_candidate_distribution(conn, new_id) == vector
+    assert store.get_candidate_distribution(conn, 1) is None
+    # re-scored with a vector, the old candidate gets one (a new row; the candidate itself is unchanged)
+    result = store.insert_candidates(conn, pa.Table.from_pylist([row("d1", vector)], schema=CANDIDATE_SCHEMA))
+    assert (result.rows_added, result.rows_already_present, result.distributions_added) == (0, 1, 1)
+    assert store.get_candidate_distribution(conn, 1) == vector
+    assert json.loads(store.get_candidate(conn, 1)["value"]) == "ASR"
+    conn.close()
 
 
 def test_reingest_is_idempotent(db, tmp_path):

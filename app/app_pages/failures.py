@@ -80,11 +80,20 @@ group = d2.selectbox(f"{by.capitalize()}", groups, key="fp_group")
 turns = store.list_failure_turns(conn, dataset, run_id, label, by=None if group == "(all)" else by,
                                  group=None if group == "(all)" else group)
 st.dataframe(turns, hide_index=True, width="stretch",
-             column_config={"score": st.column_config.NumberColumn("confidence", format="%.2f")})
+             column_config={"score": st.column_config.NumberColumn("confidence", format="%.2f"),
+                            "candidate_id": None})
 if not turns.empty:
     keys = [f"{d} · turn {t}" for d, t in zip(turns["dialogue_id"], turns["turn_index"], strict=True)]
     pick = st.selectbox("Evidence for turn", range(len(keys)), format_func=keys.__getitem__, key="fp_open")
     dialogue_id, turn_index = turns["dialogue_id"].iloc[pick], int(turns["turn_index"].iloc[pick])
+    # The model's whole probability vector for this turn, most likely first (the store sorts it)
+    vector = store.get_candidate_distribution(conn, int(turns["candidate_id"].iloc[pick]))
+    if vector is None:
+        st.caption("This run stored only the most likely failure point, not the full probability vector.")
+    else:
+        st.dataframe(pd.DataFrame({"failure_point": list(vector), "probability": list(vector.values())}),
+                     hide_index=True, width="stretch", column_config={"probability": st.column_config.ProgressColumn(
+                         "probability", format="%.3f", min_value=0.0, max_value=1.0)})
     dialogue = store.get_dialogue_turns(conn, dialogue_id, dataset)
     # What the model read for this turn: its texts and metadata tokens (build_examples, the model's own view)
     example = next(ex for ex in build_examples(dialogue) if ex.turn_index == turn_index)
