@@ -979,11 +979,14 @@ def list_failure_vs_gold(conn: duckdb.DuckDBPyConnection, dataset: str, run_id: 
 
 
 def list_failure_turns(conn: duckdb.DuckDBPyConnection, dataset: str, run_id: int, label: str, *,
-                       by: str | None = None, group: str | None = None, limit: int = 100) -> pd.DataFrame:
-    """The turns behind one bar: predicted label (optionally within one group), most confident first."""
+                       by: str | None = None, group: str | None = None, gold: str | None = None,
+                       limit: int = 100) -> pd.DataFrame:
+    """The turns behind one bar or cell: predicted label (optionally within one group, optionally with one
+    gold label, '(none)' for turns without one), most confident first."""
     if by is not None and by not in FAILURE_GROUPS:
         raise ValueError(f"by must be one of {', '.join(FAILURE_GROUPS)}")
     group_sql = f" AND coalesce({FAILURE_GROUPS[by]}, '(none)') = ?" if by else ""
+    group_sql += " AND coalesce(t.gold_failure_point, '(none)') = ?" if gold is not None else ""
     sql = f"""
         SELECT c.dialogue_id, c.turn_index, c.score, t.asr_text, t.response_text, t.nlu_intent,
                t.gold_failure_point AS gold, c.candidate_id
@@ -992,7 +995,7 @@ def list_failure_turns(conn: duckdb.DuckDBPyConnection, dataset: str, run_id: in
           AND json_extract_string(c.value, '$') = ?{group_sql}
         ORDER BY c.score DESC, c.dialogue_id, c.turn_index LIMIT ?
     """
-    params = [dataset, run_id, label] + ([group] if by else []) + [limit]
+    params = [dataset, run_id, label] + ([group] if by else []) + ([gold] if gold is not None else []) + [limit]
     return conn.cursor().execute(sql, params).df()
 
 

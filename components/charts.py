@@ -79,12 +79,28 @@ def failure_shares(table: pd.DataFrame, *, top: int = 15, include_no_failure: bo
     table = table.head(top)
     labels = [c for c in FAILURE_COLOURS if c in table.columns and (include_no_failure or c != "NO_FAILURE")]
     groups = as_text(table["grp"].astype(str))
+    # customdata carries (turns, label, raw group) so a clicked bar can name the turns behind it (clicked_bar)
     fig = go.Figure([go.Bar(name=label, x=groups, y=table[label], marker_color=FAILURE_COLOURS[label],
-                            customdata=table["turns"], hovertemplate="%{x}: %{y:.1%} of %{customdata} turns")
+                            customdata=list(zip(table["turns"].astype(int), [label] * len(table),
+                                                table["grp"].astype(str), strict=True)),
+                            hovertemplate="%{x}: %{y:.1%} of %{customdata[0]} turns")
                      for label in labels])
     fig.update_layout(barmode="stack", yaxis_tickformat=".0%", yaxis_title="share of turns",
                       legend_title_text="failure point", margin=dict(t=30, b=10, l=10, r=10), height=380)
     return fig
+
+
+def clicked_bar(selection: object) -> tuple[str, str] | None:
+    """(failure point, group) of the bar clicked in a failure_shares chart, from st.plotly_chart's
+    selection state (its ``points``); None when nothing, or something other than one of its bars, is selected."""
+    points = getattr(selection, "points", None)
+    if points is None and isinstance(selection, dict):
+        points = selection.get("points")
+    for point in points or []:
+        data = point.get("customdata") if isinstance(point, dict) else None
+        if isinstance(data, (list, tuple)) and len(data) == 3 and all(isinstance(v, str) for v in data[1:]):
+            return data[1], data[2]
+    return None
 
 
 def failure_cascade(totals: dict[str, int]) -> go.Figure:

@@ -14,6 +14,7 @@ from analysis.failure_report import cascade, shares_by_group, what_if_perfect
 from analysis.log_format import FAILURE_POINTS
 from app import store
 from app.ingest import ingest_files
+from components import charts
 from tests.helpers import ROOT, make_turn, write_jsonl
 
 ENTRY = str(ROOT / "app" / "streamlit_app.py")
@@ -49,8 +50,8 @@ def test_breakdowns():
     assert what_if.loc["TTS", "defects"] == 0
 
 
-@pytest.fixture
-def fp_db(tmp_path, monkeypatch):
+def build_fp_db(tmp_path):
+    """A database with TURNS and one failure-point model run over them (also used by the browser test)."""
     path = tmp_path / "fp.duckdb"
     conn = store.connect(path)
     log = [make_turn(f"f{i}", 0, nlu_domain=d, device_type=dev, gold_failure_point=g,
@@ -66,6 +67,12 @@ def fp_db(tmp_path, monkeypatch):
                      "model_parameters": "{}", "run_at": None})
     store.insert_candidates(conn, pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA))
     conn.close()
+    return path
+
+
+@pytest.fixture
+def fp_db(tmp_path, monkeypatch):
+    path = build_fp_db(tmp_path)
     monkeypatch.setenv("TURNLENS_DB", str(path))
     return path
 
@@ -177,3 +184,39 @@ def test_drill_down_shows_the_stored_probability_vector(fp_db):
     at.selectbox(key="fp_open").set_value(1).run()  # f5: a run without vectors still drills down
     assert not at.exception and shown_vector(at) is None
     assert any("not the full probability vector" in c.value for c in at.caption)
+
+
+def test_clicked_bar_names_the_bar_from_the_charts_own_customdata():
+    table = shares_by_group(counts())
+    fig = json.loads(charts.failure_shares(table).to_json())
+    nlu = next(t for t in fig["data"] if t["name"] == "NLU")
+    k = list(nlu["x"]).index("music")
+    # what st.plotly_chart reports for a click on that bar: the point with its customdata
+    point = {"curve_number": 1, "point_index": k, "x": "music", "customdata": nlu["customdata"][k]}
+    assert charts.clicked_bar({"points": [point]}) == ("NLU", "music")
+    assert charts.clicked_bar({"points": []}) is None and charts.clicked_bar(None) is None
+    assert charts.clicked_bar({"points": [{"x": "music", "y": 0.5}]}) is None  # not one of its bars
+
+
+def test_clicking_a_gold_matrix_cell_lists_its_turns_and_menus_stay_usable(fp_db):
+    at = open_failures()
+    matrix = at.dataframe[1].value
+    row = list(matrix.index).index("NO_FAILURE")
+    # what a click on the cell (gold NO_FAILURE, predicted ASR) sets: the dataframe's selection state
+    at.session_state["fp_gold_matrix"] = {"selection": {"rows": [], "columns": [], "cells": [[row, "ASR"]]}}
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="fp_label").value == "ASR" and at.selectbox(key="fp_gold").value == "NO_FAILURE"
+    assert list(at.dataframe[2].value["dialogue_id"]) == ["f5"]  # the one turn in that cell
+    # the reader can still change the menus: the click is not re-applied on the next run
+    at.selectbox(key="fp_gold").set_value("(any)").run()
+    assert list(at.dataframe[2].value["dialogue_id"]) == ["f7", "f5", "f1"]
+
+
+def test_turns_behind_a_cell_come_from_the_store_filter(fp_db):
+    conn = store.connect(fp_db, read_only=True)
+    got = store.list_failure_turns(conn, "demo", 1, "NLU", gold="ASR")
+    assert list(got["dialogue_id"]) == ["f2"]
+    assert list(store.list_failure_turns(conn, "demo", 1, "NLU", gold="(none)")["dialogue_id"]) == []
+    assert sorted(store.list_failure_turns(conn, "demo", 1, "NLU")["dialogue_id"]) == ["f2", "f3"]
+    conn.close()

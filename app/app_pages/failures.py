@@ -10,6 +10,17 @@ from app import failure_jobs, store
 from app.page import start
 from components import charts
 
+ALL, ANY = "(all)", "(any)"
+
+
+def follow_click(source: str, pick: tuple[str, str] | None, menus: dict | None) -> None:
+    """Point the drill-down menus at a clicked bar or cell, once per new click: the chart keeps its selection
+    across reruns, and re-applying it every run would undo the reader's own menu choices."""
+    if pick is not None and st.session_state.get(f"fp_clicked_{source}") != pick:
+        st.session_state[f"fp_clicked_{source}"] = pick
+        st.session_state.update(menus)
+
+
 page = start("Failure analysis")
 conn, dataset = page.conn, page.dataset
 
@@ -44,7 +55,10 @@ st.dataframe(what_if_perfect(by_label), hide_index=True, width="stretch",
 st.subheader("By group")
 by = st.segmented_control("Group by", list(store.FAILURE_GROUPS), default="domain", key="fp_by") or "domain"
 table = shares_by_group(store.list_failure_shares(conn, dataset, run_id, by))
-st.plotly_chart(charts.failure_shares(table), key="fp_shares")
+st.caption("Click a bar to list the turns behind it below.")
+bars = st.plotly_chart(charts.failure_shares(table), key="fp_shares", on_select="rerun", selection_mode="points")
+clicked = charts.clicked_bar(bars.selection)
+follow_click("bar", clicked, clicked and {"fp_label": clicked[0], "fp_group": clicked[1], "fp_gold": ANY})
 
 gold = store.list_failure_vs_gold(conn, dataset, run_id)
 if not gold.empty:
@@ -55,8 +69,12 @@ if not gold.empty:
                             columns=[o for o in order if o in matrix.columns], fill_value=0)
     correct = sum(matrix.loc[i, i] for i in matrix.index if i in matrix.columns)
     st.caption(f"Rows: gold failure point; columns: predicted. {correct:,} of {int(matrix.values.sum()):,} turns "
-               "agree. (SLURP-based logs: NO_FAILURE, ASR and NLU are real labels; the others are simulated.)")
-    st.dataframe(matrix, width="stretch")
+               "agree. (SLURP-based logs: NO_FAILURE, ASR and NLU are real labels; the others are simulated.) "
+               "Click a cell to list its turns below.")
+    cells = st.dataframe(matrix, width="stretch", key="fp_gold_matrix", on_select="rerun",
+                         selection_mode="single-cell").selection.cells
+    cell = (str(matrix.index[cells[0][0]]), str(cells[0][1])) if cells else None
+    follow_click("cell", cell, cell and {"fp_label": cell[1], "fp_group": ALL, "fp_gold": cell[0]})
 
 evaluation = failure_jobs.load_evaluation(runs.set_index("run_id").loc[run_id, "parameters"])
 st.subheader("This model's evaluation")
@@ -72,13 +90,17 @@ else:
     names = evaluation["confusion_labels"]
     st.dataframe(pd.DataFrame(evaluation["confusion"], index=names, columns=names), width="stretch")
 
-st.subheader("The turns behind a bar")
-d1, d2 = st.columns(2)
-label = d1.selectbox("Failure point", list(FAILURE_POINTS), index=list(FAILURE_POINTS).index(worst), key="fp_label")
-groups = ["(all)"] + table["grp"].astype(str).tolist()
+st.subheader("The turns behind a bar or cell")
+d1, d2, d3 = st.columns(3)
+st.session_state.setdefault("fp_label", worst)  # not index=: the menus are also set by clicks (session state)
+label = d1.selectbox("Predicted failure point", list(FAILURE_POINTS), key="fp_label")
+groups = [ALL] + table["grp"].astype(str).tolist()
+if st.session_state.get("fp_group", ALL) not in groups:  # a group of another "Group by"
+    st.session_state["fp_group"] = ALL
 group = d2.selectbox(f"{by.capitalize()}", groups, key="fp_group")
-turns = store.list_failure_turns(conn, dataset, run_id, label, by=None if group == "(all)" else by,
-                                 group=None if group == "(all)" else group)
+gold_label = d3.selectbox("Gold failure point", [ANY, *FAILURE_POINTS, "(none)"], key="fp_gold")
+turns = store.list_failure_turns(conn, dataset, run_id, label, by=None if group == ALL else by,
+                                 group=None if group == ALL else group, gold=None if gold_label == ANY else gold_label)
 st.dataframe(turns, hide_index=True, width="stretch",
              column_config={"score": st.column_config.NumberColumn("confidence", format="%.2f"),
                             "candidate_id": None})
