@@ -252,7 +252,9 @@ class FailurePointConfig:
     ablation switches (no text slots; no metadata tokens; neither the following turns' texts nor the
     tokens derived from them). use_confidences: the ASR and NLU confidence tokens (off for the ablation
     that asks how much the model leans on them: in the simulated logs they are derived from the real
-    errors). following: how many following turns are read (1 or 2).
+    errors). following: how many following turns are read (1 or 2). text_dropout: during training only,
+    each text slot of each example is blanked (as if absent) with this probability, so the model cannot
+    lean on memorising the training utterances and must read the metadata too.
     text_encoder: a record of which sentence encoder made the vectors (the checkpoint must be scored
     with the same one).
     """
@@ -272,6 +274,7 @@ class FailurePointConfig:
     use_following: bool = True
     use_confidences: bool = True
     following: int = 2
+    text_dropout: float = 0.0
     text_encoder: str = "sentence-transformers/all-MiniLM-L6-v2@32"
 
     def __post_init__(self) -> None:
@@ -281,6 +284,8 @@ class FailurePointConfig:
             raise ValueError("at least one of use_text and use_metadata must be on")
         if self.following not in (1, 2):
             raise ValueError(f"following must be 1 or 2, got {self.following}")
+        if not 0.0 <= self.text_dropout < 1.0:
+            raise ValueError(f"text_dropout must be in [0, 1), got {self.text_dropout}")
 
     @property
     def text_slots(self) -> tuple[str, ...]:
@@ -414,7 +419,11 @@ class FailurePointClassifier:
             order = torch.randperm(len(y), generator=gen)
             for start in range(0, len(y), cfg.batch_size):
                 idx = order[start:start + cfg.batch_size]
-                loss = loss_fn(self.model(t_text[idx], t_meta[idx]), t_y[idx])
+                batch_text = t_text[idx]
+                if cfg.text_dropout and cfg.text_slots:
+                    blank = torch.rand(batch_text.shape[:2], generator=gen) < cfg.text_dropout
+                    batch_text = batch_text.masked_fill(blank.unsqueeze(-1), 0.0)
+                loss = loss_fn(self.model(batch_text, t_meta[idx]), t_y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -426,21 +435,29 @@ class FailurePointClassifier:
         self.model.eval()
         return self
 
-    def predict_proba(self, examples: Sequence[Example], *, embed: Embed, batch_size: int = 1024) -> np.ndarray:
-        """(n, len(LABELS)) float64 probabilities, rows summing to 1; higher = more likely that failure point."""
+    def predict_proba(self, examples: Sequence[Example], *, embed: Embed, batch_size: int = 1024,
+                      chunk_size: int = 65_536, progress: Progress | None = None) -> np.ndarray:
+        """(n, len(LABELS)) float64 probabilities, rows summing to 1; higher = more likely that failure point.
+
+        Inputs are built chunk_size examples at a time, so memory stays flat on large logs (the text vectors
+        of 1M turns would take 6 GB at once). progress(examples_done, total) after each chunk."""
         torch = _torch()
         if self.model is None:
             raise RuntimeError("the classifier is not trained: call fit or from_pretrained first")
         if not examples:
             return np.zeros((0, len(LABELS)))
-        text = torch.from_numpy(self._text(examples, embed))
-        meta = torch.from_numpy(self._meta_ids(examples))
         out = []
         self.model.eval()
         with torch.inference_mode():
-            for s in range(0, len(examples), batch_size):
-                out.append(torch.softmax(self.model(text[s:s + batch_size], meta[s:s + batch_size])
-                                         .double(), dim=1).numpy())
+            for c in range(0, len(examples), chunk_size):
+                chunk = examples[c:c + chunk_size]
+                text = torch.from_numpy(self._text(chunk, embed))
+                meta = torch.from_numpy(self._meta_ids(chunk))
+                for s in range(0, len(chunk), batch_size):
+                    out.append(torch.softmax(self.model(text[s:s + batch_size], meta[s:s + batch_size])
+                                             .double(), dim=1).numpy())
+                if progress:
+                    progress(min(c + chunk_size, len(examples)), len(examples))
         return np.concatenate(out)
 
     # -- checkpoints

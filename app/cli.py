@@ -68,9 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     t = tsub.add_parser("failure-points", help="the failure-point model (docs/results/failure-points.md)")
     t.add_argument("--dataset", required=True, help="turns with gold_failure_point (or reviewed labels)")
     t.add_argument("--out", type=Path, default=Path("models/failure-points"), help="checkpoint folder")
-    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--epochs", type=int, default=None, help="training epochs (default: the evaluated configuration's)")
+    t.add_argument("--text-dropout", type=float, default=None,
+                   help="probability of blanking each text input while training, in [0, 1) (default: the "
+                        "evaluated configuration's)")
     t.add_argument("--with-reviewed", action="store_true",
                    help="use failure points people accepted or corrected in review (they win over gold)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
     _db_arg(t)
 
     p = sub.add_parser("score", help="score a stored dataset with a trained model; scores become candidates")
@@ -78,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = ssub.add_parser("failure-points", help="each turn's most likely failure point, as a review candidate")
     t.add_argument("--dataset", required=True)
     t.add_argument("--model-dir", type=Path, default=Path("models/failure-points"))
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
     _db_arg(t)
 
     p = sub.add_parser("info", help="what a database holds")
@@ -239,11 +244,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     from analysis.failure_points import FailurePointConfig
     from app import failure_jobs
 
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("text_dropout", args.text_dropout)) if v is not None}
+    if args.epochs is not None and args.epochs < 1:
+        return _fail(f"--epochs must be at least 1, got {args.epochs}", EXIT_USAGE)
+    try:
+        config = FailurePointConfig(**overrides)
+    except ValueError as exc:
+        return _fail(f"--text-dropout: {exc}", EXIT_USAGE)
     conn, db, code = _open(args)
     if conn is None:
         return code
-    config = FailurePointConfig() if args.epochs is None else FailurePointConfig(epochs=args.epochs)
-    bar = tqdm(desc="training", unit=" batches", file=sys.stderr)
+    bar = tqdm(desc="training", unit=" batches", file=sys.stderr, disable=args.quiet)
 
     def progress(done: int, total: int) -> None:
         bar.total = total
@@ -273,14 +284,25 @@ def cmd_score(args: argparse.Namespace) -> int:
     if conn is None:
         return code
     started = time.perf_counter()
+    bar = tqdm(desc="scoring", unit=" turns", file=sys.stderr, disable=args.quiet)
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    timings: dict[str, float] = {}
     try:
-        result = failure_jobs.score(conn, args.dataset, args.model_dir)
-    except store.IngestConflictError as exc:
+        result = failure_jobs.score(conn, args.dataset, args.model_dir, progress=progress, timings=timings)
+    except (ValueError, store.IngestConflictError) as exc:
         return _fail(str(exc), EXIT_INVALID)
     finally:
+        bar.close()
         conn.close()
-    print(f"scored {result.rows_read:,} turns in {time.perf_counter() - started:.0f} s: {result.rows_added:,} "
-          f"failure_point candidates added, {result.rows_already_present:,} already present")
+    took = time.perf_counter() - started
+    print(f"scored {result.rows_read:,} turns in {took:.0f} s ({result.rows_read / max(took, 1e-9):,.0f} turns/s; "
+          f"text encoder {timings['text_encoder']:.0f} s, model {timings['model']:.0f} s, writing "
+          f"{timings['write']:.0f} s): {result.rows_added:,} failure_point candidates added, "
+          f"{result.rows_already_present:,} already present")
     return EXIT_OK
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -67,24 +68,55 @@ def load_evaluation(parameters: str) -> dict | None:
         return None
 
 
-def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, embed: Callable | None = None
+def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, embed: Callable | None = None,
+          progress: Callable[[str, int, int], None] | None = None, timings: dict | None = None
           ) -> store.CandidateImportResult:
     """Score every turn of a dataset; each turn's most likely failure point becomes a `failure_point`
     candidate with its probability as the score, the whole vector (every label of LABELS) as its
-    distribution, and the checkpoint as the model run."""
+    distribution, and the checkpoint as the model run.
+
+    progress(stage, done, total) with stage "scoring" (turns); timings, if given, receives the seconds spent
+    reading turns, building inputs, in the text encoder (embed, cache hits included), in the model and
+    writing candidates."""
+    clock = time.perf_counter
+    spent = timings if timings is not None else {}
+    spent.update(read=0.0, inputs=0.0, text_encoder=0.0, model=0.0, write=0.0)
+    embed = embed or embedder()
+
+    def timed_embed(texts: list[str]) -> np.ndarray:
+        start = clock()
+        try:
+            return embed(texts)
+        finally:
+            spent["text_encoder"] += clock() - start
+
     clf = FailurePointClassifier.from_pretrained(model_dir)
-    examples = build_examples(store.list_turn_records(conn, dataset))
-    probs = clf.predict_proba(examples, embed=embed or embedder())
+    start = clock()
+    turns = store.list_turn_records(conn, dataset)
+    if not turns:
+        raise ValueError(f"dataset {dataset!r} has no turns to score (ingest a log into it first)")
+    spent["read"] = clock() - start
+    start = clock()
+    examples = build_examples(turns)
+    del turns
+    spent["inputs"] = clock() - start
+    start = clock()
+    probs = clf.predict_proba(examples, embed=timed_embed,
+                              progress=progress and (lambda done, total: progress("scoring", done, total)))
+    spent["model"] = clock() - start - spent["text_encoder"]
+    start = clock()
     params = canonical_json({"config": asdict(clf.config), "data_fingerprint": clf.fingerprint,
                              "checkpoint": str(Path(model_dir).resolve())})
+    best = probs.argmax(axis=1)
     rows = []
-    for ex, p in zip(examples, probs, strict=True):
+    for ex, p, b in zip(examples, probs.tolist(), best.tolist(), strict=True):
         kind, key = target_key(ex.dialogue_id, ex.turn_index)
-        best = int(np.argmax(p))
         rows.append({"task": "failure_point", "target_kind": kind, "dialogue_id": ex.dialogue_id,
                      "turn_index": ex.turn_index, "other_dialogue_id": None, "other_turn_index": None,
-                     "target_key": key, "value": json.dumps(LABELS[best]), "score": float(p[best]),
-                     "distribution": canonical_json(dict(zip(LABELS, map(float, p), strict=True))),
+                     "target_key": key, "value": json.dumps(LABELS[b]), "score": p[b],
+                     "distribution": canonical_json(dict(zip(LABELS, p, strict=True))),
                      "model_name": MODEL_NAME, "model_version": f"{clf.fingerprint}", "model_parameters": params,
                      "run_at": None})
-    return store.insert_candidates(conn, pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA))
+    result = store.insert_candidates(conn, pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA))
+    spent["write"] = clock() - start
+    return result

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import duckdb
 
+from analysis.simulate import load_pool, simulate_turns, write_log
 from tests.helpers import make_turn, write_jsonl
 
 
-def turnlens(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+def turnlens(*args: str, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def count_rows(db_path) -> int:
@@ -130,3 +132,33 @@ def test_train_without_labels_is_a_clean_error(tmp_path):
     assert turnlens("ingest", str(log), "--db", str(db), "--dataset", "t", "--quiet").returncode == 0
     out = turnlens("train", "failure-points", "--dataset", "t", "--out", str(tmp_path / "m"), "--db", str(db))
     assert out.returncode == 1 and "at least 20 are needed" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_train_rejects_bad_hyper_parameters_before_touching_the_database(tmp_path):
+    db = tmp_path / "t.duckdb"
+    out = turnlens("train", "failure-points", "--dataset", "t", "--text-dropout", "1.5", "--db", str(db))
+    assert out.returncode == 2 and "--text-dropout" in out.stderr and "[0, 1)" in out.stderr
+    out = turnlens("train", "failure-points", "--dataset", "t", "--epochs", "0", "--db", str(db))
+    assert out.returncode == 2 and "--epochs must be at least 1" in out.stderr
+    assert not db.exists()
+
+
+def test_train_and_score_failure_points_from_the_command_line(tmp_path):
+    db = tmp_path / "t.duckdb"
+    log = tmp_path / "log.jsonl"
+    write_log(simulate_turns(load_pool(), n_turns=200, seed=3), log)
+    assert turnlens("ingest", str(log), "--db", str(db), "--dataset", "t", "--quiet").returncode == 0
+    env = {"TURNLENS_CACHE": str(tmp_path / "cache")}
+    out = turnlens("train", "failure-points", "--dataset", "t", "--out", str(tmp_path / "m"), "--epochs", "1",
+                   "--db", str(db), env=env)
+    assert out.returncode == 0, out.stderr
+    assert "training" in out.stderr and "trained on 200 turns" in out.stdout
+    out = turnlens("score", "failure-points", "--dataset", "t", "--model-dir", str(tmp_path / "m"), "--db", str(db),
+                   env=env)
+    assert out.returncode == 0, out.stderr
+    assert "scoring: 100%" in out.stderr  # the progress bar
+    assert "scored 200 turns" in out.stdout and "200 failure_point candidates added" in out.stdout
+    assert "text encoder" in out.stdout and "turns/s" in out.stdout
+    out = turnlens("score", "failure-points", "--dataset", "none", "--model-dir", str(tmp_path / "m"),
+                   "--db", str(db), env=env)
+    assert out.returncode == 1 and "has no turns to score" in out.stderr and "Traceback" not in out.stderr

@@ -32,8 +32,13 @@ def fdb(db, tmp_path):
 def test_train_score_and_review_loop(fdb, tmp_path, embed):
     summary = failure_jobs.train(fdb, "t", tmp_path / "m", config=FailurePointConfig(epochs=2), embed=embed)
     assert summary["turns"] == 300 and summary["reviewed_labels_used"] == 0
-    result = failure_jobs.score(fdb, "t", tmp_path / "m", embed=embed)
+    seen, timings = [], {}
+    result = failure_jobs.score(fdb, "t", tmp_path / "m", embed=embed, timings=timings,
+                                progress=lambda stage, done, total: seen.append((stage, done, total)))
     assert (result.rows_read, result.rows_added, result.distributions_added) == (300, 300, 300)
+    assert seen[-1] == ("scoring", 300, 300)
+    assert set(timings) == {"read", "inputs", "text_encoder", "model", "write"}
+    assert all(v >= 0 for v in timings.values()) and timings["text_encoder"] > 0
     again = failure_jobs.score(fdb, "t", tmp_path / "m", embed=embed)
     assert (again.rows_added, again.distributions_added) == (0, 0)  # same checkpoint, same scores: nothing new
     # every candidate keeps the whole vector: all the labels, its value the most likely, its score that probability
@@ -71,3 +76,10 @@ def test_training_needs_labels(db, tmp_path, embed):
                  dataset="nolabels")
     with pytest.raises(ValueError, match="at least 20 are needed"):
         failure_jobs.train(db, "nolabels", tmp_path / "m", config=FailurePointConfig(epochs=1), embed=embed)
+
+
+def test_scoring_an_empty_dataset_is_a_clean_error(fdb, tmp_path, embed):
+    failure_jobs.train(fdb, "t", tmp_path / "m", config=FailurePointConfig(epochs=1), embed=embed)
+    with pytest.raises(ValueError, match="dataset 'nothing' has no turns to score"):
+        failure_jobs.score(fdb, "nothing", tmp_path / "m", embed=embed)
+    assert fdb.execute("SELECT count(*) FROM candidates").fetchone()[0] == 0

@@ -109,6 +109,12 @@ def test_model_beats_majority_and_round_trips(tiny_log, embed, tmp_path):
     clf.save_pretrained(tmp_path / "ckpt")
     loaded = fp.FailurePointClassifier.from_pretrained(tmp_path / "ckpt")
     np.testing.assert_array_equal(loaded.predict_proba(test_ex, embed=embed), proba)
+    # scoring in chunks (flat memory on large logs) gives the same probabilities, with progress per chunk
+    seen: list[tuple[int, int]] = []
+    chunked = loaded.predict_proba(test_ex, embed=embed, chunk_size=7, batch_size=3,
+                                   progress=lambda done, total: seen.append((done, total)))
+    np.testing.assert_allclose(chunked, proba, atol=1e-6)
+    assert len(seen) == -(-len(test_ex) // 7) and seen[-1] == (len(test_ex), len(test_ex))
     assert loaded.fingerprint == clf.fingerprint == fp.data_fingerprint(train_ex, y[~test])
     assert loaded.config == cfg and loaded.vocab == clf.vocab
 
