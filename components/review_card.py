@@ -39,6 +39,17 @@ def render_proposal(card: dict) -> None:
     st.text(f"proposed by {card['model_name']} {card['model_version']}")  # model names come from files
 
 
+def render_distribution(vector: dict[str, float] | None, *, top: int = 5) -> None:
+    """The model's probability for its other choices (most likely first): where a correction most often lies."""
+    if not vector or len(vector) < 2:
+        return
+    st.caption("The model's probabilities" + (f" (top {top} of {len(vector)})" if len(vector) > top else ""))
+    shown = list(vector.items())[:top]
+    st.dataframe(pd.DataFrame({"label": [k for k, _ in shown], "probability": [v for _, v in shown]}),
+                 hide_index=True, width="stretch", column_config={"probability": st.column_config.ProgressColumn(
+                     "probability", format="%.3f", min_value=0.0, max_value=1.0)})
+
+
 def render_sources(proposals: pd.DataFrame, candidate_id: int) -> None:
     if len(proposals) < 2:
         return

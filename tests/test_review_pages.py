@@ -257,3 +257,32 @@ def test_correct_a_boolean_task(tmp_path, monkeypatch):
     button(at, "Save correction").click().run()
     (_, _, verdict, corrected, _), = decisions(path)
     assert (verdict, corrected) == ("correct", "false")
+
+
+def test_review_card_shows_the_models_probabilities_when_stored(tmp_path, monkeypatch):
+    import pyarrow as pa
+
+    from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
+
+    path = tmp_path / "fp.duckdb"
+    conn = store.connect(path)
+    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", records())], dataset="demo")
+    vector = {"NLU": 0.6, "ASR": 0.3, "NO_FAILURE": 0.04, "TTS": 0.03, "RESPONSE": 0.02, "WAKEWORD": 0.01}
+    rows = [{"task": "failure_point", "target_kind": "turn", "dialogue_id": d, "turn_index": 0,
+             "other_dialogue_id": None, "other_turn_index": None, "target_key": target_key(d, 0)[1],
+             "value": json.dumps("NLU"), "score": 0.6, "distribution": canonical_json(vector) if d == "dlg-0" else None,
+             "model_name": "fp", "model_version": "1", "model_parameters": "{}", "run_at": None}
+            for d in ("dlg-0", "dlg-1")]
+    store.insert_candidates(conn, pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA))
+    conn.close()
+    monkeypatch.setenv("TURNLENS_DB", str(path))
+    at = open_page("app_pages/review.py", task="failure_point")
+    assert at.code[0].value == "NLU"
+    shown = next(d.value for d in at.dataframe if list(d.value.columns) == ["label", "probability"])
+    assert list(shown["label"]) == ["NLU", "ASR", "NO_FAILURE", "TTS", "RESPONSE"]  # top 5, most likely first
+    assert list(shown["probability"]) == [0.6, 0.3, 0.04, 0.03, 0.02]
+    assert any("top 5 of 6" in c.value for c in at.caption)
+    button(at, "Accept").click().run()
+    assert [(cid, verdict) for cid, _, verdict, _, _ in decisions(path)] == [(1, "accept")]  # dlg-0's candidate
+    # the second card (dlg-1) has no stored vector: no table
+    assert not any(list(d.value.columns) == ["label", "probability"] for d in at.dataframe)

@@ -73,6 +73,7 @@ if card is None:
 left, right = st.columns([1, 1], gap="large")
 with left:
     review_card.render_proposal(card)
+    review_card.render_distribution(store.get_candidate_distribution(conn, card["candidate_id"]))
     review_card.render_sources(store.list_proposals(conn, card["task"], card["target_key"], card["dialogue_id"]),
                                card["candidate_id"])
     review_card.render_decisions(store.list_current_decisions(conn, card["candidate_id"]))
