@@ -1,0 +1,317 @@
+"""Evaluation maths for the label-generation model (METHODS.md section 1): turn labels for intent, slots,
+goal boundaries and goal success, predicted from dialogue context.
+
+- Precision vs coverage: the labels whose confidence is at least a threshold are accepted automatically;
+  the curve gives, for every threshold, how many labels are accepted and what fraction of them is correct.
+- Slots are compared as sets of (type, normalised value) spans per turn; BIO helpers convert between slot
+  lists and a token tagger's tags.
+- Reports give point estimates with cluster-bootstrap percentile intervals that resample whole groups
+  (dialogues) with replacement, as ``analysis.failure_eval`` does: per-group sufficient statistics (counts)
+  times multinomial resample counts, so a replicate's totals are one matrix product. Without groups every
+  row is its own group (turns are resampled). Deterministic for ``seed``.
+
+Conventions (they differ from ``failure_eval``, which follows sklearn's zero_division=0): a ratio with a zero
+denominator is undefined and is NaN, not 0: precision with no predicted positives, recall with no gold
+positives. F1 is 2tp / (2tp + fp + fn), NaN only when there are no positives at all, gold or predicted.
+Bootstrap replicates in which a metric is undefined are left out of its interval (the interval is then
+conditional on the metric being defined). An interval is (NaN, NaN) when ``n_boot`` is 0, when there are
+fewer than 2 groups (one cluster says nothing about between-dialogue variability) or when no replicate
+defines the metric. A report on no rows raises ValueError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+Slot = Mapping[str, object]
+Interval = tuple[float, float]
+_NAN2: Interval = (float("nan"), float("nan"))
+_BOOT_CELLS = 4_000_000  # resample counts (replicates x groups) held in memory at once
+
+
+def _as_bool(x: Sequence[bool] | np.ndarray, name: str) -> np.ndarray:
+    a = np.asarray(x)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-d, got shape {a.shape}")
+    if a.dtype != bool:
+        if a.dtype.kind not in "iuf" or not np.isin(a, (0, 1)).all():
+            raise ValueError(f"{name} must be boolean (or 0/1)")
+        a = a.astype(bool)
+    return a
+
+
+def _div(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, a / b, np.nan)
+
+
+def _prf(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _div(tp, tp + fp), _div(tp, tp + fn), _div(2 * tp, 2 * tp + fp + fn)
+
+
+# --- precision vs coverage -------------------------------------------------------------------------------
+
+def precision_coverage(correct: Sequence[bool] | np.ndarray, confidence: Sequence[float] | np.ndarray) -> pd.DataFrame:
+    """The precision-coverage curve: one row per distinct confidence value t, in descending order of t.
+
+    For threshold t the accepted labels are those with confidence >= t (all labels sharing a confidence
+    enter together): ``labelled`` = their count, ``coverage`` = labelled / n (n = all labels),
+    ``precision`` = correct among them / labelled. Columns: threshold, labelled, coverage, precision.
+    No labels give an empty frame; a NaN confidence raises ValueError.
+    """
+    ok = _as_bool(correct, "correct")
+    conf = np.asarray(confidence, dtype=np.float64)
+    if conf.shape != ok.shape:
+        raise ValueError(f"correct and confidence must have equal length, got {ok.shape} and {conf.shape}")
+    if np.isnan(conf).any():
+        raise ValueError("confidence must not be NaN")
+    order = np.argsort(-conf, kind="stable")
+    c, hits = conf[order], np.cumsum(ok[order])
+    last = np.flatnonzero(np.append(c[1:] != c[:-1], True)) if len(c) else np.zeros(0, dtype=np.int64)
+    labelled = last + 1
+    return pd.DataFrame({"threshold": c[last], "labelled": labelled, "coverage": labelled / max(len(c), 1),
+                         "precision": hits[last] / labelled})
+
+
+def threshold_for_precision(curve: pd.DataFrame, target: float) -> pd.Series | None:
+    """The row of ``curve`` (from ``precision_coverage``) with the LARGEST coverage, i.e. the lowest
+    threshold, among rows whose precision is >= ``target``; None if no row reaches it. Precision need not
+    fall monotonically as the threshold drops, so rows with higher thresholds may be below the target."""
+    ok = curve[curve["precision"] >= target]
+    return None if ok.empty else ok.loc[ok["coverage"].idxmax()]
+
+
+def coverage_at_precision(correct: Sequence[bool] | np.ndarray, confidence: Sequence[float] | np.ndarray,
+                          target: float) -> float:
+    """The coverage of ``threshold_for_precision`` on the curve of these labels; 0.0 if none reaches it."""
+    row = threshold_for_precision(precision_coverage(correct, confidence), target)
+    return 0.0 if row is None else float(row["coverage"])
+
+
+def split_at(confidence: Sequence[float] | np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(auto_accept, review) boolean masks: confidence >= threshold, and the rest (NaN goes to review)."""
+    accept = np.asarray(confidence, dtype=np.float64) >= threshold
+    return accept, ~accept
+
+
+# --- slots -----------------------------------------------------------------------------------------------
+
+def _norm(value: object) -> str:
+    return " ".join(str(value).lower().split())
+
+
+def slot_set(slots: Sequence[Slot]) -> frozenset[tuple[str, str]]:
+    """The turn's slots as a set of (type, value) with the value lowercased, whitespace runs collapsed to
+    one space and stripped; the type is kept as is. Duplicates collapse. A slot without type or value
+    raises ValueError."""
+    try:
+        return frozenset((str(s["type"]), _norm(s["value"])) for s in slots)
+    except KeyError as e:
+        raise ValueError(f"every slot needs 'type' and 'value'; missing {e}") from None
+
+
+def _slot_counts(gold: Sequence[Sequence[Slot]], pred: Sequence[Sequence[Slot]]) -> np.ndarray:
+    """(n_turns, 3) float array of per-turn span tp, fp, fn."""
+    if len(gold) != len(pred):
+        raise ValueError(f"gold and pred must have one entry per turn, got {len(gold)} and {len(pred)}")
+    out = np.zeros((len(gold), 3))
+    for i, (g, p) in enumerate(zip(gold, pred, strict=True)):
+        gs, ps = slot_set(g), slot_set(p)
+        tp = len(gs & ps)
+        out[i] = tp, len(ps) - tp, len(gs) - tp
+    return out
+
+
+def slot_prf(gold: Sequence[Sequence[Slot]], pred: Sequence[Sequence[Slot]]
+             ) -> tuple[float, float, float, int, int, int]:
+    """Span-level micro (precision, recall, f1, tp, fp, fn) over turns: per turn, a predicted (type, value)
+    of ``slot_set`` is a tp if it is in the gold set, else an fp; gold spans not predicted are fns.
+    Undefined ratios are NaN (module conventions)."""
+    tp, fp, fn = _slot_counts(gold, pred).sum(axis=0)
+    p, r, f1 = _prf(tp, fp, fn)
+    return float(p), float(r), float(f1), int(tp), int(fp), int(fn)
+
+
+def bio_tags(tokens: Sequence[str], slots: Sequence[Slot]) -> list[str]:
+    """BIO tags ("O", "B-<type>", "I-<type>") for ``tokens``. Slots are placed in order: a slot's value,
+    split on whitespace, is matched case-insensitively against the tokens at its first occurrence none of
+    whose tokens is already tagged; a value with no such occurrence (not in the tokens, e.g. misrecognised
+    by ASR, or overlapping an earlier slot everywhere) or an empty value is skipped."""
+    low = [t.lower() for t in tokens]
+    tags = ["O"] * len(tokens)
+    for s in slots:
+        words = str(s["value"]).lower().split()
+        m = len(words)
+        for i in range(len(low) - m + 1 if m else 0):
+            if low[i:i + m] == words and all(t == "O" for t in tags[i:i + m]):
+                tags[i:i + m] = [f"B-{s['type']}"] + [f"I-{s['type']}"] * (m - 1)
+                break
+    return tags
+
+
+def spans_from_bio(tokens: Sequence[str], tags: Sequence[str]) -> list[dict[str, str]]:
+    """Slots [{"type", "value"}] from BIO tags, in token order; value = the span's tokens joined by single
+    spaces. "I-x" continues a span only directly after a "B-x"/"I-x" token; otherwise it starts a new span
+    of type x. A tag that is not "O", "B-<type>" or "I-<type>" raises ValueError."""
+    if len(tokens) != len(tags):
+        raise ValueError(f"tokens and tags must have equal length, got {len(tokens)} and {len(tags)}")
+    spans: list[dict[str, str]] = []
+    current: str | None = None
+    for tok, tag in zip(tokens, tags, strict=True):
+        if tag == "O":
+            current = None
+            continue
+        prefix, typ = tag[:2], tag[2:]
+        if prefix not in ("B-", "I-") or not typ:
+            raise ValueError(f"bad BIO tag {tag!r}")
+        if prefix == "I-" and current == typ:
+            spans[-1]["value"] += " " + tok
+        else:
+            spans.append({"type": typ, "value": tok})
+            current = typ
+    return spans
+
+
+# --- goal boundaries ------------------------------------------------------------------------------------
+
+def _boundary_rows(gold_start, pred_start, first_turn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    g, p, f = (_as_bool(a, n) for a, n in ((gold_start, "gold_start"), (pred_start, "pred_start"),
+                                            (first_turn, "first_turn")))
+    if not len(g) == len(p) == len(f):
+        raise ValueError(f"inputs must have equal length, got {len(g)}, {len(p)} and {len(f)}")
+    return g[~f], p[~f], ~f
+
+
+def boundary_prf(gold_start: Sequence[bool] | np.ndarray, pred_start: Sequence[bool] | np.ndarray,
+                 first_turn: Sequence[bool] | np.ndarray) -> tuple[float, float, float]:
+    """(precision, recall, f1) of "this turn starts a new goal" over the turns that are NOT the first turn
+    of their dialogue: a first turn always starts a goal, so counting it would only inflate the scores.
+    Undefined ratios are NaN (module conventions)."""
+    g, p, _ = _boundary_rows(gold_start, pred_start, first_turn)
+    precision, recall, f1 = _prf(np.sum(g & p), np.sum(~g & p), np.sum(g & ~p))
+    return float(precision), float(recall), float(f1)
+
+
+# --- reports with cluster-bootstrap intervals ---------------------------------------------------------------
+
+def _group_sums(idx: np.ndarray, n_groups: int, n_stats: int, cols: Sequence[np.ndarray],
+                weights: Sequence[np.ndarray]) -> np.ndarray:
+    """(n_groups, n_stats): row i adds weights[j][i] to statistic cols[j][i] of its group idx[i]."""
+    flat = np.concatenate([idx * n_stats + c for c in cols])
+    return np.bincount(flat, weights=np.concatenate(weights), minlength=n_groups * n_stats
+                       ).reshape(n_groups, n_stats)
+
+
+def _report(n: int, groups: Sequence[object] | None, stats: Callable[[np.ndarray, int], np.ndarray],
+            metrics: Callable[[np.ndarray], dict[str, np.ndarray]], n_boot: int, seed: int,
+            confidence: float) -> dict:
+    """Point metrics of the summed statistics and percentile intervals over ``n_boot`` replicates, each
+    drawing n_groups groups with replacement (multinomial counts) and summing their statistics."""
+    if n == 0:
+        raise ValueError("no rows to evaluate")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n_boot < 0:
+        raise ValueError(f"n_boot must be >= 0, got {n_boot}")
+    if groups is None:
+        idx = np.arange(n)
+    elif len(groups) != n:
+        raise ValueError(f"groups must have one entry per row ({n}), got {len(groups)}")
+    else:
+        _, idx = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
+    n_groups = int(idx.max()) + 1
+    per_group = stats(idx.ravel(), n_groups)
+    point = metrics(per_group.sum(axis=0))
+    reps = None
+    if n_boot and n_groups >= 2:
+        rng, step = np.random.default_rng(seed), max(1, _BOOT_CELLS // n_groups)
+        pvals = np.full(n_groups, 1.0 / n_groups)
+        reps = metrics(np.concatenate([rng.multinomial(n_groups, pvals, size=min(step, n_boot - s)) @ per_group
+                                       for s in range(0, n_boot, step)]))
+    lo_q = (1.0 - confidence) / 2
+    out: dict = {}
+    for name, value in point.items():
+        out[name] = float(value)
+        r = None if reps is None else reps[name][~np.isnan(reps[name])]
+        out[f"{name}_ci"] = _NAN2 if r is None or not r.size else (float(np.quantile(r, lo_q)),
+                                                                   float(np.quantile(r, 1.0 - lo_q)))
+    out.update(n=n, n_groups=n_groups, n_boot=n_boot, resampled="turns" if groups is None else "dialogues")
+    return out
+
+
+def _binary_metrics(s: np.ndarray) -> dict[str, np.ndarray]:  # s[..., (tn, fp, fn, tp)]
+    tn, fp, fn, tp = np.moveaxis(s, -1, 0)
+    p, r, f1 = _prf(tp, fp, fn)
+    return {"accuracy": _div(tp + tn, tn + fp + fn + tp), "precision": p, "recall": r, "f1": f1}
+
+
+def binary_report(y_true: Sequence[bool] | np.ndarray, y_pred: Sequence[bool] | np.ndarray,
+                  groups: Sequence[object] | None = None, *, n_boot: int = 1000, seed: int = 0,
+                  confidence: float = 0.95) -> dict:
+    """Accuracy, precision, recall and F1 (positive class True), each with ``<name>_ci`` = (low, high)
+    percentile interval from resampling ``groups`` (dialogue ids; None: turns); plus tp, fp, fn, tn, n,
+    n_groups, n_boot, resampled. E.g. goal success per goal, or turn defect per turn."""
+    t, p = _as_bool(y_true, "y_true"), _as_bool(y_pred, "y_pred")
+    if len(t) != len(p):
+        raise ValueError(f"y_true and y_pred must have equal length, got {len(t)} and {len(p)}")
+    cell = 2 * t.astype(np.int64) + p  # 0 tn, 1 fp, 2 fn, 3 tp
+    out = _report(len(t), groups, lambda idx, g: _group_sums(idx, g, 4, [cell], [np.ones(len(t))]),
+                  _binary_metrics, n_boot, seed, confidence)
+    out.update(zip(("tn", "fp", "fn", "tp"), (int(c) for c in np.bincount(cell, minlength=4)), strict=True))
+    return out
+
+
+def boundary_report(gold_start: Sequence[bool] | np.ndarray, pred_start: Sequence[bool] | np.ndarray,
+                    first_turn: Sequence[bool] | np.ndarray, groups: Sequence[object] | None = None, *,
+                    n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict:
+    """``binary_report`` of goal starts over the turns that are not first in their dialogue (as
+    ``boundary_prf``); groups are per turn (all turns) and filtered alike. Only first turns: ValueError."""
+    g, p, keep = _boundary_rows(gold_start, pred_start, first_turn)
+    if groups is not None:
+        if len(groups) != len(keep):
+            raise ValueError(f"groups must have one entry per turn ({len(keep)}), got {len(groups)}")
+        groups = np.asarray(groups, dtype=object)[keep]
+    return binary_report(g, p, groups, n_boot=n_boot, seed=seed, confidence=confidence)
+
+
+def intent_report(y_true: Sequence[str], y_pred: Sequence[str], groups: Sequence[object] | None = None, *,
+                  n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict:
+    """Accuracy and macro-F1 with intervals (as ``binary_report``). Macro-F1 is the unweighted mean of
+    per-class F1 = 2tp / (gold + predicted) over the classes present in the gold labels (in a replicate:
+    present in that replicate's gold); predictions of other classes count as errors. Labels compare as
+    strings. Also n_classes (gold classes present)."""
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"y_true and y_pred must have equal length, got {len(y_true)} and {len(y_pred)}")
+    labels = np.asarray(list(y_true) + list(y_pred), dtype=object).astype(str)
+    classes, codes = np.unique(labels, return_inverse=True)
+    t, p, k = codes[:len(y_true)], codes[len(y_true):], len(classes)
+    eq, ones = (t == p).astype(np.float64), np.ones(len(t))
+
+    def metrics(s: np.ndarray) -> dict[str, np.ndarray]:  # s[..., tp(k) gold(k) pred(k) correct]
+        tp, gold, pred = s[..., :k], s[..., k:2 * k], s[..., 2 * k:3 * k]
+        f1 = np.where(gold > 0, _div(2 * tp, gold + pred), 0.0)
+        return {"accuracy": _div(s[..., -1], gold.sum(-1)), "macro_f1": _div(f1.sum(-1), (gold > 0).sum(-1))}
+
+    out = _report(len(t), groups, lambda idx, g: _group_sums(
+        idx, g, 3 * k + 1, [t, k + t, 2 * k + p, np.full(len(t), 3 * k)], [eq, ones, ones, eq]),
+        metrics, n_boot, seed, confidence)
+    out["n_classes"] = len(np.unique(t))
+    return out
+
+
+def slot_report(gold: Sequence[Sequence[Slot]], pred: Sequence[Sequence[Slot]],
+                groups: Sequence[object] | None = None, *, n_boot: int = 1000, seed: int = 0,
+                confidence: float = 0.95) -> dict:
+    """``slot_prf``'s precision, recall and F1 with intervals (as ``binary_report``): each replicate sums the
+    resampled dialogues' span tp, fp and fn. Also the totals tp, fp, fn."""
+    c = _slot_counts(gold, pred)
+    z = np.zeros(len(c), dtype=np.int64)
+    out = _report(len(c), groups, lambda idx, g: _group_sums(idx, g, 3, [z, z + 1, z + 2], list(c.T)),
+                  lambda s: dict(zip(("precision", "recall", "f1"), _prf(*np.moveaxis(s, -1, 0)), strict=True)),
+                  n_boot, seed, confidence)
+    out.update(zip(("tp", "fp", "fn"), (int(x) for x in c.sum(axis=0)), strict=True))
+    return out
