@@ -269,7 +269,7 @@ class FailurePointConfig:
     weight_decay: float = 0.01
     seed: int = 0
     class_weight_power: float = 0.5
-    use_text: bool = True
+    use_text: bool = False  # chosen on dev-split validation (docs/results/failure-points.md): text over-fits
     use_metadata: bool = True
     use_following: bool = True
     use_confidences: bool = True

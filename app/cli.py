@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", required=True, help="turns with gold_failure_point (or reviewed labels)")
     t.add_argument("--out", type=Path, default=Path("models/failure-points"), help="checkpoint folder")
     t.add_argument("--epochs", type=int, default=None, help="training epochs (default: the evaluated configuration's)")
+    t.add_argument("--with-text", action="store_true",
+                   help="also read the texts (MiniLM vectors of request, response and following requests); off by "
+                        "default: on dev-split validation the text-reading models scored lower")
     t.add_argument("--text-dropout", type=float, default=None,
                    help="probability of blanking each text input while training, in [0, 1) (default: the "
                         "evaluated configuration's)")
@@ -245,6 +248,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from app import failure_jobs
 
     overrides = {k: v for k, v in (("epochs", args.epochs), ("text_dropout", args.text_dropout)) if v is not None}
+    if args.with_text:
+        overrides = {"use_text": True, "text_dropout": 0.3, **overrides}  # 0.3: the best text dropout on validation
     if args.epochs is not None and args.epochs < 1:
         return _fail(f"--epochs must be at least 1, got {args.epochs}", EXIT_USAGE)
     try:

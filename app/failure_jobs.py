@@ -30,10 +30,17 @@ MODEL_NAME = "failure-points"
 
 
 def embedder(progress: Callable[[int], None] | None = None) -> Callable[[list[str]], np.ndarray]:
-    """MiniLM through the on-disk cache (TURNLENS_CACHE, default data/cache): each text is encoded once."""
+    """MiniLM through the on-disk cache (TURNLENS_CACHE, default data/cache): each text is encoded once.
+    The encoder loads on first use, so a model that reads no text never loads it."""
     cache = EmbeddingCache(Path(os.environ.get("TURNLENS_CACHE", "data/cache")) / "embeddings")
-    encoder = TextEncoder.load()
-    return lambda texts: cache.encode(encoder, texts, progress=progress)
+    encoder: list[TextEncoder] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        if not encoder:
+            encoder.append(TextEncoder.load())
+        return cache.encode(encoder[0], texts, progress=progress)
+
+    return embed
 
 
 def train(conn: duckdb.DuckDBPyConnection, dataset: str, out: Path, *, config: FailurePointConfig,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -150,8 +151,10 @@ def test_train_and_score_failure_points_from_the_command_line(tmp_path):
     assert turnlens("ingest", str(log), "--db", str(db), "--dataset", "t", "--quiet").returncode == 0
     env = {"TURNLENS_CACHE": str(tmp_path / "cache")}
     out = turnlens("train", "failure-points", "--dataset", "t", "--out", str(tmp_path / "m"), "--epochs", "1",
-                   "--db", str(db), env=env)
+                   "--with-text", "--db", str(db), env=env)
     assert out.returncode == 0, out.stderr
+    config = json.loads((tmp_path / "m" / "config.json").read_text())["config"]
+    assert config["use_text"] is True and config["text_dropout"] == 0.3 and config["epochs"] == 1
     assert "training" in out.stderr and "trained on 200 turns" in out.stdout
     out = turnlens("score", "failure-points", "--dataset", "t", "--model-dir", str(tmp_path / "m"), "--db", str(db),
                    env=env)

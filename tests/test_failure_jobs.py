@@ -30,7 +30,8 @@ def fdb(db, tmp_path):
 
 
 def test_train_score_and_review_loop(fdb, tmp_path, embed):
-    summary = failure_jobs.train(fdb, "t", tmp_path / "m", config=FailurePointConfig(epochs=2), embed=embed)
+    summary = failure_jobs.train(fdb, "t", tmp_path / "m", config=FailurePointConfig(epochs=2, use_text=True),
+                                 embed=embed)
     assert summary["turns"] == 300 and summary["reviewed_labels_used"] == 0
     seen, timings = [], {}
     result = failure_jobs.score(fdb, "t", tmp_path / "m", embed=embed, timings=timings,

@@ -92,7 +92,7 @@ def test_model_beats_majority_and_round_trips(tiny_log, embed, tmp_path):
     test = np.array([int(e.dialogue_id[1:]) % 4 == 0 for e in ex])
     train_ex = [e for e, t in zip(ex, test, strict=True) if not t]
     test_ex = [e for e, t in zip(ex, test, strict=True) if t]
-    cfg = fp.FailurePointConfig(epochs=25, seed=0)
+    cfg = fp.FailurePointConfig(epochs=25, seed=0, use_text=True)
     clf = fp.FailurePointClassifier().fit(train_ex, y[~test], embed=embed, config=cfg)
     proba = clf.predict_proba(test_ex, embed=embed)
     assert proba.shape == (len(test_ex), len(fp.LABELS))
@@ -120,11 +120,11 @@ def test_model_beats_majority_and_round_trips(tiny_log, embed, tmp_path):
 
 
 def test_ablation_switches_and_unknown_tokens():
-    cfg = fp.FailurePointConfig(use_following=False)
+    cfg = fp.FailurePointConfig(use_following=False, use_text=True)
     assert cfg.text_slots == ("request", "response")
     assert not set(cfg.meta_fields) & fp.FOLLOWING_FIELDS
     assert fp.FailurePointConfig(use_text=False).text_slots == ()
-    assert fp.FailurePointConfig(use_metadata=False).meta_fields == ()
+    assert fp.FailurePointConfig(use_metadata=False, use_text=True).meta_fields == ()
     with pytest.raises(ValueError):
         fp.FailurePointConfig(use_text=False, use_metadata=False)
 
