@@ -80,11 +80,30 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _db_arg(t)
 
+    t = tsub.add_parser("labels", help="the label-generation model (docs/results/label-generation.md)")
+    t.add_argument("--dataset", required=True, help="turns with gold intents (or reviewed labels)")
+    t.add_argument("--out", type=Path, default=Path("models/labels"), help="checkpoint folder")
+    t.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default 10)")
+    t.add_argument("--pretrain-epochs", type=int, default=None,
+                   help="swapped-response pretraining epochs before fine-tuning (default 3; 0: none)")
+    t.add_argument("--no-context", action="store_true", help="each turn sees only itself (the ablation)")
+    t.add_argument("--with-reviewed", action="store_true",
+                   help="use labels people accepted or corrected in review (they win over gold)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _db_arg(t)
+
     p = sub.add_parser("score", help="score a stored dataset with a trained model; scores become candidates")
     ssub = p.add_subparsers(dest="model", required=True)
     t = ssub.add_parser("failure-points", help="each turn's most likely failure point, as a review candidate")
     t.add_argument("--dataset", required=True)
     t.add_argument("--model-dir", type=Path, default=Path("models/failure-points"))
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _db_arg(t)
+    t = ssub.add_parser("labels", help="intent, slots, goal start, goal success and defect per turn, as candidates")
+    t.add_argument("--dataset", required=True)
+    t.add_argument("--model-dir", type=Path, default=Path("models/labels"))
+    t.add_argument("--tasks", default="intent,slots,goal_start,goal_success,defect",
+                   help="comma-separated tasks to write candidates for (default: all)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _db_arg(t)
 
@@ -244,6 +263,82 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    return _train_labels(args) if args.model == "labels" else _train_failure_points(args)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    return _score_labels(args) if args.model == "labels" else _score_failure_points(args)
+
+
+def _train_labels(args: argparse.Namespace) -> int:
+    from analysis.label_model import LabelConfig
+    from app import label_jobs
+
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("pretrain_epochs", args.pretrain_epochs))
+                 if v is not None}
+    if args.no_context:
+        overrides["use_context"] = False
+    try:
+        config = LabelConfig(**overrides)
+    except ValueError as exc:
+        return _fail(f"--epochs / --pretrain-epochs: {exc}", EXIT_USAGE)
+    conn, db, code = _open(args)
+    if conn is None:
+        return code
+    bar = tqdm(desc="training", unit=" batches", file=sys.stderr, disable=args.quiet)
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if bar.desc != stage:
+            bar.set_description(stage)
+            bar.reset()
+        bar.total = total
+        bar.update(done - bar.n)
+
+    started = time.perf_counter()
+    try:
+        summary = label_jobs.train(conn, args.dataset, args.out, config=config, with_reviewed=args.with_reviewed,
+                                   progress=progress)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_INVALID)
+    finally:
+        bar.close()
+        conn.close()
+    print(f"trained on {summary['turns']:,} turns ({summary['intent_labels']:,} intent labels, "
+          f"{summary['reviewed_labels_used']:,} reviewed labels) in {time.perf_counter() - started:.0f} s; "
+          f"checkpoint in {args.out}")
+    return EXIT_OK
+
+
+def _score_labels(args: argparse.Namespace) -> int:
+    from app import label_jobs, store
+
+    if not (args.model_dir / "config.json").exists():
+        return _fail(f"{args.model_dir}: no checkpoint (train one with 'turnlens train labels')", EXIT_USAGE)
+    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    conn, db, code = _open(args)
+    if conn is None:
+        return code
+    started = time.perf_counter()
+    bar = tqdm(desc="scoring", unit=" dialogues", file=sys.stderr, disable=args.quiet)
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        result = label_jobs.score(conn, args.dataset, args.model_dir, tasks=tasks, progress=progress)
+    except (ValueError, store.IngestConflictError) as exc:
+        return _fail(str(exc), EXIT_INVALID)
+    finally:
+        bar.close()
+        conn.close()
+    took = time.perf_counter() - started
+    print(f"scored in {took:.0f} s: {result.rows_added:,} candidates added ({', '.join(tasks)}), "
+          f"{result.rows_already_present:,} already present")
+    return EXIT_OK
+
+
+def _train_failure_points(args: argparse.Namespace) -> int:
     from analysis.failure_points import FailurePointConfig
     from app import failure_jobs
 
@@ -279,7 +374,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_score(args: argparse.Namespace) -> int:
+def _score_failure_points(args: argparse.Namespace) -> int:
     from app import failure_jobs, store
 
     if not (args.model_dir / "config.json").exists():

@@ -165,3 +165,24 @@ def test_train_and_score_failure_points_from_the_command_line(tmp_path):
     out = turnlens("score", "failure-points", "--dataset", "none", "--model-dir", str(tmp_path / "m"),
                    "--db", str(db), env=env)
     assert out.returncode == 1 and "has no turns to score" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_train_and_score_labels_from_the_command_line(tmp_path):
+    db = tmp_path / "t.duckdb"
+    log = tmp_path / "log.jsonl"
+    write_log(simulate_turns(load_pool(), n_turns=150, seed=4), log)
+    assert turnlens("ingest", str(log), "--db", str(db), "--dataset", "t", "--quiet").returncode == 0
+    env = {"TURNLENS_CACHE": str(tmp_path / "cache")}
+    out = turnlens("train", "labels", "--dataset", "t", "--out", str(tmp_path / "m"), "--epochs", "1",
+                   "--pretrain-epochs", "1", "--db", str(db), env=env)
+    assert out.returncode == 0, out.stderr
+    assert "pretraining" in out.stderr and "trained on 150 turns" in out.stdout
+    out = turnlens("score", "labels", "--dataset", "t", "--model-dir", str(tmp_path / "m"), "--tasks",
+                   "intent,defect", "--db", str(db), env=env)
+    assert out.returncode == 0, out.stderr
+    assert "scoring: 100%" in out.stderr and "300 candidates added (intent, defect)" in out.stdout
+    out = turnlens("score", "labels", "--dataset", "t", "--model-dir", str(tmp_path / "m"), "--tasks", "colour",
+                   "--db", str(db), env=env)
+    assert out.returncode == 1 and "tasks must be among" in out.stderr and "Traceback" not in out.stderr
+    out = turnlens("train", "labels", "--dataset", "t", "--epochs", "0", "--db", str(db))
+    assert out.returncode == 2 and "epochs must be >= 1" in out.stderr
