@@ -21,6 +21,7 @@ defines the metric. A report on no rows raises ValueError.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -315,3 +316,94 @@ def slot_report(gold: Sequence[Sequence[Slot]], pred: Sequence[Sequence[Slot]],
                   n_boot, seed, confidence)
     out.update(zip(("tp", "fp", "fn"), (int(x) for x in c.sum(axis=0)), strict=True))
     return out
+
+
+# --- candidates against the log's gold labels (the Label generation page) ------------------------------
+
+def candidate_correct(task: str, value: str, gold: str | None) -> bool | None:
+    """Whether a candidate's proposed ``value`` equals the ``gold`` label; None when there is no gold.
+
+    Both are JSON texts (a candidate's value as stored; the log's gold field as JSON): for ``intent`` a
+    string (compared exactly), for ``slots`` a list of {"type", "value"} (compared as ``slot_set``), for the
+    binary tasks (goal_start, goal_success, defect) true/false. Another task raises ValueError."""
+    if task not in ("intent", "slots", "goal_start", "goal_success", "defect"):
+        raise ValueError(f"no gold comparison for task {task!r}")
+    if gold is None:
+        return None
+    v, g = json.loads(value), json.loads(gold)
+    if g is None:
+        return None
+    if task == "slots":
+        return slot_set(v) == slot_set(g)
+    if task == "intent":
+        return str(v) == str(g)
+    return bool(v) == bool(g)
+
+
+def candidates_correct(task: str, values: Sequence[str], golds: Sequence[str | None]) -> np.ndarray:
+    """``candidate_correct`` per candidate as a float array: 1.0 right, 0.0 wrong, NaN without gold."""
+    if len(values) != len(golds):
+        raise ValueError(f"values and golds must have equal length, got {len(values)} and {len(golds)}")
+    out = [candidate_correct(task, v, g) for v, g in zip(values, golds, strict=True)]
+    return np.array([np.nan if c is None else float(c) for c in out], dtype=np.float64)
+
+
+def point_at(correct: Sequence[bool] | np.ndarray, confidence: Sequence[float] | np.ndarray,
+             threshold: float) -> tuple[int, float, float]:
+    """(labelled, coverage, precision) of the labels with confidence >= threshold (``split_at``): their
+    count, its share of all labels (NaN with no labels) and the share of them that is correct (NaN when
+    none is labelled). On the curve of ``precision_coverage`` this is the row of the lowest threshold
+    that is >= ``threshold``."""
+    ok = _as_bool(correct, "correct")
+    accept, _ = split_at(confidence, threshold)
+    if accept.shape != ok.shape:
+        raise ValueError(f"correct and confidence must have equal length, got {ok.shape} and {accept.shape}")
+    n = int(accept.sum())
+    return n, float(_div(n, len(ok))), float(_div(ok[accept].sum(), n))
+
+
+def per_intent_at(values: Sequence[str], golds: Sequence[str | None], confidence: Sequence[float] | np.ndarray,
+                  threshold: float) -> pd.DataFrame:
+    """Per intent, over the candidates that have a gold intent (JSON texts, as ``candidate_correct``), when
+    the labels with confidence >= threshold are auto-accepted:
+
+    - ``support``: turns whose gold intent is the class;
+    - ``accepted``: auto-accepted labels proposing the class; ``correct``: those whose gold is the class;
+    - ``precision`` = correct / accepted (NaN when none is accepted): how often an auto-accepted label of
+      this class is right;
+    - ``recall`` = correct / support (NaN without support): the share of the class's turns that end up
+      auto-accepted with the right label.
+
+    One row per class that is a gold or a proposed intent, by support then accepted (descending), then name."""
+    if not len(values) == len(golds) == len(confidence):
+        raise ValueError("values, golds and confidence must have equal length")
+    keep = [i for i, g in enumerate(golds) if g is not None]
+    pred = np.array([str(json.loads(values[i])) for i in keep], dtype=object)
+    gold = np.array([str(json.loads(golds[i])) for i in keep], dtype=object)
+    accept, _ = split_at(np.asarray(confidence, dtype=np.float64)[keep], threshold)
+    frame = pd.DataFrame({"pred": pred, "gold": gold, "accept": accept, "hit": accept & (pred == gold)})
+    support = frame.groupby("gold").size()
+    accepted = frame[frame["accept"]].groupby("pred").size()
+    correct = frame[frame["hit"]].groupby("gold").size()
+    out = pd.DataFrame({"support": support, "accepted": accepted, "correct": correct}).fillna(0).astype(np.int64)
+    out["precision"] = _div(out["correct"], out["accepted"])
+    out["recall"] = _div(out["correct"], out["support"])
+    out = out.rename_axis("intent").reset_index()
+    return out.sort_values(["support", "accepted", "intent"], ascending=[False, False, True], ignore_index=True)
+
+
+def flatten_metrics(metrics: Mapping[str, object], prefix: str = "") -> pd.DataFrame:
+    """A nested metrics dict (one task of an evaluation report) as rows (metric, value, ci_low, ci_high):
+    {"value", "ci": [low, high]} is one row; nested dicts give dotted names; other numbers one row each."""
+    rows: list[dict] = []
+    for key, item in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, Mapping) and "value" in item:
+            low, high = (list(item.get("ci") or [None, None]) + [None, None])[:2]
+            rows.append({"metric": name, "value": item["value"], "ci_low": low, "ci_high": high})
+        elif isinstance(item, Mapping):
+            rows += flatten_metrics(item, f"{name}.").to_dict("records")
+        elif isinstance(item, (int, float)) and not isinstance(item, bool):
+            rows.append({"metric": name, "value": item, "ci_low": None, "ci_high": None})
+    return pd.DataFrame(rows, columns=["metric", "value", "ci_low", "ci_high"]).astype(
+        {"value": "float64", "ci_low": "float64", "ci_high": "float64"})

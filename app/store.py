@@ -8,6 +8,7 @@ their rows (``tests/test_store.py`` checks it).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import threading
@@ -1018,3 +1019,63 @@ def list_reviewed_labels(conn: duckdb.DuckDBPyConnection, dataset: str, task: st
           AND rl.verdict IN ('accept', 'correct')
     """, [dataset, task]).fetchall()
     return {(d, int(t)): label for d, t, label in rows}
+
+
+# ---------------------------------------------------------------------------- label generation
+
+LABEL_MODEL = "label-model"  # the model runs of `turnlens score labels` (app.label_jobs.MODEL_NAME)
+# Each label task's gold label in the log, as JSON text (NULL where the log has none); fixed SQL fragments.
+LABEL_GOLD = {"intent": "to_json(t.gold_intent)", "slots": "to_json(t.gold_slots)",
+              "goal_start": "to_json(t.gold_goal_start)", "goal_success": "to_json(t.gold_goal_success)",
+              "defect": "to_json(t.gold_failure_point <> 'NO_FAILURE')"}
+
+
+def list_label_runs(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
+    """Label-model runs that proposed candidates for this dataset, newest first, with their candidate count."""
+    return conn.cursor().execute("""
+        SELECT r.run_id, r.name, r.version, r.parameters, count(*) AS candidates
+        FROM candidates c JOIN model_runs r USING (run_id)
+        WHERE c.dataset = ? AND r.name = ? GROUP BY ALL ORDER BY r.run_id DESC
+    """, [dataset, LABEL_MODEL]).df()
+
+
+def list_label_candidates(conn: duckdb.DuckDBPyConnection, dataset: str, run_id: int, task: str) -> pd.DataFrame:
+    """Every turn candidate of one run and task: candidate_id, dialogue_id, turn_index, value (its JSON text),
+    score and gold (the log's gold label for the task as JSON text, None where the log has none; see
+    LABEL_GOLD). In turn order."""
+    if task not in LABEL_GOLD:
+        raise ValueError(f"task must be one of {', '.join(LABEL_GOLD)}")
+    # the gold expression comes from the fixed LABEL_GOLD table; values are parameters
+    df = conn.cursor().execute(f"""
+        SELECT c.candidate_id, c.dialogue_id, c.turn_index, c.value, c.score, {LABEL_GOLD[task]}::VARCHAR AS gold
+        FROM candidates c JOIN turns t ON t.dialogue_id = c.dialogue_id AND t.turn_index = c.turn_index
+        WHERE c.dataset = ? AND c.run_id = ? AND c.task = ? AND c.target_kind = 'turn'
+        ORDER BY c.dialogue_id, c.turn_index
+    """, [dataset, run_id, task]).df()
+    df["gold"] = df["gold"].astype(object).where(df["gold"].notna(), None)  # pandas reads NULL text as NaN
+    return df
+
+
+def list_intent_disagreements(conn: duckdb.DuckDBPyConnection, dataset: str, run_id: int, *,
+                              limit: int = 100) -> pd.DataFrame:
+    """Turns whose intent candidate from this run differs from the intent the logged NLU chose (turns without
+    a logged intent are left out), most confident first: dialogue_id, turn_index, request (the ASR text),
+    logged_intent, model_intent, score, gold (gold_intent, None where the log has none)."""
+    return conn.cursor().execute("""
+        SELECT c.dialogue_id, c.turn_index, t.asr_text AS request, t.nlu_intent AS logged_intent,
+               json_extract_string(c.value, '$') AS model_intent, c.score, t.gold_intent AS gold
+        FROM candidates c JOIN turns t ON t.dialogue_id = c.dialogue_id AND t.turn_index = c.turn_index
+        WHERE c.dataset = ? AND c.run_id = ? AND c.task = 'intent' AND t.nlu_intent IS NOT NULL
+          AND json_extract_string(c.value, '$') <> t.nlu_intent
+        ORDER BY c.score DESC, c.dialogue_id, c.turn_index LIMIT ?
+    """, [dataset, run_id, limit]).df()
+
+
+def below_threshold(spec: QueueSpec, threshold: float) -> QueueSpec | None:
+    """The queue of spec's candidates scoring below threshold: the complement of a bulk accept at threshold
+    (score >= threshold). The queue's score range is inclusive (BETWEEN), so its score_max is the largest
+    double below threshold: the two sets are disjoint and together hold every candidate of spec. None when
+    no score can be below threshold (threshold <= spec.score_min)."""
+    if threshold <= spec.score_min:
+        return None
+    return replace(spec, score_max=min(math.nextafter(threshold, 0.0), spec.score_max))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -115,4 +116,26 @@ def failure_cascade(totals: dict[str, int]) -> go.Figure:
                                         + [FAILURE_COLOURS[c] for c in components]),
                               link=dict(source=sources, target=targets, value=values)))
     fig.update_layout(margin=dict(t=20, b=10, l=10, r=10), height=340)
+    return fig
+
+
+def precision_coverage(curve: pd.DataFrame, *, at: tuple[float, float] | None = None,
+                       max_points: int = 2000) -> go.Figure:
+    """The precision-coverage curve (analysis.label_metrics.precision_coverage): coverage on x, precision on y,
+    the threshold in the hover; ``at`` = (coverage, precision) marks the chosen threshold. A curve longer than
+    max_points is drawn through evenly spaced rows, its first and last included (a browser would stall on a
+    million points; the shape does not change)."""
+    if len(curve) > max_points:
+        curve = curve.iloc[np.unique(np.linspace(0, len(curve) - 1, max_points).round().astype(int))]
+    traces = [go.Scatter(x=curve["coverage"], y=curve["precision"], mode="lines+markers", name="labels",
+                         marker=dict(size=4), customdata=np.stack([curve["threshold"], curve["labelled"]], axis=-1),
+                         hovertemplate="threshold %{customdata[0]:.3f}: %{customdata[1]:,} labels, coverage "
+                                       "%{x:.1%}, precision %{y:.1%}<extra></extra>")]
+    if at is not None:
+        traces.append(go.Scatter(x=[at[0]], y=[at[1]], mode="markers", name="chosen threshold",
+                                 marker=dict(size=12, symbol="x"), hoverinfo="skip"))
+    fig = go.Figure(traces)
+    fig.update_layout(xaxis_title="coverage (share of labels accepted)", yaxis_title="precision",
+                      xaxis_tickformat=".0%", yaxis_tickformat=".0%", xaxis_range=[0, 1.02],
+                      margin=dict(t=30, b=10, l=10, r=10), height=380)
     return fig
