@@ -286,12 +286,13 @@ def _train_labels(args: argparse.Namespace) -> int:
     if conn is None:
         return code
     bar = tqdm(desc="training", unit=" batches", file=sys.stderr, disable=args.quiet)
+    current = [""]
 
     def progress(stage: str, done: int, total: int) -> None:
-        if bar.desc != stage:
+        if current[0] != stage:  # pretraining, then training: one bar each
+            current[0] = stage
             bar.set_description(stage)
-            bar.reset()
-        bar.total = total
+            bar.reset(total=total)
         bar.update(done - bar.n)
 
     started = time.perf_counter()
@@ -314,7 +315,11 @@ def _score_labels(args: argparse.Namespace) -> int:
 
     if not (args.model_dir / "config.json").exists():
         return _fail(f"{args.model_dir}: no checkpoint (train one with 'turnlens train labels')", EXIT_USAGE)
+    from analysis.label_model import TASKS
+
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    if not tasks or set(tasks) - set(TASKS):
+        return _fail(f"--tasks: choose among {', '.join(TASKS)}; got {args.tasks!r}", EXIT_USAGE)
     conn, db, code = _open(args)
     if conn is None:
         return code
@@ -343,6 +348,8 @@ def _train_failure_points(args: argparse.Namespace) -> int:
     from app import failure_jobs
 
     overrides = {k: v for k, v in (("epochs", args.epochs), ("text_dropout", args.text_dropout)) if v is not None}
+    if args.text_dropout is not None and not args.with_text:
+        return _fail("--text-dropout applies only with --with-text", EXIT_USAGE)
     if args.with_text:
         overrides = {"use_text": True, "text_dropout": 0.3, **overrides}  # 0.3: the best text dropout on validation
     if args.epochs is not None and args.epochs < 1:

@@ -4,6 +4,7 @@ Shared by `turnlens train failure-points` and `turnlens score failure-points`.""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -65,6 +66,13 @@ def train(conn: duckdb.DuckDBPyConnection, dataset: str, out: Path, *, config: F
             "labels": {LABELS[i]: int(n) for i, n in enumerate(np.bincount(ys, minlength=len(LABELS))) if n}}
 
 
+def weights_version(fingerprint: str | None, model_dir: Path) -> str:
+    """A model run's version: the training data's fingerprint and a hash of the weights, so a checkpoint
+    retrained into the same folder is a new run rather than a conflicting one."""
+    digest = hashlib.sha256((Path(model_dir) / "weights.pt").read_bytes()).hexdigest()[:12]
+    return f"{fingerprint}-{digest}"
+
+
 def load_evaluation(parameters: str) -> dict | None:
     """The evaluation a run's checkpoint carries (evaluation.json, written by
     scripts/evaluate_failure_points.py --save-model), from the run's stored parameters; None if absent."""
@@ -99,7 +107,7 @@ def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, emb
 
     clf = FailurePointClassifier.from_pretrained(model_dir)
     start = clock()
-    turns = store.list_turn_records(conn, dataset)
+    turns = store.list_turn_records(conn, dataset, production_only=True)
     if not turns:
         raise ValueError(f"dataset {dataset!r} has no turns to score (ingest a log into it first)")
     spent["read"] = clock() - start
@@ -115,6 +123,7 @@ def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, emb
     params = canonical_json({"config": asdict(clf.config), "data_fingerprint": clf.fingerprint,
                              "checkpoint": str(Path(model_dir).resolve())})
     best = probs.argmax(axis=1)
+    version = weights_version(clf.fingerprint, model_dir)
     rows = []
     for ex, p, b in zip(examples, probs.tolist(), best.tolist(), strict=True):
         kind, key = target_key(ex.dialogue_id, ex.turn_index)
@@ -122,7 +131,7 @@ def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, emb
                      "turn_index": ex.turn_index, "other_dialogue_id": None, "other_turn_index": None,
                      "target_key": key, "value": json.dumps(LABELS[b]), "score": p[b],
                      "distribution": canonical_json(dict(zip(LABELS, p, strict=True))),
-                     "model_name": MODEL_NAME, "model_version": f"{clf.fingerprint}", "model_parameters": params,
+                     "model_name": MODEL_NAME, "model_version": version, "model_parameters": params,
                      "run_at": None})
     result = store.insert_candidates(conn, pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA))
     spent["write"] = clock() - start

@@ -5,6 +5,7 @@ Shared by `turnlens train labels` and `turnlens score labels`."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -17,7 +18,7 @@ import pyarrow as pa
 from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
 from analysis.label_model import BINARY_TASKS, TASKS, LabelConfig, LabelModel, build_dialogues, gold_targets
 from app import store
-from app.failure_jobs import embedder, load_evaluation  # noqa: F401  (one reader for both models' checkpoints)
+from app.failure_jobs import embedder, load_evaluation, weights_version  # noqa: F401  (one reader for both models' checkpoints)
 
 MODEL_NAME = "label-model"
 TOP_INTENTS = 5  # an intent candidate keeps its top five intents and the rest as one "(other)" share
@@ -34,6 +35,8 @@ def train(conn: duckdb.DuckDBPyConnection, dataset: str, out: Path, *, config: L
     if with_reviewed:
         for task in TASKS:
             reviewed = store.list_reviewed_labels(conn, dataset, task)
+            if task != "intent":  # the store gives the label's JSON text unquoted: '[...]' or 'true' / 'false'
+                reviewed = {k: json.loads(v) for k, v in reviewed.items()}
             getattr(targets, task).update(reviewed)
             used += len(reviewed)
     n_intents = sum(v is not None for v in targets.intent.values())
@@ -78,7 +81,7 @@ def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, tas
     clock = time.perf_counter
     model = LabelModel.from_pretrained(model_dir)
     start = clock()
-    turns = store.list_turn_records(conn, dataset)
+    turns = store.list_turn_records(conn, dataset, production_only=True)
     if not turns:
         raise ValueError(f"dataset {dataset!r} has no turns to score (ingest a log into it first)")
     dialogues = build_dialogues(turns)
@@ -88,7 +91,7 @@ def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, tas
     pred = model.predict(dialogues, embed=embed or embedder(), progress=progress)
     spent["model"] = clock() - start
     start = clock()
-    run = (MODEL_NAME, model.fingerprint or "", canonical_json({
+    run = (MODEL_NAME, weights_version(model.fingerprint, model_dir), canonical_json({
         "config": asdict(replace(model.config)), "data_fingerprint": model.fingerprint,
         "checkpoint": str(Path(model_dir).resolve())}))
     rows = []

@@ -1000,11 +1000,19 @@ def list_failure_turns(conn: duckdb.DuckDBPyConnection, dataset: str, run_id: in
     return conn.cursor().execute(sql, params).df()
 
 
-def list_turn_records(conn: duckdb.DuckDBPyConnection, dataset: str) -> list[dict]:
-    """Every turn of a dataset as log-format-v1 dicts (the input of the turn-level models)."""
+# What production traffic has: scoring reads only these (no reference transcript, no gold labels; the speaker
+# embedding is left out too, as no turn-level model reads it and it is the largest field).
+_PRODUCTION_COLUMNS = [c for c in _V1_COLUMNS
+                       if not c.startswith("gold_") and c not in ("reference_text", "speaker_embedding")]
+
+
+def list_turn_records(conn: duckdb.DuckDBPyConnection, dataset: str, *, production_only: bool = False) -> list[dict]:
+    """Every turn of a dataset as log-format-v1 dicts (the input of the turn-level models); production_only:
+    without reference_text, gold_* and speaker_embedding (what scoring may read)."""
     cur = conn.cursor()
+    columns = _PRODUCTION_COLUMNS if production_only else _V1_COLUMNS
     # the column list is the format's fixed field list
-    cur.execute(f"SELECT {', '.join(_V1_COLUMNS)} FROM turns WHERE dataset = ? ORDER BY dialogue_id, turn_index",
+    cur.execute(f"SELECT {', '.join(columns)} FROM turns WHERE dataset = ? ORDER BY dialogue_id, turn_index",
                 [dataset])
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

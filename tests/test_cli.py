@@ -137,8 +137,10 @@ def test_train_without_labels_is_a_clean_error(tmp_path):
 
 def test_train_rejects_bad_hyper_parameters_before_touching_the_database(tmp_path):
     db = tmp_path / "t.duckdb"
-    out = turnlens("train", "failure-points", "--dataset", "t", "--text-dropout", "1.5", "--db", str(db))
+    out = turnlens("train", "failure-points", "--dataset", "t", "--with-text", "--text-dropout", "1.5", "--db", str(db))
     assert out.returncode == 2 and "--text-dropout" in out.stderr and "[0, 1)" in out.stderr
+    out = turnlens("train", "failure-points", "--dataset", "t", "--text-dropout", "0.2", "--db", str(db))
+    assert out.returncode == 2 and "applies only with --with-text" in out.stderr
     out = turnlens("train", "failure-points", "--dataset", "t", "--epochs", "0", "--db", str(db))
     assert out.returncode == 2 and "--epochs must be at least 1" in out.stderr
     assert not db.exists()
@@ -183,6 +185,6 @@ def test_train_and_score_labels_from_the_command_line(tmp_path):
     assert "scoring: 100%" in out.stderr and "300 candidates added (intent, defect)" in out.stdout
     out = turnlens("score", "labels", "--dataset", "t", "--model-dir", str(tmp_path / "m"), "--tasks", "colour",
                    "--db", str(db), env=env)
-    assert out.returncode == 1 and "tasks must be among" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "--tasks: choose among" in out.stderr and "Traceback" not in out.stderr
     out = turnlens("train", "labels", "--dataset", "t", "--epochs", "0", "--db", str(db))
     assert out.returncode == 2 and "epochs must be >= 1" in out.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 
 import pytest
 
@@ -53,8 +54,34 @@ def test_train_score_and_review_loop(ldb, tmp_path):
                        "LIMIT 1").fetchone()
     store.insert_decision(ldb, decision_id=str(uuid.uuid4()), candidate_id=cid, reviewer="ana", verdict="correct",
                           corrected_value='"alarm_set"')
+    # ... and one label of every other task, each in its own JSON type (a list of slots, true / false)
+    for task, fixed in (("slots", '[{"type":"time","value":"seven am"}]'), ("goal_start", "false"),
+                        ("goal_success", "true"), ("defect", "false")):
+        cid, = ldb.execute("SELECT candidate_id FROM candidates WHERE task = ? ORDER BY candidate_id LIMIT 1",
+                           [task]).fetchone()
+        store.insert_decision(ldb, decision_id=str(uuid.uuid4()), candidate_id=cid, reviewer="ana",
+                              verdict="correct", corrected_value=fixed)
     summary = label_jobs.train(ldb, "t", tmp_path / "m2", config=SMALL, embed=embed, with_reviewed=True)
-    assert summary["reviewed_labels_used"] == 1
+    assert summary["reviewed_labels_used"] == 5
+
+
+def test_scoring_reads_production_fields_only(ldb):
+    turns = store.list_turn_records(ldb, "t", production_only=True)
+    assert len(turns) == 300
+    assert not {k for k in turns[0] if k.startswith("gold_") or k in ("reference_text", "speaker_embedding")}
+    assert "gold_intent" in store.list_turn_records(ldb, "t")[0]  # training reads the targets
+
+
+def test_a_retrained_checkpoint_is_a_new_model_run(ldb, tmp_path):
+    embed = random_embed(16)
+    label_jobs.train(ldb, "t", tmp_path / "m", config=SMALL, embed=embed)
+    label_jobs.score(ldb, "t", tmp_path / "m", tasks=("intent",), embed=embed)
+    # new weights in the same folder with the same config and data (as after a code change): copy them in
+    label_jobs.train(ldb, "t", tmp_path / "other", config=replace(SMALL, seed=1), embed=embed)
+    (tmp_path / "m" / "weights.pt").write_bytes((tmp_path / "other" / "weights.pt").read_bytes())
+    result = label_jobs.score(ldb, "t", tmp_path / "m", tasks=("intent",), embed=embed)
+    assert result.rows_added == 300  # not a conflict with the first run's scores
+    assert ldb.execute("SELECT count(DISTINCT run_id) FROM candidates").fetchone()[0] == 2
 
 
 def test_intent_distribution_keeps_the_top_and_the_rest():

@@ -73,7 +73,9 @@ if not gold.empty:
                "Click a cell to list its turns below.")
     cells = st.dataframe(matrix, width="stretch", key="fp_gold_matrix", on_select="rerun",
                          selection_mode="single-cell").selection.cells
-    cell = (str(matrix.index[cells[0][0]]), str(cells[0][1])) if cells else None
+    # a selection kept from another run's matrix may point outside this one: ignore it
+    cell = (str(matrix.index[cells[0][0]]), str(cells[0][1])) if cells and cells[0][0] < len(matrix) \
+        and cells[0][1] in matrix.columns else None
     follow_click("cell", cell, cell and {"fp_label": cell[1], "fp_group": ALL, "fp_gold": cell[0]})
 
 evaluation = failure_jobs.load_evaluation(runs.set_index("run_id").loc[run_id, "parameters"])
