@@ -7,7 +7,7 @@ DB ?= data/turnlens.duckdb
 PORT ?= 8501
 SAMPLE := sample_data/turns.jsonl.gz
 
-.PHONY: install run test bench lint sample-db clean
+.PHONY: install run test bench lint sample-db clean check-failure-points
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -40,6 +40,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q -s tests/bench -p no:cacheprovider
+
+# Rerun the failure-point evaluation (about 15 min on 2 cores) and compare it with the committed report's numbers.
+check-failure-points: $(STAMP)
+	$(BIN)/python scripts/evaluate_failure_points.py --check
 
 lint: $(STAMP)
 	$(BIN)/ruff check app components analysis tests scripts

@@ -652,6 +652,17 @@ def load_eval_pool(slurp_dir: str | Path) -> list[dict]:
     return [dict(r) for r in load_recordings(slurp_dir, "eval")]
 
 
+def split_dev_pool(pool: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(fit, validation) halves of a dev pool for choosing a model's configuration: a recording goes to
+    validation when (slurp_id // 5) % 5 == 0 (about a fifth of the dev ids), so all recordings of one
+    utterance land on the same side and validation never shares an utterance with fitting."""
+    fit = [r for r in pool if (int(r["slurp_id"]) // 5) % 5 != 0]
+    val = [r for r in pool if (int(r["slurp_id"]) // 5) % 5 == 0]
+    if not fit or not val:
+        raise ValueError(f"cannot split a pool of {len(pool)} recordings into fit and validation parts")
+    return fit, val
+
+
 # ---------------------------------------------------------------- writing
 
 CHUNK = 20_000
@@ -792,3 +803,4 @@ def write_log(records: Iterable[dict], path: str | Path, *,
     finally:
         tmp.unlink(missing_ok=True)
     return n
+
