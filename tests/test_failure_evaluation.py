@@ -4,27 +4,20 @@ the configuration is chosen on a validation split disjoint from training utteran
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import numpy as np
 import pytest
 
 from analysis import failure_points as fp
 from analysis.simulate import load_pool, simulate_turns, split_dev_pool
-from tests.helpers import ROOT, SLURP_DIR
+from tests.helpers import ROOT, SLURP_DIR, load_script
 
 REPORT = ROOT / "docs" / "results" / "failure-points.md"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("evaluate_failure_points",
-                                                  ROOT / "scripts" / "evaluate_failure_points.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("evaluate_failure_points")
 
 
 def test_committed_report_is_rendered_from_its_committed_numbers():
