@@ -174,6 +174,8 @@ class LabelConfig:
     AdamW fine-tuning. pretrain_epochs: swapped-response pretraining epochs before it (0: none);
     swap_rate: the share of turns whose response is swapped. use_context: turns see the rest of the
     dialogue (False: the ablation with the context removed). min_word_count: rarer request words are <unk>.
+    finetune_encoder: train the sentence encoder (all-MiniLM-L6-v2) with the rest, at encoder_lr, instead of
+    reading frozen cached vectors (much slower on CPU; the checkpoint then holds the encoder's weights too).
     seed: initialisation, batch order and swaps.
     """
 
@@ -190,6 +192,8 @@ class LabelConfig:
     swap_rate: float = 0.3
     use_context: bool = True
     min_word_count: int = 2
+    finetune_encoder: bool = False
+    encoder_lr: float = 2e-5
     seed: int = 0
     text_encoder: str = "sentence-transformers/all-MiniLM-L6-v2@32"
 
@@ -252,13 +256,17 @@ class _Batch:
         intent_id = {v: i for i, v in enumerate(vocab.intents)}
         logged = np.full((B, T, 2), len(vocab.intents), np.int64)  # NLU's and the alt intent; K = none
         unk = vocab.words[UNK]
+        self.requests: list[str] = []  # the texts of the real turns, in turn_mask order (for a fine-tuned encoder)
+        self.responses: list[str] = []
         for b, d in enumerate(dialogues):
             for i, t in enumerate(d.turns):
                 turn_mask[b, i] = True
                 response = response_override.get(t.key, t.response) if response_override else t.response
-                if t.request:
+                self.requests.append(t.request)
+                self.responses.append(response)
+                if t.request and vectors:
                     text[b, i, 0] = vectors[t.request]
-                if response:
+                if response and vectors:
                     text[b, i, 1] = vectors[response]
                 cats[b, i] = [vocab.cat_id(f, v) for f, v in zip(CAT_FIELDS, t.cats, strict=True)]
                 none = len(vocab.intents)
@@ -289,8 +297,10 @@ class _Batch:
         self.y_tags = f(y_tags)
 
 
-def build_network(config: LabelConfig, vocab: Vocab, text_dim: int):
-    """The torch module. forward(batch) -> dict of logits: intent (B,T,K), goal_start / goal_success /
+def build_network(config: LabelConfig, vocab: Vocab, text_dim: int, encoder=None):
+    """The torch module; with encoder (an analysis.text_encoder.TextEncoder) its transformer is part of the
+    network and texts are encoded in the forward pass (fine-tuning), otherwise batches carry frozen vectors.
+    forward(batch) -> dict of logits: intent (B,T,K), goal_start / goal_success /
     defect / swap (B,T,2), tags (B,T,L,n_tags)."""
     import torch
 
@@ -321,10 +331,31 @@ def build_network(config: LabelConfig, vocab: Vocab, text_dim: int):
             # slot tags add a learned bonus to the same label's logit; the network learns when to overrule.
             self.copy_intent = nn.Parameter(torch.tensor([2.0, 0.5]))
             self.copy_tags = nn.Parameter(torch.tensor(6.0))
+            self.encoder = None if encoder is None else encoder.model
+            self.tokenizer, self.max_length = (None, 0) if encoder is None else (encoder.tokenizer, encoder.max_length)
+
+        def encode(self, texts: list[str]):
+            """Mean-pooled, unit-length sentence vectors through the (trainable) encoder; "" gives zeros."""
+            out = torch.zeros(len(texts), text_dim)
+            keep = [i for i, t in enumerate(texts) if t]
+            if keep:
+                enc = self.tokenizer([texts[i] for i in keep], padding=True, truncation=True,
+                                     max_length=self.max_length, return_tensors="pt")
+                hidden = self.encoder(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                out = out.index_copy(0, torch.tensor(keep), torch.nn.functional.normalize(pooled, dim=1))
+            return out
 
         def forward(self, batch: _Batch, *, tags: bool = True) -> dict:
             B, T = batch.turn_mask.shape
-            x = self.text_proj(batch.text.flatten(2)) + self.cat_emb(batch.cats).sum(2) + self.num_mlp(batch.nums)
+            text = batch.text
+            if self.encoder is not None:
+                n = len(batch.requests)
+                vecs = self.encode(batch.requests + batch.responses)
+                text = torch.zeros(B, T, 2, text_dim).index_put((batch.turn_mask,), torch.stack(
+                    [vecs[:n], vecs[n:]], dim=1))
+            x = self.text_proj(text.flatten(2)) + self.cat_emb(batch.cats).sum(2) + self.num_mlp(batch.nums)
             x = x + self.pos_emb(torch.arange(T).clamp(max=63))[None]
             pad = ~batch.turn_mask
             if config.use_context:
@@ -420,19 +451,28 @@ class LabelModel:
         self.vocab = _build_vocab(dialogues, targets, cfg.min_word_count)
         if not self.vocab.intents:
             raise ValueError("no intent labels among the training turns")
-        vectors = self._vectors(dialogues, embed)
+        encoder = None
+        if cfg.finetune_encoder:
+            from analysis.text_encoder import DIM, TextEncoder
+
+            encoder, vectors, self.text_dim = TextEncoder.load(), {}, DIM
+        else:
+            vectors = self._vectors(dialogues, embed)
         self.text_dim = self.text_dim or 1
         self.fingerprint, self.n_train = data_fingerprint(dialogues, targets), sum(len(d.turns) for d in dialogues)
-        self.net = build_network(cfg, self.vocab, self.text_dim)
+        self.net = build_network(cfg, self.vocab, self.text_dim, encoder)
         ce = torch.nn.CrossEntropyLoss(ignore_index=IGNORE)
         flat = [t for d in dialogues for t in d.turns]
 
         def run(stage: str, epochs: int, loss_of) -> None:
-            opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            enc = [p for n, p in self.net.named_parameters() if n.startswith("encoder.")]
+            rest = [p for n, p in self.net.named_parameters() if not n.startswith("encoder.")]
+            groups = [{"params": rest}] + ([{"params": enc, "lr": cfg.encoder_lr}] if enc else [])
+            opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
             per_epoch = math.ceil(len(dialogues) / cfg.batch_size)
             total, step = epochs * per_epoch, 0
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / per_epoch) * 0.5 * (
-                1 + math.cos(math.pi * min(s, total) / total)))
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, [lambda s: min(1.0, (s + 1) / per_epoch) * 0.5 * (
+                1 + math.cos(math.pi * min(s, total) / total))] * len(groups))
             self.net.train()
             for epoch in range(epochs):
                 start, losses = time.perf_counter(), []
@@ -489,7 +529,7 @@ class LabelModel:
         with torch.inference_mode():
             for s in range(0, total, batch_size):
                 chunk = dialogues[s:s + batch_size]
-                vectors = self._vectors(chunk, embed)
+                vectors = {} if self.config.finetune_encoder else self._vectors(chunk, embed)
                 batch = _Batch(torch, chunk, self.vocab, vectors, self.text_dim)
                 out = self.net(batch)
                 probs = {k: torch.softmax(v.double(), dim=-1).numpy() for k, v in out.items()}
@@ -540,7 +580,12 @@ class LabelModel:
         self.vocab = Vocab(**meta["vocab"])
         self.text_dim, self.fingerprint, self.n_train = meta["text_dim"], meta["data_fingerprint"], meta["n_train"]
         self.history = meta.get("history", [])
-        self.net = build_network(self.config, self.vocab, self.text_dim)
+        encoder = None
+        if self.config.finetune_encoder:  # the architecture and tokenizer; the weights come from the checkpoint
+            from analysis.text_encoder import TextEncoder
+
+            encoder = TextEncoder.load()
+        self.net = build_network(self.config, self.vocab, self.text_dim, encoder)
         self.net.load_state_dict(torch.load(d / cls.WEIGHTS_FILE, weights_only=True))
         self.net.eval()
         return self

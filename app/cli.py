@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--pretrain-epochs", type=int, default=None,
                    help="swapped-response pretraining epochs before fine-tuning (default 3; 0: none)")
     t.add_argument("--no-context", action="store_true", help="each turn sees only itself (the ablation)")
+    t.add_argument("--finetune-encoder", action="store_true",
+                   help="train the sentence encoder too instead of reading frozen cached vectors (much slower)")
     t.add_argument("--with-reviewed", action="store_true",
                    help="use labels people accepted or corrected in review (they win over gold)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -278,6 +280,8 @@ def _train_labels(args: argparse.Namespace) -> int:
                  if v is not None}
     if args.no_context:
         overrides["use_context"] = False
+    if args.finetune_encoder:
+        overrides["finetune_encoder"] = True
     try:
         config = LabelConfig(**overrides)
     except ValueError as exc:

@@ -176,9 +176,10 @@ def test_train_and_score_labels_from_the_command_line(tmp_path):
     assert turnlens("ingest", str(log), "--db", str(db), "--dataset", "t", "--quiet").returncode == 0
     env = {"TURNLENS_CACHE": str(tmp_path / "cache")}
     out = turnlens("train", "labels", "--dataset", "t", "--out", str(tmp_path / "m"), "--epochs", "1",
-                   "--pretrain-epochs", "1", "--db", str(db), env=env)
+                   "--pretrain-epochs", "1", "--finetune-encoder", "--db", str(db), env=env)
     assert out.returncode == 0, out.stderr
     assert "pretraining" in out.stderr and "trained on 150 turns" in out.stdout
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["config"]["finetune_encoder"] is True
     out = turnlens("score", "labels", "--dataset", "t", "--model-dir", str(tmp_path / "m"), "--tasks",
                    "intent,defect", "--db", str(db), env=env)
     assert out.returncode == 0, out.stderr

@@ -140,3 +140,27 @@ def test_config_and_inputs_are_checked(logs):
         lm.LabelModel().fit([], lm.gold_targets([]), embed=random_embed())
     with pytest.raises(RuntimeError, match="not trained"):
         lm.LabelModel().predict(lm.build_dialogues(logs[1][:5]), embed=random_embed())
+
+
+def test_fine_tuning_the_sentence_encoder(logs, tmp_path):
+    import torch
+
+    from analysis.text_encoder import TextEncoder
+
+    train, test = logs
+    dialogues = lm.build_dialogues(train)[:30]
+
+    def no_embed(texts):
+        raise AssertionError("a fine-tuned encoder must not read frozen vectors")
+
+    cfg = lm.LabelConfig(**{**SMALL, "epochs": 1, "pretrain_epochs": 1, "batch_size": 16}, finetune_encoder=True,
+                         encoder_lr=1e-3)
+    model = lm.LabelModel(cfg).fit(dialogues, lm.gold_targets(train), embed=no_embed)
+    fresh = TextEncoder.load().model.state_dict()
+    tuned = {k.removeprefix("encoder."): v for k, v in model.net.state_dict().items() if k.startswith("encoder.")}
+    assert tuned.keys() == fresh.keys()
+    assert any(not torch.equal(tuned[k], fresh[k]) for k in fresh)  # the encoder itself was trained
+    pred = model.predict(lm.build_dialogues(test)[:10], embed=no_embed)
+    model.save_pretrained(tmp_path / "ft")
+    again = lm.LabelModel.from_pretrained(tmp_path / "ft").predict(lm.build_dialogues(test)[:10], embed=no_embed)
+    np.testing.assert_array_equal(again.intent_proba, pred.intent_proba)
