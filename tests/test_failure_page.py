@@ -213,6 +213,16 @@ def test_clicking_a_gold_matrix_cell_lists_its_turns_and_menus_stay_usable(fp_db
     assert list(at.dataframe[2].value["dialogue_id"]) == ["f7", "f5", "f1"]
 
 
+def test_clicking_a_what_if_row_lists_that_components_turns(fp_db):
+    at = open_failures()
+    what_if = at.dataframe[0].value
+    row = list(what_if["component"]).index("NLU")
+    at.session_state["fp_whatif"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception and at.selectbox(key="fp_label").value == "NLU"
+    assert sorted(at.dataframe[2].value["dialogue_id"]) == ["f2", "f3"]
+
+
 def test_turns_behind_a_cell_come_from_the_store_filter(fp_db):
     conn = store.connect(fp_db, read_only=True)
     got = store.list_failure_turns(conn, "demo", 1, "NLU", gold="ASR")

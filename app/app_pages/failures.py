@@ -48,9 +48,15 @@ st.caption("Every turn flows to the FIRST component that failed and was not reco
 st.plotly_chart(charts.failure_cascade(totals), key="fp_cascade")
 
 st.subheader("If one component were perfect")
-st.dataframe(what_if_perfect(by_label), hide_index=True, width="stretch",
-             column_config={c: st.column_config.NumberColumn(format="percent")
-                            for c in ("share_of_defects", "defect_rate_now", "defect_rate_if_perfect")})
+st.caption("Click a row to list its turns below.")
+what_if = what_if_perfect(by_label)
+rows = st.dataframe(what_if, hide_index=True, width="stretch", key="fp_whatif", on_select="rerun",
+                    selection_mode="single-row",
+                    column_config={c: st.column_config.NumberColumn(format="percent")
+                                   for c in ("share_of_defects", "defect_rate_now", "defect_rate_if_perfect")}
+                    ).selection.rows
+component = (str(what_if["component"].iloc[rows[0]]),) if rows and rows[0] < len(what_if) else None
+follow_click("row", component, component and {"fp_label": component[0], "fp_group": ALL, "fp_gold": ANY})
 
 st.subheader("By group")
 by = st.segmented_control("Group by", list(store.FAILURE_GROUPS), default="domain", key="fp_by") or "domain"
