@@ -7,9 +7,11 @@ The app's server process owns the database file: one connection for all sessions
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import pandas as pd
 import streamlit as st
 
+from analysis.label_metrics import candidates_correct
 from app import store
 from app.claims import ClaimRegistry
 
@@ -49,8 +51,19 @@ def tasks(_conn: duckdb.DuckDBPyConnection, db_path: str, dataset: str) -> list[
     return store.list_tasks(_conn, dataset)
 
 
+@st.cache_data(ttl=300, show_spinner=False, max_entries=8)
+def label_candidates(_conn: duckdb.DuckDBPyConnection, db_path: str, dataset: str, run_id: int, task: str
+                     ) -> tuple[pd.DataFrame, np.ndarray]:
+    """A label run's candidates for one task and whether each equals the log's gold label (NaN: no gold).
+    Cached: at a million candidates the read and the check take seconds, and every slider move reruns the
+    page; candidates only change when a model scores (a write that clears this)."""
+    frame = store.list_label_candidates(_conn, dataset, run_id, task)
+    return frame, candidates_correct(task, frame["value"], frame["gold"])
+
+
 def clear_reads() -> None:
     """Call after any write, so every page shows the new state."""
+    label_candidates.clear()
     overview.clear()
     datasets.clear()
     values.clear()

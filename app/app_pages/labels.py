@@ -7,7 +7,7 @@ import streamlit as st
 from analysis import label_metrics as lmx
 from analysis.calibration import audit_sample_size
 from analysis.label_model import BINARY_TASKS, TASKS
-from app import failure_jobs, review_session, store
+from app import failure_jobs, resources, review_session, store
 from app.page import start
 from components import charts
 
@@ -16,7 +16,7 @@ GOLD = {"intent": "gold_intent", "slots": "gold_slots", "goal_start": "gold_goal
         "goal_success": "gold_goal_success", "defect": "gold_failure_point"}
 
 page = start("Label generation")
-settings, conn, dataset, reviewer = page.settings, page.conn, page.dataset, page.reviewer
+settings, conn, db, dataset, reviewer = page.settings, page.conn, page.db, page.dataset, page.reviewer
 
 runs = store.list_label_runs(conn, dataset)
 if runs.empty:
@@ -28,11 +28,10 @@ c1, c2 = st.columns([2, 3])
 run_id = c1.selectbox("Model run", list(names), format_func=names.get, key="lbl_run")
 task = c2.segmented_control("Task", TASKS, default="intent", key="lbl_task") or "intent"
 
-frame = store.list_label_candidates(conn, dataset, run_id, task)
+frame, correct = resources.label_candidates(conn, db, dataset, run_id, task)  # correct: 1.0 / 0.0 / NaN (no gold)
 if frame.empty:
     st.info(f"This run proposed no {task} labels for this dataset.")
     st.stop()
-correct = lmx.candidates_correct(task, frame["value"], frame["gold"])  # 1.0 / 0.0 / NaN without gold
 gold = ~np.isnan(correct)
 ok, scores = correct[gold].astype(bool), frame["score"].to_numpy()[gold]
 curve = lmx.precision_coverage(ok, scores)
