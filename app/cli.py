@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dev: the bundled pool (never the evaluation split); eval: build from SLURP's "
                         "evaluation split, for model evaluation only (needs --slurp-dir)")
     p.add_argument("--slurp-dir", type=Path, default=None, help="SLURP folder, for --split eval")
+    p.add_argument("--id-prefix", default=None,
+                   help="start of every dialogue id (default 'd', or 'eval-' for --split eval); give each log its "
+                        "own prefix to store several in one database")
     p.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("candidates", help="label candidates: import a file, or propose from the logged NLU")
@@ -197,12 +201,14 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         return _fail("--turns must be at least 1", EXIT_USAGE)
     if file_kind(args.out) is None:
         return _fail(f"{args.out}: unsupported output type; use .jsonl, .jsonl.gz, .parquet or .csv", EXIT_USAGE)
+    if args.id_prefix is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", args.id_prefix):
+        return _fail(f"--id-prefix: 1 to 32 letters, digits, '_', '.' or '-', got {args.id_prefix!r}", EXIT_USAGE)
     if args.split == "eval":
         if args.slurp_dir is None:
             return _fail("--split eval needs --slurp-dir (the SLURP folder)", EXIT_USAGE)
-        pool, prefix = load_eval_pool(args.slurp_dir), "eval-"
+        pool, prefix = load_eval_pool(args.slurp_dir), args.id_prefix or "eval-"
     else:
-        pool, prefix = load_pool(), "d"
+        pool, prefix = load_pool(), args.id_prefix or "d"
     bar = None if args.quiet else tqdm(total=args.turns, desc="generating", unit=" turns", file=sys.stderr)
 
     def progress(done: int) -> None:

@@ -91,6 +91,27 @@ def test_demo_data_rejects_bad_arguments(tmp_path):
     assert wrong.returncode == 2 and "unsupported output type" in wrong.stderr
     no_dir = turnlens("demo-data", "--turns", "5", "--out", str(tmp_path / "x.jsonl"), "--split", "eval")
     assert no_dir.returncode == 2 and "--split eval needs --slurp-dir" in no_dir.stderr
+    bad = turnlens("demo-data", "--turns", "5", "--out", str(tmp_path / "x.jsonl"), "--id-prefix", "a b")
+    assert bad.returncode == 2 and "--id-prefix" in bad.stderr and not (tmp_path / "x.jsonl").exists()
+
+
+def test_demo_logs_with_their_own_prefixes_share_a_database(tmp_path):
+    db = tmp_path / "t.duckdb"
+    for prefix in ("a-", "b-"):
+        out = turnlens("demo-data", "--turns", "40", "--out", str(tmp_path / f"{prefix}.jsonl"), "--id-prefix",
+                       prefix, "--quiet")
+        assert out.returncode == 0, out.stderr
+        ingest = turnlens("ingest", str(tmp_path / f"{prefix}.jsonl"), "--db", str(db), "--dataset", prefix,
+                          "--quiet")
+        assert ingest.returncode == 0, ingest.stderr
+    conn = duckdb.connect(str(db), read_only=True)
+    try:
+        assert conn.execute("SELECT dataset, count(*) FROM turns GROUP BY 1 ORDER BY 1").fetchall() == [
+            ("a-", 40), ("b-", 40)]
+        assert conn.execute("SELECT count(*) FROM turns WHERE dataset = 'b-' AND dialogue_id NOT LIKE 'b-%'"
+                            ).fetchone()[0] == 0
+    finally:
+        conn.close()
 
 
 def test_demo_data_from_the_evaluation_split(tmp_path):
