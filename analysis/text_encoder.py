@@ -51,6 +51,9 @@ class TextEncoder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub, even by accident
         import torch
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a "Loading weights" bar on every load would drown our own bars
 
         if threads:
             torch.set_num_threads(threads)
