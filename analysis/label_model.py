@@ -176,7 +176,8 @@ class LabelConfig:
     dialogue (False: the ablation with the context removed). min_word_count: rarer request words are <unk>.
     finetune_encoder: train the sentence encoder (all-MiniLM-L6-v2) with the rest, at encoder_lr, instead of
     reading frozen cached vectors (much slower on CPU; the checkpoint then holds the encoder's weights too).
-    seed: initialisation, batch order and swaps.
+    slot_targets: "all" trains the tagger on every turn with gold slots; "located" only on turns whose gold
+    values all occur in the recognised words. seed: initialisation, batch order and swaps.
     """
 
     hidden: int = 128
@@ -192,6 +193,7 @@ class LabelConfig:
     swap_rate: float = 0.3
     use_context: bool = True
     min_word_count: int = 2
+    slot_targets: str = "located"  # chosen on dev-split validation (docs/results/label-generation.md)
     finetune_encoder: bool = False
     encoder_lr: float = 2e-5
     seed: int = 0
@@ -202,6 +204,8 @@ class LabelConfig:
             raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
         if self.epochs < 1 or self.pretrain_epochs < 0:
             raise ValueError("epochs must be >= 1 and pretrain_epochs >= 0")
+        if self.slot_targets not in ("all", "located"):
+            raise ValueError(f"slot_targets must be 'all' or 'located', got {self.slot_targets!r}")
         if not 0.0 <= self.swap_rate < 1.0:
             raise ValueError(f"swap_rate must be in [0, 1), got {self.swap_rate}")
 
@@ -240,7 +244,7 @@ class _Batch:
 
     def __init__(self, torch, dialogues: Sequence[Dialogue], vocab: Vocab, vectors: dict[str, np.ndarray],
                  dim: int, targets: Targets | None = None, response_override: dict[tuple[str, int], str] | None = None,
-                 swapped: dict[tuple[str, int], int] | None = None):
+                 swapped: dict[tuple[str, int], int] | None = None, slot_targets: str = "all"):
         B = len(dialogues)
         T = max(len(d.turns) for d in dialogues)
         L = max(1, max(len(t.words) for d in dialogues for t in d.turns))
@@ -288,7 +292,11 @@ class _Batch:
                         y[task][b, i] = int(v)
                 gold = targets.slots.get(t.key)
                 if gold is not None:
-                    y_tags[b, i, :n] = [tag_id.get(g, 0) for g in bio_tags(list(t.words), gold)]
+                    tags = bio_tags(list(t.words), gold)
+                    # "located": a turn whose gold values are not all found in the recognised words teaches
+                    # nothing about its words (its 'O' targets would say "no slot" where ASR garbled one)
+                    if slot_targets == "all" or sum(g.startswith("B-") for g in tags) >= len(gold):
+                        y_tags[b, i, :n] = [tag_id.get(g, 0) for g in tags]
         f = torch.from_numpy
         self.text, self.cats, self.nums, self.turn_mask = f(text), f(cats), f(nums), f(turn_mask)
         self.logged = f(logged)
@@ -479,7 +487,7 @@ class LabelModel:
                 extra = loss_of.prepare() if hasattr(loss_of, "prepare") else {}
                 for idx in self._batches(len(dialogues), rng):
                     batch = _Batch(torch, [dialogues[i] for i in idx], self.vocab, vectors, self.text_dim,
-                                   targets=targets, **extra)
+                                   targets=targets, slot_targets=cfg.slot_targets, **extra)
                     loss = loss_of(self.net(batch, tags=stage == "training"), batch)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()

@@ -23,6 +23,11 @@ def test_committed_report_is_rendered_from_its_committed_numbers():
     assert ev.render(results) == REPORT.read_text()
     assert results["models"][0]["name"] == ev.MAIN
     assert {m["kind"] for m in results["models"]} == {"main", "ablation", "baseline"}
+    # the validation choice is the library default (what `turnlens train labels` uses)
+    from analysis.label_model import LabelConfig
+
+    assert results["config"]["slot_targets"] == LabelConfig().slot_targets
+    assert results["config"]["slot_targets"] == max(results["selection"], key=lambda s: s["slot_f1"])["slot_targets"]
 
 
 def test_goal_start_rule_and_curve_summary():
@@ -50,11 +55,15 @@ def test_evaluation_command_reproduces_its_reported_metrics(tmp_path):
     ev = _script()
     out = tmp_path / "lg.md"
     small = ["--train-turns", "400", "--eval-turns", "200", "--epochs", "1", "--pretrain-epochs", "1",
+             "--select-fit-turns", "300", "--select-val-turns", "150",
              "--n-boot", "30", "--threads", "1", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
              "--save-model", str(tmp_path / "ckpt")]
     assert ev.main(small) == 0
     results = json.loads(out.with_suffix(".json").read_text())
     assert out.read_text() == ev.render(results)
+    assert [s["slot_targets"] for s in results["selection"]] == ["all", "located"]
+    best = max(results["selection"], key=lambda s: s["slot_f1"])["slot_targets"]
+    assert results["config"]["slot_targets"] == best  # chosen on validation, not on the evaluation log
     names = [m["name"] for m in results["models"]]
     assert names == [ev.MAIN, "ablation: no pretraining", "ablation: no dialogue context",
                      "baseline: logged NLU output and rules"]

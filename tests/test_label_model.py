@@ -164,3 +164,23 @@ def test_fine_tuning_the_sentence_encoder(logs, tmp_path):
     model.save_pretrained(tmp_path / "ft")
     again = lm.LabelModel.from_pretrained(tmp_path / "ft").predict(lm.build_dialogues(test)[:10], embed=no_embed)
     np.testing.assert_array_equal(again.intent_proba, pred.intent_proba)
+
+
+def test_located_slot_targets_skip_turns_whose_gold_values_asr_lost():
+    import torch
+
+    base = {"response_text": "ok", "nlu_slots": [], "nlu_intent": "alarm_set", "dialogue_id": "d",
+            "timestamp": "2026-01-01T10:00:00Z"}
+    records = [{**base, "turn_index": 0, "asr_text": "wake me at seven",
+                "gold_slots": [{"type": "time", "value": "seven"}], "gold_intent": "alarm_set"},
+               {**base, "turn_index": 1, "asr_text": "wake me at heaven", "timestamp": "2026-01-01T10:00:05Z",
+                "gold_slots": [{"type": "time", "value": "seven"}], "gold_intent": "alarm_set"}]
+    dialogues, targets = lm.build_dialogues(records), lm.gold_targets(records)
+    vocab = lm._build_vocab(dialogues, targets, 1)
+    vectors = {t: np.zeros(4, np.float32) for t in ("wake me at seven", "wake me at heaven", "ok")}
+    for mode, second_row_trained in (("all", True), ("located", False)):
+        batch = lm._Batch(torch, dialogues, vocab, vectors, 4, targets=targets, slot_targets=mode)
+        first, second = batch.y_tags[0, 0, :4].tolist(), batch.y_tags[0, 1, :4].tolist()
+        assert first[3] == vocab.tags.index("B-time") and first[:3] == [0, 0, 0]  # located: trained either way
+        assert (second == [0, 0, 0, 0]) is second_row_trained  # 'O' everywhere: "seven" was lost by ASR
+        assert (second == [lm.IGNORE] * 4) is (not second_row_trained)
