@@ -98,12 +98,30 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _db_arg(t)
 
+    t = tsub.add_parser("skills", help="the skill router (docs/results/skill-routing.md)")
+    t.add_argument("--dataset", required=True, help="turns with a routed skill (response_skill)")
+    t.add_argument("--out", type=Path, default=Path("models/skills"), help="checkpoint folder")
+    t.add_argument("--epochs", type=int, default=None, help="shortlister and re-ranker epochs (default 8)")
+    t.add_argument("--pseudo-labels", action="store_true", help="train with the pseudo-labels the dynamics propose")
+    t.add_argument("--negative-feedback", action="store_true", help="penalise failed (request, skill) pairs")
+    t.add_argument("--self-distill", action="store_true", help="moving averages of earlier epochs as soft targets")
+    t.add_argument("--p", type=int, default=None, help="pseudo-labels: among the top p (default 2)")
+    t.add_argument("--r", type=int, default=None, help="pseudo-labels: for r consecutive epochs (default 4)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _db_arg(t)
+
     p = sub.add_parser("score", help="score a stored dataset with a trained model; scores become candidates")
     ssub = p.add_subparsers(dest="model", required=True)
     t = ssub.add_parser("failure-points", help="each turn's most likely failure point, as a review candidate")
     t.add_argument("--dataset", required=True)
     t.add_argument("--model-dir", type=Path, default=Path("models/failure-points"))
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _db_arg(t)
+    t = ssub.add_parser("skills", help="the router's pseudo-labels on its training dataset, as `skill` candidates")
+    t.add_argument("--dataset", required=True, help="the dataset the router was trained on")
+    t.add_argument("--model-dir", type=Path, default=Path("models/skills"))
+    t.add_argument("--p", type=int, default=None, help="among the top p (default: the training config's)")
+    t.add_argument("--r", type=int, default=None, help="for r consecutive epochs (default: the training config's)")
     _db_arg(t)
     t = ssub.add_parser("labels", help="intent, slots, goal start, goal success and defect per turn, as candidates")
     t.add_argument("--dataset", required=True)
@@ -271,11 +289,81 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    return _train_labels(args) if args.model == "labels" else _train_failure_points(args)
+    return {"labels": _train_labels, "skills": _train_skills}.get(args.model, _train_failure_points)(args)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    return _score_labels(args) if args.model == "labels" else _score_failure_points(args)
+    return {"labels": _score_labels, "skills": _score_skills}.get(args.model, _score_failure_points)(args)
+
+
+def _train_with_bar(args: argparse.Namespace, train) -> tuple[dict, float] | int:
+    """Open the database and run train(conn, progress) under a progress bar (one per stage: progress is
+    called as (done, total) or (stage, done, total)); (summary, seconds), or an exit code on failure."""
+    conn, db, code = _open(args)
+    if conn is None:
+        return code
+    bar = tqdm(desc="training", unit=" batches", file=sys.stderr, disable=args.quiet)
+    current = ["training"]
+
+    def progress(*event) -> None:
+        stage, done, total = event if len(event) == 3 else ("training", *event)
+        if current[0] != stage:  # e.g. pretraining, then training: one bar each
+            current[0] = stage
+            bar.set_description(stage)
+            bar.reset(total=total)
+        bar.total = total
+        bar.update(done - bar.n)
+
+    started = time.perf_counter()
+    try:
+        summary = train(conn, progress)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_INVALID)
+    finally:
+        bar.close()
+        conn.close()
+    return summary, time.perf_counter() - started
+
+
+def _train_skills(args: argparse.Namespace) -> int:
+    from analysis.skill_routing import RoutingConfig
+    from app import skill_jobs
+
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("p", args.p), ("r", args.r)) if v is not None}
+    try:
+        config = RoutingConfig(pseudo_labels=args.pseudo_labels, negative_feedback=args.negative_feedback,
+                               self_distill=args.self_distill, **overrides)
+    except ValueError as exc:
+        return _fail(f"--epochs / --p / --r: {exc}", EXIT_USAGE)
+    done = _train_with_bar(args, lambda conn, progress: skill_jobs.train(conn, args.dataset, args.out, config=config,
+                                                                         progress=progress))
+    if isinstance(done, int):
+        return done
+    summary, seconds = done
+    print(f"trained on {summary['examples']:,} routed turns ({summary['failed']:,} failed) over "
+          f"{summary['skills']:,} skills in {seconds:.0f} s; checkpoint in {args.out}")
+    return EXIT_OK
+
+
+def _score_skills(args: argparse.Namespace) -> int:
+    from app import skill_jobs, store
+
+    if not (args.model_dir / "config.json").exists():
+        return _fail(f"{args.model_dir}: no checkpoint (train one with 'turnlens train skills')", EXIT_USAGE)
+    if (args.p is not None and args.p < 1) or (args.r is not None and args.r < 1):
+        return _fail("--p and --r must be at least 1", EXIT_USAGE)
+    conn, db, code = _open(args)
+    if conn is None:
+        return code
+    try:
+        result = skill_jobs.propose(conn, args.dataset, args.model_dir, p=args.p, r=args.r)
+    except (ValueError, store.IngestConflictError) as exc:
+        return _fail(str(exc), EXIT_INVALID)
+    finally:
+        conn.close()
+    print(f"{result.rows_added:,} skill candidates (pseudo-labels) added, {result.rows_already_present:,} already "
+          "present")
+    return EXIT_OK
 
 
 def _train_labels(args: argparse.Namespace) -> int:
@@ -292,31 +380,13 @@ def _train_labels(args: argparse.Namespace) -> int:
         config = LabelConfig(**overrides)
     except ValueError as exc:
         return _fail(f"--epochs / --pretrain-epochs: {exc}", EXIT_USAGE)
-    conn, db, code = _open(args)
-    if conn is None:
-        return code
-    bar = tqdm(desc="training", unit=" batches", file=sys.stderr, disable=args.quiet)
-    current = [""]
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if current[0] != stage:  # pretraining, then training: one bar each
-            current[0] = stage
-            bar.set_description(stage)
-            bar.reset(total=total)
-        bar.update(done - bar.n)
-
-    started = time.perf_counter()
-    try:
-        summary = label_jobs.train(conn, args.dataset, args.out, config=config, with_reviewed=args.with_reviewed,
-                                   progress=progress)
-    except ValueError as exc:
-        return _fail(str(exc), EXIT_INVALID)
-    finally:
-        bar.close()
-        conn.close()
+    done = _train_with_bar(args, lambda conn, progress: label_jobs.train(
+        conn, args.dataset, args.out, config=config, with_reviewed=args.with_reviewed, progress=progress))
+    if isinstance(done, int):
+        return done
+    summary, seconds = done
     print(f"trained on {summary['turns']:,} turns ({summary['intent_labels']:,} intent labels, "
-          f"{summary['reviewed_labels_used']:,} reviewed labels) in {time.perf_counter() - started:.0f} s; "
-          f"checkpoint in {args.out}")
+          f"{summary['reviewed_labels_used']:,} reviewed labels) in {seconds:.0f} s; checkpoint in {args.out}")
     return EXIT_OK
 
 
@@ -368,26 +438,13 @@ def _train_failure_points(args: argparse.Namespace) -> int:
         config = FailurePointConfig(**overrides)
     except ValueError as exc:
         return _fail(f"--text-dropout: {exc}", EXIT_USAGE)
-    conn, db, code = _open(args)
-    if conn is None:
-        return code
-    bar = tqdm(desc="training", unit=" batches", file=sys.stderr, disable=args.quiet)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
-    started = time.perf_counter()
-    try:
-        summary = failure_jobs.train(conn, args.dataset, args.out, config=config, with_reviewed=args.with_reviewed,
-                                     progress=progress)
-    except ValueError as exc:
-        return _fail(str(exc), EXIT_INVALID)
-    finally:
-        bar.close()
-        conn.close()
+    done = _train_with_bar(args, lambda conn, progress: failure_jobs.train(
+        conn, args.dataset, args.out, config=config, with_reviewed=args.with_reviewed, progress=progress))
+    if isinstance(done, int):
+        return done
+    summary, seconds = done
     print(f"trained on {summary['turns']:,} turns ({summary['reviewed_labels_used']:,} reviewed labels) in "
-          f"{time.perf_counter() - started:.0f} s; checkpoint in {args.out}")
+          f"{seconds:.0f} s; checkpoint in {args.out}")
     return EXIT_OK
 
 

@@ -210,3 +210,23 @@ def test_train_and_score_labels_from_the_command_line(tmp_path):
     assert out.returncode == 2 and "--tasks: choose among" in out.stderr and "Traceback" not in out.stderr
     out = turnlens("train", "labels", "--dataset", "t", "--epochs", "0", "--db", str(db))
     assert out.returncode == 2 and "epochs must be >= 1" in out.stderr
+
+
+def test_train_skills_and_propose_pseudo_labels_from_the_command_line(tmp_path):
+    db = tmp_path / "t.duckdb"
+    log = tmp_path / "log.jsonl"
+    write_log(simulate_turns(load_pool(), n_turns=300, seed=5), log)
+    assert turnlens("ingest", str(log), "--db", str(db), "--dataset", "t", "--quiet").returncode == 0
+    env = {"TURNLENS_CACHE": str(tmp_path / "cache")}
+    out = turnlens("train", "skills", "--dataset", "t", "--out", str(tmp_path / "m"), "--epochs", "5", "--r", "2",
+                   "--pseudo-labels", "--negative-feedback", "--self-distill", "--db", str(db), env=env)
+    assert out.returncode == 0, out.stderr
+    assert "shortlister" in out.stderr and "re-ranker" in out.stderr and "routed turns" in out.stdout
+    config = json.loads((tmp_path / "m" / "config.json").read_text())["config"]
+    assert config["pseudo_labels"] and config["negative_feedback"] and config["self_distill"] and config["r"] == 2
+    out = turnlens("score", "skills", "--dataset", "t", "--model-dir", str(tmp_path / "m"), "--db", str(db), env=env)
+    assert out.returncode == 0, out.stderr
+    assert "skill candidates (pseudo-labels) added" in out.stdout
+    out = turnlens("score", "skills", "--dataset", "t", "--model-dir", str(tmp_path / "m"), "--p", "0",
+                   "--db", str(db))
+    assert out.returncode == 2 and "--p and --r must be at least 1" in out.stderr

@@ -1,0 +1,71 @@
+"""Training the skill router on a stored dataset and turning its pseudo-labels into review candidates (task
+`skill`): the skills its training dynamics ranked above the logged skill for r consecutive epochs.
+
+Shared by `turnlens train skills` and `turnlens score skills`. The router learns from logged routings only
+(production fields); gold_skills is never read here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
+from analysis.skill_routing import RoutingConfig, SkillRouter, build_examples, data_fingerprint
+from app import store
+from app.failure_jobs import embedder, weights_version
+
+MODEL_NAME = "skill-router"
+
+
+def _examples(conn: duckdb.DuckDBPyConnection, dataset: str):
+    examples = build_examples(store.list_turn_records(conn, dataset, production_only=True))
+    if not examples:
+        raise ValueError(f"dataset {dataset!r} has no turns with a routed skill (response_skill)")
+    return examples
+
+
+def train(conn: duckdb.DuckDBPyConnection, dataset: str, out: Path, *, config: RoutingConfig,
+          embed: Callable | None = None, progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Train on a dataset's logged routings; save the checkpoint (with its training dynamics) to out."""
+    examples = _examples(conn, dataset)
+    router = SkillRouter(config).fit(examples, embed=embed or embedder(), progress=progress)
+    router.save_pretrained(out)
+    return {"examples": len(examples), "failed": sum(e.failed for e in examples), "skills": len(router.skills),
+            "epochs": config.epochs}
+
+
+def propose(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, p: int | None = None,
+            r: int | None = None, timings: dict | None = None) -> store.CandidateImportResult:
+    """The checkpoint's pseudo-labels for the dataset it was trained on (from its stored dynamics, for any p
+    and r), as `skill` candidates: per turn, the pseudo-label with the highest score (one candidate per turn
+    and run), scored by its score at the epoch its streak completed."""
+    start = time.perf_counter()
+    router = SkillRouter.from_pretrained(model_dir)
+    examples = _examples(conn, dataset)
+    if data_fingerprint(examples) != router.fingerprint:
+        raise ValueError(f"{model_dir} was not trained on dataset {dataset!r} as it is now: pseudo-labels come "
+                         "from the training dynamics, so propose on the dataset the router was trained on")
+    p, r = p or router.config.p, r or router.config.r
+    labels = router.pseudo_labels(p, r)
+    params = canonical_json({"config": asdict(router.config), "p": p, "r": r,
+                             "data_fingerprint": router.fingerprint, "checkpoint": str(Path(model_dir).resolve())})
+    version = weights_version(router.fingerprint, model_dir)
+    rows = []
+    for i, found in labels.items():
+        skill, _, score = max(found, key=lambda t: (t[2], -t[0]))
+        ex = examples[i]
+        kind, key = target_key(ex.dialogue_id, ex.turn_index)
+        rows.append({"task": "skill", "target_kind": kind, "dialogue_id": ex.dialogue_id,
+                     "turn_index": ex.turn_index, "other_dialogue_id": None, "other_turn_index": None,
+                     "target_key": key, "value": canonical_json(router.skills[skill]),
+                     "score": min(max(float(score), 0.0), 1.0), "distribution": None, "model_name": MODEL_NAME,
+                     "model_version": version, "model_parameters": params, "run_at": None})
+    result = store.insert_candidates(conn, pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA))
+    if timings is not None:
+        timings["seconds"] = time.perf_counter() - start
+    return result
