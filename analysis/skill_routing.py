@@ -566,3 +566,59 @@ def pseudo_label_precision(pls: Mapping[int, Sequence[tuple]], gold_sets: Sequen
     hits = [(skills[s] if skills is not None else s) in set(gold_sets[i] or ()) for i, found in pls.items()
             for s, *_ in found]
     return float(np.mean(hits)) if hits else float("nan")
+
+
+# ---------------------------------------------------------------- review (the Skill routing page)
+
+def pseudo_label_grid(dynamics: Dynamics, skills: Sequence[str], gold_sets: Sequence[Iterable[str] | None] | Mapping,
+                      ps: Iterable[int] = (1, 2, 3), rs: Iterable[int] = range(1, 7)):
+    """For every p (only p <= the dynamics depth) and r: how many (example, skill) pseudo-labels the stored
+    dynamics propose, how many of them are on examples with a gold set (``gold_sets`` indexed by example
+    index; None: no gold), and the precision of those (share whose skill is in the gold set; nan when none
+    is judged). A pandas DataFrame with columns p, r, proposed, with_gold, precision."""
+    import pandas as pd
+
+    rows = []
+    for p in ps:
+        if p > dynamics.depth:
+            continue
+        for r in rs:
+            labels = pseudo_labels(dynamics, p, r)
+            pairs = [(i, s) for i, found in labels.items() for s, *_ in found]
+            judged = [skills[s] in set(gold_sets[i]) for i, s in pairs if gold_sets[i] is not None]
+            rows.append({"p": p, "r": r, "proposed": len(pairs), "with_gold": len(judged),
+                         "precision": float(np.mean(judged)) if judged else float("nan")})
+    return pd.DataFrame(rows, columns=["p", "r", "proposed", "with_gold", "precision"])
+
+
+def rank_history(dynamics: Dynamics, example: int, skill: int):
+    """One example's ranks across epochs: epoch, proposed_rank (1-based rank of ``skill`` among the recorded
+    top ranks; nan when below them) and logged_rank (the ground truth's rank). A pandas DataFrame."""
+    import pandas as pd
+
+    rows = np.flatnonzero(dynamics.example == example)
+    rows = rows[np.argsort(dynamics.epoch[rows], kind="stable")]
+    top = dynamics.top_skills[rows] == skill
+    proposed = np.where(top.any(1), top.argmax(1) + 1, np.nan)
+    return pd.DataFrame({"epoch": dynamics.epoch[rows].astype(int), "proposed_rank": proposed,
+                         "logged_rank": dynamics.gt_rank[rows].astype(float)})
+
+
+def ablation_summary(rows: Sequence[Mapping], metrics: Sequence[str] = ("f1", "recall_at_k", "top1_shortlister",
+                                                                         "top1_reranked")):
+    """Per variant (in order of appearance): the number of seeds and each metric's mean and standard deviation
+    (ddof=1; nan with one seed) over them. A pandas DataFrame with columns variant, seeds, then ``{m}`` and
+    ``{m}_sd`` per metric."""
+    import pandas as pd
+
+    out = []
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == variant]
+        row = {"variant": variant, "seeds": len(mine)}
+        for m in metrics:
+            values = [float(r[m]) for r in mine]
+            row[m] = float(np.mean(values))
+            row[f"{m}_sd"] = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+        out.append(row)
+    return pd.DataFrame(out, columns=["variant", "seeds", *itertools.chain.from_iterable((m, f"{m}_sd")
+                                                                                          for m in metrics)])

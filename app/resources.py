@@ -61,8 +61,20 @@ def label_candidates(_conn: duckdb.DuckDBPyConnection, db_path: str, dataset: st
     return frame, candidates_correct(task, frame["value"], frame["gold"])
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def skill_checkpoint(_conn: duckdb.DuckDBPyConnection, db_path: str, dataset: str, checkpoint: str):
+    """A skill-router checkpoint, the dataset's routing examples (the order its dynamics index) and whether it
+    was trained on the dataset as it is now. Cached: loading and rebuilding them takes seconds on big logs."""
+    from analysis import skill_routing as sr
+
+    router = sr.SkillRouter.from_pretrained(checkpoint)
+    examples = sr.build_examples(store.list_turn_records(_conn, dataset, production_only=True))
+    return router, examples, sr.data_fingerprint(examples) == router.fingerprint
+
+
 def clear_reads() -> None:
     """Call after any write, so every page shows the new state."""
+    skill_checkpoint.clear()
     label_candidates.clear()
     overview.clear()
     datasets.clear()

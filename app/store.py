@@ -1087,3 +1087,58 @@ def below_threshold(spec: QueueSpec, threshold: float) -> QueueSpec | None:
     if threshold <= spec.score_min:
         return None
     return replace(spec, score_max=min(math.nextafter(threshold, 0.0), spec.score_max))
+
+
+# ---------------------------------------------------------------------------------------- skill routing
+
+SKILL_ROUTER = "skill-router"  # the model runs of `turnlens score skills` (app.skill_jobs.MODEL_NAME)
+# A skill candidate's review status from the resolved label: accepted (the proposal itself), rejected (a
+# rejection, or a correction to another skill, which rejects the proposal); undecided otherwise (no
+# decision yet, or reviewers who disagree and no adjudication). Fixed SQL fragment.
+_SKILL_STATUS = """CASE WHEN rl.status IN ('agreed', 'adjudicated') AND rl.verdict = 'accept' THEN 'accepted'
+                        WHEN rl.status IN ('agreed', 'adjudicated') AND rl.verdict IN ('reject', 'correct')
+                             THEN 'rejected'
+                        ELSE 'undecided' END"""
+
+
+def list_skill_runs(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
+    """Skill-router runs with `skill` candidates for this dataset, newest first: run_id, name, version,
+    parameters (JSON text: checkpoint, p, r, ...) and their candidate count."""
+    return conn.cursor().execute("""
+        SELECT r.run_id, r.name, r.version, r.parameters, count(*) AS candidates
+        FROM candidates c JOIN model_runs r USING (run_id)
+        WHERE c.dataset = ? AND r.name = ? AND c.task = 'skill' GROUP BY ALL ORDER BY r.run_id DESC
+    """, [dataset, SKILL_ROUTER]).df()
+
+
+def list_skill_candidates(conn: duckdb.DuckDBPyConnection, dataset: str, run_id: int, *,
+                          limit: int = 200) -> pd.DataFrame:
+    """A skill run's pseudo-label candidates, most confident first: candidate_id, dialogue_id, turn_index,
+    request (the ASR text), logged_skill (response_skill), proposed_skill, score, status (accepted /
+    rejected / undecided, see _SKILL_STATUS)."""
+    return conn.cursor().execute(f"""
+        SELECT c.candidate_id, c.dialogue_id, c.turn_index, t.asr_text AS request, t.response_skill AS logged_skill,
+               json_extract_string(c.value, '$') AS proposed_skill, c.score, {_SKILL_STATUS} AS status
+        FROM candidates c JOIN turns t ON t.dialogue_id = c.dialogue_id AND t.turn_index = c.turn_index
+        LEFT JOIN resolved_labels rl USING (candidate_id)
+        WHERE c.dataset = ? AND c.run_id = ? AND c.task = 'skill' AND c.target_kind = 'turn'
+        ORDER BY c.score DESC, c.candidate_id LIMIT ?
+    """, [dataset, run_id, limit]).df()
+
+
+def count_skill_review(conn: duckdb.DuckDBPyConnection, dataset: str, run_id: int) -> dict[str, int]:
+    """How many skill candidates the run proposed for the dataset, and how many are accepted, rejected and
+    undecided (see _SKILL_STATUS)."""
+    rows = conn.cursor().execute(f"""
+        SELECT {_SKILL_STATUS} AS status, count(*) FROM candidates c LEFT JOIN resolved_labels rl USING (candidate_id)
+        WHERE c.dataset = ? AND c.run_id = ? AND c.task = 'skill' GROUP BY ALL
+    """, [dataset, run_id]).fetchall()
+    out = {"accepted": 0, "rejected": 0, "undecided": 0} | {s: int(n) for s, n in rows}
+    return {"proposed": sum(out.values())} | out
+
+
+def list_gold_skills(conn: duckdb.DuckDBPyConnection, dataset: str) -> dict[tuple[str, int], list[str] | None]:
+    """The log's gold_skills per turn (None where the log has none), for evaluation only."""
+    rows = conn.cursor().execute("SELECT dialogue_id, turn_index, gold_skills FROM turns WHERE dataset = ?",
+                                 [dataset]).fetchall()
+    return {(d, int(t)): (None if g is None else list(g)) for d, t, g in rows}

@@ -139,3 +139,16 @@ def precision_coverage(curve: pd.DataFrame, *, at: tuple[float, float] | None = 
                       xaxis_tickformat=".0%", yaxis_tickformat=".0%", xaxis_range=[0, 1.02],
                       margin=dict(t=30, b=10, l=10, r=10), height=380)
     return fig
+
+
+def rank_history(history: pd.DataFrame) -> go.Figure:
+    """A pseudo-label's rank history (analysis.skill_routing.rank_history): epoch on x, the rank of the
+    proposed and of the logged skill on y (rank 1 at the top; gaps where the proposed skill was below the
+    recorded ranks)."""
+    fig = go.Figure([go.Scatter(x=history["epoch"], y=history["proposed_rank"], mode="lines+markers",
+                                name="proposed skill"),
+                     go.Scatter(x=history["epoch"], y=history["logged_rank"], mode="lines+markers",
+                                name="logged skill")])
+    fig.update_layout(xaxis_title="epoch", yaxis_title="rank", yaxis_autorange="reversed", xaxis_dtick=1,
+                      yaxis_dtick=1, margin=dict(t=30, b=10, l=10, r=10), height=260)
+    return fig

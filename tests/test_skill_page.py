@@ -1,0 +1,234 @@
+"""The Skill routing page on a small simulated dataset with a tiny trained router, and its pure helpers."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analysis import skill_routing as sr
+from analysis.simulate import load_pool, simulate_turns, write_log
+from analysis.skill_routing import Dynamics, RoutingConfig, SkillRouter, build_examples
+from app import review_session, skill_jobs, store
+from app.ingest import ingest_files
+from tests.helpers import ROOT, make_turn, write_jsonl
+from tests.test_label_model import random_embed
+from tests.test_label_page import charts_values
+
+ENTRY = str(ROOT / "app" / "streamlit_app.py")
+REPORT = ROOT / "docs" / "results" / "skill-routing.json"
+
+
+@pytest.fixture(scope="module")
+def skill_db(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("skills")
+    path = tmp / "skills.duckdb"
+    conn = store.connect(path)
+    log = tmp / "t.jsonl"
+    write_log(simulate_turns(load_pool(), n_turns=400, seed=13, id_prefix="t-"), log)
+    ingest_files(conn, [log], dataset="t")
+    skill_jobs.train(conn, "t", tmp / "m", config=RoutingConfig(epochs=5, r=2, hidden=32), embed=random_embed(16))
+    skill_jobs.propose(conn, "t", tmp / "m")
+    ids = [c for (c,) in conn.execute("SELECT candidate_id FROM candidates WHERE task = 'skill' "
+                                      "ORDER BY candidate_id").fetchall()]
+    assert len(ids) >= 3, "the tiny run should propose a few pseudo-labels"
+    for n, (cid, verdict) in enumerate(zip(ids, ["accept", "reject"], strict=False)):
+        store.insert_decision(conn, decision_id=f"00000000-0000-0000-0000-00000000000{n}", candidate_id=cid,
+                              reviewer="zoe", verdict=verdict)
+    conn.close()
+    return path, tmp / "m"
+
+
+@pytest.fixture
+def env(skill_db, monkeypatch):
+    monkeypatch.setenv("TURNLENS_DB", str(skill_db[0]))
+    return skill_db
+
+
+def open_page(**state) -> AppTest:
+    at = AppTest.from_file(ENTRY, default_timeout=120)
+    at.session_state["reviewer"] = "ana"
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page("app_pages/skills.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def table(at: AppTest, column: str) -> pd.DataFrame:
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def query(path, sql: str, params=()):
+    conn = store.connect(path)
+    try:
+        return conn.execute(sql, list(params)).fetchall()
+    finally:
+        conn.close()
+
+
+def examples_of(path):
+    conn = store.connect(path)
+    try:
+        return (build_examples(store.list_turn_records(conn, "t", production_only=True)),
+                store.list_gold_skills(conn, "t"))
+    finally:
+        conn.close()
+
+
+def test_counts_and_review_link(env):
+    path, _ = env
+    at = open_page()
+    (run,) = {r for (r,) in query(path, "SELECT DISTINCT run_id FROM candidates WHERE task = 'skill'")}
+    assert at.selectbox(key="skl_run").value == run
+    (total,) = query(path, "SELECT count(*) FROM candidates WHERE task = 'skill' AND run_id = ?", [run])[0]
+    assert metric(at, "Proposed") == f"{total:,}"
+    assert metric(at, "Accepted") == "1" and metric(at, "Rejected") == "1"
+    assert metric(at, "Undecided") == f"{total - 2:,}"
+    links = {p.proto.label: parse_qs(p.proto.query_string) for p in at.get("page_link")}
+    params = links[f"Review this run's skill candidates ({total - 2:,} undecided)"]
+    assert params == {"task": ["skill"], "run": [str(run)]}
+    assert {k: [v] for k, v in review_session.spec_to_params(
+        store.QueueSpec(dataset="t", task="skill", run_id=run)).items()} == params
+
+
+def test_candidates_table_and_rank_history(env):
+    path, model = env
+    at = open_page()
+    shown = table(at, "proposed_skill")
+    stored = query(path, """SELECT c.dialogue_id, c.turn_index, json_extract_string(c.value, '$'), c.score,
+                                   t.response_skill, t.asr_text
+                            FROM candidates c JOIN turns t USING (dialogue_id, turn_index)
+                            WHERE c.task = 'skill' ORDER BY c.score DESC, c.candidate_id LIMIT 200""")
+    assert list(zip(shown["dialogue_id"], shown["turn_index"], shown["proposed_skill"], strict=True)) == [
+        s[:3] for s in stored]
+    np.testing.assert_allclose(shown["score"], [s[3] for s in stored])
+    assert shown["logged_skill"].tolist() == [s[4] for s in stored] and shown["request"].tolist() == [
+        s[5] for s in stored]
+    assert (shown["proposed_skill"] != shown["logged_skill"]).all()
+    assert set(shown["status"]) == {"accepted", "rejected", "undecided"}
+
+    router = SkillRouter.from_pretrained(model)
+    examples, _ = examples_of(path)
+    index = {e.key: i for i, e in enumerate(examples)}
+    for pick in (0, min(2, len(shown) - 1)):
+        at.selectbox(key="skl_pick").set_value(pick).run()
+        assert not at.exception
+        row = shown.iloc[pick]
+        i, skill = index[(row["dialogue_id"], int(row["turn_index"]))], router.skills.index(row["proposed_skill"])
+        d = router.dynamics
+        mask = d.example == i
+        drawn = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+        np.testing.assert_array_equal(charts_values(drawn[0]["x"]), d.epoch[mask])
+        np.testing.assert_array_equal(charts_values(drawn[1]["y"]), d.gt_rank[mask])
+        top = d.top_skills[mask]
+        expected = [float(np.flatnonzero(t == skill)[0] + 1) if (t == skill).any() else np.nan for t in top]
+        np.testing.assert_array_equal(charts_values([np.nan if v is None else v for v in drawn[0]["y"]])
+                                      if isinstance(drawn[0]["y"], list) else charts_values(drawn[0]["y"]), expected)
+        assert router.skills[d.gt_skill[mask][0]] == row["logged_skill"]
+
+
+def test_precision_grid(env):
+    path, model = env
+    at = open_page()
+    router = SkillRouter.from_pretrained(model)
+    examples, gold = examples_of(path)
+    gold_sets = [gold[e.key] for e in examples]
+    grid = table(at, "with_gold")
+    expected = sr.pseudo_label_grid(router.dynamics, router.skills, gold_sets, range(1, 4), range(1, 7))
+    pd.testing.assert_frame_equal(grid.reset_index(drop=True), expected, check_dtype=False)
+    assert set(grid["p"]) == {p for p in (1, 2, 3) if p <= router.dynamics.depth} and set(grid["r"]) == set(range(1, 7))
+    p, r = router.config.p, router.config.r
+    labels = sr.pseudo_labels(router.dynamics, p, r)
+    judged = {i: found for i, found in labels.items() if gold_sets[i] is not None}
+    direct = sr.pseudo_label_precision(judged, gold_sets, router.skills)
+    mine = grid[(grid["p"] == p) & (grid["r"] == r)].iloc[0]
+    assert mine["precision"] == pytest.approx(direct)
+    assert mine["proposed"] == sum(len(v) for v in labels.values())
+    assert metric(at, "Precision at this run's p and r") == f"{direct:.1%}"
+
+
+def test_ablation_table_matches_the_report(env):
+    if not REPORT.exists():
+        pytest.skip("no committed ablation report")
+    at = open_page()
+    shown = table(at, "top1_reranked").set_index("variant")
+    rows = json.loads(REPORT.read_text())["rows"]
+    for variant in {r["variant"] for r in rows}:
+        for m in ("f1", "recall_at_k", "top1_shortlister", "top1_reranked"):
+            values = [r[m] for r in rows if r["variant"] == variant]
+            assert shown.loc[variant, m] == pytest.approx(np.mean(values))
+            assert shown.loc[variant, f"{m}_sd"] == pytest.approx(np.std(values, ddof=1))
+    assert any("skill-routing.json" in c.value for c in at.caption)
+
+
+def test_missing_checkpoint_says_so(env, tmp_path, monkeypatch):
+    path, _ = env
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(path.read_bytes())
+    conn = store.connect(copy)
+    conn.execute("UPDATE model_runs SET parameters = json_object('checkpoint', '/nonexistent/ckpt', 'p', 2, 'r', 2)")
+    conn.close()
+    monkeypatch.setenv("TURNLENS_DB", str(copy))
+    at = open_page()
+    assert any("is missing" in w.value for w in at.warning)
+    assert not at.get("plotly_chart") and metric(at, "Proposed")
+
+
+def test_page_without_a_skill_run(tmp_path, monkeypatch):
+    path = tmp_path / "empty.duckdb"
+    conn = store.connect(path)
+    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", [make_turn("x", 0)])], dataset="demo")
+    conn.close()
+    monkeypatch.setenv("TURNLENS_DB", str(path))
+    at = open_page()
+    assert "turnlens train skills" in at.info[0].value and "turnlens score skills" in at.info[0].value
+
+
+# --- pure helpers ------------------------------------------------------------------------------------------
+
+def hand_dynamics() -> Dynamics:
+    """One example (index 0), skills 0..3, gt skill 3; depth 2. Epochs 1-3: top = [1, 2] (both above the gt,
+    rank 3); epoch 4: top = [1, 3] (skill 2 below the gt: its streak breaks; gt rank 2). Example 1, gt 0,
+    always rank 1: nothing proposed."""
+    top = np.array([[1, 2], [1, 2], [1, 2], [1, 3], [0, 1], [0, 1], [0, 1], [0, 1]])
+    return Dynamics(epoch=np.array([1, 2, 3, 4] * 2), example=np.array([0] * 4 + [1] * 4),
+                    top_skills=top, top_scores=np.full((8, 2), 0.5, np.float32),
+                    gt_skill=np.array([3] * 4 + [0] * 4), gt_score=np.full(8, 0.4, np.float32),
+                    gt_rank=np.array([3, 3, 3, 2, 1, 1, 1, 1]))
+
+
+def test_pseudo_label_grid_by_hand():
+    skills = ["a", "b", "c", "d"]
+    grid = sr.pseudo_label_grid(hand_dynamics(), skills, [["b", "d"], None], ps=(1, 2, 3), rs=(1, 3, 4, 5))
+    assert set(grid["p"]) == {1, 2}  # depth 2: p=3 is left out
+    g = grid.set_index(["p", "r"])
+    # p=1: skill 1 (b) qualifies at epochs 1-4: proposed for r <= 4; it is in the gold set
+    assert g.loc[(1, 1)].tolist() == [1, 1, 1.0] and g.loc[(1, 4)].tolist() == [1, 1, 1.0]
+    assert g.loc[(1, 5), "proposed"] == 0 and np.isnan(g.loc[(1, 5), "precision"])
+    # p=2: also skill 2 (c) at epochs 1-3 (not in gold): r <= 3 gives 2 labels, precision 1/2
+    assert g.loc[(2, 3)].tolist() == [2, 2, 0.5] and g.loc[(2, 4)].tolist() == [1, 1, 1.0]
+    # without gold: counted as proposed, not judged
+    nogold = sr.pseudo_label_grid(hand_dynamics(), skills, [None, None], ps=(1,), rs=(1,))
+    assert nogold[["proposed", "with_gold"]].iloc[0].tolist() == [1, 0] and np.isnan(nogold["precision"].iloc[0])
+    assert list(grid.columns) == ["p", "r", "proposed", "with_gold", "precision"]
+
+
+def test_rank_history_and_ablation_summary_by_hand():
+    h = sr.rank_history(hand_dynamics(), 0, 2)
+    assert h["epoch"].tolist() == [1, 2, 3, 4] and h["logged_rank"].tolist() == [3, 3, 3, 2]
+    np.testing.assert_array_equal(h["proposed_rank"], [2, 2, 2, np.nan])
+    table = sr.ablation_summary([{"variant": "base", "f1": 0.5}, {"variant": "base", "f1": 0.7},
+                              {"variant": "+PL", "f1": 0.9}], metrics=("f1",))
+    assert table["variant"].tolist() == ["base", "+PL"] and table["seeds"].tolist() == [2, 1]
+    assert table["f1"].tolist() == pytest.approx([0.6, 0.9])
+    assert table["f1_sd"].iloc[0] == pytest.approx(np.std([0.5, 0.7], ddof=1)) and np.isnan(table["f1_sd"].iloc[1])
