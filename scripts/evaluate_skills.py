@@ -183,7 +183,10 @@ def render(res: dict) -> str:
           "- Published (private data): +1.25% F1 with all three, and a larger gain for the re-ranker than the "
           "shortlister. The rows above are ours, whatever they are.",
           "- Pseudo-labels are only as good as the dynamics that propose them: streaks that start in the first "
-          "epochs, while the model is still undertrained, propose many invalid skills (see their precision).", ""]
+          "epochs, while the model is still undertrained, propose many invalid skills (see their precision).",
+          "- The re-ranker learns from the shortlister's scores on the shortlister's own training data, which are "
+          "more confident than on new requests; that may be why it gains little here (the published re-ranker "
+          "gained more than the shortlister). Cross-fitted shortlister scores are the next thing to try.", ""]
     return "\n".join(L)
 
 
