@@ -35,6 +35,7 @@ from analysis import failure_points as fp  # noqa: E402
 from analysis.failure_eval import Report, evaluate  # noqa: E402
 from analysis.simulate import load_eval_pool, load_pool, simulate_turns, split_dev_pool  # noqa: E402
 from analysis.text_encoder import EmbeddingCache, TextEncoder  # noqa: E402
+from scripts import report_cli  # noqa: E402
 
 DEFAULT_SLURP_DIR = REPO.parent / "shared" / "datasets" / "slurp"
 DEFAULT_OUT = REPO / "docs" / "results" / "failure-points.md"
@@ -74,10 +75,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tolerance", type=float, default=0.0,
                    help="with --check: the largest absolute difference accepted in any metric (default 0)")
     return p.parse_args(argv)
-
-
-def json_path(md_path: Path) -> Path:
-    return md_path.with_suffix(".json")
 
 
 # ---------------------------------------------------------------- running
@@ -279,16 +276,7 @@ def metrics(results: dict) -> dict[str, float | str]:
 
 def compare(expected: dict, actual: dict, *, tolerance: float = 0.0) -> list[str]:
     """Human-readable differences between two results' metrics; empty when the rerun reproduces them."""
-    a, b = metrics(expected), metrics(actual)
-    diffs = []
-    for key in sorted(set(a) | set(b)):
-        x, y = a.get(key), b.get(key)
-        if isinstance(x, float) and isinstance(y, float):
-            if abs(x - y) > tolerance + 1e-12:
-                diffs.append(f"{key}: reported {x:.6f}, reproduced {y:.6f}")
-        elif x != y:
-            diffs.append(f"{key}: reported {x!r}, reproduced {y!r}")
-    return diffs
+    return report_cli.compare_flat(metrics(expected), metrics(actual), tolerance=tolerance)
 
 
 # ---------------------------------------------------------------- the report
@@ -430,37 +418,11 @@ def render(res: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    if not args.slurp_dir.is_dir():
-        print(f"error: {args.slurp_dir}: SLURP directory not found (give --slurp-dir)", file=sys.stderr)
-        return 2
-    if args.check:
-        reported_path = json_path(args.out)
-        try:
-            reported = json.loads(reported_path.read_text())
-        except (OSError, ValueError) as exc:
-            print(f"error: {reported_path}: cannot read the reported results: {exc}", file=sys.stderr)
-            return 2
-        # rerun with the reported run's own arguments, so --check needs no others
-        keep = {k: v for k, v in vars(args).items() if k not in reported["args"]}
-        args = argparse.Namespace(**{**reported["args"], **keep})
-        results = run(args, argv)
-        diffs = compare(reported, results, tolerance=args.tolerance)
-        for line in diffs:
-            print(line)
-        print(f"{reported_path}: {'reproduced' if not diffs else f'{len(diffs)} figures differ'}", file=sys.stderr)
-        return 1 if diffs else 0
-    results = run(args, argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    json_path(args.out).write_text(json.dumps(results, indent=1) + "\n")
-    args.out.write_text(render(results))
-    mr = results["models"][0]["real"]
-    print(f"wrote {args.out} and {json_path(args.out).name}: real-class macro-F1 "
-          f"{_fmt_ci(mr['macro_f1'], mr['macro_f1_ci'])}; run time {results['runtime_seconds']:.0f} s",
-          file=sys.stderr)
-    return 0
+    def headline(results: dict) -> str:
+        mr = results["models"][0]["real"]
+        return f"real-class macro-F1 {_fmt_ci(mr['macro_f1'], mr['macro_f1_ci'])}"
 
+    return report_cli.main(argv, parse_args=parse_args, run=run, render=render, compare=compare, headline=headline)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -33,6 +33,7 @@ from analysis import label_metrics as lmx  # noqa: E402
 from analysis import label_model as lm  # noqa: E402
 from analysis.simulate import load_eval_pool, load_pool, simulate_turns, split_dev_pool  # noqa: E402
 from analysis.text_encoder import EmbeddingCache, TextEncoder  # noqa: E402
+from scripts import report_cli  # noqa: E402
 
 DEFAULT_SLURP_DIR = REPO.parent / "shared" / "datasets" / "slurp"
 DEFAULT_OUT = REPO / "docs" / "results" / "label-generation.md"
@@ -295,16 +296,7 @@ def metrics(results: dict) -> dict:
 
 
 def compare(expected: dict, actual: dict, *, tolerance: float = 0.0) -> list[str]:
-    a, b = metrics(expected), metrics(actual)
-    diffs = []
-    for key in sorted(set(a) | set(b)):
-        x, y = a.get(key), b.get(key)
-        if isinstance(x, float) and isinstance(y, float):
-            if not (abs(x - y) <= tolerance + 1e-12 or (np.isnan(x) and np.isnan(y))):
-                diffs.append(f"{key}: reported {x:.6f}, reproduced {y:.6f}")
-        elif x != y:
-            diffs.append(f"{key}: reported {x!r}, reproduced {y!r}")
-    return diffs
+    return report_cli.compare_flat(metrics(expected), metrics(actual), tolerance=tolerance)
 
 
 # ---------------------------------------------------------------- the report
@@ -442,34 +434,11 @@ def render(res: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    if not args.slurp_dir.is_dir():
-        print(f"error: {args.slurp_dir}: SLURP directory not found (give --slurp-dir)", file=sys.stderr)
-        return 2
-    out_json = args.out.with_suffix(".json")
-    if args.check:
-        try:
-            reported = json.loads(out_json.read_text())
-        except (OSError, ValueError) as exc:
-            print(f"error: {out_json}: cannot read the reported results: {exc}", file=sys.stderr)
-            return 2
-        keep = {k: v for k, v in vars(args).items() if k not in reported["args"]}
-        args = argparse.Namespace(**{**reported["args"], **keep})
-        diffs = compare(reported, run(args, argv), tolerance=args.tolerance)
-        for line in diffs:
-            print(line)
-        print(f"{out_json}: {'reproduced' if not diffs else f'{len(diffs)} figures differ'}", file=sys.stderr)
-        return 1 if diffs else 0
-    results = run(args, argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(results, indent=1) + "\n")
-    args.out.write_text(render(results))
-    cov = results["models"][0]["metrics"]["intent"]["curve"]["coverage_at_precision"]["95%"]
-    print(f"wrote {args.out}: intent coverage at 95% precision {cov:.1%}; run time {results['runtime_seconds']:.0f} s",
-          file=sys.stderr)
-    return 0
+    def headline(results: dict) -> str:
+        cov = results["models"][0]["metrics"]["intent"]["curve"]["coverage_at_precision"]["95%"]
+        return f"intent coverage at 95% precision {cov:.1%}"
 
+    return report_cli.main(argv, parse_args=parse_args, run=run, render=render, compare=compare, headline=headline)
 
 if __name__ == "__main__":
     raise SystemExit(main())

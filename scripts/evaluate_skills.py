@@ -13,7 +13,6 @@ Nothing is trained or tuned on the evaluation log; the configuration is RoutingC
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shlex
 import sys
@@ -30,6 +29,7 @@ sys.path.insert(0, str(REPO))
 from analysis import skill_routing as sr  # noqa: E402
 from analysis.simulate import load_eval_pool, load_pool, simulate_turns  # noqa: E402
 from analysis.text_encoder import EmbeddingCache, TextEncoder  # noqa: E402
+from scripts import report_cli  # noqa: E402
 
 DEFAULT_SLURP_DIR = REPO.parent / "shared" / "datasets" / "slurp"
 DEFAULT_OUT = REPO / "docs" / "results" / "skill-routing.md"
@@ -121,24 +121,20 @@ def summary(res: dict) -> dict[str, dict[str, tuple[float, float]]]:
     return out
 
 
-def _differs(x: float, y: float, tolerance: float) -> bool:
-    if np.isnan(x) or np.isnan(y):
-        return not (np.isnan(x) and np.isnan(y))
-    return abs(x - y) > tolerance + 1e-12
+def metrics(results: dict) -> dict[str, object]:
+    """The figures a rerun must reproduce, flattened to figure -> value (timings excluded)."""
+    out: dict[str, object] = {"rows": len(results["rows"])}
+    for r in results["rows"]:
+        for m in METRICS:
+            out[f"{r['variant']} seed {r['seed']} {m}"] = r[m]
+    for p in results["pseudo_label_precision"]:
+        out[f"pseudo-label precision seed {p['seed']}"] = p["precision"]
+        out[f"pseudo-labels proposed seed {p['seed']}"] = p["proposed"]
+    return out
 
 
 def compare(expected: dict, actual: dict, *, tolerance: float = 0.0) -> list[str]:
-    diffs = []
-    for a, b in zip(expected["rows"], actual["rows"], strict=False):
-        for m in METRICS:
-            if _differs(a[m], b[m], tolerance):
-                diffs.append(f"{a['variant']} seed {a['seed']} {m}: reported {a[m]:.6f}, reproduced {b[m]:.6f}")
-    if len(expected["rows"]) != len(actual["rows"]):
-        diffs.append(f"rows: reported {len(expected['rows'])}, reproduced {len(actual['rows'])}")
-    for a, b in zip(expected["pseudo_label_precision"], actual["pseudo_label_precision"], strict=False):
-        if a["proposed"] != b["proposed"] or _differs(a["precision"], b["precision"], tolerance):
-            diffs.append(f"pseudo-label precision seed {a['seed']}: reported {a}, reproduced {b}")
-    return diffs
+    return report_cli.compare_flat(metrics(expected), metrics(actual), tolerance=tolerance)
 
 
 def render(res: dict) -> str:
@@ -191,32 +187,8 @@ def render(res: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    if not args.slurp_dir.is_dir():
-        print(f"error: {args.slurp_dir}: SLURP directory not found (give --slurp-dir)", file=sys.stderr)
-        return 2
-    out_json = args.out.with_suffix(".json")
-    if args.check:
-        try:
-            reported = json.loads(out_json.read_text())
-        except (OSError, ValueError) as exc:
-            print(f"error: {out_json}: cannot read the reported results: {exc}", file=sys.stderr)
-            return 2
-        keep = {k: v for k, v in vars(args).items() if k not in reported["args"]}
-        args = argparse.Namespace(**{**reported["args"], **keep})
-        diffs = compare(reported, run(args, argv), tolerance=args.tolerance)
-        for line in diffs:
-            print(line)
-        print(f"{out_json}: {'reproduced' if not diffs else f'{len(diffs)} figures differ'}", file=sys.stderr)
-        return 1 if diffs else 0
-    results = run(args, argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(results, indent=1) + "\n")
-    args.out.write_text(render(results))
-    print(f"wrote {args.out}; run time {results['runtime_seconds']:.0f} s", file=sys.stderr)
-    return 0
-
+    return report_cli.main(argv, parse_args=parse_args, run=run, render=render, compare=compare,
+                           headline=lambda results: f"{len(results['rows'])} models")
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""What every evaluation script shares: the results are one JSON of numbers with the Markdown report rendered
+from it beside it, and ``--check`` reruns the evaluation with the reported run's own arguments and lists every
+figure that differs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable
+
+
+def compare_flat(expected: dict[str, object], actual: dict[str, object], *, tolerance: float = 0.0) -> list[str]:
+    """Differences between two flat {figure: value} maps: floats within tolerance (NaN equals NaN), anything
+    else exactly; one line per figure, "<figure>: reported X, reproduced Y"."""
+    diffs = []
+    for key in sorted(set(expected) | set(actual)):
+        x, y = expected.get(key), actual.get(key)
+        if isinstance(x, float) and isinstance(y, float):
+            same = (math.isnan(x) and math.isnan(y)) or abs(x - y) <= tolerance + 1e-12
+            if not same:
+                diffs.append(f"{key}: reported {x:.6f}, reproduced {y:.6f}")
+        elif x != y:
+            diffs.append(f"{key}: reported {x!r}, reproduced {y!r}")
+    return diffs
+
+
+def main(argv: list[str] | None, *, parse_args: Callable, run: Callable, render: Callable, compare: Callable,
+         headline: Callable[[dict], str]) -> int:
+    """The whole command: parse, check the SLURP folder, then either --check (exit 1 if any figure differs) or
+    run and write <out>.json and <out> (the Markdown); headline(results) is printed when done."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if not args.slurp_dir.is_dir():
+        print(f"error: {args.slurp_dir}: SLURP directory not found (give --slurp-dir)", file=sys.stderr)
+        return 2
+    out_json = args.out.with_suffix(".json")
+    if args.check:
+        try:
+            reported = json.loads(out_json.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"error: {out_json}: cannot read the reported results: {exc}", file=sys.stderr)
+            return 2
+        # rerun with the reported run's own arguments, so --check needs no others
+        keep = {k: v for k, v in vars(args).items() if k not in reported["args"]}
+        args = argparse.Namespace(**{**reported["args"], **keep})
+        diffs = compare(reported, run(args, argv), tolerance=args.tolerance)
+        for line in diffs:
+            print(line)
+        print(f"{out_json}: {'reproduced' if not diffs else f'{len(diffs)} figures differ'}", file=sys.stderr)
+        return 1 if diffs else 0
+    results = run(args, argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(results, indent=1) + "\n")
+    args.out.write_text(render(results))
+    print(f"wrote {args.out} and {out_json.name}: {headline(results)}; run time {results['runtime_seconds']:.0f} s",
+          file=sys.stderr)
+    return 0
