@@ -325,6 +325,34 @@ def _train_with_bar(args: argparse.Namespace, train) -> tuple[dict, float] | int
     return summary, time.perf_counter() - started
 
 
+def _score_with_bar(args: argparse.Namespace, model: str, unit: str, score, *, show_bar: bool = True
+                    ) -> tuple[object, float] | int:
+    """Open the database and run score(conn, progress) under a progress bar (progress(stage, done, total));
+    (result, seconds), or an exit code: no checkpoint in --model-dir, a locked database, or invalid input."""
+    from app import store
+
+    if not (args.model_dir / "config.json").exists():
+        return _fail(f"{args.model_dir}: no checkpoint (train one with 'turnlens train {model}')", EXIT_USAGE)
+    conn, db, code = _open(args)
+    if conn is None:
+        return code
+    started = time.perf_counter()
+    bar = tqdm(desc="scoring", unit=unit, file=sys.stderr, disable=not show_bar or args.quiet)
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        result = score(conn, progress)
+    except (ValueError, store.IngestConflictError) as exc:
+        return _fail(str(exc), EXIT_INVALID)
+    finally:
+        bar.close()
+        conn.close()
+    return result, time.perf_counter() - started
+
+
 def _train_skills(args: argparse.Namespace) -> int:
     from analysis.skill_routing import RoutingConfig
     from app import skill_jobs
@@ -346,21 +374,16 @@ def _train_skills(args: argparse.Namespace) -> int:
 
 
 def _score_skills(args: argparse.Namespace) -> int:
-    from app import skill_jobs, store
+    from app import skill_jobs
 
-    if not (args.model_dir / "config.json").exists():
-        return _fail(f"{args.model_dir}: no checkpoint (train one with 'turnlens train skills')", EXIT_USAGE)
     if (args.p is not None and args.p < 1) or (args.r is not None and args.r < 1):
         return _fail("--p and --r must be at least 1", EXIT_USAGE)
-    conn, db, code = _open(args)
-    if conn is None:
-        return code
-    try:
-        result = skill_jobs.propose(conn, args.dataset, args.model_dir, p=args.p, r=args.r)
-    except (ValueError, store.IngestConflictError) as exc:
-        return _fail(str(exc), EXIT_INVALID)
-    finally:
-        conn.close()
+    # proposing reads the stored dynamics: nothing long enough for a bar
+    done = _score_with_bar(args, "skills", " turns", lambda conn, progress: skill_jobs.propose(
+        conn, args.dataset, args.model_dir, p=args.p, r=args.r), show_bar=False)
+    if isinstance(done, int):
+        return done
+    result, _ = done
     print(f"{result.rows_added:,} skill candidates (pseudo-labels) added, {result.rows_already_present:,} already "
           "present")
     return EXIT_OK
@@ -391,33 +414,17 @@ def _train_labels(args: argparse.Namespace) -> int:
 
 
 def _score_labels(args: argparse.Namespace) -> int:
-    from app import label_jobs, store
-
-    if not (args.model_dir / "config.json").exists():
-        return _fail(f"{args.model_dir}: no checkpoint (train one with 'turnlens train labels')", EXIT_USAGE)
     from analysis.label_model import TASKS
+    from app import label_jobs
 
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
     if not tasks or set(tasks) - set(TASKS):
         return _fail(f"--tasks: choose among {', '.join(TASKS)}; got {args.tasks!r}", EXIT_USAGE)
-    conn, db, code = _open(args)
-    if conn is None:
-        return code
-    started = time.perf_counter()
-    bar = tqdm(desc="scoring", unit=" dialogues", file=sys.stderr, disable=args.quiet)
-
-    def progress(stage: str, done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
-    try:
-        result = label_jobs.score(conn, args.dataset, args.model_dir, tasks=tasks, progress=progress)
-    except (ValueError, store.IngestConflictError) as exc:
-        return _fail(str(exc), EXIT_INVALID)
-    finally:
-        bar.close()
-        conn.close()
-    took = time.perf_counter() - started
+    done = _score_with_bar(args, "labels", " dialogues", lambda conn, progress: label_jobs.score(
+        conn, args.dataset, args.model_dir, tasks=tasks, progress=progress))
+    if isinstance(done, int):
+        return done
+    result, took = done
     print(f"scored in {took:.0f} s: {result.rows_added:,} candidates added ({', '.join(tasks)}), "
           f"{result.rows_already_present:,} already present")
     return EXIT_OK
@@ -449,30 +456,14 @@ def _train_failure_points(args: argparse.Namespace) -> int:
 
 
 def _score_failure_points(args: argparse.Namespace) -> int:
-    from app import failure_jobs, store
-
-    if not (args.model_dir / "config.json").exists():
-        return _fail(f"{args.model_dir}: no checkpoint (train one with 'turnlens train failure-points')",
-                     EXIT_USAGE)
-    conn, db, code = _open(args)
-    if conn is None:
-        return code
-    started = time.perf_counter()
-    bar = tqdm(desc="scoring", unit=" turns", file=sys.stderr, disable=args.quiet)
-
-    def progress(stage: str, done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
+    from app import failure_jobs
 
     timings: dict[str, float] = {}
-    try:
-        result = failure_jobs.score(conn, args.dataset, args.model_dir, progress=progress, timings=timings)
-    except (ValueError, store.IngestConflictError) as exc:
-        return _fail(str(exc), EXIT_INVALID)
-    finally:
-        bar.close()
-        conn.close()
-    took = time.perf_counter() - started
+    done = _score_with_bar(args, "failure-points", " turns", lambda conn, progress: failure_jobs.score(
+        conn, args.dataset, args.model_dir, progress=progress, timings=timings))
+    if isinstance(done, int):
+        return done
+    result, took = done
     print(f"scored {result.rows_read:,} turns in {took:.0f} s ({result.rows_read / max(took, 1e-9):,.0f} turns/s; "
           f"text encoder {timings['text_encoder']:.0f} s, model {timings['model']:.0f} s, writing "
           f"{timings['write']:.0f} s): {result.rows_added:,} failure_point candidates added, "
