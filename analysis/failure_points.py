@@ -28,12 +28,11 @@ import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from analysis.log_format import FAILURE_POINTS
+from analysis.log_format import FAILURE_POINTS, timestamp_seconds
 
 VERSION = "failure-points/1"
 LABELS: tuple[str, ...] = FAILURE_POINTS
@@ -103,15 +102,6 @@ def _words_bucket(text: str) -> str:
     return str(n) if n <= 3 else "4-5" if n <= 5 else "6-8" if n <= 8 else "9+"
 
 
-def _seconds(ts: object) -> float | None:
-    """A v1 timestamp (ISO 8601 string, datetime or pandas Timestamp) as POSIX seconds."""
-    if ts is None:
-        return None
-    if isinstance(ts, str):
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-    return ts.timestamp()  # type: ignore[attr-defined]
-
-
 def _cat(value: object) -> str:
     if value is None:
         return "none"
@@ -143,7 +133,7 @@ def build_examples(turns: Iterable[dict], *, following: int = 2) -> list[Example
             alt_agree = "none" if intent is None or alt is None else ("agree" if alt == intent else "disagree")
             gap = None
             if nxt:
-                a, b = _seconds(t.get("timestamp")), _seconds(nxt[0].get("timestamp"))
+                a, b = timestamp_seconds(t.get("timestamp")), timestamp_seconds(nxt[0].get("timestamp"))
                 gap = None if a is None or b is None else b - a
             asr_text = t.get("asr_text") or ""
             tokens = {

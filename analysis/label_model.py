@@ -24,12 +24,12 @@ import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from analysis.label_metrics import bio_tags, spans_from_bio
+from analysis.log_format import timestamp_seconds
 
 VERSION = "label-model/1"
 CAT_FIELDS = ("nlu_domain", "nlu_intent", "nlu_alt_intent", "response_status", "er_status", "tts_status",
@@ -70,12 +70,6 @@ class Dialogue:
     turns: tuple[Turn, ...]
 
 
-def _seconds(ts: object) -> float:
-    if isinstance(ts, str):
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-    return ts.timestamp()  # type: ignore[attr-defined]
-
-
 def _cat(value: object) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "none"
@@ -100,7 +94,7 @@ def build_dialogues(records: Iterable[dict]) -> list[Dialogue]:
         for r in rows:
             words = tuple((r.get("asr_text") or "").lower().split())
             slots = r.get("nlu_slots") or []
-            now = _seconds(r["timestamp"])
+            now = timestamp_seconds(r["timestamp"])
             gap = None if prev_time is None else max(now - prev_time, 0.0)
             prev_time = now
             turns.append(Turn(

@@ -4,6 +4,7 @@ and the validator are all derived, so the three can never disagree."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import pyarrow as pa
 
@@ -146,3 +147,12 @@ def json_schema() -> dict:
         "properties": props,
         "additionalProperties": True,
     }
+
+
+def timestamp_seconds(ts: object) -> float | None:
+    """A v1 timestamp (ISO 8601 string, datetime or pandas Timestamp) as POSIX seconds; None stays None."""
+    if ts is None:
+        return None
+    if isinstance(ts, str):
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    return ts.timestamp()  # type: ignore[attr-defined]

@@ -19,10 +19,11 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+
+from analysis.log_format import timestamp_seconds
 
 VERSION = "skill-routing/1"
 CONTEXT_FIELDS = ("device_type", "nlu_domain", "nlu_intent")
@@ -55,10 +56,6 @@ class SkillExample:
         return (self.dialogue_id, self.turn_index)
 
 
-def _seconds(ts: object) -> float:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() if isinstance(ts, str) else ts.timestamp()
-
-
 def _token(value: object, missing: str | None = "none") -> str | None:
     return missing if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
@@ -67,7 +64,7 @@ def build_examples(records: Iterable[dict]) -> list[SkillExample]:
     """One example per turn with a logged ``response_skill``, sorted by (dialogue id, turn index).
     ``recent_skills`` come from the same user's turns (across dialogues) with a strictly earlier timestamp
     that did not fail; turns without a user id have none."""
-    rows = sorted(((_token(r.get("user_id"), None), _seconds(r["timestamp"]), r) for r in records
+    rows = sorted(((_token(r.get("user_id"), None), timestamp_seconds(r["timestamp"]), r) for r in records
                    if r.get("response_skill")),
                   key=lambda x: (x[0] is None, x[0] or "", x[1], x[2]["dialogue_id"], x[2]["turn_index"]))
     out: list[SkillExample] = []

@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from analysis import label_metrics as lmx  # noqa: E402
 from analysis import label_model as lm  # noqa: E402
+from analysis.log_format import timestamp_seconds  # noqa: E402
 from analysis.simulate import load_eval_pool, load_pool, simulate_turns, split_dev_pool  # noqa: E402
 from analysis.text_encoder import EmbeddingCache, TextEncoder  # noqa: E402
 from scripts import report_cli  # noqa: E402
@@ -82,7 +83,7 @@ def rule_goal_start(records: list[dict]) -> dict[tuple[str, int], bool]:
     out, prev = {}, None
     for r in sorted(records, key=lambda r: (r["dialogue_id"], r["turn_index"])):
         same = prev is not None and prev["dialogue_id"] == r["dialogue_id"]
-        gap = (lm._seconds(r["timestamp"]) - lm._seconds(prev["timestamp"])) if same else None
+        gap = (timestamp_seconds(r["timestamp"]) - timestamp_seconds(prev["timestamp"])) if same else None
         out[(r["dialogue_id"], r["turn_index"])] = not (same and _defective(prev) and gap <= REPHRASE_WINDOW)
         prev = r
     return out
