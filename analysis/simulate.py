@@ -34,8 +34,10 @@ Ground truth of the simulation (kept here, never written into records)
   RESPONSE (skill error, or routed to a skill that cannot serve the intent -> unhandled),
   TTS (``tts_status`` failed). These are only injected where every earlier component succeeded; measured
   rates on 200,000 turns of the bundled pool are about 2%, 3%, 3% and 1% of turns.
-* Dialogues: 1-6 turns a few seconds apart. After a defective turn the user usually rephrases (another
-  recording with the same gold intent, ``gold_goal_start`` false) or gives up; then may start another
+* Dialogues: 1-6 turns a few seconds apart. After a defective turn the user usually rephrases
+  (``gold_goal_start`` false): half the time by saying the same sentence again (another recording of
+  it, so the recogniser may hear it differently), else another sentence with the same gold intent and
+  slots when there is one, else any other sentence of the gold intent or gives up; then may start another
   goal. ``gold_goal_success`` is true iff the last turn of the goal was not defective.
 """
 
@@ -100,6 +102,10 @@ P_RESPONSE_FAIL = 0.044  # given everything so far worked and a skill serves the
 P_TTS_FAIL = 0.014  # given everything so far worked
 P_SYMPTOM_UNRESOLVED = 0.3  # a misrecognised/misunderstood request with slots often fails to resolve too
 P_REPHRASE = 0.7  # after a defective turn; otherwise the user gives up
+# How a user rephrases: repeat the sentence, or say another with the same meaning (gold intent and slots),
+# else another sentence of the same intent. Keeping the meaning is what makes rephrases minable as rewrites.
+P_REPEAT = 0.5
+P_SAME_MEANING = 0.3
 P_ANOTHER_GOAL = 0.3
 P_PRIMARY_ROUTE = 0.8  # the router picks an intent's first skill, else another valid one
 
@@ -323,6 +329,7 @@ def build_population(*, n_users: int, seed: int = 0) -> list[User]:
 class _Rec:
     """A pool recording with everything a turn needs precomputed (the hot loop only looks things up)."""
 
+    index: int  # position in the prepared pool
     slurp_id: int
     reference_text: str
     asr_text: str
@@ -365,7 +372,7 @@ def _prepare(pool: list[dict]) -> list[_Rec]:
         routes = INTENT_SKILLS.get(r["nlu_intent"], ())
         wer = float(sub[i] + dele[i] + ins[i]) / max(int(n[i]), 1)
         out.append(_Rec(
-            slurp_id=int(r["slurp_id"]), reference_text=r["reference_text"], asr_text=r["asr_text"],
+            index=i, slurp_id=int(r["slurp_id"]), reference_text=r["reference_text"], asr_text=r["asr_text"],
             nlu_domain=r["nlu_domain"], nlu_intent=r["nlu_intent"], nlu_slots=nlu_slots,
             gold_intent=r["gold_intent"], gold_slots=tuple((s["type"], s["value"]) for s in r["gold_slots"]),
             alt_intent=r["alt_intent"], failure=r["failure"],
@@ -387,8 +394,12 @@ class _Sampler:
         self.err = [i for i, r in enumerate(recs) if r.wer > 0]
         self.by_intent: dict[str, list[int]] = {}
         self.err_by_intent: dict[str, list[int]] = {}
+        self.by_sentence: dict[int, list[int]] = {}
+        self.by_meaning: dict[tuple, list[int]] = {}
         for i, r in enumerate(recs):
             self.by_intent.setdefault(r.gold_intent, []).append(i)
+            self.by_sentence.setdefault(r.slurp_id, []).append(i)
+            self.by_meaning.setdefault(_meaning(r), []).append(i)
             if r.wer > 0:
                 self.err_by_intent.setdefault(r.gold_intent, []).append(i)
 
@@ -397,7 +408,17 @@ class _Sampler:
         return self.recs[src[int(rng.random() * len(src))]]
 
     def rephrase(self, rng: random.Random, bias: float, prev: _Rec) -> _Rec:
-        """Another recording of the same gold intent, preferably another utterance (a real rephrase)."""
+        """What a user says after ``prev`` failed: the same sentence again (another recording of it), another
+        sentence with the same gold intent and slots, or another sentence of the same gold intent."""
+        u = rng.random()
+        if u < P_REPEAT:
+            again = [i for i in self.by_sentence[prev.slurp_id] if i != prev.index]
+            if again:
+                return self.recs[self._pick(rng, bias, again)]
+        elif u < P_REPEAT + P_SAME_MEANING:
+            same = [i for i in self.by_meaning[_meaning(prev)] if self.recs[i].slurp_id != prev.slurp_id]
+            if same:
+                return self.recs[self._pick(rng, bias, same)]
         err = self.err_by_intent.get(prev.gold_intent)
         src = err if err and rng.random() < bias else self.by_intent[prev.gold_intent]
         rec = prev
@@ -406,6 +427,19 @@ class _Sampler:
             if rec.slurp_id != prev.slurp_id:
                 break
         return rec
+
+    def _pick(self, rng: random.Random, bias: float, candidates: list[int]) -> int:
+        """One of ``candidates``; with probability ``bias`` one with recognition errors if there is one."""
+        if rng.random() < bias:
+            err = [i for i in candidates if self.recs[i].wer > 0]
+            if err:
+                candidates = err
+        return candidates[int(rng.random() * len(candidates))]
+
+
+def _meaning(rec: _Rec) -> tuple:
+    """What a sentence asks for: its gold intent and slots (values compared case-insensitively)."""
+    return rec.gold_intent, tuple(sorted((t, v.lower()) for t, v in rec.gold_slots))
 
 
 # ---------------------------------------------------------------- turns and dialogues

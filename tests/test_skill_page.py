@@ -33,8 +33,9 @@ def skill_db(tmp_path_factory):
     ingest_files(conn, [log], dataset="t")
     skill_jobs.train(conn, "t", tmp / "m", config=RoutingConfig(epochs=5, r=2, hidden=32), embed=random_embed(16))
     skill_jobs.propose(conn, "t", tmp / "m")
+    # decide the two most confident, so both decisions show in the page's table (most confident first)
     ids = [c for (c,) in conn.execute("SELECT candidate_id FROM candidates WHERE task = 'skill' "
-                                      "ORDER BY candidate_id").fetchall()]
+                                      "ORDER BY score DESC, candidate_id").fetchall()]
     assert len(ids) >= 3, "the tiny run should propose a few pseudo-labels"
     for n, (cid, verdict) in enumerate(zip(ids, ["accept", "reject"], strict=False)):
         store.insert_decision(conn, decision_id=f"00000000-0000-0000-0000-00000000000{n}", candidate_id=cid,
