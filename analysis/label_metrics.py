@@ -244,6 +244,21 @@ def _report(n: int, groups: Sequence[object] | None, stats: Callable[[np.ndarray
     return out
 
 
+def cluster_bootstrap(n: int, groups: Sequence[object] | None, stat_cols: Sequence[np.ndarray], n_stats: int,
+                      metrics: Callable[[np.ndarray], dict[str, np.ndarray]], *, n_boot: int = 1000,
+                      seed: int = 0, confidence: float = 0.95) -> dict:
+    """Metrics of summed per-row statistics with a bootstrap over ``groups`` (None: rows), for callers
+    outside this module. stat_cols: arrays of one statistic index (0..n_stats-1) per row, -1 adding
+    nothing; each row adds 1 to each statistic it names. metrics maps (..., n_stats) sums to arrays."""
+    cols = [np.asarray(c, dtype=np.int64) for c in stat_cols]
+
+    def stats(idx: np.ndarray, n_groups: int) -> np.ndarray:
+        flat = np.concatenate([idx[c >= 0] * n_stats + c[c >= 0] for c in cols])
+        return np.bincount(flat, minlength=n_groups * n_stats).reshape(n_groups, n_stats).astype(np.float64)
+
+    return _report(n, groups, stats, metrics, n_boot, seed, confidence)
+
+
 def _binary_metrics(s: np.ndarray) -> dict[str, np.ndarray]:  # s[..., (tn, fp, fn, tp)]
     tn, fp, fn, tp = np.moveaxis(s, -1, 0)
     p, r, f1 = _prf(tp, fp, fn)

@@ -780,6 +780,12 @@ def _arrow_chunk(chunk: list[dict]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=LOG_SCHEMA)
 
 
+def records_to_table(records: Iterable[dict]) -> pa.Table:
+    """Turn records (e.g. from ``simulate_turns``) as one Arrow table with the log format's v1 types."""
+    tables = [_arrow_chunk(chunk) for chunk in _chunks(records)]
+    return pa.concat_tables(tables) if tables else LOG_SCHEMA.empty_table()
+
+
 _CSV_JSON = tuple(i for i, f in enumerate(FIELDS) if f.kind in ("string_list", "float_list", "slots"))
 _CSV_BOOL = tuple(i for i, f in enumerate(FIELDS) if f.kind == "bool")
 

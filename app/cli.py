@@ -131,6 +131,27 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _db_arg(t)
 
+    p = sub.add_parser("mine", help="mine a stored dataset for something to review")
+    msub = p.add_subparsers(dest="what", required=True)
+    t = msub.add_parser("rewrites", help="query rewrites from rephrase chains, replayed on a later period "
+                                         "(docs/rewrites.md)")
+    t.add_argument("--dataset", required=True)
+    t.add_argument("--evaluate-from", type=_iso_time, default=None,
+                   help="start of the held-out evaluation period (ISO 8601); default: the last --evaluate-days")
+    t.add_argument("--evaluate-days", type=float, default=14.0,
+                   help="days held out at the end when the log has gold labels (default 14; 0: mine everything)")
+    t.add_argument("--states", choices=("utterance", "interpretation"), default="utterance")
+    t.add_argument("--min-support", type=int, default=None)
+    t.add_argument("--min-failure-rate", type=float, default=None)
+    t.add_argument("--min-target-support", type=int, default=None)
+    t.add_argument("--min-gain", type=float, default=None)
+    t.add_argument("--min-reach", type=float, default=None)
+    t.add_argument("--session-gap", type=float, default=None, help="seconds between sessions (default 180)")
+    t.add_argument("--no-online", action="store_true", help="skip the online (retrieval) rewriter")
+    t.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (default 1000)")
+    t.add_argument("--quiet", action="store_true", help="no progress messages")
+    _db_arg(t)
+
     p = sub.add_parser("info", help="what a database holds")
     _db_arg(p)
 
@@ -139,6 +160,68 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default="127.0.0.1")
     _db_arg(p)
     return parser
+
+
+def _iso_time(text: str):
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def cmd_mine(args: argparse.Namespace) -> int:
+    from analysis.rewrite_pipeline import PipelineConfig
+    from analysis.rewrites import MiningConfig
+    from app import rewrite_jobs, store
+
+    overrides = {k: v for k, v in (("min_support", args.min_support), ("min_failure_rate", args.min_failure_rate),
+                                   ("min_target_support", args.min_target_support), ("min_gain", args.min_gain),
+                                   ("min_reach", args.min_reach)) if v is not None}
+    try:
+        mining = MiningConfig(states=args.states, **overrides)
+        if args.n_boot < 0:
+            raise ValueError(f"--n-boot must be >= 0, got {args.n_boot}")
+        config = PipelineConfig(mining=mining, with_online=not args.no_online, n_boot=args.n_boot,
+                                **({"session_gap": args.session_gap} if args.session_gap is not None else {}))
+        if config.session_gap <= 0:
+            raise ValueError(f"--session-gap must be positive, got {config.session_gap}")
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    conn, _db, code = _open(args, must_exist=True)
+    if conn is None:
+        return code
+    started = time.perf_counter()
+
+    def say(message: str) -> None:
+        if not args.quiet:
+            print(f"[{time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr)
+
+    try:
+        if args.dataset not in store.list_datasets(conn):
+            return _fail(f"no dataset {args.dataset!r} in the database", EXIT_USAGE)
+        out = rewrite_jobs.mine(conn, args.dataset, config=config, evaluate_from=args.evaluate_from,
+                                evaluate_days=args.evaluate_days, progress=say)
+    except (ValueError, store.IngestConflictError) as exc:
+        return _fail(str(exc), EXIT_INVALID)
+    finally:
+        conn.close()
+    print(f"run {out['run_id']}: {out['rewrites']:,} rewrites mined from {out['mining_turns']:,} turns "
+          f"({out['rephrases']:,} rephrases) in {time.perf_counter() - started:.0f} s; stored as `rewrite` "
+          "candidates for review")
+    if out["evaluate_from"]:
+        for name, rep in out["overall"].items():
+            ratio = rep["win_loss_ratio"]
+            print(f"  {name}: {rep['rewritten']:,} of {rep['turns']:,} turns rewritten from {out['evaluate_from']}: "
+                  f"{rep['wins']:,} wins, {rep['losses']:,} losses, win/loss "
+                  f"{'n/a' if ratio != ratio else f'{ratio:.1f}'}; defect rate {rep['defect_rate_without']:.1%} -> "
+                  f"{rep['defect_rate_with']:.1%}")
+        print(f"  {out['retired']} rewrite(s) retired by their Beta posterior")
+    else:
+        print("  no evaluation period (no gold labels, or --evaluate-days 0)")
+    return EXIT_OK
 
 
 def _fail(message: str, code: int) -> int:
@@ -504,7 +587,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         return _fail(str(exc), EXIT_USAGE)
     handler = {"ingest": cmd_ingest, "demo-data": cmd_demo_data, "info": cmd_info, "serve": cmd_serve,
-               "candidates": cmd_candidates, "export": cmd_export, "train": cmd_train, "score": cmd_score}
+               "candidates": cmd_candidates, "export": cmd_export, "train": cmd_train, "score": cmd_score,
+               "mine": cmd_mine}
     return handler[args.command](args)
 
 

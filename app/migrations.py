@@ -221,10 +221,97 @@ def m003_candidate_distributions(conn: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+def m004_rewrites(conn: duckdb.DuckDBPyConnection) -> None:
+    """Query-rewrite mining runs: the run (a model run, so its rewrites are ordinary `rewrite` candidates in
+    the review queue), each mined rewrite with its replayed wins and losses, the chains' states and
+    transitions (for the chain diagram), evidence sessions, and the win/loss metrics with their intervals.
+    Written once per run, in one transaction with the candidates; never updated."""
+    conn.execute("""
+        CREATE TABLE rewrite_runs (
+            run_id BIGINT PRIMARY KEY,
+            dataset VARCHAR NOT NULL,
+            states VARCHAR NOT NULL,
+            evaluate_from TIMESTAMPTZ,
+            n_mining_turns BIGINT NOT NULL,
+            n_eval_turns BIGINT NOT NULL,
+            n_rephrases BIGINT NOT NULL,
+            n_chains BIGINT NOT NULL,
+            summary VARCHAR NOT NULL
+        )
+    """)
+    conn.execute("""
+        CREATE TABLE rewrites (
+            run_id BIGINT NOT NULL,
+            source VARCHAR NOT NULL,
+            target VARCHAR NOT NULL,
+            source_support BIGINT NOT NULL,
+            source_failure_rate DOUBLE NOT NULL,
+            source_success DOUBLE NOT NULL,
+            target_support BIGINT NOT NULL,
+            target_success DOUBLE NOT NULL,
+            gain DOUBLE NOT NULL,
+            reach DOUBLE NOT NULL,
+            direct BIGINT NOT NULL,
+            target_interpretation VARCHAR NOT NULL,
+            wins BIGINT,
+            losses BIGINT,
+            ties BIGINT,
+            retire_probability DOUBLE,
+            candidate_id BIGINT NOT NULL,
+            PRIMARY KEY (run_id, source)
+        )
+    """)
+    conn.execute("""
+        CREATE TABLE rewrite_evidence (
+            run_id BIGINT NOT NULL,
+            source VARCHAR NOT NULL,
+            rank INTEGER NOT NULL,
+            dialogue_id VARCHAR NOT NULL,
+            turn_index BIGINT NOT NULL,
+            other_dialogue_id VARCHAR NOT NULL,
+            other_turn_index BIGINT NOT NULL,
+            PRIMARY KEY (run_id, source, rank)
+        )
+    """)
+    conn.execute("""
+        CREATE TABLE rewrite_states (
+            run_id BIGINT NOT NULL,
+            state VARCHAR NOT NULL,
+            support BIGINT NOT NULL,
+            failure_rate DOUBLE NOT NULL,
+            success DOUBLE NOT NULL,
+            PRIMARY KEY (run_id, state)
+        )
+    """)
+    conn.execute("""
+        CREATE TABLE rewrite_transitions (
+            run_id BIGINT NOT NULL,
+            from_state VARCHAR NOT NULL,
+            to_state VARCHAR NOT NULL,
+            n BIGINT NOT NULL,
+            PRIMARY KEY (run_id, from_state, to_state)
+        )
+    """)
+    conn.execute("""
+        CREATE TABLE rewrite_metrics (
+            run_id BIGINT NOT NULL,
+            rewriter VARCHAR NOT NULL,
+            grouping VARCHAR NOT NULL,
+            grp VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,
+            value DOUBLE,
+            ci_low DOUBLE,
+            ci_high DOUBLE,
+            PRIMARY KEY (run_id, rewriter, grouping, grp, metric)
+        )
+    """)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "m001_turns_and_imports", m001_turns_and_imports),
     (2, "m002_review", m002_review),
     (3, "m003_candidate_distributions", m003_candidate_distributions),
+    (4, "m004_rewrites", m004_rewrites),
 ]
 
 

@@ -432,75 +432,82 @@ def insert_candidates(conn: duckdb.DuckDBPyConnection, candidates: pa.Table) -> 
     """
     candidates = _checked_distributions(candidates)
     cur = conn.cursor()
-    cur.register("incoming_c", candidates)
     try:
         with transaction(cur):
-            missing = cur.execute("""
-                SELECT i.task, i.dialogue_id, i.turn_index FROM incoming_c i
-                WHERE (i.turn_index IS NULL AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.dialogue_id = i.dialogue_id))
-                   OR (i.turn_index IS NOT NULL AND NOT EXISTS (SELECT 1 FROM turns t
-                        WHERE t.dialogue_id = i.dialogue_id AND t.turn_index = i.turn_index))
-                   OR (i.other_dialogue_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM turns t
-                        WHERE t.dialogue_id = i.other_dialogue_id AND t.turn_index = i.other_turn_index))
-                ORDER BY 2, 3 LIMIT ?
-            """, [_MISSING_LIMIT + 1]).fetchall()
-            if missing:
-                problems = [f"{task} candidate for {'dialogue' if ti is None else f'turn {ti} of dialogue'} {did!r}: "
-                            "no such target among the stored turns (ingest the logs first)"
-                            for task, did, ti in missing[:_MISSING_LIMIT]]
-                if len(missing) > _MISSING_LIMIT:
-                    problems.append("... and more candidates without a target")
-                raise IngestConflictError(problems)
-            cur.execute("""
-                INSERT INTO model_runs (name, version, parameters, run_at)
-                SELECT model_name, model_version, model_parameters, min(run_at)
-                FROM incoming_c GROUP BY ALL
-                ON CONFLICT DO NOTHING
-            """)
-            cur.execute("""
-                CREATE OR REPLACE TEMP TABLE staged_c AS
-                SELECT r.run_id, i.* EXCLUDE (model_name, model_version, model_parameters, run_at)
-                FROM incoming_c i JOIN model_runs r
-                  ON r.name = i.model_name AND r.version = i.model_version AND r.parameters = i.model_parameters
-            """)
-            conflicts = cur.execute("""
-                SELECT s.task, s.target_key FROM staged_c s JOIN candidates c USING (run_id, task, target_key)
-                LEFT JOIN candidate_distributions d ON d.candidate_id = c.candidate_id
-                WHERE s.value <> c.value OR s.score <> c.score OR s.distribution <> d.distribution LIMIT ?
-            """, [_CONFLICT_LIMIT]).fetchall()
-            if conflicts:
-                raise IngestConflictError([f"{task} candidate for target {key} is already stored from the same "
-                                           "model run with another value, score or distribution"
-                                           for task, key in conflicts])
-            present = cur.execute(
-                "SELECT count(*) FROM staged_c SEMI JOIN candidates USING (run_id, task, target_key)").fetchone()[0]
-            # The domain and dataset of the target's (first) turn, kept on the candidate for fast filtering.
-            cur.execute("""
-                INSERT INTO candidates (run_id, task, target_kind, dialogue_id, turn_index, other_dialogue_id,
-                                        other_turn_index, target_key, value, score, dataset, domain)
-                SELECT s.run_id, s.task, s.target_kind, s.dialogue_id, s.turn_index, s.other_dialogue_id,
-                       s.other_turn_index, s.target_key, s.value, s.score, t.dataset, t.nlu_domain
-                FROM staged_c s
-                JOIN turns t ON t.dialogue_id = s.dialogue_id AND t.turn_index = coalesce(s.turn_index, (
-                    SELECT min(t2.turn_index) FROM turns t2 WHERE t2.dialogue_id = s.dialogue_id))
-                ANTI JOIN candidates c USING (run_id, task, target_key)
-                ORDER BY s.dialogue_id, s.turn_index, s.task
-            """)
-            # The vectors of the candidates just added, and of stored ones that had none.
-            distributions = cur.execute("""
-                INSERT INTO candidate_distributions (candidate_id, distribution)
-                SELECT c.candidate_id, s.distribution
-                FROM staged_c s JOIN candidates c USING (run_id, task, target_key)
-                ANTI JOIN candidate_distributions d ON d.candidate_id = c.candidate_id
-                WHERE s.distribution IS NOT NULL
-                ORDER BY c.candidate_id
-            """).fetchone()[0]
-            cur.execute("DROP TABLE staged_c")
-            return CandidateImportResult(candidates.num_rows, candidates.num_rows - present, present,
-                                         distributions)
+            return _insert_candidates(cur, candidates)
+    finally:
+        cur.close()
+
+
+def _insert_candidates(cur: duckdb.DuckDBPyConnection, candidates: pa.Table) -> CandidateImportResult:
+    """insert_candidates' work inside the caller's transaction (candidates already checked)."""
+    cur.register("incoming_c", candidates)
+    try:
+        missing = cur.execute("""
+            SELECT i.task, i.dialogue_id, i.turn_index FROM incoming_c i
+            WHERE (i.turn_index IS NULL AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.dialogue_id = i.dialogue_id))
+               OR (i.turn_index IS NOT NULL AND NOT EXISTS (SELECT 1 FROM turns t
+                    WHERE t.dialogue_id = i.dialogue_id AND t.turn_index = i.turn_index))
+               OR (i.other_dialogue_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM turns t
+                    WHERE t.dialogue_id = i.other_dialogue_id AND t.turn_index = i.other_turn_index))
+            ORDER BY 2, 3 LIMIT ?
+        """, [_MISSING_LIMIT + 1]).fetchall()
+        if missing:
+            problems = [f"{task} candidate for {'dialogue' if ti is None else f'turn {ti} of dialogue'} {did!r}: "
+                        "no such target among the stored turns (ingest the logs first)"
+                        for task, did, ti in missing[:_MISSING_LIMIT]]
+            if len(missing) > _MISSING_LIMIT:
+                problems.append("... and more candidates without a target")
+            raise IngestConflictError(problems)
+        cur.execute("""
+            INSERT INTO model_runs (name, version, parameters, run_at)
+            SELECT model_name, model_version, model_parameters, min(run_at)
+            FROM incoming_c GROUP BY ALL
+            ON CONFLICT DO NOTHING
+        """)
+        cur.execute("""
+            CREATE OR REPLACE TEMP TABLE staged_c AS
+            SELECT r.run_id, i.* EXCLUDE (model_name, model_version, model_parameters, run_at)
+            FROM incoming_c i JOIN model_runs r
+              ON r.name = i.model_name AND r.version = i.model_version AND r.parameters = i.model_parameters
+        """)
+        conflicts = cur.execute("""
+            SELECT s.task, s.target_key FROM staged_c s JOIN candidates c USING (run_id, task, target_key)
+            LEFT JOIN candidate_distributions d ON d.candidate_id = c.candidate_id
+            WHERE s.value <> c.value OR s.score <> c.score OR s.distribution <> d.distribution LIMIT ?
+        """, [_CONFLICT_LIMIT]).fetchall()
+        if conflicts:
+            raise IngestConflictError([f"{task} candidate for target {key} is already stored from the same "
+                                       "model run with another value, score or distribution"
+                                       for task, key in conflicts])
+        present = cur.execute(
+            "SELECT count(*) FROM staged_c SEMI JOIN candidates USING (run_id, task, target_key)").fetchone()[0]
+        # The domain and dataset of the target's (first) turn, kept on the candidate for fast filtering.
+        cur.execute("""
+            INSERT INTO candidates (run_id, task, target_kind, dialogue_id, turn_index, other_dialogue_id,
+                                    other_turn_index, target_key, value, score, dataset, domain)
+            SELECT s.run_id, s.task, s.target_kind, s.dialogue_id, s.turn_index, s.other_dialogue_id,
+                   s.other_turn_index, s.target_key, s.value, s.score, t.dataset, t.nlu_domain
+            FROM staged_c s
+            JOIN turns t ON t.dialogue_id = s.dialogue_id AND t.turn_index = coalesce(s.turn_index, (
+                SELECT min(t2.turn_index) FROM turns t2 WHERE t2.dialogue_id = s.dialogue_id))
+            ANTI JOIN candidates c USING (run_id, task, target_key)
+            ORDER BY s.dialogue_id, s.turn_index, s.task
+        """)
+        # The vectors of the candidates just added, and of stored ones that had none.
+        distributions = cur.execute("""
+            INSERT INTO candidate_distributions (candidate_id, distribution)
+            SELECT c.candidate_id, s.distribution
+            FROM staged_c s JOIN candidates c USING (run_id, task, target_key)
+            ANTI JOIN candidate_distributions d ON d.candidate_id = c.candidate_id
+            WHERE s.distribution IS NOT NULL
+            ORDER BY c.candidate_id
+        """).fetchone()[0]
+        cur.execute("DROP TABLE staged_c")
+        return CandidateImportResult(candidates.num_rows, candidates.num_rows - present, present,
+                                     distributions)
     finally:
         cur.unregister("incoming_c")
-        cur.close()
 
 
 def get_candidate_distribution(conn: duckdb.DuckDBPyConnection, candidate_id: int) -> dict[str, float] | None:
@@ -1142,3 +1149,162 @@ def list_gold_skills(conn: duckdb.DuckDBPyConnection, dataset: str) -> dict[tupl
     rows = conn.cursor().execute("SELECT dialogue_id, turn_index, gold_skills FROM turns WHERE dataset = ?",
                                  [dataset]).fetchall()
     return {(d, int(t)): (None if g is None else list(g)) for d, t, g in rows}
+
+
+# ---------------------------------------------------------------------------- query rewrites
+
+REWRITE_MODEL = "rewrite-miner"  # the model runs of `turnlens mine rewrites` (app.rewrite_jobs.MODEL_NAME)
+_REWRITE_INPUT = ("dialogue_id", "turn_index", "timestamp", "user_id", "asr_text", "asr_confidence", "nlu_domain",
+                  "nlu_intent", "nlu_slots", "nlu_confidence", "nlu_alt_intent", "er_status", "response_status",
+                  "tts_status", "barge_in", "user_feedback")
+_REWRITE_GOLD = ("gold_intent", "gold_slots", "gold_goal_start", "gold_failure_point")
+
+
+def list_rewrite_inputs(conn: duckdb.DuckDBPyConnection, dataset: str, *, with_gold: bool) -> pa.Table:
+    """A dataset's turns as Arrow columns for rewrite mining: production fields, plus the gold fields the
+    detector is fitted on and the replay is judged against when with_gold."""
+    columns = _REWRITE_INPUT + (_REWRITE_GOLD if with_gold else ())
+    # the column list is one of two fixed tuples above
+    return conn.cursor().sql(
+        f"SELECT {', '.join(columns)} FROM turns WHERE dataset = ? ORDER BY dialogue_id, turn_index",
+        params=[dataset]).to_arrow_table()
+
+
+def insert_rewrite_run(conn: duckdb.DuckDBPyConnection, *, candidates: pa.Table, run: dict, rewrites: list[dict],
+                       evidence: list[dict], states: list[dict], transitions: list[dict],
+                       metrics: list[dict]) -> int:
+    """Store one mining run atomically: its `rewrite` candidates (one per rewrite, creating the model run),
+    the run's row and its rewrites, evidence, states, transitions and metrics. Rewrites name their candidate
+    by target_key. Returns the run id. A run already stored (same model, version and parameters) raises
+    IngestConflictError and writes nothing."""
+    candidates = _checked_distributions(candidates)
+    cur = conn.cursor()
+    try:
+        with transaction(cur):
+            names = candidates.column("model_name").to_pylist()[:1]
+            if not names:
+                raise ValueError("a rewrite run needs at least one candidate (no rewrites were mined)")
+            key = (names[0], candidates.column("model_version")[0].as_py(),
+                   candidates.column("model_parameters")[0].as_py())
+            if cur.execute("SELECT 1 FROM model_runs r JOIN rewrite_runs USING (run_id) WHERE r.name = ? AND "
+                           "r.version = ? AND r.parameters = ?", list(key)).fetchone():
+                raise IngestConflictError(["this rewrite run (same data and parameters) is already stored"])
+            _insert_candidates(cur, candidates)
+            run_id = cur.execute("SELECT run_id FROM model_runs WHERE name = ? AND version = ? AND parameters = ?",
+                                 list(key)).fetchone()[0]
+            ids = dict(cur.execute("SELECT target_key, candidate_id FROM candidates WHERE run_id = ? AND "
+                                   "task = 'rewrite'", [run_id]).fetchall())
+            cur.execute("""INSERT INTO rewrite_runs (run_id, dataset, states, evaluate_from, n_mining_turns,
+                               n_eval_turns, n_rephrases, n_chains, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                        [run_id, run["dataset"], run["states"], run["evaluate_from"], run["n_mining_turns"],
+                         run["n_eval_turns"], run["n_rephrases"], run["n_chains"], run["summary"]])
+            _insert_rows(cur, "rewrites", [{**{k: v for k, v in r.items() if k != "target_key"},
+                                            "candidate_id": ids[r["target_key"]], "run_id": run_id}
+                                           for r in rewrites])
+            for table, rows in (("rewrite_evidence", evidence), ("rewrite_states", states),
+                                ("rewrite_transitions", transitions), ("rewrite_metrics", metrics)):
+                _insert_rows(cur, table, [{**r, "run_id": run_id} for r in rows])
+            return int(run_id)
+    finally:
+        cur.close()
+
+
+_REWRITE_TABLES = frozenset({"rewrites", "rewrite_evidence", "rewrite_states", "rewrite_transitions",
+                             "rewrite_metrics"})
+
+
+def _insert_rows(cur: duckdb.DuckDBPyConnection, table: str, rows: list[dict]) -> None:
+    """Append dicts to one of the rewrite tables through Arrow (fast for many rows)."""
+    if table not in _REWRITE_TABLES:
+        raise ValueError(f"not a rewrite table: {table}")
+    if not rows:
+        return
+    arrow = pa.Table.from_pylist(rows)
+    cur.register("incoming_rows", arrow)
+    try:
+        cols = ", ".join(arrow.column_names)
+        # table is one of _REWRITE_TABLES and the columns are the dict keys our own code builds
+        cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM incoming_rows")
+    finally:
+        cur.unregister("incoming_rows")
+
+
+def list_rewrite_runs(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
+    """Mining runs of a dataset, newest first."""
+    return conn.cursor().execute("""
+        SELECT w.run_id, r.version, r.created_at, w.states, w.evaluate_from, w.n_mining_turns, w.n_eval_turns,
+               w.n_rephrases, w.n_chains, w.summary, (SELECT count(*) FROM rewrites x WHERE x.run_id = w.run_id)
+               AS n_rewrites
+        FROM rewrite_runs w JOIN model_runs r USING (run_id) WHERE w.dataset = ? ORDER BY w.run_id DESC
+    """, [dataset]).df()
+
+
+def list_rewrites(conn: duckdb.DuckDBPyConnection, run_id: int) -> pd.DataFrame:
+    """A run's rewrites with their review status (accepted / rejected / corrected / conflict / undecided)
+    and the reviewed rewrite text where someone corrected it; most support x gain first."""
+    return conn.cursor().execute("""
+        SELECT w.*, CASE WHEN rl.status = 'conflict' THEN 'conflict'
+                         WHEN rl.verdict = 'accept' THEN 'accepted' WHEN rl.verdict = 'reject' THEN 'rejected'
+                         WHEN rl.verdict = 'correct' THEN 'corrected' ELSE 'undecided' END AS status,
+               json_extract_string(rl.label, '$.rewrite') AS reviewed_rewrite
+        FROM rewrites w LEFT JOIN resolved_labels rl USING (candidate_id)
+        WHERE w.run_id = ? ORDER BY w.source_support * w.gain DESC, w.source
+    """, [run_id]).df()
+
+
+def list_rewrite_evidence(conn: duckdb.DuckDBPyConnection, run_id: int, source: str) -> pd.DataFrame:
+    """A rewrite's evidence sessions: the source turn and the later turn of the same chain with the target."""
+    return conn.cursor().execute("""
+        SELECT e.rank, e.dialogue_id, e.turn_index, s.asr_text AS source_request, e.other_dialogue_id,
+               e.other_turn_index, o.asr_text AS target_request, s.timestamp
+        FROM rewrite_evidence e
+        JOIN turns s ON s.dialogue_id = e.dialogue_id AND s.turn_index = e.turn_index
+        JOIN turns o ON o.dialogue_id = e.other_dialogue_id AND o.turn_index = e.other_turn_index
+        WHERE e.run_id = ? AND e.source = ? ORDER BY e.rank
+    """, [run_id, source]).df()
+
+
+def list_rewrite_graph(conn: duckdb.DuckDBPyConnection, run_id: int, source: str, *, depth: int = 2) -> pd.DataFrame:
+    """The transitions within ``depth`` moves of a source, with each edge's probability (its count over the
+    from-state's outgoing count) and the states' support and success probability."""
+    if depth < 1:
+        raise ValueError("depth must be >= 1")
+    return conn.cursor().execute("""
+        WITH RECURSIVE reach(state, d) AS (
+            SELECT ?::VARCHAR, 0
+            UNION
+            SELECT t.to_state, r.d + 1 FROM reach r JOIN rewrite_transitions t
+              ON t.run_id = ? AND t.from_state = r.state
+            WHERE r.d < ? AND t.to_state NOT IN ('<SUCCESS>', '<FAILURE>')
+        ), nodes AS (SELECT state, min(d) AS d FROM reach GROUP BY state),
+        out AS (SELECT from_state, sum(n) AS total FROM rewrite_transitions WHERE run_id = ? GROUP BY from_state)
+        SELECT t.from_state, t.to_state, t.n, t.n / o.total AS probability, nd.d AS depth,
+               fs.support AS from_support, fs.success AS from_success, ts.success AS to_success
+        FROM rewrite_transitions t JOIN nodes nd ON nd.state = t.from_state
+        JOIN out o ON o.from_state = t.from_state
+        LEFT JOIN rewrite_states fs ON fs.run_id = t.run_id AND fs.state = t.from_state
+        LEFT JOIN rewrite_states ts ON ts.run_id = t.run_id AND ts.state = t.to_state
+        WHERE t.run_id = ? AND nd.d < ?
+        ORDER BY nd.d, t.from_state, t.n DESC, t.to_state
+    """, [source, run_id, depth, run_id, run_id, depth]).df()
+
+
+def list_rewrite_metrics(conn: duckdb.DuckDBPyConnection, run_id: int) -> pd.DataFrame:
+    return conn.cursor().execute("""
+        SELECT rewriter, grouping, grp, metric, value, ci_low, ci_high FROM rewrite_metrics
+        WHERE run_id = ? ORDER BY rewriter, grouping, grp, metric
+    """, [run_id]).df()
+
+
+def list_approved_rewrites(conn: duckdb.DuckDBPyConnection, run_id: int) -> pd.DataFrame:
+    """The rewrite table to deploy: rewrites people accepted or corrected (agreed or adjudicated), with the
+    rewrite text they settled on."""
+    return conn.cursor().execute("""
+        SELECT w.source, json_extract_string(rl.label, '$.rewrite') AS rewrite, w.target AS mined_rewrite,
+               rl.verdict, w.source_support, w.source_success, w.target_success, w.gain, w.wins, w.losses,
+               array_to_string(rl.reviewers, ',') AS reviewers, rl.decided_at
+        FROM rewrites w JOIN resolved_labels rl USING (candidate_id)
+        WHERE w.run_id = ? AND rl.status IN ('agreed', 'adjudicated') AND rl.verdict IN ('accept', 'correct')
+        ORDER BY w.source
+    """, [run_id]).df()
+

@@ -1,0 +1,95 @@
+"""Win/loss evaluation of rewrites by replay (METHODS.md section 4).
+
+Each evaluated turn has its logged interpretation (the NLU's intent and slots), its gold interpretation
+and whether it was defective. A rewriter either leaves the turn alone or replaces the request, and with it
+the interpretation (the rewrite's). Per turn:
+
+* **win**: the turn was defective, its logged interpretation was wrong and the rewrite's is right;
+* **loss**: its logged interpretation was right and the rewrite's is wrong;
+* **tie**: any other rewritten turn (both wrong, both right, or a defect a rewrite cannot fix, such as
+  failed speech synthesis).
+
+The replayed defect rate counts a win as a removed defect and a loss as a new one:
+(defects - wins + losses) / turns. Intervals are percentile intervals of a bootstrap that resamples
+users (their turns are not independent), ``n_boot`` replicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from analysis.label_metrics import cluster_bootstrap
+
+NONE, WIN, LOSS, TIE = 0, 1, 2, 3
+OUTCOME_NAMES = ("none", "win", "loss", "tie")
+
+
+def outcomes(logged: Sequence[str], gold: Sequence[str | None], defective: Sequence[bool],
+             rewritten: Sequence[str | None]) -> np.ndarray:
+    """Per turn, NONE / WIN / LOSS / TIE. logged, gold and rewritten are interpretation keys
+    (``analysis.rephrase.interpretation_key``); rewritten None: the turn was left alone. Turns without a
+    gold interpretation are never a win or a loss."""
+    if not len(logged) == len(gold) == len(defective) == len(rewritten):
+        raise ValueError("logged, gold, defective and rewritten must have one entry per turn")
+    out = np.zeros(len(logged), dtype=np.int8)
+    for i, (lg, g, d, rw) in enumerate(zip(logged, gold, defective, rewritten, strict=True)):
+        if rw is None:
+            continue
+        if g is None:
+            out[i] = TIE
+        elif bool(d) and lg != g and rw == g:
+            out[i] = WIN
+        elif lg == g and rw != g:
+            out[i] = LOSS
+        else:
+            out[i] = TIE
+    return out
+
+
+def _metrics(s: np.ndarray) -> dict[str, np.ndarray]:  # s[..., (turns, rewritten, win, loss, tie, defects)]
+    turns, rewritten, win, loss, _tie, defects = np.moveaxis(s, -1, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            "rewrite_rate": rewritten / turns,
+            "win_rate": win / rewritten,
+            "loss_rate": loss / rewritten,
+            "win_loss_ratio": np.where(loss > 0, win / np.where(loss > 0, loss, 1), np.nan),
+            "defect_rate_without": defects / turns,
+            "defect_rate_with": (defects - win + loss) / turns,
+            "defect_reduction": (win - loss) / defects,
+        }
+
+
+def winloss_report(outcome: np.ndarray, defective: Sequence[bool], users: Sequence[object], *,
+                   n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict:
+    """Counts and rates of one rewriter on a set of turns, each rate with ``<name>_ci``. win_loss_ratio is
+    NaN when there is no loss (its interval then comes from the replicates that have one)."""
+    outcome = np.asarray(outcome)
+    d = np.asarray(defective, dtype=bool)
+    if len(d) != len(outcome):
+        raise ValueError("outcome and defective must have one entry per turn")
+    cols = [np.full(len(outcome), 0), np.where(outcome != NONE, 1, -1), np.where(outcome == WIN, 2, -1),
+            np.where(outcome == LOSS, 3, -1), np.where(outcome == TIE, 4, -1), np.where(d, 5, -1)]
+    out = cluster_bootstrap(len(outcome), users, cols, 6, _metrics, n_boot=n_boot, seed=seed,
+                            confidence=confidence)
+    counts = np.bincount(outcome.astype(np.int64), minlength=4)
+    out.update(turns=int(len(outcome)), rewritten=int(counts[1:].sum()), wins=int(counts[WIN]),
+               losses=int(counts[LOSS]), ties=int(counts[TIE]), defects=int(d.sum()))
+    out["resampled"] = "users"
+    return out
+
+
+def grouped_reports(outcome: np.ndarray, defective: Sequence[bool], users: Sequence[object],
+                    groups: Sequence[object], *, n_boot: int = 1000, seed: int = 0) -> dict[str, dict]:
+    """``winloss_report`` per group value (e.g. domain or week), keyed by the value as text."""
+    g = np.asarray([str(x) for x in groups], dtype=object)
+    outcome, d, u = np.asarray(outcome), np.asarray(defective, dtype=bool), np.asarray(users, dtype=object)
+    return {key: winloss_report(outcome[g == key], d[g == key], u[g == key], n_boot=n_boot, seed=seed)
+            for key in sorted(set(g.tolist()))}
+
+
+def week_of(seconds: np.ndarray, start: float) -> np.ndarray:
+    """Week number (1, 2, ...) of each time, counted from ``start`` (seconds since the epoch)."""
+    return (np.floor((np.asarray(seconds, dtype=float) - start) / (7 * 86400)).astype(np.int64) + 1)

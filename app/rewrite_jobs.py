@@ -1,0 +1,131 @@
+"""`turnlens mine rewrites`: mine a stored dataset's rephrase chains for query rewrites, replay them on a
+held-out later period, and store everything, the rewrites becoming `rewrite` candidates for review."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from analysis import rewrite_pipeline as pl
+from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
+from app import store
+
+MODEL_NAME = store.REWRITE_MODEL
+VERSION = "1"
+_ABSORBING = ("<SUCCESS>", "<FAILURE>")
+
+
+def _num(x: object) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def metric_rows(reports: dict) -> list[dict]:
+    """Long-format rows of the pipeline's win/loss reports (one row per rewriter, grouping, group, metric)."""
+    rows = []
+    for rewriter, by in reports.items():
+        for grouping, groups in (("overall", {"all": by["overall"]}), ("domain", by["domain"]),
+                                 ("week", by["week"])):
+            for grp, rep in groups.items():
+                for name, value in rep.items():
+                    if name.endswith("_ci") or isinstance(value, str):
+                        continue
+                    lo, hi = rep.get(f"{name}_ci", (None, None))
+                    rows.append({"rewriter": rewriter, "grouping": grouping, "grp": str(grp), "metric": name,
+                                 "value": _num(value), "ci_low": _num(lo), "ci_high": _num(hi)})
+    return rows
+
+
+def held_out_from(table: pa.Table, *, evaluate_from: datetime | None, evaluate_days: float) -> float | None:
+    """The start of the evaluation period in seconds, or None to mine everything."""
+    if evaluate_from is not None:
+        return evaluate_from.timestamp()
+    if evaluate_days <= 0 or not pl.has_gold(table) or not table.num_rows:
+        return None
+    return float(pl.seconds_of(table).max()) - evaluate_days * 86400.0
+
+
+def mine(conn: duckdb.DuckDBPyConnection, dataset: str, *, config: pl.PipelineConfig,
+         evaluate_from: datetime | None = None, evaluate_days: float = 14.0, embed: Callable | None = None,
+         progress: Callable[[str], None] | None = None) -> dict:
+    """Mine ``dataset`` (before the evaluation period), replay on the evaluation period, store the run.
+    Returns a summary with the run id, counts and the overall win/loss figures."""
+    table = store.list_rewrite_inputs(conn, dataset, with_gold=True)
+    if not table.num_rows:
+        raise ValueError(f"dataset {dataset!r} has no turns (ingest a log first)")
+    cut = held_out_from(table, evaluate_from=evaluate_from, evaluate_days=evaluate_days)
+    mine_t, eval_t = pl.split_by_time(table, cut) if cut is not None else (table, None)
+    if not mine_t.num_rows:
+        raise ValueError("no turns before the evaluation period to mine; choose a later --evaluate-from")
+    if config.with_online and embed is None:
+        from app.failure_jobs import embedder
+
+        embed = embedder()
+    result = pl.run(mine_t, eval_t, embed, config, progress=progress)
+    if not result.mining.rewrites:
+        raise ValueError(f"no rewrite met the thresholds in {mine_t.num_rows:,} turns (support >= "
+                         f"{config.mining.min_support}, gain >= {config.mining.min_gain}); mine a larger log or "
+                         "lower --min-support / --min-gain")
+    evaluate_iso = datetime.fromtimestamp(cut, UTC).isoformat() if cut is not None else None
+    params = canonical_json({"dataset": dataset, "config": config.to_dict(), "evaluate_from": evaluate_iso,
+                             "turns": table.num_rows})
+    fingerprint = hashlib.sha256(
+        ("\n".join(sorted(f"{d}/{t}" for d, t in zip(table.column("dialogue_id").to_pylist(),
+                                                      table.column("turn_index").to_pylist(), strict=True)))
+         ).encode()).hexdigest()[:12]
+    version = f"{VERSION}-{fingerprint}"
+    cand_rows, rw_rows, ev_rows = [], [], []
+    for r in result.mining.rewrites:
+        if r.evidence:
+            d, t, od, ot = r.evidence[0]
+            kind, key = target_key(d, t, od, ot)
+        else:
+            (d, t), od, ot = r.example, None, None
+            kind, key = target_key(d, t)
+        cand_rows.append({"task": "rewrite", "target_kind": kind, "dialogue_id": d, "turn_index": t,
+                          "other_dialogue_id": od, "other_turn_index": ot, "target_key": key,
+                          "value": canonical_json({"source": r.source, "rewrite": r.target}),
+                          "score": min(max(r.target_success, 0.0), 1.0), "distribution": None,
+                          "model_name": MODEL_NAME, "model_version": version, "model_parameters": params,
+                          "run_at": None})
+        rec = result.per_rewrite.get(r.source, {})
+        rw_rows.append({"source": r.source, "target": r.target, "source_support": r.source_support,
+                        "source_failure_rate": r.source_failure_rate, "source_success": r.source_success,
+                        "target_support": r.target_support, "target_success": r.target_success, "gain": r.gain,
+                        "reach": r.reach, "direct": r.direct, "target_interpretation": r.target_interpretation,
+                        "wins": rec.get("wins"), "losses": rec.get("losses"), "ties": rec.get("ties"),
+                        "retire_probability": rec.get("retire_probability"), "target_key": key})
+        ev_rows += [{"source": r.source, "rank": k, "dialogue_id": a, "turn_index": b, "other_dialogue_id": c,
+                     "other_turn_index": e} for k, (a, b, c, e) in enumerate(r.evidence)]
+    m = result.mining
+    present = np.flatnonzero(m.support > 0)
+    states = [{"state": m.states[i], "support": int(m.support[i]), "failure_rate": float(m.failure_rate[i]),
+               "success": float(min(max(m.success[i], 0.0), 1.0))} for i in present.tolist()]
+    coo = m.transitions.tocoo()
+    transitions = [{"from_state": m.states[i], "to_state": m.states[j], "n": int(v)}
+                   for i, j, v in zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True)]
+    for col, name in enumerate(_ABSORBING):
+        transitions += [{"from_state": m.states[i], "to_state": name, "n": int(m.absorbed[i, col])}
+                        for i in np.flatnonzero(m.absorbed[:, col] > 0).tolist()]
+    summary = {"detection": result.detection, "detector": result.detector.to_dict(),
+               "baseline_threshold": result.baseline.threshold, "timings": result.timings,
+               "ranker": result.online.ranker.to_dict() if result.online else None,
+               "config": config.to_dict()}
+    n_eval = eval_t.num_rows if eval_t is not None else 0
+    run = {"dataset": dataset, "states": config.mining.states, "evaluate_from": evaluate_iso,
+           "n_mining_turns": result.n_mining_turns, "n_eval_turns": n_eval, "n_rephrases": result.n_rephrases,
+           "n_chains": m.n_chains, "summary": canonical_json(summary)}
+    if progress:
+        progress("storing the run")
+    run_id = store.insert_rewrite_run(
+        conn, candidates=pa.Table.from_pylist(cand_rows, schema=CANDIDATE_SCHEMA), run=run, rewrites=rw_rows,
+        evidence=ev_rows, states=states, transitions=transitions, metrics=metric_rows(result.reports))
+    overall = {k: v["overall"] for k, v in result.reports.items()}
+    return {"run_id": run_id, "rewrites": len(m.rewrites), "mining_turns": result.n_mining_turns,
+            "eval_turns": n_eval, "rephrases": result.n_rephrases, "evaluate_from": evaluate_iso,
+            "overall": overall, "retired": sum(bool(r.get("retire")) for r in result.per_rewrite.values())}
