@@ -23,9 +23,16 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 # Built only when missing: the sample database is derived from the committed sample log.
+# A second dataset, rewrites-demo, is generated for the Query rewrites page: rewrites need many repeats of the
+# same requests (30,000 simulated turns whose users rephrase keeping the meaning), which 3,000 turns lack.
 $(DB): | $(STAMP)
+	rm -f $(DB).partial
 	$(BIN)/turnlens ingest $(SAMPLE) --db $(DB).partial --dataset sample --by make
 	$(BIN)/turnlens candidates from-logs --dataset sample --db $(DB).partial
+	$(BIN)/turnlens demo-data --turns 30000 --seed 7 --id-prefix rw- --rephrase meaning \
+		--out data/rewrites-demo.parquet --quiet
+	$(BIN)/turnlens ingest data/rewrites-demo.parquet --db $(DB).partial --dataset rewrites-demo --by make
+	$(BIN)/turnlens mine rewrites --dataset rewrites-demo --db $(DB).partial --quiet
 	mv $(DB).partial $(DB)
 
 sample-db: $(DB)

@@ -35,10 +35,13 @@ Ground truth of the simulation (kept here, never written into records)
   TTS (``tts_status`` failed). These are only injected where every earlier component succeeded; measured
   rates on 200,000 turns of the bundled pool are about 2%, 3%, 3% and 1% of turns.
 * Dialogues: 1-6 turns a few seconds apart. After a defective turn the user usually rephrases
-  (``gold_goal_start`` false): half the time by saying the same sentence again (another recording of
-  it, so the recogniser may hear it differently), else another sentence with the same gold intent and
-  slots when there is one, else any other sentence of the gold intent or gives up; then may start another
-  goal. ``gold_goal_success`` is true iff the last turn of the goal was not defective.
+  (``gold_goal_start`` false). How, is the ``rephrase`` style of ``simulate_turns``: "intent" (the
+  default, that of the bundled sample and of the model evaluations) says another sentence of the same
+  gold intent; "meaning" keeps the meaning, as real users mostly do: half the time the same sentence
+  again (another recording of it, so the recogniser may hear it differently), else another sentence with
+  the same gold intent and slots when there is one, else any other sentence of the gold intent. Rewrite
+  mining needs "meaning": a rewrite to a sentence with other slot values would be wrong. Or the user gives
+  up; then may start another goal. ``gold_goal_success`` is true iff the last turn of the goal was not defective.
 """
 
 from __future__ import annotations
@@ -106,6 +109,7 @@ P_REPHRASE = 0.7  # after a defective turn; otherwise the user gives up
 # else another sentence of the same intent. Keeping the meaning is what makes rephrases minable as rewrites.
 P_REPEAT = 0.5
 P_SAME_MEANING = 0.3
+REPHRASE_STYLES = ("intent", "meaning")
 P_ANOTHER_GOAL = 0.3
 P_PRIMARY_ROUTE = 0.8  # the router picks an intent's first skill, else another valid one
 
@@ -388,7 +392,10 @@ def _prepare(pool: list[dict]) -> list[_Rec]:
 class _Sampler:
     """Draws recordings for a speaker: with probability ``bias`` from those with recognition errors."""
 
-    def __init__(self, recs: list[_Rec]):
+    def __init__(self, recs: list[_Rec], rephrase: str = "intent"):
+        if rephrase not in REPHRASE_STYLES:
+            raise ValueError(f"rephrase must be one of {REPHRASE_STYLES}, got {rephrase!r}")
+        self.style = rephrase
         self.recs = recs
         self.all = list(range(len(recs)))
         self.err = [i for i, r in enumerate(recs) if r.wer > 0]
@@ -409,8 +416,9 @@ class _Sampler:
 
     def rephrase(self, rng: random.Random, bias: float, prev: _Rec) -> _Rec:
         """What a user says after ``prev`` failed: the same sentence again (another recording of it), another
-        sentence with the same gold intent and slots, or another sentence of the same gold intent."""
-        u = rng.random()
+        sentence with the same gold intent and slots, or another sentence of the same gold intent (only
+        the last with the "intent" style, which draws exactly as before the styles existed)."""
+        u = rng.random() if self.style == "meaning" else 1.0
         if u < P_REPEAT:
             again = [i for i in self.by_sentence[prev.slurp_id] if i != prev.index]
             if again:
@@ -572,20 +580,22 @@ class _Noise:
         return row
 
 
-def simulate_turns(pool: list[dict], *, n_turns: int, seed: int = 0, id_prefix: str = "d") -> Iterator[dict]:
+def simulate_turns(pool: list[dict], *, n_turns: int, seed: int = 0, id_prefix: str = "d",
+                   rephrase: str = "intent") -> Iterator[dict]:
     """Yield exactly ``n_turns`` log-format-v1 turn records built on the recordings of ``pool``.
 
     ``pool`` holds dicts with the fields of ``analysis.slurp.Recording`` (``load_pool`` or
     ``load_eval_pool``). Output is deterministic for (pool, n_turns, seed); recordings repeat when the
     log is larger than the pool; the last dialogue is cut short if needed. Users come from
     ``build_population(n_users=n_users_for(n_turns), seed=seed)``. Dialogue ids are
-    ``{id_prefix}{number:07d}``. Every record is a fresh dict; callers may change it.
+    ``{id_prefix}{number:07d}``. ``rephrase``: how users rephrase after a failure, one of REPHRASE_STYLES
+    (see the module docstring). Every record is a fresh dict; callers may change it.
     """
     if n_turns < 0:
         raise ValueError(f"n_turns must be >= 0, got {n_turns}")
     if n_turns == 0:
         return
-    sampler = _Sampler(_prepare(pool))
+    sampler = _Sampler(_prepare(pool), rephrase)
     users = build_population(n_users=n_users_for(n_turns), seed=seed)
     cum_activity = list(itertools.accumulate(u.activity for u in users))
     base_e4 = {s.speaker_id: [round(x * 1e4) for x in s.embedding] for u in users for s in u.speakers}

@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id-prefix", default=None,
                    help="start of every dialogue id (default 'd', or 'eval-' for --split eval); give each log its "
                         "own prefix to store several in one database")
+    p.add_argument("--rephrase", choices=["intent", "meaning"], default="intent",
+                   help="how simulated users rephrase after a failure: another sentence of the same intent "
+                        "(default), or keeping the meaning (the same sentence again, or the same intent and slots), "
+                        "which rewrite mining needs")
     p.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("candidates", help="label candidates: import a file, or propose from the logged NLU")
@@ -318,7 +322,8 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    n = write_log(simulate_turns(pool, n_turns=args.turns, seed=args.seed, id_prefix=prefix), args.out,
+    n = write_log(simulate_turns(pool, n_turns=args.turns, seed=args.seed, id_prefix=prefix,
+                                 rephrase=args.rephrase), args.out,
                   progress=progress)
     if bar is not None:
         bar.close()

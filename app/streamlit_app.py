@@ -77,6 +77,7 @@ pages = [
     st.Page("app_pages/failures.py", title="Failure analysis", icon=":material/account_tree:"),
     st.Page("app_pages/labels.py", title="Label generation", icon=":material/label:"),
     st.Page("app_pages/skills.py", title="Skill routing", icon=":material/alt_route:"),
+    st.Page("app_pages/rewrites.py", title="Query rewrites", icon=":material/edit_note:"),
     st.Page("app_pages/dialogues.py", title="Dialogues", icon=":material/forum:"),
     st.Page("app_pages/import_logs.py", title="Import", icon=":material/upload_file:"),
 ]

@@ -152,3 +152,69 @@ def rank_history(history: pd.DataFrame) -> go.Figure:
     fig.update_layout(xaxis_title="epoch", yaxis_title="rank", yaxis_autorange="reversed", xaxis_dtick=1,
                       yaxis_dtick=1, margin=dict(t=30, b=10, l=10, r=10), height=260)
     return fig
+
+
+REWRITE_END = {"<SUCCESS>": ("SUCCESS", "#27ae60"), "<FAILURE>": ("FAILURE", "#c0392b")}
+
+
+def rewrite_chain(graph: pd.DataFrame, source: str) -> go.Figure:
+    """Sankey of a source's rephrase chain (store.list_rewrite_graph): one node per (state, depth), so a state
+    repeated later in the chain (a user saying the same thing again) is a node of its own and the diagram
+    has no cycle; SUCCESS and FAILURE are shared end nodes. Link value = the transition's probability (its
+    count over the from-state's outgoing count), also in the link's label and hover. Node labels carry the
+    state's success probability. Log text is escaped (Plotly renders some HTML in labels)."""
+    keys: dict[tuple[str, int], int] = {}
+    labels, colours = [], []
+
+    def node(state: str, depth: int, success: float | None) -> int:
+        key = (state, -1) if state in REWRITE_END else (state, depth)
+        if key not in keys:
+            keys[key] = len(labels)
+            if state in REWRITE_END:
+                name, colour = REWRITE_END[state]
+            else:
+                tail = "" if success is None or pd.isna(success) else f" (success {success:.0%})"
+                name, colour = html.escape(str(state)) + tail, "#2c3e50" if state == source else "#7f8c8d"
+            labels.append(name)
+            colours.append(colour)
+        return keys[key]
+
+    if not graph.empty:
+        node(source, 0, graph.loc[graph["from_state"] == source, "from_success"].iloc[0]
+             if (graph["from_state"] == source).any() else None)
+    sources, targets, values, link_labels = [], [], [], []
+    for row in graph.itertuples(index=False):
+        sources.append(node(row.from_state, int(row.depth), row.from_success))
+        targets.append(node(row.to_state, int(row.depth) + 1, row.to_success))
+        values.append(float(row.probability))
+        link_labels.append(f"{row.probability:.0%} ({int(row.n)})")
+    fig = go.Figure(go.Sankey(
+        node=dict(label=labels, color=colours, pad=16, hovertemplate="%{label}<extra></extra>"),
+        link=dict(source=sources, target=targets, value=values, label=link_labels,
+                  hovertemplate="%{source.label} → %{target.label}: %{label}<extra></extra>")))
+    fig.update_layout(margin=dict(t=20, b=10, l=10, r=10), height=max(320, 40 * len(labels)))
+    return fig
+
+
+REWRITE_TREND = {"win_rate": "win rate", "loss_rate": "loss rate", "defect_rate_without": "defect rate without",
+                 "defect_rate_with": "defect rate with rewrites"}
+
+
+def rewrite_trend(weekly: pd.DataFrame) -> go.Figure:
+    """Win and loss rates (of rewritten turns) and the replayed defect rate without and with rewrites, by
+    week (rows of store.list_rewrite_metrics for one rewriter, grouping 'week'), with their intervals as
+    error bars."""
+    weekly = weekly[weekly["metric"].isin(list(REWRITE_TREND))]
+    weekly = weekly.assign(week=pd.to_numeric(weekly["grp"], errors="coerce")).sort_values("week")
+    traces = []
+    for metric, name in REWRITE_TREND.items():
+        part = weekly[weekly["metric"] == metric]
+        traces.append(go.Scatter(
+            x=part["week"], y=part["value"], mode="lines+markers", name=name,
+            error_y=dict(type="data", symmetric=False, array=(part["ci_high"] - part["value"]).clip(lower=0),
+                         arrayminus=(part["value"] - part["ci_low"]).clip(lower=0)),
+            hovertemplate="week %{x}: %{y:.1%}<extra>" + name + "</extra>"))
+    fig = go.Figure(traces)
+    fig.update_layout(xaxis_title="week", yaxis_title="rate", yaxis_tickformat=".0%", xaxis_dtick=1,
+                      legend_title_text="", margin=dict(t=30, b=10, l=10, r=10), height=360)
+    return fig

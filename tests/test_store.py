@@ -161,6 +161,83 @@ EXPECTED_TABLES = {
         'PRIMARY KEY(dialogue_id',
         'turn_index));',
     ]),
+    'rewrite_evidence': ", ".join([
+        'CREATE TABLE rewrite_evidence(run_id BIGINT',
+        '"source" VARCHAR',
+        'rank INTEGER',
+        'dialogue_id VARCHAR NOT NULL',
+        'turn_index BIGINT NOT NULL',
+        'other_dialogue_id VARCHAR NOT NULL',
+        'other_turn_index BIGINT NOT NULL',
+        'PRIMARY KEY(run_id',
+        '"source"',
+        'rank));',
+    ]),
+    'rewrite_metrics': ", ".join([
+        'CREATE TABLE rewrite_metrics(run_id BIGINT',
+        'rewriter VARCHAR',
+        '"grouping" VARCHAR',
+        'grp VARCHAR',
+        'metric VARCHAR',
+        '"value" DOUBLE',
+        'ci_low DOUBLE',
+        'ci_high DOUBLE',
+        'PRIMARY KEY(run_id',
+        'rewriter',
+        '"grouping"',
+        'grp',
+        'metric));',
+    ]),
+    'rewrite_runs': ", ".join([
+        'CREATE TABLE rewrite_runs(run_id BIGINT PRIMARY KEY',
+        'dataset VARCHAR NOT NULL',
+        'states VARCHAR NOT NULL',
+        'evaluate_from TIMESTAMP WITH TIME ZONE',
+        'n_mining_turns BIGINT NOT NULL',
+        'n_eval_turns BIGINT NOT NULL',
+        'n_rephrases BIGINT NOT NULL',
+        'n_chains BIGINT NOT NULL',
+        'summary VARCHAR NOT NULL);',
+    ]),
+    'rewrite_states': ", ".join([
+        'CREATE TABLE rewrite_states(run_id BIGINT',
+        'state VARCHAR',
+        'support BIGINT NOT NULL',
+        'failure_rate DOUBLE NOT NULL',
+        'success DOUBLE NOT NULL',
+        'PRIMARY KEY(run_id',
+        'state));',
+    ]),
+    'rewrite_transitions': ", ".join([
+        'CREATE TABLE rewrite_transitions(run_id BIGINT',
+        'from_state VARCHAR',
+        'to_state VARCHAR',
+        'n BIGINT NOT NULL',
+        'PRIMARY KEY(run_id',
+        'from_state',
+        'to_state));',
+    ]),
+    'rewrites': ", ".join([
+        'CREATE TABLE rewrites(run_id BIGINT',
+        '"source" VARCHAR',
+        '"target" VARCHAR NOT NULL',
+        'source_support BIGINT NOT NULL',
+        'source_failure_rate DOUBLE NOT NULL',
+        'source_success DOUBLE NOT NULL',
+        'target_support BIGINT NOT NULL',
+        'target_success DOUBLE NOT NULL',
+        'gain DOUBLE NOT NULL',
+        'reach DOUBLE NOT NULL',
+        'direct BIGINT NOT NULL',
+        'target_interpretation VARCHAR NOT NULL',
+        'wins BIGINT',
+        'losses BIGINT',
+        '"ties" BIGINT',
+        'retire_probability DOUBLE',
+        'candidate_id BIGINT NOT NULL',
+        'PRIMARY KEY(run_id',
+        '"source"));',
+    ]),
 }
 EXPECTED_VIEWS = {
     'current_decisions': ", ".join([
@@ -262,7 +339,7 @@ def test_m003_applies_to_a_database_made_at_m002(tmp_path, monkeypatch):
     monkeypatch.undo()
 
     conn = store.connect(path)
-    assert store.get_schema_version(conn) == MIGRATIONS[-1][0] == 3
+    assert store.get_schema_version(conn) == MIGRATIONS[-1][0] == 4
     assert store.get_candidate_distribution(conn, 1) is None
     assert store.count_candidates(conn, "t") == 1
     assert store.list_failure_turns(conn, "t", 1, "ASR")["candidate_id"].tolist() == [1]

@@ -101,7 +101,8 @@ def peak_rss_mb() -> float:
 
 def fit_detector(n_turns: int, seed: int) -> tuple[rephrase.RephraseDetector, int]:
     """The contextual detector fitted on a fresh labelled log; also the number of labelled turns."""
-    table = records_to_table(simulate_turns(load_pool(), n_turns=n_turns, seed=seed, id_prefix="fit"))
+    table = records_to_table(simulate_turns(load_pool(), n_turns=n_turns, seed=seed, id_prefix="fit",
+                                            rephrase="meaning"))
     turns = rephrase.Turns.from_table(table)
     sessions = rephrase.session_ids(turns)
     x, pred = rephrase.features(turns, sessions)
@@ -163,7 +164,7 @@ def versus(target: float, measured: float, unit: str) -> str:
 
 def test_rewrite_mining_time_and_memory():
     start = time.perf_counter()
-    table = records_to_table(simulate_turns(load_pool(), n_turns=TURNS, seed=SEED))
+    table = records_to_table(simulate_turns(load_pool(), n_turns=TURNS, seed=SEED, rephrase="meaning"))
     generate_s = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -1,0 +1,223 @@
+"""The Query rewrites page on a simulated log mined by `turnlens mine rewrites` (a fast fake embedder)."""
+
+from __future__ import annotations
+
+import html
+import json
+from urllib.parse import parse_qs
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analysis.rewrite_pipeline import PipelineConfig
+from analysis.simulate import load_pool, simulate_turns, write_log
+from app import review_session, rewrite_jobs, store
+from app.ingest import ingest_files
+from tests.helpers import ROOT, make_turn, write_jsonl
+from tests.test_label_model import random_embed
+from tests.test_label_page import charts_values
+
+ENTRY = str(ROOT / "app" / "streamlit_app.py")
+PAGE = "app_pages/rewrites.py"
+
+
+@pytest.fixture(scope="module")
+def rewrite_db(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rewrites")
+    path = tmp / "rewrites.duckdb"
+    conn = store.connect(path)
+    log = tmp / "t.jsonl"
+    write_log(simulate_turns(load_pool(), n_turns=20000, seed=3), log)
+    ingest_files(conn, [log], dataset="t")
+    rewrite_jobs.mine(conn, "t", config=PipelineConfig(n_boot=50), embed=random_embed(16))
+    conn.close()
+    return path
+
+
+@pytest.fixture
+def db(rewrite_db, tmp_path, monkeypatch):
+    """A fresh copy per test: some tests record decisions."""
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(rewrite_db.read_bytes())
+    monkeypatch.setenv("TURNLENS_DB", str(copy))
+    return copy
+
+
+def open_page(**state) -> AppTest:
+    at = AppTest.from_file(ENTRY, default_timeout=120)
+    at.session_state["reviewer"] = "ana"
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def read(path, fn, *args):
+    conn = store.connect(path)
+    try:
+        return fn(conn, *args)
+    finally:
+        conn.close()
+
+
+def run_of(path) -> int:
+    return int(read(path, store.list_rewrite_runs, "t")["run_id"].iloc[0])
+
+
+def table(at: AppTest, column: str) -> pd.DataFrame:
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def select(at: AppTest, key: str, row: int) -> None:
+    at.session_state[key] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception, at.exception
+
+
+def chain(at: AppTest) -> dict:
+    return next(d for d in (json.loads(c.proto.spec)["data"][0] for c in at.get("plotly_chart"))
+                if d["type"] == "sankey")
+
+
+def test_win_loss_figures_match_the_stored_metrics(db):
+    at = open_page()
+    run_id = run_of(db)
+    assert at.selectbox(key="rw_run").value == run_id
+    metrics = read(db, store.list_rewrite_metrics, run_id)
+    present = [r for r in ("chain", "online", "combined") if r in set(metrics["rewriter"])]
+    assert at.radio(key="rw_rewriter").options == present
+    for rewriter in present:
+        at.radio(key="rw_rewriter").set_value(rewriter).run()
+        assert not at.exception
+        m = metrics[(metrics["rewriter"] == rewriter) & (metrics["grouping"] == "overall")].set_index("metric")
+
+        def fmt(name, spec, m=m):
+            v, lo, hi = m.loc[name, ["value", "ci_low", "ci_high"]]
+            if np.isnan(v):
+                return "–"
+            return format(v, spec) if np.isnan(lo) else f"{v:{spec}} [{lo:{spec}}, {hi:{spec}}]"
+
+        assert metric(at, "Win/loss ratio") == fmt("win_loss_ratio", ".1f")
+        assert metric(at, "Win rate") == fmt("win_rate", ".1%")
+        assert metric(at, "Loss rate") == fmt("loss_rate", ".1%")
+        assert metric(at, "Rewritten turns") == f"{m.loc['rewritten', 'value']:,.0f}"
+        assert metric(at, "Defect rate without → with") == (f"{fmt('defect_rate_without', '.1%')} → "
+                                                            f"{fmt('defect_rate_with', '.1%')}")
+        # the weekly trend: one point per week, error bars from the intervals
+        weekly = metrics[(metrics["rewriter"] == rewriter) & (metrics["grouping"] == "week")]
+        trend = next(data for data in (json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart"))
+                     if data[0]["type"] == "scatter")
+        wins = weekly[weekly["metric"] == "win_rate"].assign(week=lambda d: d["grp"].astype(int)).sort_values("week")
+        np.testing.assert_allclose(charts_values(trend[0]["x"]), wins["week"])
+        np.testing.assert_allclose(charts_values(trend[0]["y"]), wins["value"], equal_nan=True)
+        domains = table(at, "domain")
+        d = metrics[(metrics["rewriter"] == rewriter) & (metrics["grouping"] == "domain")]
+        assert set(domains["domain"]) == set(d["grp"])
+        turns = d[d["metric"] == "turns"].set_index("grp")["value"]
+        np.testing.assert_allclose(domains.set_index("domain")["turns"], turns.loc[domains["domain"]])
+    compare = table(at, "rewriter").set_index("rewriter")
+    overall = metrics[metrics["grouping"] == "overall"]
+    for rewriter in present:
+        for name in ("wins", "losses", "win_rate", "win_loss_ratio"):
+            stored = overall[(overall["rewriter"] == rewriter) & (overall["metric"] == name)]["value"].iloc[0]
+            np.testing.assert_allclose(compare.loc[rewriter, name], stored, equal_nan=True)
+    assert any("resampl" in c.value and "users" in c.value and "**win**" in c.value for c in at.caption)
+
+
+def test_detection_table(db):
+    at = open_page()
+    detection = json.loads(read(db, store.list_rewrite_runs, "t")["summary"].iloc[0])["detection"]
+    shown = table(at, "detector").set_index("detector")
+    for name, label in (("contextual", "contextual detector"), ("text_similarity", "text-similarity baseline")):
+        rep = detection[name]
+        for m in ("precision", "recall", "f1"):
+            lo, hi = rep[f"{m}_ci"]
+            assert shown.loc[label, m] == f"{rep[m]:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def test_rewrite_table_chain_and_selection(db):
+    at = open_page()
+    run_id = run_of(db)
+    rewrites = read(db, store.list_rewrites, run_id)
+    shown = table(at, "retire_probability")
+    assert shown["source"].tolist() == rewrites["source"].tolist()
+    assert shown["rewrite"].tolist() == rewrites["target"].tolist()
+    np.testing.assert_allclose(shown["gain"], rewrites["gain"])
+    assert shown["support"].tolist() == rewrites["source_support"].tolist()
+    assert shown["status"].tolist() == rewrites["status"].tolist()
+
+    for row in (0, min(3, len(rewrites) - 1)):
+        if row:
+            select(at, "rw_table", row)
+        source = rewrites["source"].iloc[row]
+        assert any(t.value.startswith(f"{source}  →  ") for t in at.text)
+        graph = read(db, store.list_rewrite_graph, run_id, source)
+        sankey = chain(at)
+        np.testing.assert_allclose(charts_values(sankey["link"]["value"]), graph["probability"])
+        labels = sankey["node"]["label"]
+        assert labels[0].split(" (success")[0] == html.escape(source)
+        ends = {"<SUCCESS>": "SUCCESS", "<FAILURE>": "FAILURE"}
+        targets = [labels[int(i)] for i in charts_values(sankey["link"]["target"])]
+        for to_state, label in zip(graph["to_state"], targets, strict=True):
+            assert label == ends[to_state] if to_state in ends else label.split(" (success")[0] == html.escape(to_state)
+        evidence = read(db, store.list_rewrite_evidence, run_id, source)
+        assert table(at, "target_request")["dialogue_id"].tolist() == evidence["dialogue_id"].tolist()
+
+
+def test_accept_records_a_decision_and_exports_it(db):
+    at = open_page()
+    run_id = run_of(db)
+    assert any("No rewrite of this run is approved yet" in i.value for i in at.info)
+    select(at, "rw_table", 1)
+    source = read(db, store.list_rewrites, run_id)["source"].iloc[1]
+    at.button(key="rw_accept").click().run()
+    assert not at.exception, at.exception
+    after = read(db, store.list_rewrites, run_id).set_index("source")
+    assert after.loc[source, "status"] == "accepted" and metric(at, "Status") == "accepted"
+    approved = read(db, store.list_approved_rewrites, run_id)
+    assert approved["source"].tolist() == [source]
+    assert table(at, "mined_rewrite")["source"].tolist() == [source]
+    downloads = [b for b in at.get("download_button")]
+    assert len(downloads) == 2 and all("(1 rows)" in b.proto.label for b in downloads)
+    at.button(key="rw_reject").click().run()
+    assert read(db, store.list_rewrites, run_id).set_index("source").loc[source, "status"] == "rejected"
+    assert read(db, store.list_approved_rewrites, run_id).empty
+    links = {p.proto.label: parse_qs(p.proto.query_string) for p in at.get("page_link")}
+    params = links["Review this run's rewrites in the queue"]
+    assert params == {"task": ["rewrite"], "run": [str(run_id)]}
+    assert {k: [v] for k, v in review_session.spec_to_params(
+        store.QueueSpec(dataset="t", task="rewrite", run_id=run_id)).items()} == params
+
+
+def test_evidence_selection_shows_the_dialogue(db):
+    at = open_page()
+    run_id = run_of(db)
+    first = read(db, store.list_rewrites, run_id).iloc[0]
+    evidence = read(db, store.list_rewrite_evidence, run_id, first["source"])
+    assert not any(t.value.startswith("Dialogue ") for t in at.text)
+    select(at, f"rw_evidence_{int(first['candidate_id'])}", 0)
+    d, t = evidence["dialogue_id"].iloc[0], int(evidence["turn_index"].iloc[0])
+    assert any(x.value == f"Dialogue {d}, turn {t}" for x in at.text)
+    turns = read(db, store.get_dialogue_turns, d, "t")
+    components = [df.value for df in at.dataframe if "component" in df.value.columns]
+    assert len(components) >= len(turns)
+    asr = [c.set_index("component").loc["ASR", "output"] for c in components][:len(turns)]
+    assert asr == [turn["asr_text"] for turn in turns]
+
+
+def test_page_without_a_mining_run(tmp_path, monkeypatch):
+    path = tmp_path / "empty.duckdb"
+    conn = store.connect(path)
+    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", [make_turn("x", 0)])], dataset="demo")
+    conn.close()
+    monkeypatch.setenv("TURNLENS_DB", str(path))
+    at = open_page()
+    assert "turnlens mine rewrites --dataset demo" in at.info[0].value
