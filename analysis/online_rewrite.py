@@ -8,21 +8,25 @@ any ``embed`` function giving unit vectors), in two layers:
 * global: every successful utterance, for everyone;
 * personal: each user's own successful utterances (their habits: "play my mix" means one thing for them).
 
-Rewriting is in two steps. A *trigger* decides whether a request needs a rewrite at all: one seen before
-whose smoothed success rate (successes + 1) / (turns + 2) is below ``trigger_rate``, or one never seen
-whose recogniser confidence is below ``trigger_confidence``. A logistic-regression *ranker* then scores
-each other utterance retrieved for it from the similarity, the candidate's success rate and support, the
-user's own successes with it, and the request's own record; the best candidate is the rewrite if its
-score is at least ``threshold``.
+Rewriting is in two steps, both logistic regressions over production fields. The *trigger* estimates
+whether a request will be defective from its own record in the index (seen or not, smoothed success rate
+(successes + 1) / (turns + 2), support), its recogniser and NLU confidences and whether NLU found an
+intent; requests below ``trigger`` are left alone. The *ranker* scores each other utterance retrieved for a
+triggered request from the similarity, the candidate's success rate and support, the user's own successes
+with it, and the request's own record; the best candidate is the rewrite if it scores at least
+``threshold``.
 
-The ranker trains without gold labels, from rephrase chains: on the later part of the mining period, for a
-defective request whose chain ended in success, the chain's last utterance is the right candidate and the
-others are wrong; the index it retrieves from is built from the earlier part only, so no request sees its
-own outcome.
+Both train without gold labels, from the mining period's rephrase chains: the trigger on whether each
+request turned out defective (its signals, or a rephrase followed), the ranker on defective requests whose
+chain ended in success (the chain's last utterance is the right candidate, the others are wrong). They
+train on a later part of the period against an index of the earlier part, so no request sees its own
+outcome. Where labelled turns exist, the two thresholds are chosen on a final validation part
+(``fit_online``'s ``judge``); the evaluation period is never used.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -32,6 +36,8 @@ from analysis.rephrase import Turns
 from analysis.rewrites import modal_interpretations
 
 Embed = Callable[[Sequence[str]], np.ndarray]
+TRIGGER_FEATURES = ("seen", "query_success", "log_query_support", "asr_confidence", "nlu_confidence",
+                    "no_intent")
 RANK_FEATURES = ("similarity", "success_logit", "log_support", "log_personal", "is_personal",
                  "query_success", "log_query_support", "query_asr_confidence", "similarity_x_query_failure")
 
@@ -40,20 +46,17 @@ RANK_FEATURES = ("similarity", "success_logit", "log_support", "log_personal", "
 class OnlineConfig:
     top_k: int = 10  # global candidates per request
     personal_k: int = 3  # personal candidates per request
-    threshold: float = 0.2  # rewrite when the best candidate scores at least this
-    trigger_rate: float = 0.5  # a seen request is rewritten only below this smoothed success rate
-    trigger_confidence: float = 0.5  # an unseen request only below this recogniser confidence
-    ranker_share: float = 0.25  # the latest share of the mining period the ranker trains on
+    trigger: float = 0.5  # a request is considered when the trigger's defect probability reaches this
+    threshold: float = 0.5  # rewrite when the best candidate's ranker score reaches this
     max_train_queries: int = 200_000
+    unseen_share: float = 0.2  # share of utterances kept out of the fitting indexes, to learn about new ones
 
     def __post_init__(self) -> None:
         if self.top_k < 1 or self.personal_k < 0:
             raise ValueError("top_k must be >= 1 and personal_k >= 0")
-        for name in ("threshold", "trigger_rate", "trigger_confidence"):
+        for name in ("threshold", "trigger", "unseen_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if not 0.0 < self.ranker_share < 1.0:
-            raise ValueError(f"ranker_share must be in (0, 1), got {self.ranker_share}")
 
 
 @dataclass
@@ -172,32 +175,53 @@ def candidates(index: Index, queries: Sequence[str], users: Sequence[str], asr_c
 
 
 @dataclass
-class Ranker:
+class Logistic:
+    """A standardised logistic regression over named features (the ranker and the trigger)."""
+
+    features: tuple[str, ...]
     mean: np.ndarray
     scale: np.ndarray
     coef: np.ndarray
     intercept: float
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray) -> Ranker:
+    def fit(cls, features: tuple[str, ...], x: np.ndarray, y: np.ndarray, what: str) -> Logistic:
         from sklearn.linear_model import LogisticRegression
 
         y = np.asarray(y, dtype=bool)
         if y.all() or not y.any():
-            raise ValueError("the ranker needs both right and wrong candidates to learn from; "
-                             "mine a longer period (too few rephrase chains ended in success)")
+            raise ValueError(f"the online rewriter's {what} needs both outcomes to learn from; mine a longer "
+                             "period (too few rephrase chains ended in success)")
         mean, scale = x.mean(axis=0), x.std(axis=0)
         scale[scale == 0] = 1.0
         lr = LogisticRegression(max_iter=1000).fit((x - mean) / scale, y)
-        return cls(mean=mean, scale=scale, coef=lr.coef_[0].copy(), intercept=float(lr.intercept_[0]))
+        return cls(features=features, mean=mean, scale=scale, coef=lr.coef_[0].copy(),
+                   intercept=float(lr.intercept_[0]))
 
     def score(self, x: np.ndarray) -> np.ndarray:
         z = ((x - self.mean) / self.scale) @ self.coef + self.intercept
         return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
 
     def to_dict(self) -> dict:
-        return {"features": list(RANK_FEATURES), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+        return {"features": list(self.features), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
                 "coef": self.coef.tolist(), "intercept": self.intercept}
+
+
+def trigger_features(index: Index, queries: Sequence[str], asr_confidence: np.ndarray,
+                     nlu_confidence: np.ndarray, has_intent: np.ndarray) -> np.ndarray:
+    """Per request, TRIGGER_FEATURES: its own record in the index and its confidences."""
+    tid = index.text_id()
+    own = np.array([tid.get(q, -1) for q in queries], dtype=np.int64)
+    seen = own >= 0
+    rate = np.where(seen, (index.ok[np.maximum(own, 0)] + 1.0) / (index.n[np.maximum(own, 0)] + 2.0), 0.5)
+    support = np.where(seen, index.n[np.maximum(own, 0)], 0)
+
+    def fill(c: np.ndarray) -> np.ndarray:
+        c = np.asarray(c, dtype=float)
+        return np.where(np.isnan(c), 0.5, c)
+
+    return np.column_stack([seen.astype(float), rate, np.log1p(support), fill(asr_confidence),
+                            fill(nlu_confidence), ~np.asarray(has_intent, dtype=bool)]).astype(np.float64)
 
 
 def chain_outcome(chains: np.ndarray, codes: np.ndarray, defective_end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -210,37 +234,47 @@ def chain_outcome(chains: np.ndarray, codes: np.ndarray, defective_end: np.ndarr
 
 
 @dataclass
+class Requests:
+    """What the online rewriter reads of the requests it may rewrite (all production fields)."""
+
+    texts: list[str]  # normalised
+    users: list[str]
+    asr_confidence: np.ndarray
+    nlu_confidence: np.ndarray
+    has_intent: np.ndarray
+
+    @classmethod
+    def of(cls, turns: Turns, users: Sequence[str], rows: np.ndarray | None = None) -> Requests:
+        rows = np.arange(len(turns)) if rows is None else np.asarray(rows, dtype=np.int64)
+        return cls(texts=[turns.texts[i] for i in turns.text[rows].tolist()],
+                   users=[str(users[i]) for i in rows.tolist()], asr_confidence=turns.asr_confidence[rows],
+                   nlu_confidence=turns.nlu_confidence[rows], has_intent=turns.intent[rows] >= 0)
+
+
+@dataclass
 class OnlineRewriter:
     index: Index
-    ranker: Ranker
+    ranker: Logistic
+    trigger: Logistic
     config: OnlineConfig
     n_train_pairs: int = 0
     n_train_queries: int = 0
+    validation: dict | None = None  # the threshold grid's results, when chosen on labelled validation turns
 
-    def triggered(self, queries: Sequence[str], asr_confidence: np.ndarray) -> np.ndarray:
-        """Per request: does it need a rewrite (see the module docstring)?"""
-        tid = self.index.text_id()
-        conf = np.asarray(asr_confidence, dtype=float)
-        out = np.zeros(len(queries), dtype=bool)
-        for i, q in enumerate(queries):
-            t = tid.get(q, -1)
-            if t >= 0:
-                out[i] = (self.index.ok[t] + 1.0) / (self.index.n[t] + 2.0) < self.config.trigger_rate
-            else:
-                out[i] = not conf[i] >= self.config.trigger_confidence  # a missing confidence triggers
-        return out
-
-    def rewrite(self, queries: Sequence[str], users: Sequence[str], asr_confidence: np.ndarray,
-                embed: Embed) -> tuple[list[str | None], list[str | None], np.ndarray]:
-        """Per request: (the rewrite's text or None, its interpretation or None, the best score; 0 where the
-        trigger did not fire)."""
-        n = len(queries)
-        asr_confidence = np.asarray(asr_confidence, dtype=float)
-        fire = np.flatnonzero(self.triggered(queries, asr_confidence))
+    def rewrite(self, req: Requests, embed: Embed, *, trigger: float | None = None,
+                threshold: float | None = None) -> tuple[list[str | None], list[str | None], np.ndarray]:
+        """Per request: (the rewrite's text or None, its interpretation or None, the best candidate's score;
+        0 where the trigger did not fire)."""
+        trigger = self.config.trigger if trigger is None else trigger
+        threshold = self.config.threshold if threshold is None else threshold
+        n = len(req.texts)
+        p_defect = self.trigger.score(trigger_features(self.index, req.texts, req.asr_confidence,
+                                                       req.nlu_confidence, req.has_intent))
+        fire = np.flatnonzero(p_defect >= trigger)
         best_score = np.zeros(n)
         best = np.full(n, -1)
-        c = candidates(self.index, [queries[i] for i in fire.tolist()], [users[i] for i in fire.tolist()],
-                       asr_confidence[fire], embed, self.config)
+        c = candidates(self.index, [req.texts[i] for i in fire.tolist()], [req.users[i] for i in fire.tolist()],
+                       req.asr_confidence[fire], embed, self.config)
         if len(c.query):
             s = self.ranker.score(c.x)
             order = np.lexsort((-s, c.query))
@@ -250,35 +284,82 @@ class OnlineRewriter:
             best_score[fire[c.query[top]]] = s[top]
         texts: list[str | None] = [None] * n
         interps: list[str | None] = [None] * n
-        for i in np.flatnonzero((best >= 0) & (best_score >= self.config.threshold)).tolist():
+        for i in np.flatnonzero((best >= 0) & (best_score >= threshold)).tolist():
             t = int(best[i])
             texts[i], interps[i] = self.index.texts[t], self.index.interpretation[t]
         return texts, interps, best_score
 
 
+GRID = tuple(round(x, 1) for x in np.arange(0.1, 0.95, 0.1))
+
+
 def fit_online(turns: Turns, defective: np.ndarray, chains: np.ndarray, user_names: Sequence[str],
-               embed: Embed, config: OnlineConfig = OnlineConfig(), *, seed: int = 0) -> OnlineRewriter:
-    """Train the ranker on the latest ``ranker_share`` of the turns (by time) against an index of the rest,
-    then index all the turns for use."""
+               embed: Embed, config: OnlineConfig = OnlineConfig(), *, seed: int = 0,
+               judge: Callable[[np.ndarray, list[str | None]], tuple[int, int]] | None = None) -> OnlineRewriter:
+    """Fit the online rewriter on mining-period turns (sorted, as ``Turns``).
+
+    Chains are assigned to periods by the time of their first turn: the first 60% index, the next 20% train
+    the ranker and the trigger against that index, and the last 20% validate. A stable ``unseen_share`` of
+    the distinct utterances is kept out of the indexes used for fitting and validation, so both models and
+    the thresholds also learn about requests never seen before (most requests of a new population are).
+    With ``judge`` (rows of the turns, their rewritten interpretations -> (wins, losses), from labelled
+    turns) the trigger and ranker
+    thresholds are chosen on the validation period, from an index of everything before it, to maximise wins
+    minus losses (fewest rewrites on ties); without it the configured ones stay. Finally the index is
+    rebuilt from all the turns.
+    """
+    from dataclasses import replace
+
     n = len(turns)
     if n < 10:
         raise ValueError(f"too few turns to fit the online rewriter ({n})")
-    cut = np.quantile(turns.seconds, 1.0 - config.ranker_share)
-    # chains must not straddle the cut: a chain belongs to the period of its first turn
-    chain_start_time = turns.seconds[np.r_[0, np.flatnonzero(chains[1:] != chains[:-1]) + 1]][chains]
-    early = chain_start_time < cut
+    defective = np.asarray(defective, dtype=bool)
+    starts = np.r_[0, np.flatnonzero(chains[1:] != chains[:-1]) + 1]
+    chain_start_time = turns.seconds[starts][chains]
+    q60, q80 = np.quantile(turns.seconds, [0.6, 0.8])
+    early, middle, late = chain_start_time < q60, (chain_start_time >= q60) & (chain_start_time < q80), \
+        chain_start_time >= q80
     end_state, end_ok = chain_outcome(chains, turns.text, defective)
-    idx_early = build_index(turns, defective, embed, user_names, early)
-    late = np.flatnonzero(~early & end_ok & np.asarray(defective, dtype=bool))
-    if len(late) > config.max_train_queries:
-        late = np.sort(np.random.default_rng(seed).choice(late, config.max_train_queries, replace=False))
-    users = np.asarray(user_names, dtype=object)
-    q_texts = [turns.texts[i] for i in turns.text[late].tolist()]
-    c = candidates(idx_early, q_texts, users[late].tolist(), turns.asr_confidence[late], embed, config)
+    hidden_text = np.array([zlib.crc32(t.encode()) % 1000 < config.unseen_share * 1000 for t in turns.texts],
+                           dtype=bool)
+    indexable = ~hidden_text[turns.text]
+    idx_early = build_index(turns, defective, embed, user_names, early & indexable)
+
+    # the trigger: which requests turn out defective (signals or rephrased), from production fields
+    rows = np.flatnonzero(middle)
+    req = Requests.of(turns, user_names, rows)
+    trigger = Logistic.fit(TRIGGER_FEATURES, trigger_features(idx_early, req.texts, req.asr_confidence,
+                                                              req.nlu_confidence, req.has_intent),
+                           defective[rows], "trigger")
+    # the ranker: for a defective request whose chain ended in success, the chain's last request is right
+    train = np.flatnonzero(middle & end_ok & defective)
+    if len(train) > config.max_train_queries:
+        train = np.sort(np.random.default_rng(seed).choice(train, config.max_train_queries, replace=False))
+    treq = Requests.of(turns, user_names, train)
+    c = candidates(idx_early, treq.texts, treq.users, treq.asr_confidence, embed, config)
     early_tid = idx_early.text_id()
-    want = np.array([early_tid.get(turns.texts[s], -1) for s in end_state[late].tolist()], dtype=np.int64)
-    y = c.text == want[c.query]
-    ranker = Ranker.fit(c.x, y)
+    want = np.array([early_tid.get(turns.texts[s], -1) for s in end_state[train].tolist()], dtype=np.int64)
+    y = c.text == want[c.query] if len(c.query) else np.zeros(0, dtype=bool)
+    ranker = Logistic.fit(RANK_FEATURES, c.x, y, "ranker")
+
+    validation = None
+    if judge is not None and late.any():
+        rewriter = OnlineRewriter(index=build_index(turns, defective, embed, user_names, ~late & indexable),
+                                  ranker=ranker,
+                                  trigger=trigger, config=config)
+        vrows = np.flatnonzero(late)
+        vreq = Requests.of(turns, user_names, vrows)
+        results = []
+        for tr in GRID:
+            _, interps, scores = rewriter.rewrite(vreq, embed, trigger=tr, threshold=0.0)
+            for th in GRID:
+                kept = [i if s >= th else None for i, s in zip(interps, scores, strict=True)]
+                wins, losses = judge(vrows, kept)
+                results.append({"trigger": tr, "threshold": th, "wins": wins, "losses": losses,
+                                "rewritten": sum(k is not None for k in kept)})
+        best = max(results, key=lambda r: (r["wins"] - r["losses"], -r["rewritten"], r["trigger"], r["threshold"]))
+        config = replace(config, trigger=best["trigger"], threshold=best["threshold"])
+        validation = {"turns": int(len(vrows)), "chosen": best, "grid": results}
     full = build_index(turns, defective, embed, user_names)
-    return OnlineRewriter(index=full, ranker=ranker, config=config, n_train_pairs=len(y),
-                          n_train_queries=int(len(late)))
+    return OnlineRewriter(index=full, ranker=ranker, trigger=trigger, config=config, n_train_pairs=int(len(y)),
+                          n_train_queries=int(len(train)), validation=validation)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from analysis.label_metrics import cluster_bootstrap
+from analysis.rewrites import should_retire
 
 NONE, WIN, LOSS, TIE = 0, 1, 2, 3
 OUTCOME_NAMES = ("none", "win", "loss", "tie")
@@ -88,6 +89,28 @@ def grouped_reports(outcome: np.ndarray, defective: Sequence[bool], users: Seque
     outcome, d, u = np.asarray(outcome), np.asarray(defective, dtype=bool), np.asarray(users, dtype=object)
     return {key: winloss_report(outcome[g == key], d[g == key], u[g == key], n_boot=n_boot, seed=seed)
             for key in sorted(set(g.tolist()))}
+
+
+def with_retirement(outcome: np.ndarray, rewrite_of: Sequence[str | None], seconds: np.ndarray) -> np.ndarray:
+    """The outcomes had every rewrite been retired as soon as its Beta posterior said it is probably worse
+    than the original (``rewrites.should_retire`` on its wins and losses so far, in time order): its later
+    turns are left alone (NONE). rewrite_of: per turn, which rewrite fired (None: none)."""
+    outcome = np.asarray(outcome).copy()
+    wins: dict[str, int] = {}
+    losses: dict[str, int] = {}
+    retired: set[str] = set()
+    for i in np.argsort(np.asarray(seconds, dtype=float), kind="stable").tolist():
+        key = rewrite_of[i]
+        if key is None or outcome[i] == NONE:
+            continue
+        if key in retired:
+            outcome[i] = NONE
+            continue
+        wins[key] = wins.get(key, 0) + (outcome[i] == WIN)
+        losses[key] = losses.get(key, 0) + (outcome[i] == LOSS)
+        if should_retire(wins[key], losses[key]):
+            retired.add(key)
+    return outcome
 
 
 def week_of(seconds: np.ndarray, start: float) -> np.ndarray:

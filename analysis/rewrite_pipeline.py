@@ -28,7 +28,9 @@ from analysis import rewrite_eval as ev
 from analysis import rewrites as rw
 from analysis.label_metrics import binary_report
 
-REWRITERS = ("chain", "online", "combined")
+# chain_retiring: the chain rewrites, each retired once its Beta posterior says it is worse than the original;
+# combined: chain_retiring first, else the online rewriter (what a deployment would run)
+REWRITERS = ("chain", "chain_retiring", "online", "combined")
 
 
 @dataclass
@@ -159,8 +161,20 @@ def run(mine_table: pa.Table, eval_table: pa.Table | None, embed: online.Embed |
             raise ValueError("the online rewriter needs a sentence encoder (embed)")
         t = time.perf_counter()
         say("training the online rewriter")
+        judge = None
+        if has_gold(mine_table):  # choose the online thresholds on labelled mining-period turns
+            m_logged = [turns.interps[i] for i in turns.interp.tolist()]
+            m_gold = _gold_keys(mine_table, turns.order)
+            m_failure = _sorted_column(mine_table, "gold_failure_point", turns.order)
+            m_defective = np.array([f is not None and f != "NO_FAILURE" for f in m_failure])
+
+            def judge(rows: np.ndarray, interps: list[str | None]) -> tuple[int, int]:
+                r = rows.tolist()
+                out = ev.outcomes([m_logged[i] for i in r], [m_gold[i] for i in r], m_defective[rows], interps)
+                return int(np.sum(out == ev.WIN)), int(np.sum(out == ev.LOSS))
+
         rewriter = online.fit_online(turns, defective, rp.chain_ids(is_rephrase), user_names, embed,
-                                     config.online, seed=config.seed)
+                                     config.online, seed=config.seed, judge=judge)
         timings["online"] = time.perf_counter() - t
     result = PipelineResult(config=config, detector=detector, baseline=baseline, mining=mining, online=rewriter,
                             n_mining_turns=len(turns), n_rephrases=int(is_rephrase.sum()), timings=timings)
@@ -210,14 +224,21 @@ def _evaluate(result: PipelineResult, table: pa.Table, embed: online.Embed | Non
         chain_text.append(r.target if r else None)
     rewritten = {"chain": chain_interp}
     texts = {"chain": chain_text}
+    outcome = {"chain": ev.outcomes(logged, gold, defective, chain_interp)}
+    source_of = [states[c] if t is not None else None for c, t in zip(codes.tolist(), chain_text, strict=True)]
+    outcome["chain_retiring"] = ev.with_retirement(outcome["chain"], source_of, turns.seconds)
+    kept = outcome["chain_retiring"] != ev.NONE
+    rewritten["chain_retiring"] = [i if k else None for i, k in zip(chain_interp, kept.tolist(), strict=True)]
+    texts["chain_retiring"] = [t if k else None for t, k in zip(chain_text, kept.tolist(), strict=True)]
     if result.online is not None:
-        queries = [turns.texts[i] for i in turns.text.tolist()]
-        o_text, o_interp, _ = result.online.rewrite(queries, users.tolist(), turns.asr_confidence, embed)
+        o_text, o_interp, _ = result.online.rewrite(online.Requests.of(turns, users.tolist()), embed)
         rewritten["online"] = o_interp
         texts["online"] = o_text
-        rewritten["combined"] = [c if c is not None else o for c, o in zip(chain_interp, o_interp, strict=True)]
-        texts["combined"] = [c if c is not None else o for c, o in zip(chain_text, o_text, strict=True)]
-    outcome = {name: ev.outcomes(logged, gold, defective, rws) for name, rws in rewritten.items()}
+        rewritten["combined"] = [c if c is not None else o
+                                 for c, o in zip(rewritten["chain_retiring"], o_interp, strict=True)]
+        texts["combined"] = [c if c is not None else o for c, o in zip(texts["chain_retiring"], o_text, strict=True)]
+        outcome["online"] = ev.outcomes(logged, gold, defective, o_interp)
+        outcome["combined"] = ev.outcomes(logged, gold, defective, rewritten["combined"])
     result.replay = Replay(turns=turns, users=users, domain=domain, week=week, defective=defective, logged=logged,
                            gold=gold, rewritten=rewritten, rewrite_text=texts, outcome=outcome)
     for name, out in outcome.items():

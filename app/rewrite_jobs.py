@@ -114,7 +114,11 @@ def mine(conn: duckdb.DuckDBPyConnection, dataset: str, *, config: pl.PipelineCo
                         for i in np.flatnonzero(m.absorbed[:, col] > 0).tolist()]
     summary = {"detection": result.detection, "detector": result.detector.to_dict(),
                "baseline_threshold": result.baseline.threshold, "timings": result.timings,
-               "ranker": result.online.ranker.to_dict() if result.online else None,
+               "online": ({"ranker": result.online.ranker.to_dict(), "trigger": result.online.trigger.to_dict(),
+                           "chosen": {"trigger": result.online.config.trigger,
+                                      "threshold": result.online.config.threshold},
+                           "validation": (result.online.validation or {}).get("chosen")}
+                          if result.online else None),
                "config": config.to_dict()}
     n_eval = eval_t.num_rows if eval_t is not None else 0
     run = {"dataset": dataset, "states": config.mining.states, "evaluate_from": evaluate_iso,

@@ -83,6 +83,15 @@ def correction_editor(card: dict, known_values: list[str], key: str) -> str | No
                  for r in edited.to_dict("records")
                  if isinstance(r["type"], str) and isinstance(r["value"], str) and r["type"].strip()]
         return canonical_json(slots)
+    if task == "rewrite" and isinstance(proposed, dict) and "source" in proposed:
+        # the source is what was mined; only the rewrite text is the reviewer's to change
+        st.text(f"Source: {proposed['source']}")
+        text = st.text_input("Correct rewrite", value=str(proposed.get("rewrite", "")), key=key)
+        cleaned = " ".join(text.split())
+        if not cleaned:
+            st.error("The rewrite cannot be empty.")
+            return None
+        return canonical_json({"source": proposed["source"], "rewrite": cleaned})
     if task in CHOICE_TASKS or isinstance(proposed, str):
         options = sorted({json.loads(v) for v in known_values if isinstance(json.loads(v), str)}
                          | (set(FAILURE_POINTS) if task == "failure_point" else set()))

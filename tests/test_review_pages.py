@@ -259,6 +259,33 @@ def test_correct_a_boolean_task(tmp_path, monkeypatch):
     assert (verdict, corrected) == ("correct", "false")
 
 
+def test_correct_a_rewrite(tmp_path, monkeypatch):
+    path = tmp_path / "rw.duckdb"
+    conn = store.connect(path)
+    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", [make_turn("r-1", 0), make_turn("r-1", 1)])],
+                 dataset="demo")
+    from analysis.candidates import read_candidates
+
+    cands = write_jsonl(tmp_path / "c.jsonl", [{
+        "task": "rewrite", "dialogue_id": "r-1", "turn_index": 0, "other_dialogue_id": "r-1", "other_turn_index": 1,
+        "value": {"source": "play maj and dragons", "rewrite": "play imagine dragon"}, "score": 0.9,
+        "model_name": "rewrite-miner", "model_version": "1"}])
+    store.insert_candidates(conn, read_candidates(cands))
+    conn.close()
+    monkeypatch.setenv("TURNLENS_DB", str(path))
+    at = open_page("app_pages/review.py")
+    button(at, "Correct").click().run()
+    box = next(t for t in at.text_input if t.label == "Correct rewrite")
+    assert box.value == "play imagine dragon"
+    box.set_value("  ").run()
+    assert any("cannot be empty" in e.value for e in at.error)
+    next(t for t in at.text_input if t.label == "Correct rewrite").set_value("play  imagine dragons").run()
+    button(at, "Save correction").click().run()
+    (_, _, verdict, corrected, _), = decisions(path)
+    assert verdict == "correct"
+    assert json.loads(corrected) == {"source": "play maj and dragons", "rewrite": "play imagine dragons"}
+
+
 def test_review_card_shows_the_models_probabilities_when_stored(tmp_path, monkeypatch):
     import pyarrow as pa
 
