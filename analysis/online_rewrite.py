@@ -18,7 +18,8 @@ with it, and the request's own record; the best candidate is the rewrite if it s
 
 Both train without gold labels, from the mining period's rephrase chains: the trigger on whether each
 request turned out defective (its signals, or a rephrase followed), the ranker on defective requests whose
-chain ended in success (the chain's last utterance is the right candidate, the others are wrong). They
+chain ended in success (a candidate is right when its interpretation is that of the chain's last, successful
+request). They
 train on a later part of the period against an index of the earlier part, so no request sees its own
 outcome. Where labelled turns exist, the two thresholds are chosen on a final validation part
 (``fit_online``'s ``judge``); the evaluation period is never used.
@@ -290,7 +291,7 @@ class OnlineRewriter:
         return texts, interps, best_score
 
 
-GRID = tuple(round(x, 1) for x in np.arange(0.1, 0.95, 0.1))
+GRID = (0.01, 0.02, 0.05) + tuple(round(x, 1) for x in np.arange(0.1, 0.95, 0.1))
 
 
 def fit_online(turns: Turns, defective: np.ndarray, chains: np.ndarray, user_names: Sequence[str],
@@ -319,7 +320,7 @@ def fit_online(turns: Turns, defective: np.ndarray, chains: np.ndarray, user_nam
     q60, q80 = np.quantile(turns.seconds, [0.6, 0.8])
     early, middle, late = chain_start_time < q60, (chain_start_time >= q60) & (chain_start_time < q80), \
         chain_start_time >= q80
-    end_state, end_ok = chain_outcome(chains, turns.text, defective)
+    end_interp, end_ok = chain_outcome(chains, turns.interp, defective)
     hidden_text = np.array([zlib.crc32(t.encode()) % 1000 < config.unseen_share * 1000 for t in turns.texts],
                            dtype=bool)
     indexable = ~hidden_text[turns.text]
@@ -331,15 +332,16 @@ def fit_online(turns: Turns, defective: np.ndarray, chains: np.ndarray, user_nam
     trigger = Logistic.fit(TRIGGER_FEATURES, trigger_features(idx_early, req.texts, req.asr_confidence,
                                                               req.nlu_confidence, req.has_intent),
                            defective[rows], "trigger")
-    # the ranker: for a defective request whose chain ended in success, the chain's last request is right
+    # the ranker: for a defective request whose chain ended in success, a candidate is right when it means
+    # what the chain's last (successful) request meant: its modal interpretation is that request's logged one
     train = np.flatnonzero(middle & end_ok & defective)
     if len(train) > config.max_train_queries:
         train = np.sort(np.random.default_rng(seed).choice(train, config.max_train_queries, replace=False))
     treq = Requests.of(turns, user_names, train)
     c = candidates(idx_early, treq.texts, treq.users, treq.asr_confidence, embed, config)
-    early_tid = idx_early.text_id()
-    want = np.array([early_tid.get(turns.texts[s], -1) for s in end_state[train].tolist()], dtype=np.int64)
-    y = c.text == want[c.query] if len(c.query) else np.zeros(0, dtype=bool)
+    want = [turns.interps[i] for i in end_interp[train].tolist()]
+    y = np.array([idx_early.interpretation[t] == want[q] for q, t in zip(c.query.tolist(), c.text.tolist(),
+                                                                         strict=True)], dtype=bool)
     ranker = Logistic.fit(RANK_FEATURES, c.x, y, "ranker")
 
     validation = None

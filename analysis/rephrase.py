@@ -113,7 +113,6 @@ class Turns:
         missing = [c for c in INPUT_COLUMNS if c not in table.column_names]
         if missing:
             raise ValueError(f"the turns lack column(s) {', '.join(missing)}")
-        n = table.num_rows
         ts = table.column("timestamp")
         if pa.types.is_timestamp(ts.type):
             micros = pc.cast(ts.cast(pa.timestamp("us", tz=ts.type.tz)), pa.int64())
@@ -132,9 +131,10 @@ class Turns:
 
         raw_text, raw_texts = _codes(table.column("asr_text"))
         norm = [normalise(t) for t in raw_texts]
-        texts = sorted(set(norm))
+        texts = sorted(set(norm) | ({""} if (raw_text < 0).any() else set()))  # "" stands for a missing text
         pos = {t: i for i, t in enumerate(texts)}
-        text = np.array([pos[t] for t in norm], dtype=np.int64)[raw_text] if raw_texts else np.zeros(n, np.int64)
+        by_raw = np.array([pos[t] for t in norm], dtype=np.int64)
+        text = np.where(raw_text >= 0, by_raw[np.maximum(raw_text, 0)] if len(by_raw) else 0, pos.get("", 0))
 
         intents_raw = table.column("nlu_intent").to_pylist()
         slots_raw = table.column("nlu_slots").to_pylist()

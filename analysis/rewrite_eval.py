@@ -4,18 +4,23 @@ Each evaluated turn has its logged interpretation (the NLU's intent and slots), 
 and whether it was defective. A rewriter either leaves the turn alone or replaces the request, and with it
 the interpretation (the rewrite's). Per turn:
 
-* **win**: the turn was defective, its logged interpretation was wrong and the rewrite's is right;
+* **win**: the turn was defective and the rewrite's interpretation is right (it matches the gold intent
+  and slots) and differs from the logged one; since the logged one then was wrong, this is the issue's
+  definition without no-op rewrites, which change nothing and cannot win;
 * **loss**: its logged interpretation was right and the rewrite's is wrong;
 * **tie**: any other rewritten turn (both wrong, both right, or a defect a rewrite cannot fix, such as
   failed speech synthesis).
 
-The replayed defect rate counts a win as a removed defect and a loss as a new one:
-(defects - wins + losses) / turns. Intervals are percentile intervals of a bootstrap that resamples
-users (their turns are not independent), ``n_boot`` replicates.
+The replayed defect rate counts a win as a removed defect and a loss on a turn that was not defective as
+a new one: (defects - wins + losses on clean turns) / turns. Intervals are percentile intervals of a
+bootstrap that resamples users (their turns are not independent), ``n_boot`` replicates. The win/loss
+ratio's interval comes from the win share W / (W + L) (always defined when something was decided) mapped
+through s / (1 - s), so replicates without a loss give an infinite upper bound instead of being dropped.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -49,17 +54,32 @@ def outcomes(logged: Sequence[str], gold: Sequence[str | None], defective: Seque
     return out
 
 
-def _metrics(s: np.ndarray) -> dict[str, np.ndarray]:  # s[..., (turns, rewritten, win, loss, tie, defects)]
-    turns, rewritten, win, loss, _tie, defects = np.moveaxis(s, -1, 0)
+def _ratio(win: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """Wins per loss: inf with wins and no loss, NaN with neither."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(loss > 0, win / np.where(loss > 0, loss, 1), np.where(win > 0, np.inf, np.nan))
+
+
+def _odds(share: float) -> float:
+    """s / (1 - s): a win share as wins per loss (inf at 1, NaN stays NaN)."""
+    if math.isnan(share):
+        return math.nan
+    return math.inf if share >= 1.0 else share / (1.0 - share)
+
+
+def _metrics(s: np.ndarray) -> dict[str, np.ndarray]:
+    # s[..., (turns, rewritten, win, loss, tie, defects, losses on clean turns)]
+    turns, rewritten, win, loss, _tie, defects, clean_loss = np.moveaxis(s, -1, 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         return {
             "rewrite_rate": rewritten / turns,
             "win_rate": win / rewritten,
             "loss_rate": loss / rewritten,
-            "win_loss_ratio": np.where(loss > 0, win / np.where(loss > 0, loss, 1), np.nan),
+            "win_share": win / (win + loss),
             "defect_rate_without": defects / turns,
-            "defect_rate_with": (defects - win + loss) / turns,
-            "defect_reduction": (win - loss) / defects,
+            "defect_rate_with": (defects - win + clean_loss) / turns,
+            "defect_reduction": np.where(defects > 0, (win - clean_loss) / np.where(defects > 0, defects, 1),
+                                         np.nan),
         }
 
 
@@ -72,12 +92,16 @@ def winloss_report(outcome: np.ndarray, defective: Sequence[bool], users: Sequen
     if len(d) != len(outcome):
         raise ValueError("outcome and defective must have one entry per turn")
     cols = [np.full(len(outcome), 0), np.where(outcome != NONE, 1, -1), np.where(outcome == WIN, 2, -1),
-            np.where(outcome == LOSS, 3, -1), np.where(outcome == TIE, 4, -1), np.where(d, 5, -1)]
-    out = cluster_bootstrap(len(outcome), users, cols, 6, _metrics, n_boot=n_boot, seed=seed,
+            np.where(outcome == LOSS, 3, -1), np.where(outcome == TIE, 4, -1), np.where(d, 5, -1),
+            np.where((outcome == LOSS) & ~d, 6, -1)]
+    out = cluster_bootstrap(len(outcome), users, cols, 7, _metrics, n_boot=n_boot, seed=seed,
                             confidence=confidence)
     counts = np.bincount(outcome.astype(np.int64), minlength=4)
     out.update(turns=int(len(outcome)), rewritten=int(counts[1:].sum()), wins=int(counts[WIN]),
-               losses=int(counts[LOSS]), ties=int(counts[TIE]), defects=int(d.sum()))
+               losses=int(counts[LOSS]), ties=int(counts[TIE]), defects=int(d.sum()),
+               clean_losses=int(np.sum((outcome == LOSS) & ~d)))
+    out["win_loss_ratio"] = float(_ratio(np.array(out["wins"]), np.array(out["losses"])))
+    out["win_loss_ratio_ci"] = tuple(_odds(x) for x in out["win_share_ci"])
     out["resampled"] = "users"
     return out
 
@@ -87,8 +111,9 @@ def grouped_reports(outcome: np.ndarray, defective: Sequence[bool], users: Seque
     """``winloss_report`` per group value (e.g. domain or week), keyed by the value as text."""
     g = np.asarray([str(x) for x in groups], dtype=object)
     outcome, d, u = np.asarray(outcome), np.asarray(defective, dtype=bool), np.asarray(users, dtype=object)
+    keys = sorted(set(g.tolist()), key=lambda k: (0, int(k), "") if k.lstrip("-").isdigit() else (1, 0, k))
     return {key: winloss_report(outcome[g == key], d[g == key], u[g == key], n_boot=n_boot, seed=seed)
-            for key in sorted(set(g.tolist()))}
+            for key in keys}  # numbers in numeric order (weeks), then text
 
 
 def with_retirement(outcome: np.ndarray, rewrite_of: Sequence[str | None], seconds: np.ndarray) -> np.ndarray:

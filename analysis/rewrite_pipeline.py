@@ -28,9 +28,10 @@ from analysis import rewrite_eval as ev
 from analysis import rewrites as rw
 from analysis.label_metrics import binary_report
 
-# chain_retiring: the chain rewrites, each retired once its Beta posterior says it is worse than the original;
-# combined: chain_retiring first, else the online rewriter (what a deployment would run)
-REWRITERS = ("chain", "chain_retiring", "online", "combined")
+# chain_retiring_oracle: the chain rewrites, each retired once its Beta posterior says it is worse than the
+# original, fed with the replay's own gold-judged outcomes: an oracle for what retirement could save with
+# perfect feedback, not a deployable rewriter. combined: chain first, else the online rewriter.
+REWRITERS = ("chain", "chain_retiring_oracle", "online", "combined")
 
 
 @dataclass
@@ -200,8 +201,8 @@ def _evaluate(result: PipelineResult, table: pa.Table, embed: online.Embed | Non
         gold_r = rp.gold_rephrase(turns, sessions, np.array([bool(s) for s in starts]))
         groups = np.asarray(_sorted_column(table, "user_id", order), dtype=object)[labelled]
         result.detection = {
-            name: binary_report(gold_r[labelled], det.detect(x, pred)[labelled], groups.astype(str),
-                                n_boot=config.n_boot, seed=config.seed)
+            name: {**binary_report(gold_r[labelled], det.detect(x, pred)[labelled], groups.astype(str),
+                                   n_boot=config.n_boot, seed=config.seed), "resampled": "users"}
             for name, det in (("contextual", result.detector), ("text_similarity", result.baseline))}
     users = np.asarray([u if u is not None else f"\x00{d}" for u, d in
                         zip(_sorted_column(table, "user_id", order), turns.dialogue_id, strict=True)], dtype=object)
@@ -226,17 +227,16 @@ def _evaluate(result: PipelineResult, table: pa.Table, embed: online.Embed | Non
     texts = {"chain": chain_text}
     outcome = {"chain": ev.outcomes(logged, gold, defective, chain_interp)}
     source_of = [states[c] if t is not None else None for c, t in zip(codes.tolist(), chain_text, strict=True)]
-    outcome["chain_retiring"] = ev.with_retirement(outcome["chain"], source_of, turns.seconds)
-    kept = outcome["chain_retiring"] != ev.NONE
-    rewritten["chain_retiring"] = [i if k else None for i, k in zip(chain_interp, kept.tolist(), strict=True)]
-    texts["chain_retiring"] = [t if k else None for t, k in zip(chain_text, kept.tolist(), strict=True)]
+    outcome["chain_retiring_oracle"] = ev.with_retirement(outcome["chain"], source_of, turns.seconds)
+    kept = outcome["chain_retiring_oracle"] != ev.NONE
+    rewritten["chain_retiring_oracle"] = [i if k else None for i, k in zip(chain_interp, kept.tolist(), strict=True)]
+    texts["chain_retiring_oracle"] = [t if k else None for t, k in zip(chain_text, kept.tolist(), strict=True)]
     if result.online is not None:
         o_text, o_interp, _ = result.online.rewrite(online.Requests.of(turns, users.tolist()), embed)
         rewritten["online"] = o_interp
         texts["online"] = o_text
-        rewritten["combined"] = [c if c is not None else o
-                                 for c, o in zip(rewritten["chain_retiring"], o_interp, strict=True)]
-        texts["combined"] = [c if c is not None else o for c, o in zip(texts["chain_retiring"], o_text, strict=True)]
+        rewritten["combined"] = [c if c is not None else o for c, o in zip(chain_interp, o_interp, strict=True)]
+        texts["combined"] = [c if c is not None else o for c, o in zip(chain_text, o_text, strict=True)]
         outcome["online"] = ev.outcomes(logged, gold, defective, o_interp)
         outcome["combined"] = ev.outcomes(logged, gold, defective, rewritten["combined"])
     result.replay = Replay(turns=turns, users=users, domain=domain, week=week, defective=defective, logged=logged,

@@ -230,11 +230,11 @@ def mine(turns: Turns, is_rephrase: np.ndarray, config: MiningConfig = MiningCon
                               & named)
     usable = (support >= config.min_target_support) & named & np.array([bool(i) for i in interpretation],
                                                                           dtype=bool)
-    first_seen = np.full(n_states, np.inf)
-    np.minimum.at(first_seen, codes, turns.seconds)
     earliest = np.full(n_states, -1)
-    hit = turns.seconds == first_seen[codes]
-    earliest[codes[hit][::-1]] = np.flatnonzero(hit)[::-1]  # the first such row wins
+    if n:  # per state, its earliest turn (ties: the first sorted row)
+        by_time = np.lexsort((np.arange(n), turns.seconds, codes))
+        first = np.r_[True, codes[by_time][1:] != codes[by_time][:-1]]
+        earliest[codes[by_time][first]] = by_time[first]
     rewrites: list[Rewrite] = []
     visit_time = 0.0
     for lo in range(0, len(eligible), _VISIT_BLOCK):  # blocks bound the dense visit rows' memory

@@ -188,6 +188,8 @@ def cmd_mine(args: argparse.Namespace) -> int:
         mining = MiningConfig(states=args.states, **overrides)
         if args.n_boot < 0:
             raise ValueError(f"--n-boot must be >= 0, got {args.n_boot}")
+        if not args.evaluate_days >= 0:
+            raise ValueError(f"--evaluate-days must be >= 0, got {args.evaluate_days}")
         config = PipelineConfig(mining=mining, with_online=not args.no_online, n_boot=args.n_boot,
                                 **({"session_gap": args.session_gap} if args.session_gap is not None else {}))
         if config.session_gap <= 0:

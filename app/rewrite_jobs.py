@@ -62,6 +62,9 @@ def mine(conn: duckdb.DuckDBPyConnection, dataset: str, *, config: pl.PipelineCo
     mine_t, eval_t = pl.split_by_time(table, cut) if cut is not None else (table, None)
     if not mine_t.num_rows:
         raise ValueError("no turns before the evaluation period to mine; choose a later --evaluate-from")
+    if eval_t is not None and not eval_t.num_rows:
+        raise ValueError("no turns in the evaluation period (it starts after the last turn); choose an earlier "
+                         "--evaluate-from, or --evaluate-days 0 to mine everything without evaluating")
     if config.with_online and embed is None:
         from app.failure_jobs import embedder
 

@@ -1302,6 +1302,7 @@ def list_approved_rewrites(conn: duckdb.DuckDBPyConnection, run_id: int) -> pd.D
     return conn.cursor().execute("""
         SELECT w.source, json_extract_string(rl.label, '$.rewrite') AS rewrite, w.target AS mined_rewrite,
                rl.verdict, w.source_support, w.source_success, w.target_success, w.gain, w.wins, w.losses,
+               w.retire_probability,
                array_to_string(rl.reviewers, ',') AS reviewers, rl.decided_at
         FROM rewrites w JOIN resolved_labels rl USING (candidate_id)
         WHERE w.run_id = ? AND rl.status IN ('agreed', 'adjudicated') AND rl.verdict IN ('accept', 'correct')

@@ -18,7 +18,8 @@ def demo_db(tmp_path_factory):
     assert turnlens("demo-data", "--turns", "20000", "--seed", "4", "--rephrase", "meaning", "--out", str(log),
                     "--quiet").returncode == 0
     assert turnlens("ingest", str(log), "--db", str(db), "--dataset", "rw").returncode == 0
-    assert turnlens("demo-data", "--turns", "300", "--out", str(tmp / "small.jsonl"), "--quiet").returncode == 0
+    assert turnlens("demo-data", "--turns", "300", "--id-prefix", "s-", "--out", str(tmp / "small.jsonl"),
+                    "--quiet").returncode == 0
     assert turnlens("ingest", str(tmp / "small.jsonl"), "--db", str(db), "--dataset", "small").returncode == 0
     return db
 
@@ -58,6 +59,8 @@ def test_mine_stores_a_run_with_its_candidates(demo_db):
     (["--dataset", "rw", "--min-reach", "2"], 2, "min_reach must be in (0, 1]"),
     (["--dataset", "rw", "--evaluate-from", "yesterday"], 2, "not an ISO 8601 time"),
     (["--dataset", "rw", "--session-gap", "-5"], 2, "--session-gap must be positive"),
+    (["--dataset", "rw", "--evaluate-days", "-1"], 2, "--evaluate-days must be >= 0"),
+    (["--dataset", "rw", "--evaluate-from", "2030-01-01T00:00:00Z"], 1, "no turns in the evaluation period"),
     (["--dataset", "small"], 1, "no rewrite met the thresholds"),
     (["--dataset", "rw", "--evaluate-from", "2020-01-01"], 1, "no turns before the evaluation period"),
 ])

@@ -35,12 +35,14 @@ def test_report_counts_and_rates_by_hand():
     users = ["u1", "u1", "u2", "u2", "u3", "u3", "u4", "u4"]
     r = ev.winloss_report(out, list(defective), users, n_boot=200, seed=1)
     assert (r["turns"], r["rewritten"], r["wins"], r["losses"], r["ties"], r["defects"]) == (8, 7, 1, 2, 4, 5)
+    assert r["clean_losses"] == 1  # the loss on the already defective turn adds no defect
     assert r["win_rate"] == pytest.approx(1 / 7) and r["loss_rate"] == pytest.approx(2 / 7)
     assert r["win_loss_ratio"] == pytest.approx(0.5)
     assert r["rewrite_rate"] == pytest.approx(7 / 8)
     assert r["defect_rate_without"] == pytest.approx(5 / 8)
-    assert r["defect_rate_with"] == pytest.approx((5 - 1 + 2) / 8)
-    assert r["defect_reduction"] == pytest.approx((1 - 2) / 5)
+    assert r["defect_rate_with"] == pytest.approx((5 - 1 + 1) / 8)
+    assert r["defect_reduction"] == pytest.approx((1 - 1) / 5)
+    assert r["win_share"] == pytest.approx(1 / 3)
     lo, hi = r["defect_rate_without_ci"]
     assert lo <= 5 / 8 <= hi and r["resampled"] == "users" and r["n_groups"] == 4
 
@@ -54,12 +56,39 @@ def test_bootstrap_resamples_users_not_turns():
     assert (lo, hi) == (0.0, 1.0)  # all-a or all-b replicates exist; per-turn resampling would be narrow
 
 
-def test_no_loss_gives_nan_ratio_and_grouping():
+def test_ratio_without_losses_is_infinite_and_its_interval_keeps_those_replicates():
     out = np.array([ev.WIN, ev.NONE, ev.TIE, ev.WIN])
     r = ev.winloss_report(out, [True, False, True, True], ["a", "b", "c", "d"], n_boot=0)
-    assert np.isnan(r["win_loss_ratio"]) and r["wins"] == 2
+    assert np.isinf(r["win_loss_ratio"]) and r["wins"] == 2
+    none = ev.winloss_report(np.array([ev.TIE, ev.NONE]), [False, False], ["a", "b"], n_boot=0)
+    assert np.isnan(none["win_loss_ratio"]) and np.isnan(none["defect_reduction"])  # nothing decided, no defect
+    # 40 wins and 2 losses over 100 users: replicates without a loss give an infinite upper bound
+    out = np.array([ev.WIN] * 40 + [ev.LOSS] * 2 + [ev.NONE] * 58)
+    r = ev.winloss_report(out, [True] * 40 + [False] * 60, [f"u{i}" for i in range(100)], n_boot=500, seed=0)
+    lo, hi = r["win_loss_ratio_ci"]
+    assert r["win_loss_ratio"] == 20.0 and 1.0 < lo < 20.0 and np.isinf(hi)
+    assert r["win_loss_ratio_ci"][0] == pytest.approx(r["win_share_ci"][0] / (1 - r["win_share_ci"][0]))
+
+
+def test_grouping_orders_weeks_numerically():
+    out = np.array([ev.WIN, ev.NONE, ev.TIE, ev.WIN])
     g = ev.grouped_reports(out, [True, False, True, True], ["a", "b", "c", "d"], ["x", "x", "y", "y"], n_boot=0)
     assert set(g) == {"x", "y"} and g["x"]["wins"] == 1 and g["y"]["ties"] == 1 and g["y"]["wins"] == 1
+    weeks = ev.grouped_reports(out, [True] * 4, ["a", "b", "c", "d"], [10, 2, 1, 2], n_boot=0)
+    assert list(weeks) == ["1", "2", "10"]
+
+
+def test_retirement_stops_a_rewrite_after_its_posterior_turns():
+    # rewrite "a": four straight losses (P(worse) = 1 - 0.5**5 = 0.969 > 0.95 after the 4th), then it is
+    # left alone; "b" keeps winning; times out of order on purpose
+    outcome = np.array([ev.LOSS, ev.LOSS, ev.LOSS, ev.LOSS, ev.LOSS, ev.WIN, ev.WIN, ev.NONE])
+    keys = ["a", "a", "a", "a", "a", "b", "b", None]
+    seconds = np.array([5.0, 1.0, 2.0, 3.0, 4.0, 1.0, 9.0, 0.0])
+    out = ev.with_retirement(outcome, keys, seconds)
+    # in time order a's losses come at t=1, 2, 3, 4 (retired after the 4th), so t=5 is left alone
+    assert out.tolist() == [ev.NONE, ev.LOSS, ev.LOSS, ev.LOSS, ev.LOSS, ev.WIN, ev.WIN, ev.NONE]
+    three = ev.with_retirement(outcome[1:4], keys[1:4], seconds[1:4])
+    assert three.tolist() == [ev.LOSS] * 3  # 0.9375 after three losses: not yet
 
 
 def test_week_of():

@@ -18,7 +18,7 @@ def test_committed_report_is_rendered_from_its_committed_numbers():
     assert ev.render(results) == REPORT.read_text()
     assert set(results["evaluations"]) == {"time split", "evaluation split"}
     for e in results["evaluations"].values():
-        assert set(e["reports"]) == {"chain", "chain_retiring", "online", "combined"} and e["rewrites"] > 0
+        assert set(e["reports"]) == {"chain", "chain_retiring_oracle", "online", "combined"} and e["rewrites"] > 0
         assert e["reports"]["chain"]["overall"]["n_boot"] == 1000
 
 

@@ -14,7 +14,7 @@ from app.page import start
 from components import charts
 from components.dialogue_view import render_dialogue
 
-REWRITERS = ("chain", "online", "combined")
+REWRITERS = ("chain", "chain_retiring_oracle", "online", "combined")
 COMPARED = ("rewritten", "wins", "losses", "ties", "win_rate", "loss_rate", "win_loss_ratio",
             "defect_rate_without", "defect_rate_with", "defect_reduction")
 PERCENT = ("rewrite_rate", "win_rate", "loss_rate", "defect_rate_without", "defect_rate_with", "defect_reduction")
@@ -27,10 +27,23 @@ def with_interval(value: float | None, low: float | None = None, high: float | N
     def missing(x: object) -> bool:
         return x is None or (isinstance(x, float) and math.isnan(x))
 
+    def show(x: float) -> str:
+        return "∞" if math.isinf(x) else format(x, fmt)
+
     if missing(value):
         return "–"
-    text = format(value, fmt)
-    return text if missing(low) or missing(high) else f"{text} [{format(low, fmt)}, {format(high, fmt)}]"
+    return show(value) if missing(low) or missing(high) else f"{show(value)} [{show(low)}, {show(high)}]"
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula (=, +, -, @ first) get a leading apostrophe:
+    rewrites come from what users said."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = out[col].map(lambda v: "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@")
+                                    else v)
+    return out
 
 
 def decide(conn, candidate_id: int, reviewer: str, verdict: str) -> None:
@@ -67,8 +80,11 @@ if not present:
     st.caption("This run has no held-out period (its log has no gold interpretations): there is no win/loss.")
 else:
     rewriter = st.radio("Rewriter", present, horizontal=True, key="rw_rewriter",
-                        help="chain: the mined rewrite table; online: nearest successful query of the user's "
-                             "own and everyone's history; combined: the table first, then online.")
+                        help="chain: the mined rewrite table; chain_retiring_oracle: the same, each rewrite retired "
+                             "once its Beta posterior says it is probably worse than the original, fed with the "
+                             "replay's own gold-judged outcomes (an oracle: what retirement could save with perfect "
+                             "feedback); online: the nearest successful request of the user's own and everyone's "
+                             "history, when the trigger fires; combined: chain first, then online.")
     overall = metrics[metrics["grouping"] == "overall"]
     mine = overall[overall["rewriter"] == rewriter].set_index("metric")
 
@@ -109,7 +125,7 @@ else:
         st.plotly_chart(charts.rewrite_trend(weekly), key="rw_trend")
     domains = metrics[(metrics["grouping"] == "domain") & (metrics["rewriter"] == rewriter)]
     if not domains.empty:
-        st.markdown("**By domain** (the logged domain of the turn)")
+        st.markdown("**By domain** (the scenario of the turn's gold intent)")
         by_domain = domains.pivot_table(index="grp", columns="metric", values="value", aggfunc="first",
                                         dropna=False)
         by_domain = by_domain[[c for c in ("turns", *COMPARED) if c in by_domain.columns]]
@@ -130,8 +146,9 @@ if detection:
                                                                 fmt=".3f")
                                                for m in ("precision", "recall", "f1")}, "pairs": rep.get("n")})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="rw_detection")
-    st.caption("Is a turn a rephrase of the previous one? Against the gold labels of the held-out turns; 95% "
-               "intervals of a bootstrap resampling dialogues.")
+    st.caption("Is a turn a rephrase of the previous one in its session? Against the goal structure of the "
+               "held-out turns; both detectors were fitted on the mining period. 95% intervals of a bootstrap "
+               "resampling users.")
 
 # --- the rewrite table -----------------------------------------------------------------------------------
 st.subheader("Rewrites")
@@ -202,7 +219,7 @@ else:
                "text reviewers settled on.")
     st.dataframe(approved, hide_index=True, width="stretch", key="rw_approved")
     d1, d2 = st.columns(2)
-    d1.download_button(f"Download CSV ({len(approved):,} rows)", approved.to_csv(index=False),
+    d1.download_button(f"Download CSV ({len(approved):,} rows)", csv_safe(approved).to_csv(index=False),
                        file_name=f"rewrites-run{run_id}.csv", mime="text/csv", key="rw_csv")
     d2.download_button(f"Download JSON ({len(approved):,} rows)",
                        approved.to_json(orient="records", date_format="iso", force_ascii=False),
