@@ -291,7 +291,7 @@ class OnlineRewriter:
         return texts, interps, best_score
 
 
-GRID = (0.01, 0.02, 0.05) + tuple(round(x, 1) for x in np.arange(0.1, 0.95, 0.1))
+GRID = (0.01, 0.02, 0.05) + tuple(round(float(x), 1) for x in np.arange(0.1, 0.95, 0.1))
 
 
 def fit_online(turns: Turns, defective: np.ndarray, chains: np.ndarray, user_names: Sequence[str],

@@ -218,12 +218,12 @@ def cmd_mine(args: argparse.Namespace) -> int:
           f"({out['rephrases']:,} rephrases) in {time.perf_counter() - started:.0f} s; stored as `rewrite` "
           "candidates for review")
     if out["evaluate_from"]:
+        print(f"  replayed on {out['eval_turns']:,} turns from {out['evaluate_from']}:")
         for name, rep in out["overall"].items():
             ratio = rep["win_loss_ratio"]
-            print(f"  {name}: {rep['rewritten']:,} of {rep['turns']:,} turns rewritten from {out['evaluate_from']}: "
-                  f"{rep['wins']:,} wins, {rep['losses']:,} losses, win/loss "
-                  f"{'n/a' if ratio != ratio else f'{ratio:.1f}'}; defect rate {rep['defect_rate_without']:.1%} -> "
-                  f"{rep['defect_rate_with']:.1%}")
+            print(f"  {name:>22}: {rep['rewritten']:,} rewritten, {rep['wins']:,} wins, {rep['losses']:,} losses, "
+                  f"win/loss {'n/a' if ratio != ratio else f'{ratio:.1f}'}; defect rate "
+                  f"{rep['defect_rate_without']:.1%} -> {rep['defect_rate_with']:.1%}")
         print(f"  {out['retired']} rewrite(s) retired by their Beta posterior")
     else:
         print("  no evaluation period (no gold labels, or --evaluate-days 0)")

@@ -1194,6 +1194,9 @@ def insert_rewrite_run(conn: duckdb.DuckDBPyConnection, *, candidates: pa.Table,
                                  list(key)).fetchone()[0]
             ids = dict(cur.execute("SELECT target_key, candidate_id FROM candidates WHERE run_id = ? AND "
                                    "task = 'rewrite'", [run_id]).fetchall())
+            unnamed = [r["source"] for r in rewrites if r["target_key"] not in ids]
+            if unnamed:
+                raise ValueError(f"{len(unnamed)} rewrite(s) name no candidate of the run, e.g. {unnamed[0]!r}")
             cur.execute("""INSERT INTO rewrite_runs (run_id, dataset, states, evaluate_from, n_mining_turns,
                                n_eval_turns, n_rephrases, n_chains, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                         [run_id, run["dataset"], run["states"], run["evaluate_from"], run["n_mining_turns"],

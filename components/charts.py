@@ -157,6 +157,36 @@ def rank_history(history: pd.DataFrame) -> go.Figure:
 REWRITE_END = {"<SUCCESS>": ("SUCCESS", "#27ae60"), "<FAILURE>": ("FAILURE", "#c0392b")}
 
 
+def prune_chain(graph: pd.DataFrame, source: str, keep: str | None = None, *, max_out: int = 6) -> pd.DataFrame:
+    """The readable part of a chain graph (store.list_rewrite_graph rows): from the source, its ``max_out``
+    most frequent moves, plus the move to ``keep`` (the rewrite) and to SUCCESS/FAILURE; from each state so
+    kept, the same one level deeper. The other moves of a state become one "(N other states)" edge, so each
+    state's probabilities still sum to 1."""
+    if graph.empty:
+        return graph
+    out, frontier = [], {source}
+    for depth in sorted(graph["depth"].unique()):
+        level = graph[(graph["depth"] == depth) & graph["from_state"].isin(frontier)]
+        nxt: set[str] = set()
+        for _, edges in level.groupby("from_state", sort=False):
+            edges = edges.sort_values(["n", "to_state"], ascending=[False, True])
+            must = edges["to_state"].isin(list(REWRITE_END) + ([keep] if keep else []))
+            top = edges[~must].head(max_out)
+            kept = pd.concat([edges[must], top])
+            rest = edges.drop(kept.index)
+            if len(rest):
+                other = rest.iloc[:1].copy()
+                other["to_state"] = f"({len(rest)} other states)"
+                other["n"] = rest["n"].sum()
+                other["probability"] = rest["probability"].sum()
+                other["to_success"] = float("nan")
+                kept = pd.concat([kept, other])
+            out.append(kept)
+            nxt |= set(kept["to_state"]) - set(REWRITE_END)
+        frontier = nxt
+    return pd.concat(out, ignore_index=True) if out else graph.iloc[:0]
+
+
 def rewrite_chain(graph: pd.DataFrame, source: str) -> go.Figure:
     """Sankey of a source's rephrase chain (store.list_rewrite_graph): one node per (state, depth), so a state
     repeated later in the chain (a user saying the same thing again) is a node of its own and the diagram
@@ -192,7 +222,7 @@ def rewrite_chain(graph: pd.DataFrame, source: str) -> go.Figure:
         node=dict(label=labels, color=colours, pad=16, hovertemplate="%{label}<extra></extra>"),
         link=dict(source=sources, target=targets, value=values, label=link_labels,
                   hovertemplate="%{source.label} → %{target.label}: %{label}<extra></extra>")))
-    fig.update_layout(margin=dict(t=20, b=10, l=10, r=10), height=max(320, 40 * len(labels)))
+    fig.update_layout(margin=dict(t=20, b=10, l=10, r=10), height=min(900, max(320, 34 * len(labels))))
     return fig
 
 

@@ -344,3 +344,33 @@ def test_contextual_detector_beats_the_similarity_baseline_on_a_held_out_log(poo
     det_f1, base_f1 = _f1(det.detect(x2, pred2), gold2), _f1(base.detect(x2, pred2), gold2)
     assert det_f1 > 0.8
     assert det_f1 > base_f1 + 0.05
+
+
+def test_fitted_detector_on_hand_built_sessions(pool):
+    """A detector fitted on a simulated log, applied to three hand-built users: a failed request re-asked
+    5 s later is a rephrase; the same request 5 s after a successful, unrelated one is not; after a gap
+    longer than the session gap there is no predecessor, so it is not either."""
+    x, pred, gold = _simulated(pool, 5)
+    det = rp.RephraseDetector.fit(x[pred], gold[pred])
+    music = dict(nlu_domain="music", nlu_intent="play_music", nlu_slots=[{"type": "artist_name",
+                                                                        "value": "the beatles"}])
+    failed = dict(response_status="error", barge_in=True, asr_confidence=0.5, nlu_confidence=0.4, **music)
+    alarm = dict(nlu_domain="alarm", nlu_intent="alarm_set", nlu_slots=[{"type": "time", "value": "seven"}])
+    late = rp.DEFAULT_SESSION_GAP + 60
+    records = [
+        make_turn("r", 0, timestamp=_ts(0), user_id="u1", asr_text="play the beatles", **failed),
+        make_turn("r", 1, timestamp=_ts(5), user_id="u1", asr_text="play the beatles please", **music),
+        make_turn("s", 0, timestamp=_ts(0), user_id="u2", asr_text="set an alarm for seven", **alarm),
+        make_turn("s", 1, timestamp=_ts(5), user_id="u2", asr_text="play the beatles please", **music),
+        make_turn("t", 0, timestamp=_ts(0), user_id="u3", asr_text="play the beatles", **failed),
+        make_turn("t", 1, timestamp=_ts(late), user_id="u3", asr_text="play the beatles please", **music),
+    ]
+    _, turns = _turns(records)
+    x_hand, pred_hand = rp.features(turns, rp.session_ids(turns))
+    detected = dict(zip(_keys(turns), det.detect(x_hand, pred_hand).tolist(), strict=True))
+    proba = dict(zip(_keys(turns), det.predict_proba(x_hand).tolist(), strict=True))
+    assert dict(zip(_keys(turns), pred_hand.tolist(), strict=True)) == {
+        ("r", 0): False, ("r", 1): True, ("s", 0): False, ("s", 1): True, ("t", 0): False, ("t", 1): False}
+    assert detected == {("r", 0): False, ("r", 1): True, ("s", 0): False, ("s", 1): False, ("t", 0): False,
+                        ("t", 1): False}
+    assert proba[("r", 1)] > 0.8 and proba[("s", 1)] < 0.2

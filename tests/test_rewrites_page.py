@@ -15,6 +15,7 @@ from analysis.rewrite_pipeline import PipelineConfig
 from analysis.simulate import load_pool, simulate_turns, write_log
 from app import review_session, rewrite_jobs, store
 from app.ingest import ingest_files
+from components import charts
 from tests.helpers import ROOT, make_turn, write_jsonl
 from tests.test_label_model import random_embed
 from tests.test_label_page import charts_values
@@ -23,9 +24,8 @@ ENTRY = str(ROOT / "app" / "streamlit_app.py")
 PAGE = "app_pages/rewrites.py"
 
 
-@pytest.fixture(scope="module")
-def rewrite_db(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("rewrites")
+def build_rewrite_db(tmp) -> object:
+    """A database with dataset "t" (20,000 simulated turns) and one mining run; returns its path."""
     path = tmp / "rewrites.duckdb"
     conn = store.connect(path)
     log = tmp / "t.jsonl"
@@ -34,6 +34,11 @@ def rewrite_db(tmp_path_factory):
     rewrite_jobs.mine(conn, "t", config=PipelineConfig(n_boot=50), embed=random_embed(16))
     conn.close()
     return path
+
+
+@pytest.fixture(scope="module")
+def rewrite_db(tmp_path_factory):
+    return build_rewrite_db(tmp_path_factory.mktemp("rewrites"))
 
 
 @pytest.fixture
@@ -100,18 +105,24 @@ def test_win_loss_figures_match_the_stored_metrics(db):
         assert not at.exception
         m = metrics[(metrics["rewriter"] == rewriter) & (metrics["grouping"] == "overall")].set_index("metric")
 
-        def fmt(name, spec, m=m):
-            v, lo, hi = m.loc[name, ["value", "ci_low", "ci_high"]]
-            if np.isnan(v):
-                return "–"
-            return format(v, spec) if np.isnan(lo) else f"{v:{spec}} [{lo:{spec}}, {hi:{spec}}]"
+        def show(x, spec):
+            return "∞" if np.isinf(x) else format(x, spec)
 
-        assert metric(at, "Win/loss ratio") == fmt("win_loss_ratio", ".1f")
-        assert metric(at, "Win rate") == fmt("win_rate", ".1%")
-        assert metric(at, "Loss rate") == fmt("loss_rate", ".1%")
-        assert metric(at, "Rewritten turns") == f"{m.loc['rewritten', 'value']:,.0f}"
-        assert metric(at, "Defect rate without → with") == (f"{fmt('defect_rate_without', '.1%')} → "
-                                                            f"{fmt('defect_rate_with', '.1%')}")
+        def value(name, spec, m=m):
+            v = m.loc[name, "value"]
+            return "–" if np.isnan(v) else show(v, spec)
+
+        def interval(name, spec, m=m):
+            lo, hi = m.loc[name, ["ci_low", "ci_high"]]
+            return f"95% interval [{show(lo, spec)}, {show(hi, spec)}]"
+
+        captions = [c.value for c in at.caption]
+        for label, name, spec in (("Win/loss ratio", "win_loss_ratio", ".1f"), ("Win rate", "win_rate", ".1%"),
+                                  ("Loss rate", "loss_rate", ".1%"), ("Rewritten turns", "rewrite_rate", ".1%"),
+                                  ("Defect rate with rewrites", "defect_rate_with", ".1%")):
+            assert metric(at, label) == value(name, spec)
+            if not np.isnan(m.loc[name, "ci_low"]):
+                assert interval(name, spec) in captions
         # the weekly trend: one point per week, error bars from the intervals
         weekly = metrics[(metrics["rewriter"] == rewriter) & (metrics["grouping"] == "week")]
         trend = next(data for data in (json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart"))
@@ -160,7 +171,9 @@ def test_rewrite_table_chain_and_selection(db):
             select(at, "rw_table", row)
         source = rewrites["source"].iloc[row]
         assert any(t.value.startswith(f"{source}  →  ") for t in at.text)
-        graph = read(db, store.list_rewrite_graph, run_id, source)
+        graph = charts.prune_chain(read(db, store.list_rewrite_graph, run_id, source), source,
+                                   rewrites["target"].iloc[row])
+        assert rewrites["target"].iloc[row] in set(graph["to_state"])  # the rewrite is always drawn
         sankey = chain(at)
         np.testing.assert_allclose(charts_values(sankey["link"]["value"]), graph["probability"])
         labels = sankey["node"]["label"]
@@ -169,6 +182,8 @@ def test_rewrite_table_chain_and_selection(db):
         targets = [labels[int(i)] for i in charts_values(sankey["link"]["target"])]
         for to_state, label in zip(graph["to_state"], targets, strict=True):
             assert label == ends[to_state] if to_state in ends else label.split(" (success")[0] == html.escape(to_state)
+        for _, edges in graph.groupby(["depth", "from_state"]):  # grouping keeps each state's moves summing to 1
+            assert edges["probability"].sum() == pytest.approx(1.0)
         evidence = read(db, store.list_rewrite_evidence, run_id, source)
         assert table(at, "target_request")["dialogue_id"].tolist() == evidence["dialogue_id"].tolist()
 

@@ -490,3 +490,151 @@ def test_analysis_imports_no_streamlit_or_app():
     for path in (root / "analysis").rglob("*.py"):
         text = path.read_text()
         assert not re.search(r"^\s*(import|from)\s+(streamlit|app|components|duckdb)\b", text, re.M), path
+
+
+# ---------------------------------------------------------------------------- query rewrites
+
+
+def _rewrite_run(parameters: str = '{"run": 1}', transitions: list[tuple[str, str, int]] | None = None) -> dict:
+    """insert_rewrite_run's arguments for a hand-built run: rewrites a -> b (its candidate the pair of turns
+    d1/0, d1/1) and c -> b (the turn d2/0), states a, b, c and the given transitions."""
+    pair, pair_key = target_key("d1", 0, "d1", 1)
+    turn, turn_key = target_key("d2", 0)
+
+    def cand(kind: str, key: str, d: str, t: int, od: str | None, ot: int | None, source: str) -> dict:
+        return {"task": "rewrite", "target_kind": kind, "dialogue_id": d, "turn_index": t, "other_dialogue_id": od,
+                "other_turn_index": ot, "target_key": key, "value": canonical_json({"source": source, "rewrite": "b"}),
+                "score": 0.9, "distribution": None, "model_name": store.REWRITE_MODEL, "model_version": "1-test",
+                "model_parameters": parameters, "run_at": None}
+
+    def rewrite(source: str, support: int, gain: float, key: str) -> dict:
+        return {"source": source, "target": "b", "source_support": support, "source_failure_rate": 0.8,
+                "source_success": 0.5, "target_support": 5, "target_success": 0.9, "gain": gain, "reach": 0.5,
+                "direct": 3, "target_interpretation": "play_music|artist_name=b", "wins": 2, "losses": 1,
+                "ties": 0, "retire_probability": 0.3, "target_key": key}
+
+    if transitions is None:
+        transitions = [("a", "b", 3), ("a", "a", 1), ("a", "<SUCCESS>", 0), ("a", "<FAILURE>", 2),
+                       ("b", "<SUCCESS>", 4), ("b", "c", 1), ("c", "<SUCCESS>", 1)]
+    return dict(
+        candidates=pa.Table.from_pylist([cand(pair, pair_key, "d1", 0, "d1", 1, "a"),
+                                         cand(turn, turn_key, "d2", 0, None, None, "c")], schema=CANDIDATE_SCHEMA),
+        run={"dataset": "t", "states": "utterance", "evaluate_from": None, "n_mining_turns": 3, "n_eval_turns": 0,
+             "n_rephrases": 1, "n_chains": 2, "summary": "{}"},
+        rewrites=[rewrite("a", 6, 0.4, pair_key), rewrite("c", 1, 0.3, turn_key)],
+        evidence=[{"source": "a", "rank": 0, "dialogue_id": "d1", "turn_index": 0, "other_dialogue_id": "d1",
+                   "other_turn_index": 1}],
+        states=[{"state": "a", "support": 6, "failure_rate": 0.8, "success": 0.55},
+                {"state": "b", "support": 5, "failure_rate": 0.1, "success": 0.9},
+                {"state": "c", "support": 1, "failure_rate": 0.0, "success": 1.0}],
+        transitions=[{"from_state": f, "to_state": t, "n": n} for f, t, n in transitions],
+        metrics=[{"rewriter": "chain", "grouping": "overall", "grp": "all", "metric": "wins", "value": 2.0,
+                  "ci_low": None, "ci_high": None}],
+    )
+
+
+@pytest.fixture
+def rewrite_db(db, tmp_path):
+    ingest_files(db, [write_jsonl(tmp_path / "rw.jsonl", [make_turn("d1", 0), make_turn("d1", 1),
+                                                          make_turn("d2", 0)])], dataset="t")
+    return db
+
+
+def _rewrite_counts(conn) -> tuple:
+    return conn.execute("""SELECT (SELECT count(*) FROM candidates), (SELECT count(*) FROM model_runs),
+        (SELECT count(*) FROM rewrite_runs), (SELECT count(*) FROM rewrites), (SELECT count(*) FROM rewrite_evidence),
+        (SELECT count(*) FROM rewrite_states), (SELECT count(*) FROM rewrite_transitions),
+        (SELECT count(*) FROM rewrite_metrics)""").fetchone()
+
+
+def test_rewrite_graph_probabilities_depth_and_states(rewrite_db):
+    import pandas as pd
+
+    run_id = store.insert_rewrite_run(rewrite_db, **_rewrite_run())
+    # another run with other counts out of a: must not change this run's probabilities
+    other = store.insert_rewrite_run(rewrite_db, **_rewrite_run('{"run": 2}', [("a", "b", 100), ("a", "c", 7)]))
+    assert other != run_id
+
+    def edges(depth: int) -> list[tuple]:
+        g = store.list_rewrite_graph(rewrite_db, run_id, "a", depth=depth)
+        return [(r.from_state, r.to_state, int(r.n), pytest.approx(float(r.probability)), int(r.depth))
+                for r in g.itertuples()]
+
+    a_edges = [("a", "b", 3, 3 / 6, 0), ("a", "<FAILURE>", 2, 2 / 6, 0), ("a", "a", 1, 1 / 6, 0),
+               ("a", "<SUCCESS>", 0, 0.0, 0)]
+    b_edges = [("b", "<SUCCESS>", 4, 4 / 5, 1), ("b", "c", 1, 1 / 5, 1)]
+    assert edges(1) == a_edges  # depth 1: only the source's own moves
+    assert edges(2) == a_edges + b_edges  # a's self-loop does not put a at depth 1 too
+    assert edges(3) == a_edges + b_edges + [("c", "<SUCCESS>", 1, 1.0, 2)]
+    assert edges(10) == edges(3)
+
+    g = store.list_rewrite_graph(rewrite_db, run_id, "a", depth=2).set_index(["from_state", "to_state"])
+    assert g.loc[("a", "b"), "from_support"] == 6
+    assert g.loc[("a", "b"), "from_success"] == pytest.approx(0.55)
+    assert g.loc[("a", "b"), "to_success"] == pytest.approx(0.9)
+    assert g.loc[("b", "c"), "to_success"] == pytest.approx(1.0)
+    assert g.loc[("a", "a"), "to_success"] == pytest.approx(0.55)
+    assert pd.isna(g.loc[("a", "<SUCCESS>"), "to_success"])  # absorbing states have no row
+
+    # from b: its edges, then c's
+    g = store.list_rewrite_graph(rewrite_db, run_id, "b", depth=2)
+    assert [(r.from_state, r.to_state, int(r.depth)) for r in g.itertuples()] == [
+        ("b", "<SUCCESS>", 0), ("b", "c", 0), ("c", "<SUCCESS>", 1)]
+    assert store.list_rewrite_graph(rewrite_db, run_id, "nowhere").empty
+    other_graph = store.list_rewrite_graph(rewrite_db, other, "a", depth=1)
+    assert other_graph["probability"].tolist() == pytest.approx([100 / 107, 7 / 107])
+    with pytest.raises(ValueError, match="depth"):
+        store.list_rewrite_graph(rewrite_db, run_id, "a", depth=0)
+
+
+def test_rewrite_review_status_and_approved_rewrites(rewrite_db):
+    run_id = store.insert_rewrite_run(rewrite_db, **_rewrite_run())
+    rw = store.list_rewrites(rewrite_db, run_id)
+    assert rw["source"].tolist() == ["a", "c"]  # support x gain: 2.4, then 0.3
+    assert rw["status"].tolist() == ["undecided", "undecided"] and rw["reviewed_rewrite"].isna().all()
+    assert store.list_approved_rewrites(rewrite_db, run_id).empty
+    cid = dict(zip(rw["source"], rw["candidate_id"].astype(int), strict=True))
+
+    store.insert_decision(rewrite_db, decision_id="00000000-0000-0000-0000-00000000000a", candidate_id=cid["a"],
+                          reviewer="ana", verdict="accept")
+    rw = store.list_rewrites(rewrite_db, run_id).set_index("source")
+    assert (rw.loc["a", "status"], rw.loc["a", "reviewed_rewrite"]) == ("accepted", "b")
+    assert rw.loc["c", "status"] == "undecided"
+    approved = store.list_approved_rewrites(rewrite_db, run_id)
+    assert approved[["source", "rewrite", "mined_rewrite", "verdict", "reviewers"]].values.tolist() == [
+        ["a", "b", "b", "accept", "ana"]]
+
+    corrected = canonical_json({"source": "c", "rewrite": "play the beatles"})
+    store.insert_decision(rewrite_db, decision_id="00000000-0000-0000-0000-00000000000c", candidate_id=cid["c"],
+                          reviewer="ana", verdict="correct", corrected_value=corrected)
+    rw = store.list_rewrites(rewrite_db, run_id).set_index("source")
+    assert (rw.loc["c", "status"], rw.loc["c", "reviewed_rewrite"]) == ("corrected", "play the beatles")
+    approved = store.list_approved_rewrites(rewrite_db, run_id)
+    assert approved[["source", "rewrite", "mined_rewrite", "verdict"]].values.tolist() == [
+        ["a", "b", "b", "accept"], ["c", "play the beatles", "b", "correct"]]
+
+    # a second reviewer disagrees on a: a conflict, no longer approved
+    store.insert_decision(rewrite_db, decision_id="00000000-0000-0000-0000-00000000000b", candidate_id=cid["a"],
+                          reviewer="bo", verdict="reject")
+    assert store.list_rewrites(rewrite_db, run_id).set_index("source").loc["a", "status"] == "conflict"
+    assert store.list_approved_rewrites(rewrite_db, run_id)["source"].tolist() == ["c"]
+
+
+def test_rewrite_run_is_stored_once(rewrite_db):
+    store.insert_rewrite_run(rewrite_db, **_rewrite_run())
+    before = _rewrite_counts(rewrite_db)
+    assert before == (2, 1, 1, 2, 1, 3, 7, 1)
+    with pytest.raises(store.IngestConflictError, match="already stored"):
+        store.insert_rewrite_run(rewrite_db, **_rewrite_run())
+    assert _rewrite_counts(rewrite_db) == before
+
+
+def test_rewrite_run_fails_whole(rewrite_db):
+    """A failure after the candidates were written (a rewrite naming no candidate) leaves nothing behind."""
+    args = _rewrite_run()
+    args["rewrites"][1]["target_key"] = '["nowhere", 0]'
+    with pytest.raises((KeyError, ValueError)):
+        store.insert_rewrite_run(rewrite_db, **args)
+    assert _rewrite_counts(rewrite_db) == (0, 0, 0, 0, 0, 0, 0, 0)
+    with pytest.raises(ValueError, match="at least one candidate"):
+        store.insert_rewrite_run(rewrite_db, **{**_rewrite_run(), "candidates": CANDIDATE_SCHEMA.empty_table()})

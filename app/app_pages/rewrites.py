@@ -94,22 +94,30 @@ else:
         row = mine.loc[name]
         return row["value"], row["ci_low"], row["ci_high"]
 
+    def figure(col, label: str, name: str, fmt: str, help: str) -> None:
+        """A metric with its 95% interval underneath (an interval in the value itself would be cut off)."""
+        value, low, high = cell(name)
+        col.metric(label, with_interval(value, fmt=fmt), help=help)
+        both = with_interval(value, low, high, fmt=fmt)
+        col.caption("95% interval " + both[len(with_interval(value, fmt=fmt)):].strip() if "[" in both
+                    else "no interval")
+
     c1, c2, c3, c4, c5 = st.columns(5)
-    c1.metric("Win/loss ratio", with_interval(*cell("win_loss_ratio")), help="Wins per loss, 95% interval.")
-    c2.metric("Win rate", with_interval(*cell("win_rate"), fmt=".1%"), help="Share of rewritten turns won.")
-    c3.metric("Loss rate", with_interval(*cell("loss_rate"), fmt=".1%"), help="Share of rewritten turns lost.")
-    rewritten = cell("rewritten")[0]
-    c4.metric("Rewritten turns", with_interval(rewritten, fmt=",.0f"),
-              help=f"Rewrite rate {with_interval(*cell('rewrite_rate'), fmt='.1%')} of "
-                   f"{with_interval(cell('turns')[0], fmt=',.0f')} held-out turns.")
-    c5.metric("Defect rate without → with", f"{with_interval(*cell('defect_rate_without'), fmt='.1%')} → "
-                                            f"{with_interval(*cell('defect_rate_with'), fmt='.1%')}",
-              help="Replayed defect rate: (defects - wins + losses) / turns.")
+    figure(c1, "Win/loss ratio", "win_loss_ratio", ".1f", "Wins per loss.")
+    figure(c2, "Win rate", "win_rate", ".1%", "Share of rewritten turns won.")
+    figure(c3, "Loss rate", "loss_rate", ".1%", "Share of rewritten turns lost.")
+    figure(c4, "Rewritten turns", "rewrite_rate", ".1%",
+           f"{with_interval(cell('rewritten')[0], fmt=',.0f')} of {with_interval(cell('turns')[0], fmt=',.0f')} "
+           "held-out turns were rewritten.")
+    figure(c5, "Defect rate with rewrites", "defect_rate_with", ".1%",
+           f"Replayed defect rate, (defects - wins + losses on non-defective turns) / turns; without rewrites "
+           f"{with_interval(*cell('defect_rate_without'), fmt='.1%')}.")
     n_boot, n_groups = cell("n_boot")[0], cell("n_groups")[0]
     st.caption("Per rewritten turn: a **win** when the turn was defective, its logged interpretation wrong and the "
                "rewrite's right; a **loss** when its logged interpretation was right and the rewrite's wrong; a "
                "**tie** otherwise (both wrong, both right, or a defect a rewrite cannot fix). The replayed defect "
-               "rate counts a win as a removed defect and a loss as a new one. Intervals: 95% percentile "
+               "rate counts a win as a removed defect and a loss on a non-defective turn as a new one. Intervals: 95% "
+               "percentile "
                f"intervals of a bootstrap resampling users ({with_interval(n_groups, fmt=',.0f')} users, "
                f"{with_interval(n_boot, fmt=',.0f')} replicates).")
 
@@ -188,9 +196,10 @@ c.page_link("app_pages/review.py", label="Review this run's rewrites in the queu
                                                                        run_id=run_id)))
 
 st.markdown("**Its chain**")
-graph = store.list_rewrite_graph(conn, run_id, source)
+graph = charts.prune_chain(store.list_rewrite_graph(conn, run_id, source), source, str(chosen["target"]))
 st.caption("Where users went after this request, two moves deep: link width and label = the probability of the "
-           "move from its state; node labels carry each state's probability of ending in success.")
+           "move from its state; node labels carry each state's probability of ending in success. Each state shows "
+           "its six most frequent moves, the rewrite and the ends; the rest are grouped.")
 st.plotly_chart(charts.rewrite_chain(graph, source), key="rw_chain")
 
 st.markdown("**Evidence sessions**")
