@@ -80,6 +80,30 @@ def test_visits_are_rows_of_the_fundamental_matrix():
     assert chain.visits(np.zeros(0, np.int64)).shape == (0, 4)
 
 
+def test_reach_sums_the_series_to_the_fundamental_matrix():
+    chain = rw.AbsorbingChain(sp.csr_matrix(np.array(COUNTS, float)), np.array(ABSORBED, float))
+    exact = np.array([[float(v) for v in row] for row in N])
+    # without pruning the series converges to N (geometrically: the hand chain has a self-loop and a cycle)
+    np.testing.assert_allclose(chain.reach(np.arange(4), tol=0.0, max_moves=2000).toarray(), exact, atol=1e-10)
+    # with the default pruning it is within a hair of N, and sparse
+    pruned = chain.reach(np.array([3, 0]))
+    assert sp.issparse(pruned)
+    np.testing.assert_allclose(pruned.toarray(), exact[[3, 0]], atol=1e-4)
+    counts, absorbed = _random_chain(2024)
+    big = rw.AbsorbingChain(counts, absorbed)
+    np.testing.assert_allclose(big.reach(np.arange(8)).toarray(), big.visits(np.arange(8)), atol=1e-4)
+    np.testing.assert_allclose(big.reach(np.arange(8), tol=1e-12).toarray(), big.visits(np.arange(8)), atol=1e-9)
+
+
+def test_absorption_by_iteration_equals_the_lu_solve_and_falls_back():
+    counts, absorbed = _random_chain(7)
+    chain = rw.AbsorbingChain(counts, absorbed)
+    lu = chain.lu.solve(np.ascontiguousarray(chain.r))
+    np.testing.assert_allclose(chain.absorption(), lu, atol=1e-12)
+    np.testing.assert_allclose(chain.absorption(max_iter=1), lu, atol=1e-15)  # not converged: the LU answer
+    assert chain.reach(np.zeros(0, np.int64)).shape == (0, 8)
+
+
 def test_empty_chain():
     chain = rw.AbsorbingChain(sp.csr_matrix((0, 0)), np.zeros((0, 2)))
     assert chain.absorption().shape == (0, 2)
@@ -343,7 +367,7 @@ def test_mine_proposes_the_rewrite(log):
     assert r.source_success == pytest.approx(S_A, abs=1e-12)
     assert r.target_success == pytest.approx(S_B, abs=1e-12)
     assert r.gain == pytest.approx(9 / 35, abs=1e-12)
-    assert r.reach == pytest.approx(5 / 7, abs=1e-12)
+    assert r.reach == pytest.approx(5 / 7, abs=1e-5)  # the series drops masses below 1e-6
     assert r.target_interpretation == IB  # the modal reading of B's turns without a defect
     # evidence: up to 5 chains, earliest first; each pairs an A turn with a later B turn of its chain
     assert len(r.evidence) == 5 and r.evidence[0] == EVIDENCE[0]
@@ -393,7 +417,7 @@ def test_mine_interpretation_states(log):
     assert [(r.source, r.target) for r in result.rewrites] == [(IA, IB)]
     r = result.rewrites[0]
     assert r.source_success == pytest.approx(5 / 7, abs=1e-12) and r.target_success == pytest.approx(1.0)
-    assert r.gain == pytest.approx(2 / 7, abs=1e-12) and r.reach == pytest.approx(5 / 7, abs=1e-12)
+    assert r.gain == pytest.approx(2 / 7, abs=1e-12) and r.reach == pytest.approx(5 / 7, abs=1e-5)
     assert (r.source_support, r.target_support, r.direct) == (8, 9, 5)
     assert r.target_interpretation == IB
     assert r.evidence[0] == EVIDENCE[0]
@@ -410,7 +434,7 @@ def test_mine_without_rephrases_and_bad_input(log):
 def test_timings(log):
     turns, is_rephrase = log
     timings = rw.mine(turns, is_rephrase).timings
-    assert set(timings) == {"transitions", "solve", "select", "evidence"}
+    assert set(timings) == {"transitions", "solve", "reach", "select", "evidence"}
     assert all(isinstance(v, float) for v in timings.values())
     assert all(v >= -1e-6 for v in timings.values())
 

@@ -139,7 +139,7 @@ def check(mined: dict, n_turns: int, config: rewrites.MiningConfig) -> None:
     assert not (is_rephrase & ~pred).any(), "a rephrase without a predecessor in its session"
     assert int(result.support.sum()) == n_turns
     assert result.n_chains == n_turns - int(is_rephrase.sum())  # every chain ends exactly once
-    assert set(result.timings) == {"transitions", "solve", "select", "evidence"}
+    assert set(result.timings) == {"transitions", "solve", "reach", "select", "evidence"}
     present = result.support > 0
     b = result.success[present]
     assert np.isfinite(b).all()
