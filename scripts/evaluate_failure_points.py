@@ -62,18 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--select-seed", type=int, default=2,
                    help="simulation seed of the selection logs (fit: this seed, validation: this seed + 1)")
     p.add_argument("--model-seed", type=int, default=0, help="torch seed of the model")
-    p.add_argument("--slurp-dir", type=Path, default=DEFAULT_SLURP_DIR, help="directory with the SLURP files")
-    p.add_argument("--cache-dir", type=Path, default=REPO / "data" / "cache" / "embeddings",
-                   help="text-embedding cache (default data/cache/embeddings, git-ignored)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the Markdown report; its JSON goes beside it")
     p.add_argument("--save-model", type=Path, default=None, help="also save the main model's checkpoint here")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (dialogues resampled)")
-    p.add_argument("--threads", type=int, default=2, help="torch threads")
-    p.add_argument("--check", action="store_true",
-                   help="rerun and compare the metrics with the JSON beside --out instead of writing; exit 1 if "
-                        "they differ")
-    p.add_argument("--tolerance", type=float, default=0.0,
-                   help="with --check: the largest absolute difference accepted in any metric (default 0)")
+    report_cli.add_common_args(p, repo=REPO, default_out=DEFAULT_OUT, slurp_dir=DEFAULT_SLURP_DIR)
     return p.parse_args(argv)
 
 

@@ -59,14 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-seed", type=int, default=0)
     p.add_argument("--eval-seed", type=int, default=1)
     p.add_argument("--model-seed", type=int, default=0)
-    p.add_argument("--slurp-dir", type=Path, default=DEFAULT_SLURP_DIR)
-    p.add_argument("--cache-dir", type=Path, default=REPO / "data" / "cache" / "embeddings")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the Markdown report; its JSON goes beside it")
     p.add_argument("--save-model", type=Path, default=None, help="also save the main model's checkpoint here")
     p.add_argument("--n-boot", type=int, default=1000)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--check", action="store_true", help="rerun and compare with the JSON beside --out")
-    p.add_argument("--tolerance", type=float, default=0.0)
+    report_cli.add_common_args(p, repo=REPO, default_out=DEFAULT_OUT, slurp_dir=DEFAULT_SLURP_DIR)
     return p.parse_args(argv)
 
 

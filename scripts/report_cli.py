@@ -9,6 +9,22 @@ import json
 import math
 import sys
 from collections.abc import Callable
+from pathlib import Path
+
+
+def add_common_args(p: argparse.ArgumentParser, *, repo: Path, default_out: Path, slurp_dir: Path) -> None:
+    """The options every evaluation command shares: where SLURP and the embedding cache are, the report,
+    torch threads, and --check with its tolerance."""
+    p.add_argument("--slurp-dir", type=Path, default=slurp_dir, help="directory with the SLURP files")
+    p.add_argument("--cache-dir", type=Path, default=repo / "data" / "cache" / "embeddings",
+                   help="text-embedding cache (default data/cache/embeddings, git-ignored)")
+    p.add_argument("--out", type=Path, default=default_out, help="the Markdown report; its JSON goes beside it")
+    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--check", action="store_true",
+                   help="rerun and compare the metrics with the JSON beside --out instead of writing; exit 1 if "
+                        "they differ")
+    p.add_argument("--tolerance", type=float, default=0.0,
+                   help="with --check: the largest absolute difference accepted in any metric (default 0)")
 
 
 def compare_flat(expected: dict[str, object], actual: dict[str, object], *, tolerance: float = 0.0) -> list[str]:

@@ -63,3 +63,23 @@ def load_script(name: str):
     sys.modules.setdefault(spec.name, module)
     spec.loader.exec_module(module)
     return module
+
+
+def open_app_page(page: str, *, reviewer: str | None = "ana", state: dict | None = None,
+                  params: dict | None = None, timeout: int = 120):
+    """The app in AppTest, switched to ``page`` (e.g. "app_pages/rewrites.py") with a reviewer's name,
+    session state and query parameters set first; fails on any exception the page raised."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=timeout)
+    for key, value in (params or {}).items():
+        at.query_params[key] = value
+    if reviewer:
+        at.session_state["reviewer"] = reviewer
+    for key, value in (state or {}).items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+

@@ -15,7 +15,7 @@ from analysis.simulate import load_pool, simulate_turns, write_log
 from analysis.skill_routing import Dynamics, RoutingConfig, SkillRouter, build_examples
 from app import review_session, skill_jobs, store
 from app.ingest import ingest_files
-from tests.helpers import ROOT, make_turn, write_jsonl
+from tests.helpers import ROOT, make_turn, open_app_page, write_jsonl
 from tests.test_label_model import random_embed
 from tests.test_label_page import charts_values
 
@@ -51,14 +51,7 @@ def env(skill_db, monkeypatch):
 
 
 def open_page(**state) -> AppTest:
-    at = AppTest.from_file(ENTRY, default_timeout=120)
-    at.session_state["reviewer"] = "ana"
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    at.switch_page("app_pages/skills.py").run()
-    assert not at.exception, at.exception
-    return at
+    return open_app_page("app_pages/skills.py", state=state)
 
 
 def table(at: AppTest, column: str) -> pd.DataFrame:
