@@ -83,3 +83,16 @@ def open_app_page(page: str, *, reviewer: str | None = "ana", state: dict | None
     assert not at.exception, at.exception
     return at
 
+
+def one_turn_app_db(tmp_path: Path, monkeypatch) -> Path:
+    """A database with one turn in dataset "demo", made the app's (TURNLENS_DB): a page with nothing to show."""
+    from app import store
+    from app.ingest import ingest_files
+
+    path = tmp_path / "empty.duckdb"
+    conn = store.connect(path)
+    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", [make_turn("x", 0)])], dataset="demo")
+    conn.close()
+    monkeypatch.setenv("TURNLENS_DB", str(path))
+    return path
+

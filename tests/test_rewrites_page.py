@@ -16,11 +16,10 @@ from analysis.simulate import load_pool, simulate_turns, write_log
 from app import review_session, rewrite_jobs, store
 from app.ingest import ingest_files
 from components import charts
-from tests.helpers import ROOT, make_turn, open_app_page, write_jsonl
+from tests.helpers import one_turn_app_db, open_app_page
 from tests.test_label_model import random_embed
 from tests.test_label_page import charts_values
 
-ENTRY = str(ROOT / "app" / "streamlit_app.py")
 PAGE = "app_pages/rewrites.py"
 
 
@@ -223,10 +222,6 @@ def test_evidence_selection_shows_the_dialogue(db):
 
 
 def test_page_without_a_mining_run(tmp_path, monkeypatch):
-    path = tmp_path / "empty.duckdb"
-    conn = store.connect(path)
-    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", [make_turn("x", 0)])], dataset="demo")
-    conn.close()
-    monkeypatch.setenv("TURNLENS_DB", str(path))
+    one_turn_app_db(tmp_path, monkeypatch)
     at = open_page()
     assert "turnlens mine rewrites --dataset demo" in at.info[0].value

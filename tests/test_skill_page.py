@@ -15,11 +15,10 @@ from analysis.simulate import load_pool, simulate_turns, write_log
 from analysis.skill_routing import Dynamics, RoutingConfig, SkillRouter, build_examples
 from app import review_session, skill_jobs, store
 from app.ingest import ingest_files
-from tests.helpers import ROOT, make_turn, open_app_page, write_jsonl
+from tests.helpers import ROOT, one_turn_app_db, open_app_page
 from tests.test_label_model import random_embed
 from tests.test_label_page import charts_values
 
-ENTRY = str(ROOT / "app" / "streamlit_app.py")
 REPORT = ROOT / "docs" / "results" / "skill-routing.json"
 
 
@@ -180,11 +179,7 @@ def test_missing_checkpoint_says_so(env, tmp_path, monkeypatch):
 
 
 def test_page_without_a_skill_run(tmp_path, monkeypatch):
-    path = tmp_path / "empty.duckdb"
-    conn = store.connect(path)
-    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", [make_turn("x", 0)])], dataset="demo")
-    conn.close()
-    monkeypatch.setenv("TURNLENS_DB", str(path))
+    one_turn_app_db(tmp_path, monkeypatch)
     at = open_page()
     assert "turnlens train skills" in at.info[0].value and "turnlens score skills" in at.info[0].value
 
