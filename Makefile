@@ -46,6 +46,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python -m pytest -q -s tests/bench -p no:cacheprovider
 
 # Rerun the failure-point evaluation (about 15 min on 2 cores) and compare it with the committed report's numbers.

@@ -1312,3 +1312,43 @@ def list_approved_rewrites(conn: duckdb.DuckDBPyConnection, run_id: int) -> pd.D
         ORDER BY w.source
     """, [run_id]).df()
 
+
+
+# ---------------------------------------------------------------------------- speech-recognition disparity
+
+def list_speaker_turns(conn: duckdb.DuckDBPyConnection, dataset: str) -> pa.Table:
+    """Per turn with a reference transcript and a speaker: the speaker, where the device was, the stored word
+    error counts and the voice embedding (the disparity analysis aggregates them per speaker)."""
+    return conn.cursor().sql("""
+        SELECT speaker_id, latitude, longitude, wer_sub, wer_del, wer_ins, wer_ref_words, speaker_embedding
+        FROM turns
+        WHERE dataset = ? AND wer_ref_words >= 0 AND speaker_id IS NOT NULL
+        ORDER BY speaker_id, dialogue_id, turn_index
+    """, params=[dataset]).to_arrow_table()
+
+
+def list_worst_utterances(conn: duckdb.DuckDBPyConnection, dataset: str, speakers: list[str], *,
+                          limit: int = 50) -> pd.DataFrame:
+    """The utterances of these speakers with the most word errors (then the highest WER): the evidence behind a
+    region's or cohort's WER, with both transcripts for the alignment."""
+    return conn.cursor().execute("""
+        SELECT dialogue_id, turn_index, speaker_id, reference_text, asr_text, wer_sub, wer_del, wer_ins,
+               wer_ref_words, (wer_sub + wer_del + wer_ins) / nullif(wer_ref_words, 0) AS wer
+        FROM turns
+        WHERE dataset = ? AND wer_ref_words > 0 AND speaker_id IN (SELECT unnest(?::VARCHAR[]))
+        ORDER BY wer_sub + wer_del + wer_ins DESC, wer DESC, dialogue_id, turn_index
+        LIMIT ?
+    """, [dataset, list(speakers), int(limit)]).df()
+
+
+def list_speaker_utterances(conn: duckdb.DuckDBPyConnection, dataset: str, speakers: list[str], *,
+                            limit: int = 500) -> pd.DataFrame:
+    """Utterances of these speakers (newest first), for a selection of speakers on the page."""
+    return conn.cursor().execute("""
+        SELECT dialogue_id, turn_index, timestamp, speaker_id, asr_text, reference_text,
+               (wer_sub + wer_del + wer_ins) / nullif(wer_ref_words, 0) AS wer
+        FROM turns
+        WHERE dataset = ? AND speaker_id IN (SELECT unnest(?::VARCHAR[]))
+        ORDER BY timestamp DESC, dialogue_id, turn_index
+        LIMIT ?
+    """, [dataset, list(speakers), int(limit)]).df()
