@@ -22,11 +22,11 @@ def _free_port() -> int:
 class AppServer:
     """streamlit run on a free loopback port; stop() ends it (it holds the DuckDB lock)."""
 
-    def __init__(self, db_path: Path, env: dict | None = None):
+    def __init__(self, db_path: Path, env: dict | None = None, script: Path | None = None):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),
+            [sys.executable, "-m", "streamlit", "run", str(script or ROOT / "app" / "streamlit_app.py"),
              "--server.address", "127.0.0.1", "--server.port", str(self.port), "--server.headless", "true",
              "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env={**os.environ, "TURNLENS_DB": str(db_path), **(env or {})},

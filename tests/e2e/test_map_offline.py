@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import io
-import os
 import shutil
-import subprocess
-import sys
 import time
-import urllib.request
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from components.maps import TOPOJSON_URL
-from tests.e2e.server import ROOT, AppServer, _free_port
+from tests.e2e.server import ROOT, AppServer
 
 pytestmark = pytest.mark.e2e
 
@@ -34,26 +30,7 @@ class MapAppServer(AppServer):
     def __init__(self, folder):
         shutil.copy(ROOT / "tests" / "e2e" / "map_app.py", folder / "map_app.py")
         shutil.copytree(STATIC / "topojson", folder / "static" / "topojson")
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(folder / "map_app.py"),
-             "--server.address", "127.0.0.1", "--server.port", str(self.port), "--server.headless", "true",
-             "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("streamlit exited:\n" + self.proc.stdout.read())
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError("streamlit did not become healthy within 60 s")
+        super().__init__(folder / "unused.duckdb", env={"PYTHONPATH": str(ROOT)}, script=folder / "map_app.py")
 
 
 @pytest.fixture(scope="module")
