@@ -907,9 +907,25 @@ def regions_geojson(regions: Sequence[Region], summary: pd.DataFrame | None = No
     return {"type": "FeatureCollection", "features": features}
 
 
+@dataclass(frozen=True, eq=False)
+class Stability:
+    """What :func:`region_stability_detail` measured.
+
+    mean: the stability (mean over refits of the share of pairs kept together), NaN without pairs.
+    per_refit: (n_boot,) that share in each refit.
+    by_region: one row per region of the full fit: region (id), pairs (sampled pairs drawn in it), together
+        (share of its sampled pair-refit combinations kept together; NaN when no pair was drawn in it).
+    """
+
+    mean: float
+    per_refit: np.ndarray
+    by_region: pd.DataFrame
+
+
 def region_stability(table: SpeakerTable, *, n_boot: int = 20, seed: int = 0, max_pairs: int = 2000,
                      **tree_params: Any) -> float:
     """How often pairs of speakers that share a region stay together when the tree is refitted on resamples.
+    (The mean of :func:`region_stability_detail`, which also gives it per refit and per region.)
 
     Definition: fit :func:`region_tree` (with ``tree_params``) on all located speakers. Draw ``max_pairs``
     pairs of distinct speakers, uniformly (with replacement) from all pairs that share a region in that fit. For
@@ -921,6 +937,13 @@ def region_stability(table: SpeakerTable, *, n_boot: int = 20, seed: int = 0, ma
     (a refit that merges regions scores 1); a single-region fit therefore scores 1 unless refits split it.
     NaN when no two speakers share a region.
     """
+    return region_stability_detail(table, n_boot=n_boot, seed=seed, max_pairs=max_pairs, **tree_params).mean
+
+
+def region_stability_detail(table: SpeakerTable, *, n_boot: int = 20, seed: int = 0, max_pairs: int = 2000,
+                            **tree_params: Any) -> Stability:
+    """:func:`region_stability` with its parts: the share per refit and per region of the full fit (the
+    stability figure of the Disparity page). Same definition, parameters and random draws."""
     n_boot = _check_int(n_boot, "n_boot", 1)
     max_pairs = _check_int(max_pairs, "max_pairs", 1)
     tree_params = dict(tree_params)
@@ -942,7 +965,9 @@ def region_stability(table: SpeakerTable, *, n_boot: int = 20, seed: int = 0, ma
     members = [np.flatnonzero(labels == r.id) for r in regions]
     n_pairs = np.array([len(m) * (len(m) - 1) / 2 for m in members])
     if n_pairs.sum() == 0:
-        return float("nan")
+        return Stability(mean=float("nan"), per_refit=np.full(n_boot, np.nan),
+                         by_region=pd.DataFrame({"region": [r.id for r in regions], "pairs": 0,
+                                                 "together": np.nan}))
     which = rng.choice(len(members), size=max_pairs, p=n_pairs / n_pairs.sum())
     first = np.empty(max_pairs, dtype=np.int64)
     second = np.empty(max_pairs, dtype=np.int64)
@@ -952,11 +977,17 @@ def region_stability(table: SpeakerTable, *, n_boot: int = 20, seed: int = 0, ma
             i = rng.integers(0, len(m), len(sel))
             j = (i + rng.integers(1, len(m), len(sel))) % len(m)  # a different member, uniformly
             first[sel], second[sel] = m[i], m[j]
-    shares = []
+    kept = np.empty((n_boot, max_pairs), dtype=bool)
     for b in range(n_boot):
         sample = rng.integers(0, len(lat), len(lat))
         leaves = _grow(lat[sample], lon[sample], e[sample], w[sample], extent,
                        rng=np.random.default_rng([seed, b + 1]), **opts)
         refit = _assign_boxes([leaf.box for leaf in leaves], list(range(len(leaves))), lat, lon)
-        shares.append(float(np.mean(refit[first] == refit[second])))
-    return float(np.mean(shares))
+        kept[b] = refit[first] == refit[second]
+    per_refit = kept.mean(axis=1)
+    pairs = np.bincount(which, minlength=len(regions))
+    with np.errstate(invalid="ignore", divide="ignore"):  # a region without a sampled pair: NaN
+        together = np.bincount(which, weights=kept.sum(axis=0), minlength=len(regions)) / (pairs * n_boot)
+    return Stability(mean=float(per_refit.mean()), per_refit=per_refit,
+                     by_region=pd.DataFrame({"region": [r.id for r in regions], "pairs": pairs,
+                                             "together": together}))
