@@ -6,14 +6,19 @@ The app's server process owns the database file: one connection for all sessions
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import duckdb
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from analysis import disparity_report
 from analysis.label_metrics import candidates_correct
 from app import store
 from app.claims import ClaimRegistry
+from app.umap_jobs import UmapJobs
 
 
 @st.cache_resource(show_spinner=False)
@@ -72,8 +77,53 @@ def skill_checkpoint(_conn: duckdb.DuckDBPyConnection, db_path: str, dataset: st
     return router, examples, sr.data_fingerprint(examples) == router.fingerprint
 
 
+@st.cache_resource(show_spinner=False)
+def umap_jobs() -> UmapJobs:
+    """The process's background UMAP worker (see app/umap_jobs.py)."""
+    return UmapJobs()
+
+
+@st.cache_resource(show_spinner=False)
+def _disparity_reports() -> OrderedDict:
+    """The process's disparity reports, newest last: {(db path, dataset, options): Report}."""
+    return OrderedDict()
+
+
+_DISPARITY_KEEP = 4
+_disparity_lock = threading.Lock()
+_disparity_generation = [0]  # bumped by clear_reads: a report computed across a write is not kept
+
+
+def disparity_analysis(conn: duckdb.DuckDBPyConnection, db_path: str, dataset: str,
+                       options: disparity_report.Options, progress: disparity_report.Progress | None = None
+                       ) -> disparity_report.Report:
+    """The disparity analysis of a dataset for one set of options, computed once per process and kept (the
+    last few): the report is read-only and holds per-speaker arrays. Not st.cache_resource itself, because
+    ``progress`` draws a progress bar while it computes, and cached functions may not draw on the page."""
+    reports = _disparity_reports()
+    key = (db_path, dataset, options)
+    with _disparity_lock:
+        if key in reports:
+            reports.move_to_end(key)
+            return reports[key]
+        generation = _disparity_generation[0]
+    if progress is not None:
+        progress("reading the turns", 0.0)
+    table = disparity_report.speaker_table_from_turns(store.list_speaker_turns(conn, dataset))
+    report = disparity_report.analyse(table, options, progress=progress)
+    with _disparity_lock:
+        if generation == _disparity_generation[0]:  # no write happened meanwhile: the report is current
+            reports[key] = report
+            while len(reports) > _DISPARITY_KEEP:
+                reports.popitem(last=False)
+    return report
+
+
 def clear_reads() -> None:
     """Call after any write, so every page shows the new state."""
+    with _disparity_lock:
+        _disparity_generation[0] += 1
+        _disparity_reports().clear()
     skill_checkpoint.clear()
     label_candidates.clear()
     overview.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,10 @@ from app.store import StoreLockedError  # noqa: E402
 
 st.set_page_config(page_title="turnlens", page_icon=str(_ROOT / "app" / "static" / "favicon.png"), layout="wide")
 settings = Settings.from_env()
+# numba reads NUMBA_CACHE_DIR when umap is first imported (by the warm-up below, or a page).
+os.environ.setdefault("NUMBA_CACHE_DIR", str(settings.numba_cache))
+if settings.umap_warmup:
+    resources.umap_jobs().warm_up()  # once per server process, in the background: the first UMAP fit compiles
 
 
 def _shared_password() -> str | None:
@@ -78,6 +83,7 @@ pages = [
     st.Page("app_pages/labels.py", title="Label generation", icon=":material/label:"),
     st.Page("app_pages/skills.py", title="Skill routing", icon=":material/alt_route:"),
     st.Page("app_pages/rewrites.py", title="Query rewrites", icon=":material/edit_note:"),
+    st.Page("app_pages/disparity.py", title="Disparity", icon=":material/map:"),
     st.Page("app_pages/dialogues.py", title="Dialogues", icon=":material/forum:"),
     st.Page("app_pages/import_logs.py", title="Import", icon=":material/upload_file:"),
 ]

@@ -13,6 +13,7 @@ from app import review_session, store
 from app.page import start
 from components import charts
 from components.dialogue_view import render_dialogue
+from components.exports import csv_safe
 
 REWRITERS = ("chain", "chain_retiring_oracle", "online", "combined")
 COMPARED = ("rewritten", "wins", "losses", "ties", "win_rate", "loss_rate", "win_loss_ratio",
@@ -33,17 +34,6 @@ def with_interval(value: float | None, low: float | None = None, high: float | N
     if missing(value):
         return "–"
     return show(value) if missing(low) or missing(high) else f"{show(value)} [{show(low)}, {show(high)}]"
-
-
-def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Text cells that a spreadsheet would run as a formula (=, +, -, @ first) get a leading apostrophe:
-    rewrites come from what users said."""
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object:
-            out[col] = out[col].map(lambda v: "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@")
-                                    else v)
-    return out
 
 
 def decide(conn, candidate_id: int, reviewer: str, verdict: str) -> None:
