@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from app import store
 from tests.helpers import ROOT
+
+# The app compiles UMAP in the background when it starts (about 45 s of CPU once per process); tests that open
+# pages do not want that competing with them. The Disparity page's tests start their projection themselves.
+os.environ.setdefault("TURNLENS_UMAP_WARMUP", "0")
 
 
 @pytest.fixture

@@ -96,3 +96,17 @@ def one_turn_app_db(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setenv("TURNLENS_DB", str(path))
     return path
 
+
+
+def simulated_db(path: Path, *, n_turns: int, seed: int, dataset: str = "t") -> Path:
+    """A database at ``path`` holding ``n_turns`` simulated turns (analysis.simulate) as ``dataset``."""
+    from analysis.simulate import load_pool, simulate_turns, write_log
+    from app import store
+    from app.ingest import ingest_files
+
+    log = path.with_suffix(".jsonl")
+    write_log(simulate_turns(load_pool(), n_turns=n_turns, seed=seed), log)
+    conn = store.connect(path)
+    ingest_files(conn, [log], dataset=dataset)
+    conn.close()
+    return path

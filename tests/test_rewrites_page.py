@@ -12,11 +12,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analysis.rewrite_pipeline import PipelineConfig
-from analysis.simulate import load_pool, simulate_turns, write_log
 from app import review_session, rewrite_jobs, store
-from app.ingest import ingest_files
 from components import charts
-from tests.helpers import one_turn_app_db, open_app_page
+from tests.helpers import one_turn_app_db, open_app_page, simulated_db
 from tests.test_label_model import random_embed
 from tests.test_label_page import charts_values
 
@@ -25,11 +23,8 @@ PAGE = "app_pages/rewrites.py"
 
 def build_rewrite_db(tmp) -> object:
     """A database with dataset "t" (20,000 simulated turns) and one mining run; returns its path."""
-    path = tmp / "rewrites.duckdb"
+    path = simulated_db(tmp / "rewrites.duckdb", n_turns=20000, seed=3)
     conn = store.connect(path)
-    log = tmp / "t.jsonl"
-    write_log(simulate_turns(load_pool(), n_turns=20000, seed=3), log)
-    ingest_files(conn, [log], dataset="t")
     rewrite_jobs.mine(conn, "t", config=PipelineConfig(n_boot=50), embed=random_embed(16))
     conn.close()
     return path

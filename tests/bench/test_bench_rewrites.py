@@ -32,10 +32,7 @@ from __future__ import annotations
 
 import gc
 import os
-import resource
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,7 +40,7 @@ from threadpoolctl import threadpool_limits
 
 from analysis import rephrase, rewrites
 from analysis.simulate import load_pool, records_to_table, simulate_turns
-from tests.bench.harness import TURNS, report
+from tests.bench.harness import TURNS, peak_rss_mb, report, reset_peak_rss, rss_mb, ru_maxrss_mb
 
 pytestmark = pytest.mark.bench
 
@@ -56,45 +53,6 @@ THREADS = 2
 B_TOLERANCE = 1e-9  # the LU solve may overshoot [0, 1] by rounding
 
 # ----------------------------------------------------------------------------------------- memory
-
-_STATUS = Path("/proc/self/status")
-_CLEAR_REFS = Path("/proc/self/clear_refs")
-
-
-def _status_mb(key: str) -> float | None:
-    """A `VmRSS`/`VmHWM` line of /proc/self/status in MB, or None off Linux."""
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024 / 1e6  # kB
-    except OSError:
-        pass
-    return None
-
-
-def ru_maxrss_mb() -> float:
-    """The process's peak RSS (getrusage): kilobytes on Linux, bytes on macOS."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6
-
-
-def rss_mb() -> float | None:
-    return _status_mb("VmRSS")
-
-
-def reset_peak_rss() -> bool:
-    """Reset the peak-RSS high-water mark to the current RSS (Linux >= 4.0); False if not possible."""
-    try:
-        _CLEAR_REFS.write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def peak_rss_mb() -> float:
-    hwm = _status_mb("VmHWM")
-    return hwm if hwm is not None else ru_maxrss_mb()
-
 
 # ----------------------------------------------------------------------------------------- phases
 
