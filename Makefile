@@ -25,6 +25,8 @@ install: $(STAMP)
 # Built only when missing: the sample database is derived from the committed sample log.
 # A second dataset, rewrites-demo, is generated for the Query rewrites page: rewrites need many repeats of the
 # same requests (30,000 simulated turns whose users rephrase keeping the meaning), which 3,000 turns lack.
+# A third, disparity-demo (200,000 turns, 13k speakers), gives the Disparity page enough speakers to find the
+# simulator's planted worse-served regions (the sample's 191 speakers give one region).
 $(DB): | $(STAMP)
 	rm -f $(DB).partial
 	$(BIN)/turnlens ingest $(SAMPLE) --db $(DB).partial --dataset sample --by make
@@ -33,6 +35,8 @@ $(DB): | $(STAMP)
 		--out data/rewrites-demo.parquet --quiet
 	$(BIN)/turnlens ingest data/rewrites-demo.parquet --db $(DB).partial --dataset rewrites-demo --by make
 	$(BIN)/turnlens mine rewrites --dataset rewrites-demo --db $(DB).partial --quiet
+	$(BIN)/turnlens demo-data --turns 200000 --seed 7 --id-prefix dp- --out data/disparity-demo.parquet --quiet
+	$(BIN)/turnlens ingest data/disparity-demo.parquet --db $(DB).partial --dataset disparity-demo --by make
 	mv $(DB).partial $(DB)
 
 sample-db: $(DB)
