@@ -92,6 +92,7 @@ def _disparity_reports() -> OrderedDict:
 _DISPARITY_KEEP = 4
 _disparity_lock = threading.Lock()
 _disparity_generation = [0]  # bumped by clear_reads: a report computed across a write is not kept
+_disparity_running: dict[tuple, threading.Lock] = {}  # key -> held by the session computing that report
 
 
 def disparity_analysis(conn: duckdb.DuckDBPyConnection, db_path: str, dataset: str,
@@ -99,23 +100,39 @@ def disparity_analysis(conn: duckdb.DuckDBPyConnection, db_path: str, dataset: s
                        ) -> disparity_report.Report:
     """The disparity analysis of a dataset for one set of options, computed once per process and kept (the
     last few): the report is read-only and holds per-speaker arrays. Not st.cache_resource itself, because
-    ``progress`` draws a progress bar while it computes, and cached functions may not draw on the page."""
+    ``progress`` draws a progress bar while it computes, and cached functions may not draw on the page.
+
+    Reviewers often open the page together: a session asking for a report another session is computing waits
+    for that one instead of computing it again (it takes seconds to minutes on big logs and both cores)."""
     reports = _disparity_reports()
     key = (db_path, dataset, options)
     with _disparity_lock:
         if key in reports:
             reports.move_to_end(key)
             return reports[key]
-        generation = _disparity_generation[0]
-    if progress is not None:
-        progress("reading the turns", 0.0)
-    table = disparity_report.speaker_table_from_turns(store.list_speaker_turns(conn, dataset))
-    report = disparity_report.analyse(table, options, progress=progress)
-    with _disparity_lock:
-        if generation == _disparity_generation[0]:  # no write happened meanwhile: the report is current
-            reports[key] = report
-            while len(reports) > _DISPARITY_KEEP:
-                reports.popitem(last=False)
+        running = _disparity_running.setdefault(key, threading.Lock())
+    if running.locked() and progress is not None:
+        progress("waiting", 0.0)
+    with running:
+        with _disparity_lock:
+            if key in reports:  # computed by the session we waited for
+                reports.move_to_end(key)
+                return reports[key]
+            generation = _disparity_generation[0]
+        try:
+            if progress is not None:
+                progress("reading the turns", 0.0)
+            table = disparity_report.speaker_table_from_turns(store.list_speaker_turns(conn, dataset))
+            report = disparity_report.analyse(table, options, progress=progress)
+            with _disparity_lock:
+                if generation == _disparity_generation[0]:  # no write happened meanwhile: the report is current
+                    reports[key] = report
+                    while len(reports) > _DISPARITY_KEEP:
+                        reports.popitem(last=False)
+        finally:
+            with _disparity_lock:
+                if _disparity_running.get(key) is running:
+                    del _disparity_running[key]
     return report
 
 

@@ -121,7 +121,8 @@ def group_section(name: str, label: str, key: str) -> None:
 page = start("Disparity")
 conn, db, dataset = page.conn, page.db, page.dataset
 options = settings_form()
-STEPS = {"reading the turns": "reading the turns", "overall": "bootstrapping the overall WER",
+STEPS = {"waiting": "another session is computing this analysis, waiting for it",
+         "reading the turns": "reading the turns", "overall": "bootstrapping the overall WER",
          "regions": "growing the region tree", "cohorts": "clustering voices and placing speakers",
          "groups": "bootstrapping every region and cohort", "stability": "refitting the regions on resamples",
          "map": "aggregating map cells", "done": "done"}
