@@ -41,14 +41,16 @@ def in_thread(fn, *args) -> tuple[threading.Thread, list]:
 def test_sessions_asking_together_share_one_computation(analysis):
     calls, started, hold = analysis
     steps: list[str] = []
+    waiting = threading.Event()
+
+    def progress(step: str, share: float) -> None:
+        steps.append(step)
+        waiting.set()
+
     first, first_out = in_thread(resources.disparity_analysis, None, "db", "d", dr.Options())
     assert started.wait(10)
-    second, second_out = in_thread(resources.disparity_analysis, None, "db", "d", dr.Options(),
-                                   lambda step, share: steps.append(step))
-    for _ in range(200):  # the second session says it waits, then blocks
-        if steps:
-            break
-        threading.Event().wait(0.01)
+    second, second_out = in_thread(resources.disparity_analysis, None, "db", "d", dr.Options(), progress)
+    assert waiting.wait(30)  # the second session says it waits, then blocks
     assert steps == ["waiting"]
     hold.set()
     first.join(10), second.join(10)

@@ -53,8 +53,9 @@ def test_train_score_and_review_loop(fdb, tmp_path, embed):
     # ... and each probability belongs to its own label (the model's output, column by column)
     examples = build_examples(store.list_turn_records(fdb, "t"))[:20]
     probs = FailurePointClassifier.from_pretrained(tmp_path / "m").predict_proba(examples, embed=embed)
+    # (1e-6: the stored scores came from batches of another size, and kernels may round differently per batch)
     for ex, p in zip(examples, probs, strict=True):
-        assert vectors[(ex.dialogue_id, ex.turn_index)] == pytest.approx(dict(zip(LABELS, p, strict=True)), abs=1e-12)
+        assert vectors[(ex.dialogue_id, ex.turn_index)] == pytest.approx(dict(zip(LABELS, p, strict=True)), abs=1e-6)
     runs = store.list_failure_runs(fdb, "t")
     assert len(runs) == 1 and runs.iloc[0]["name"] == "failure-points" and runs.iloc[0]["turns"] == 300
     values = {json.loads(v) for (v,) in fdb.execute("SELECT DISTINCT value FROM candidates").fetchall()}

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -25,16 +26,19 @@ class AppServer:
     def __init__(self, db_path: Path, env: dict | None = None, script: Path | None = None):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # The server's output goes to a file, not a pipe: nobody reads a pipe while the test runs, and a full
+        # one (about 64 KB of logs) would block streamlit mid-test.
+        self.log = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(script or ROOT / "app" / "streamlit_app.py"),
              "--server.address", "127.0.0.1", "--server.port", str(self.port), "--server.headless", "true",
              "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env={**os.environ, "TURNLENS_DB": str(db_path), **(env or {})},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            stdout=self.log, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("streamlit exited:\n" + self.proc.stdout.read())
+                raise RuntimeError("streamlit exited:\n" + self.output())
             try:
                 with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
                     if r.status == 200:
@@ -42,7 +46,13 @@ class AppServer:
             except OSError:
                 time.sleep(0.3)
         self.stop()
-        raise RuntimeError("streamlit did not become healthy within 60 s")
+        raise RuntimeError("streamlit did not become healthy within 60 s:\n" + self.output())
+
+    def output(self) -> str:
+        """What the server printed so far."""
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
 
     def stop(self) -> None:
         if self.proc.poll() is None:

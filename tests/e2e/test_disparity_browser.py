@@ -44,16 +44,28 @@ def test_map_draws_offline_and_a_lasso_on_the_voices_lists_speakers(tmp_path, pa
         umap.locator(".nsewdrag").first.wait_for(state="attached", timeout=30_000)
         umap.scroll_into_view_if_needed()
         page.wait_for_selector(IDLE, timeout=30_000)
-        box = umap.locator(".nsewdrag").first.bounding_box()
-        # Where the speakers are along x, in pixels of the plot area, from plotly's own axis and traces. The
-        # lasso's right edge goes through the widest empty gap of the middle half. With a thousand speakers that
-        # gap can be under a pixel wide, and a point that close to the edge may fall either way, so the count
-        # must lie between the points clearly left of the edge and those up to 3 px right of it.
-        px = sorted(page.evaluate("""el => { const gd = el.closest('.js-plotly-plot'), xa = gd._fullLayout.xaxis;
-            return gd._fullData.flatMap(tr => Array.from(tr.x).map(x => xa.l2p(x))); }""", umap.element_handle()))
+        # Where the speakers are along x, in pixels of the plot area, from plotly's own axis and traces, measured
+        # until two readings agree (plotly redraws while streamlit sizes the chart). The lasso's right edge goes
+        # through the widest empty gap of the middle half. With a thousand speakers that gap can be under a pixel
+        # wide, and a point that close to the edge may fall either way, so the count must lie between the points
+        # clearly left of the edge and those up to 3 px right of it.
+        def measure() -> tuple[dict, list[float]]:
+            return umap.locator(".nsewdrag").first.bounding_box(), sorted(page.evaluate(
+                """el => { const gd = el.closest('.js-plotly-plot'), xa = gd._fullLayout.xaxis;
+                return gd._fullData.flatMap(tr => Array.from(tr.x).map(x => xa.l2p(x))); }""",
+                umap.element_handle()))
+
+        box, px = measure()
+        for _ in range(20):
+            page.wait_for_timeout(500)
+            again = measure()
+            if again == (box, px):
+                break
+            box, px = again
         assert len(px) == len(table)
         middle = [(b - a, a, b) for a, b in zip(px, px[1:], strict=False)
                   if box["width"] * 0.2 < a and b < box["width"] * 0.8]
+        assert middle, "no two neighbouring speakers in the middle of the plot"
         _, left, right = max(middle)
         cut = (left + right) / 2
         surely = sum(p < cut - 3 for p in px)
