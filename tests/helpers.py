@@ -97,7 +97,6 @@ def one_turn_app_db(tmp_path: Path, monkeypatch) -> Path:
     return path
 
 
-
 def simulated_db(path: Path, *, n_turns: int, seed: int, dataset: str = "t") -> Path:
     """A database at ``path`` holding ``n_turns`` simulated turns (analysis.simulate) as ``dataset``."""
     from analysis.simulate import load_pool, simulate_turns, write_log

@@ -184,16 +184,22 @@ def test_settings_change_the_analysis(db):
     assert f"Cohort assignments as CSV ({len(report.table):,} speakers)" in labels
 
 
-def test_umap_selection_lists_speakers_their_utterances_and_a_dialogue(db):
-    at = open_app_page(PAGE)
+def wait_for_umap(at: AppTest) -> dict:
+    """The UMAP chart's spec, once the background projection arrives; meanwhile the page must say it computes."""
     deadline = time.monotonic() + 300  # the first projection in a process compiles numba code (~45 s)
     while not any("dp_umap" in c.proto.id for c in at.get("plotly_chart")):
         assert time.monotonic() < deadline, "the UMAP projection never arrived"
         assert any("Computing the UMAP projection" in i.value for i in at.info)
         time.sleep(2)
         at.run()
+    assert not at.exception, at.exception
+    return next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "dp_umap" in c.proto.id)
+
+
+def test_umap_selection_lists_speakers_their_utterances_and_a_dialogue(db):
+    at = open_app_page(PAGE)
+    spec = wait_for_umap(at)
     report = expected_report(db)
-    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "dp_umap" in c.proto.id)
     assert len(spec["data"]) == report.cohort_fit.k  # one trace per automatic cohort
     cohort1 = np.flatnonzero(report.cohort_fit.labels == 1)
     picked = [{"curve_number": 1, "point_index": 0}, {"curve_number": 1, "point_index": 2}]
@@ -217,16 +223,6 @@ def test_a_dataset_with_fewer_than_k_speakers_shows_nothing_about_them(tmp_path,
     at = open_app_page(PAGE)
     assert not at.metric and not at.get("plotly_chart") and not at.dataframe
     assert "1 speaker(s) with a reference transcript, fewer than the privacy minimum k = 5" in at.info[0].value
-
-
-def wait_for_umap(at: AppTest) -> dict:
-    deadline = time.monotonic() + 300
-    while not any("dp_umap" in c.proto.id for c in at.get("plotly_chart")):
-        assert time.monotonic() < deadline, "the UMAP projection never arrived"
-        time.sleep(2)
-        at.run()
-    assert not at.exception, at.exception
-    return next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "dp_umap" in c.proto.id)
 
 
 def test_hidden_cohorts_are_not_drawn_as_cohorts_in_the_voices(db):
