@@ -757,6 +757,15 @@ def count_decisions(conn: duckdb.DuckDBPyConnection, *, reviewer: str | None = N
     return conn.cursor().execute("SELECT count(*) FROM decisions WHERE reviewer = ?", [reviewer]).fetchone()[0]
 
 
+def list_reviewers(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every name that has decided or imported anything, sorted (new names are checked against them)."""
+    return [r[0] for r in conn.cursor().execute("""
+        SELECT DISTINCT reviewer FROM decisions
+        UNION SELECT DISTINCT imported_by FROM imports WHERE imported_by IS NOT NULL
+        ORDER BY 1
+    """).fetchall()]
+
+
 def get_reviewer_rate(conn: duckdb.DuckDBPyConnection, reviewer: str) -> int:
     """Decisions (not skips or undos) this reviewer made in the last hour."""
     return conn.cursor().execute("""
