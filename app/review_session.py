@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import duckdb
 import streamlit as st
@@ -53,9 +54,14 @@ _PARAMS = ("task", "value", "smin", "smax", "run", "domain", "status", "order", 
 
 
 def spec_from_params(params: dict[str, str], dataset: str) -> tuple[store.QueueSpec, list[str]]:
-    """The queue a link describes. Unusable parameters are dropped, each with a warning saying why."""
+    """The queue a link describes. Unusable parameters are dropped, each with a warning saying why (quoting
+    the parameter with repr, so the warning itself is always valid text)."""
     warnings: list[str] = []
     kwargs: dict = {"dataset": dataset}
+    params = dict(params)
+    for name in _PARAMS:
+        if name in params and not valid_unicode(params[name]):
+            warnings.append(f"ignored {name}={params.pop(name)!r}: not valid Unicode")
 
     def number(name: str, cast, low, high):
         raw = params.get(name)
@@ -75,7 +81,10 @@ def spec_from_params(params: dict[str, str], dataset: str) -> tuple[store.QueueS
         if params.get(name):
             kwargs[key] = params[name]
     if params.get("value"):
-        kwargs["value"] = value_json(params["value"])
+        try:
+            kwargs["value"] = value_json(params["value"])
+        except ValueError as exc:  # "\ud800" in JSON: a lone surrogate, which no query or page can carry
+            warnings.append(f"ignored value={params['value']!r}: {exc}")
     for name, key, cast, low, high in (("smin", "score_min", float, 0.0, 1.0), ("smax", "score_max", float, 0.0, 1.0),
                                        ("run", "run_id", int, 1, 2**62), ("seed", "seed", int, 0, 2**31),
                                        ("overlap", "overlap", int, 1, 10), ("audit", "audit_bulk_id", int, 1, 2**62)):
@@ -99,11 +108,24 @@ def spec_from_params(params: dict[str, str], dataset: str) -> tuple[store.QueueS
 
 
 def value_json(text: str) -> str:
-    """A proposed value as typed or linked: JSON if it parses, else the plain string it is."""
+    """A proposed value as typed or linked: JSON if it parses, else the plain string it is. Raises ValueError
+    when the value is not valid Unicode (a lone surrogate, typed as is or as a JSON escape such as "\ud800")."""
     try:
-        return canonical_json(json.loads(text))
+        value = canonical_json(json.loads(text))
     except json.JSONDecodeError:
-        return canonical_json(text.strip())
+        value = canonical_json(text.strip())
+    if not valid_unicode(value):
+        raise ValueError("not valid Unicode")
+    return value
+
+
+def valid_unicode(text: str) -> bool:
+    """Whether text can be encoded as UTF-8 (a lone surrogate cannot: no query, page or file can carry it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def spec_to_params(spec: store.QueueSpec) -> dict[str, str]:
@@ -141,7 +163,10 @@ def current_card(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.Que
     """The candidate to show now, or None when the queue is empty.
 
     A card is shown only while the candidate still has room (overlap) and this reviewer can claim it, so
-    two reviewers working the same queue at once are not handed the same candidate beyond its overlap."""
+    two reviewers working the same queue at once are not handed the same candidate beyond its overlap. The
+    room is checked and the card claimed in one step (ClaimRegistry.claim_if_open), so a decision stored
+    meanwhile by another session (ClaimRegistry.record) cannot slip in between."""
+    reviewer = store.reviewer_name(reviewer)
     s = state()
     if s.spec != spec:
         s.spec, s.batch, s.correcting, s.done = spec, [], False, set()
@@ -162,8 +187,7 @@ def current_card(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.Que
             if not s.batch:
                 return None
         cid = s.batch[0]
-        slots = store.open_slots(conn, reviewer, spec, cid)
-        if slots > 0 and claims.try_claim(cid, reviewer, slots):
+        if claims.claim_if_open(cid, reviewer, partial(store.open_slots, conn, reviewer, spec, cid)):
             card = store.get_candidate(conn, cid)
             if card is not None:
                 s.tokens.setdefault(cid, str(uuid.uuid4()))
@@ -174,14 +198,29 @@ def current_card(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.Que
 
 def decide(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec, claims: ClaimRegistry,
            candidate_id: int, decision_id: str, verdict: str, corrected_value: str | None = None) -> None:
-    """Button/key callback: store the decision (committed before this returns), then move on."""
+    """Button/key callback: store the decision (committed before this returns), then move on.
+
+    In an undecided queue the database stores it only while the candidate still has room (the queue's
+    overlap, store.decision_slots): a card whose claim expired may have been decided by others meanwhile.
+    Then nothing is stored, the acknowledgement says so, and the next card follows."""
+    reviewer = store.reviewer_name(reviewer)
     s = state()
     if verdict == "correct":
         card = store.get_candidate(conn, candidate_id)
         if card is not None and card["value"] == corrected_value:
             verdict, corrected_value = "accept", None  # "corrected" to the proposal itself: an accept
-    stored = store.insert_decision(conn, decision_id=decision_id, candidate_id=candidate_id, reviewer=reviewer,
-                                   verdict=verdict, corrected_value=corrected_value, role=role_for(spec))
+
+    def write() -> bool:
+        return store.insert_decision(conn, decision_id=decision_id, candidate_id=candidate_id, reviewer=reviewer,
+                                     verdict=verdict, corrected_value=corrected_value, role=role_for(spec),
+                                     overlap=store.decision_slots(spec))
+
+    try:
+        stored = claims.record(candidate_id, reviewer, write)  # stored and the claim released in one step
+    except store.SlotTakenError:
+        stored = False
+        s.last_saved = (f"Not saved: #{candidate_id} already has its reviewer(s) in this queue (another reviewer "
+                        "decided it first). Here is the next card.")
     if stored:
         s.history.append((candidate_id, verdict, reviewer))
         s.last_saved = f"Saved: {verdict} #{candidate_id}"
@@ -192,7 +231,6 @@ def decide(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec
         s.batch.pop(0)
     s.tokens.pop(candidate_id, None)
     s.correcting = False
-    claims.release(candidate_id, reviewer)
 
 
 def undo(conn: duckdb.DuckDBPyConnection, spec: store.QueueSpec) -> None:
@@ -234,6 +272,7 @@ def progress(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSp
     Call after current_card. The first two are queried at a batch refill (every BATCH cards, at most every
     COUNT_EVERY_SECONDS) and follow this session's decisions in between; other reviewers' work shows at
     the next such query."""
+    reviewer = store.reviewer_name(reviewer)
     s = state()
     if s.spec != spec:  # no card was fetched for this queue yet
         return (store.count_my_decided(conn, reviewer, spec),

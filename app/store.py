@@ -22,8 +22,10 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from analysis import csv_safety
 from analysis.candidates import check_distribution
 from analysis.log_format import FIELDS
+from analysis.names import normalise_name
 from app import __version__
 from app.migrations import migrate
 
@@ -718,29 +720,82 @@ def list_current_decisions(conn: duckdb.DuckDBPyConnection, candidate_id: int) -
 # -------------------------------------------------------------------------------------- decisions
 
 VERDICTS = ("accept", "reject", "correct", "skip", "retract")
-# ON CONFLICT DO NOTHING sees committed rows only: two threads submitting one decision id at once would
-# both pass it and one would fail at commit. Decision inserts take ~4 ms, so the process (which owns the
-# database file) takes them one at a time; the primary key still guarantees one row whatever happens.
-_DECISION_LOCK = threading.Lock()
 ROLES = ("review", "bulk", "audit", "adjudicate")
+SLOT_VERDICTS = ("accept", "reject", "correct")  # the verdicts that take one of a candidate's review slots
+# Which standing decisions fill a candidate's slots, per deciding role: a review queue counts every person's
+# and bulk accept's (as its queue does), an audit only the other audits (one audit per sampled item).
+_SLOT_ROLES = {"review": ["review", "bulk", "audit"], "audit": ["audit"]}
+# Every decision write of this process takes this lock, for two reasons.
+# 1. ON CONFLICT DO NOTHING sees committed rows only: two threads submitting one decision id at once would
+#    both pass it and one would fail at commit.
+# 2. The slot check (insert_decision's overlap) runs inside the INSERT statement, but DuckDB gives each
+#    statement a snapshot: two concurrent INSERTs would each count the other's reviewer as absent. Taken one
+#    at a time, each INSERT's snapshot holds every decision committed before it.
+# This is how the database side guarantees "at most `overlap` reviewers per candidate": DuckDB has no triggers
+# and no partial unique indexes to state it, and one process owns the database file (DuckDB's file lock), so
+# every writer goes through here. It cannot cover SQL that bypasses this module, nor decisions written without
+# an overlap (decided/all queues, adjudications, the Query rewrites page), which are not slot-limited.
+# Decision inserts take ~4 ms; bulk accepts hold the lock for their whole transaction.
+_DECISION_LOCK = threading.Lock()
+
+
+class SlotTakenError(ValueError):
+    """The candidate already has as many reviewers as its queue's overlap: the decision was not stored."""
+
+
+def reviewer_name(reviewer: str) -> str:
+    """The stored form of a reviewer name (analysis.names.normalise_name): ``alice`` and ``alice`` + a
+    zero-width space are one reviewer. Raises ValueError (InvalidNameError) for an empty or unusable name."""
+    if not isinstance(reviewer, str) or not reviewer.strip():
+        raise ValueError("a reviewer name is required to decide")
+    return normalise_name(reviewer, what="reviewer name")
+
+
+def decision_slots(spec: QueueSpec) -> int | None:
+    """How many reviewers' standing decisions a candidate of this queue may hold, for insert_decision's
+    overlap: the overlap of an undecided queue, 1 in an audit (one audit per sampled item, as open_slots);
+    None for decided and all queues, which revisit decided candidates on purpose."""
+    if spec.status != "undecided":
+        return None
+    return 1 if spec.audit_bulk_id is not None else spec.overlap
 
 
 def insert_decision(conn: duckdb.DuckDBPyConnection, *, decision_id: str, candidate_id: int, reviewer: str,
-                    verdict: str, corrected_value: str | None = None, role: str = "review") -> bool:
+                    verdict: str, corrected_value: str | None = None, role: str = "review",
+                    overlap: int | None = None) -> bool:
     """Append one decision; committed when this returns. Returns False if decision_id was already stored
-    (a double submit): the database's primary key makes a duplicate impossible, not unlikely."""
-    if not reviewer or not reviewer.strip():
-        raise ValueError("a reviewer name is required to decide")
+    (a double submit: the database's primary key makes a duplicate impossible, not unlikely) or the
+    candidate does not exist. The reviewer name is stored normalised (reviewer_name).
+
+    overlap (review and audit roles): an accept, reject or correction is stored only while fewer than overlap
+    OTHER reviewers hold a standing decision on the candidate (their latest non-skip decision, not a
+    retraction: current_decisions), checked in the INSERT statement itself; otherwise SlotTakenError is
+    raised and nothing is stored. A reviewer's own earlier decision never blocks their new one."""
+    reviewer = reviewer_name(reviewer)
     if verdict not in VERDICTS or role not in ROLES or role == "bulk":
         raise ValueError(f"bad verdict or role: {verdict!r}, {role!r}")
+    if overlap is not None and (role not in _SLOT_ROLES or isinstance(overlap, bool) or not isinstance(overlap, int)
+                                or overlap < 1):
+        raise ValueError(f"overlap must be a positive int, for the review and audit roles: {overlap!r}, {role!r}")
+    limit = overlap if verdict in SLOT_VERDICTS else None
     cur = conn.cursor()
     try:
         with _DECISION_LOCK:
             rows = cur.execute("""
             INSERT INTO decisions (decision_id, candidate_id, reviewer, verdict, corrected_value, role, app_version)
             SELECT ?, candidate_id, ?, ?, ?, ?, ? FROM candidates WHERE candidate_id = ?
+              AND (?::INTEGER IS NULL OR (
+                  SELECT count(*) FROM (
+                      SELECT arg_max(verdict, seq) AS verdict, arg_max(role, seq) AS role FROM decisions
+                      WHERE candidate_id = ? AND reviewer <> ? AND verdict <> 'skip' AND role <> 'adjudicate'
+                      GROUP BY reviewer)
+                  WHERE verdict <> 'retract' AND list_contains(?::VARCHAR[], role)) < ?::INTEGER)
             ON CONFLICT DO NOTHING RETURNING decision_id
-        """, [decision_id, reviewer.strip(), verdict, corrected_value, role, __version__, candidate_id]).fetchall()
+            """, [decision_id, reviewer, verdict, corrected_value, role, __version__, candidate_id,
+                  limit, candidate_id, reviewer, _SLOT_ROLES.get(role, []), limit]).fetchall()
+            if not rows and limit is not None and _slot_was_taken(cur, decision_id, candidate_id):
+                raise SlotTakenError(f"candidate #{candidate_id} already has its {limit} reviewer(s) in this "
+                                     "queue; the decision was not stored")
     except (duckdb.ConstraintException, duckdb.TransactionException):
         # Another process-level writer (not through this lock) committed the same id first: still one row.
         if cur.execute("SELECT count(*) FROM decisions WHERE decision_id = ?", [decision_id]).fetchone()[0]:
@@ -751,6 +806,15 @@ def insert_decision(conn: duckdb.DuckDBPyConnection, *, decision_id: str, candid
     return bool(rows)
 
 
+def _slot_was_taken(cur: duckdb.DuckDBPyConnection, decision_id: str, candidate_id: int) -> bool:
+    """Why a slot-checked INSERT stored nothing: not a double submit, not an unknown candidate: the slots."""
+    known, duplicate = cur.execute("""
+        SELECT EXISTS (SELECT 1 FROM candidates WHERE candidate_id = ?),
+               EXISTS (SELECT 1 FROM decisions WHERE decision_id = ?)
+    """, [candidate_id, decision_id]).fetchone()
+    return known and not duplicate
+
+
 def count_decisions(conn: duckdb.DuckDBPyConnection, *, reviewer: str | None = None) -> int:
     if reviewer is None:
         return conn.cursor().execute("SELECT count(*) FROM decisions").fetchone()[0]
@@ -758,12 +822,20 @@ def count_decisions(conn: duckdb.DuckDBPyConnection, *, reviewer: str | None = N
 
 
 def list_reviewers(conn: duckdb.DuckDBPyConnection) -> list[str]:
-    """Every name that has decided or imported anything, sorted (new names are checked against them)."""
-    return [r[0] for r in conn.cursor().execute("""
+    """Every name that has decided or imported anything, in its normal form (reviewer_name), sorted: new names
+    are checked against them. Names stored before decisions were normalised (and import names, stored as
+    given) are folded to that form; one that has none (nothing visible, too long) names nobody who could
+    type it, and is left out so that it cannot make every look-alike check fail."""
+    names = set()
+    for (raw,) in conn.cursor().execute("""
         SELECT DISTINCT reviewer FROM decisions
         UNION SELECT DISTINCT imported_by FROM imports WHERE imported_by IS NOT NULL
-        ORDER BY 1
-    """).fetchall()]
+    """).fetchall():
+        try:
+            names.add(reviewer_name(raw))
+        except ValueError:
+            continue
+    return sorted(names)
 
 
 def get_reviewer_rate(conn: duckdb.DuckDBPyConnection, reviewer: str) -> int:
@@ -807,13 +879,15 @@ def count_bulk_preview(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: Que
 def bulk_accept(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: QueueSpec, threshold: float, *,
                 audit_size: Callable[[int], int], seed: int = 0) -> BulkResult:
     """Accept every undecided candidate of the queue with score >= threshold, in one transaction, and draw
-    a simple random audit sample of them (audit_size(n) items) for people to check."""
-    if not reviewer or not reviewer.strip():
-        raise ValueError("a reviewer name is required to decide")
+    a simple random audit sample of them (audit_size(n) items) for people to check. The reviewer name is
+    stored normalised (reviewer_name)."""
+    reviewer = reviewer_name(reviewer)
     sql, params = _queue_sql(reviewer, replace(spec, status="undecided"), select="c.candidate_id", order=False)
     cur = conn.cursor()
     try:
-        with transaction(cur):
+        # Under the decision lock: a review decision committing during the bulk transaction would be unseen by
+        # its pick, and the candidate would get one reviewer more than its overlap.
+        with _DECISION_LOCK, transaction(cur):
             # sql: the queue's fixed fragments (_queue_sql); every value is in params
             cur.execute(f"CREATE OR REPLACE TEMP TABLE bulk_pick AS {sql} AND c.score >= ?", params + [threshold])
             n = cur.execute("SELECT count(*) FROM bulk_pick").fetchone()[0]
@@ -822,11 +896,11 @@ def bulk_accept(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: QueueSpec,
             bulk_id = cur.execute("""
                 INSERT INTO bulk_actions (reviewer, queue, threshold, n_accepted, app_version)
                 VALUES (?, ?, ?, ?, ?) RETURNING bulk_id
-            """, [reviewer.strip(), json.dumps(asdict(spec), default=str), threshold, n, __version__]).fetchone()[0]
+            """, [reviewer, json.dumps(asdict(spec), default=str), threshold, n, __version__]).fetchone()[0]
             cur.execute("""
                 INSERT INTO decisions (decision_id, candidate_id, reviewer, verdict, role, bulk_id, app_version)
                 SELECT uuid(), candidate_id, ?, 'accept', 'bulk', ?, ? FROM bulk_pick
-            """, [reviewer.strip(), bulk_id, __version__])
+            """, [reviewer, bulk_id, __version__])
             k = audit_size(n)
             cur.execute("""
                 INSERT INTO audit_items (bulk_id, candidate_id)
@@ -926,6 +1000,8 @@ def export_labels(conn: duckdb.DuckDBPyConnection, path: str | Path, *, dataset:
 
     kind: 'accepted' (accepted or corrected, agreed or adjudicated: training data), 'resolved' (also the
     rejections), 'candidates' (every candidate with its score and resolution, if any).
+    fmt 'csv' is for spreadsheets: every text cell starting with =, +, -, @, a tab or a carriage return gets a
+    leading apostrophe (analysis.csv_safety); 'jsonl' and 'parquet' hold the exact values.
     """
     if kind not in EXPORT_KINDS or fmt not in EXPORT_FORMATS:
         raise ValueError(f"kind must be one of {EXPORT_KINDS} and format one of {EXPORT_FORMATS}")
@@ -935,14 +1011,32 @@ def export_labels(conn: duckdb.DuckDBPyConnection, path: str | Path, *, dataset:
     # CSV has no lists: there they are JSON text, so every cell parses back.
     select = _EXPORT_SELECT.format(reviewers="to_json(rl.reviewers)" if fmt == "csv" else "rl.reviewers",
                                    roles="to_json(rl.roles)" if fmt == "csv" else "rl.roles")
-    sql = f"COPY ({select}{_EXPORT_WHERE[kind]} ORDER BY c.candidate_id) TO {quoted} ({_COPY_OPTIONS[fmt]})"
+    query, params = f"{select}{_EXPORT_WHERE[kind]}", [dataset, task, task]
     cur = conn.cursor()
     try:
-        cur.execute(sql, [dataset, task, task])
+        if fmt == "csv":
+            query, params = _csv_safe_query(cur, query, params)
+        else:
+            query += " ORDER BY c.candidate_id"
+        cur.execute(f"COPY ({query}) TO {quoted} ({_COPY_OPTIONS[fmt]})", params)
         row = cur.fetchone()
         return int(row[0]) if row else 0
     finally:
         cur.close()
+
+
+def _csv_safe_query(cur: duckdb.DuckDBPyConnection, query: str, params: list) -> tuple[str, list]:
+    """query (whose rows have a candidate_id) with analysis.csv_safety's rule applied to every text column, in
+    candidate order: a spreadsheet opening the CSV must not run log text as a formula. The text columns are
+    read from the query's own result types, so a column added to the export later is covered too."""
+    columns = cur.execute(f"SELECT * FROM ({query}) LIMIT 0", params).description
+    # Column names come from our own fixed SELECT; the rule's characters are parameters.
+    cells = [f'CASE WHEN list_contains(rule.starts, left(x."{name}", 1)) THEN rule.prefix || x."{name}" '
+             f'ELSE x."{name}" END AS "{name}"' if str(kind) in ("VARCHAR", "JSON") else f'x."{name}"'
+             for name, kind, *_ in columns]
+    guarded = (f"WITH rule AS (SELECT ?::VARCHAR[] AS starts, ?::VARCHAR AS prefix) "
+               f"SELECT {', '.join(cells)} FROM ({query}) x CROSS JOIN rule ORDER BY x.candidate_id")
+    return guarded, [list(csv_safety.FORMULA_STARTS), csv_safety.PREFIX, *params]
 
 
 _NLU_COLUMNS = ("dialogue_id", "turn_index", "nlu_intent", "nlu_slots", "nlu_confidence")

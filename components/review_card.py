@@ -10,6 +10,7 @@ import streamlit as st
 
 from analysis.candidates import canonical_json
 from analysis.log_format import FAILURE_POINTS
+from components.markdown import escape_markdown
 
 BOOL_TASKS = ("goal_start", "goal_success")
 CHOICE_TASKS = ("intent", "skill", "failure_point", "domain")
@@ -33,7 +34,7 @@ def show_value(value_json: str) -> str:
 
 
 def render_proposal(card: dict) -> None:
-    st.caption(f"Task · {card['task']}  —  candidate #{card['candidate_id']}")
+    st.caption(f"Task · {escape_markdown(card['task'])}  —  candidate #{card['candidate_id']}")
     st.code(show_value(card["value"]), language=None)
     st.metric("Score", f"{card['score']:.2f}")
     st.text(f"proposed by {card['model_name']} {card['model_version']}")  # model names come from files

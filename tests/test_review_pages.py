@@ -126,6 +126,13 @@ def test_bad_queue_link_is_ignored_with_a_warning(review_db):
     assert "ignored order='sideways'" in texts and "ignored smin='2'" in texts
 
 
+def test_a_link_value_that_is_not_valid_unicode_is_ignored_with_a_warning(review_db):
+    at = open_page("app_pages/review.py", task="intent", value='"\\ud800"')  # open_page fails on an exception
+    assert at.warning[0].value == "Some queue settings in the link were ignored:"
+    assert "ignored value='\"\\\\ud800\"': not valid Unicode" in " ".join(t.value for t in at.text)
+    assert shown_value(at) == "weather_query"  # the rest of the link still applies: the intent queue
+
+
 def test_log_text_on_the_card_is_text(review_db):
     at = open_page("app_pages/review.py", task="intent")
     markdown = " ".join(m.value for m in at.markdown)

@@ -123,3 +123,38 @@ def test_a_bare_value_in_a_link_means_that_string():
     assert spec.value == '"weather_query"'
     spec, _ = review_session.spec_from_params({"value": "[1, 2]"}, "t")
     assert spec.value == "[1,2]"
+
+
+@pytest.mark.parametrize("raw", ['"\\ud800"', '["a", "\\udfff"]', '{"k\\ud83d": 1}', "x\ud800"])
+def test_a_value_that_is_not_valid_unicode_is_ignored_with_a_warning(raw):
+    spec, warnings = review_session.spec_from_params({"task": "intent", "value": raw}, "t")
+    assert spec.value is None and spec.task == "intent"
+    assert warnings == [f"ignored value={raw!r}: not valid Unicode"]
+    "".join(warnings).encode("utf-8")  # the warning itself is valid text (this raises otherwise)
+    with pytest.raises(ValueError, match="not valid Unicode"):
+        review_session.value_json(raw)
+
+
+def test_any_parameter_with_a_lone_surrogate_is_ignored():
+    spec, warnings = review_session.spec_from_params({"task": "in\ud800tent", "domain": "music"}, "t")
+    assert spec.task is None and spec.domain == "music"
+    assert warnings == ["ignored task='in\\ud800tent': not valid Unicode"]
+
+
+def test_a_surrogate_pair_escape_is_valid_unicode():
+    spec, warnings = review_session.spec_from_params({"value": '"\\ud83d\\ude00"'}, "t")
+    assert warnings == [] and spec.value == '"\U0001f600"'
+
+
+def test_decide_in_an_undecided_queue_asks_the_store_to_check_the_slots(rdb, monkeypatch):
+    sessions, claims = Sessions(monkeypatch), ClaimRegistry()
+    sessions.use("ana")
+    seen = []
+    real = store.insert_decision
+    monkeypatch.setattr(store, "insert_decision", lambda conn, **kw: seen.append(kw["overlap"]) or real(conn, **kw))
+    for spec in (store.QueueSpec(dataset="t", task="intent", overlap=2),
+                 store.QueueSpec(dataset="t", task="intent", status="all", overlap=2)):
+        card = review_session.current_card(rdb, "ana", spec, claims)
+        review_session.decide(rdb, "ana", spec, claims, card["candidate_id"], card["decision_id"], "accept")
+    assert seen == [2, None]  # the queue's overlap; decided/all queues revisit candidates on purpose
+    assert claims.holders(card["candidate_id"]) == []  # the claim is released with the decision

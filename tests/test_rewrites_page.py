@@ -219,4 +219,5 @@ def test_evidence_selection_shows_the_dialogue(db):
 def test_page_without_a_mining_run(tmp_path, monkeypatch):
     one_turn_app_db(tmp_path, monkeypatch)
     at = open_page()
-    assert "turnlens mine rewrites --dataset demo" in at.info[0].value
+    assert "No rewrites have been mined" in at.info[0].value
+    assert at.code[0].value == "turnlens mine rewrites --dataset demo"  # the name as code, never Markdown

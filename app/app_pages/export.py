@@ -23,6 +23,8 @@ tasks = resources.tasks(conn, db, dataset)
 task = c2.selectbox("Task", ["(all)"] + tasks, key="export_task")
 st.caption("Each row carries its provenance: model run (name, version, parameters, time), reviewers, the roles "
            "that decided (review, audit, bulk), adjudicator and decision time. Values and labels are JSON text. "
+           "In CSV, text a spreadsheet would run as a formula (starting with =, +, -, @, a tab or a carriage "
+           "return) gets a leading apostrophe; JSON Lines and Parquet hold the exact values. "
            "`turnlens export` writes the same file from the command line.")
 options = (dataset, kind, fmt, task)
 if st.session_state.get("export_file", {}).get("options") != options:

@@ -40,8 +40,12 @@ unknown = [f"ignored {name}={wanted!r}: not in this dataset" for name, wanted, k
            (("task", spec.task, tasks), ("domain", spec.domain, domains), ("run", spec.run_id, list(run_labels)))
            if wanted is not None and wanted not in known]
 review_card.link_warnings(unknown)
-spec = store.QueueSpec(dataset=dataset, task=None if task == "(any)" else task,
-                       value=review_session.value_json(value) if value.strip() else None,
+try:
+    typed_value = review_session.value_json(value) if value.strip() else None
+except ValueError:  # typed as "\ud800": a lone surrogate, which no query can carry
+    st.warning("The proposed value was ignored: it is not valid Unicode (it holds a lone surrogate).")
+    typed_value = None
+spec = store.QueueSpec(dataset=dataset, task=None if task == "(any)" else task, value=typed_value,
                        score_min=float(smin), score_max=float(smax), run_id=run,
                        domain=None if domain == "(any)" else domain, status=status, order=order, seed=int(seed),
                        overlap=int(overlap), audit_bulk_id=spec.audit_bulk_id)
@@ -52,6 +56,12 @@ if spec.audit_bulk_id is not None:
 
 if not reviewer:
     st.warning("Enter your name as Reviewer in the sidebar to start reviewing: every decision is stored with it.")
+    st.stop()
+try:
+    reviewer = store.reviewer_name(reviewer)  # the stored form, so the queue knows this reviewer's decisions
+except ValueError as exc:
+    st.error("This reviewer name cannot be used:")
+    st.text(str(exc))
     st.stop()
 
 claims = resources.claims(db)

@@ -4,6 +4,7 @@ evidence sessions, accepting or rejecting them, and the approved rewrite table t
 
 import json
 import math
+import shlex
 from uuid import uuid4
 
 import pandas as pd
@@ -49,8 +50,9 @@ conn, dataset, reviewer = page.conn, page.dataset, page.reviewer
 
 runs = store.list_rewrite_runs(conn, dataset)
 if runs.empty:
-    st.info(f"No rewrites have been mined for this dataset yet: run `turnlens mine rewrites --dataset {dataset}` "
-            "(see `turnlens mine rewrites --help`).")
+    st.info("No rewrites have been mined for this dataset yet: run this (see `turnlens mine rewrites --help`).")
+    # The dataset name as code (text, never Markdown), quoted for the shell
+    st.code(f"turnlens mine rewrites --dataset {shlex.quote(dataset)}", language="bash")
     st.stop()
 names = {int(r.run_id): f"#{r.run_id} {r.version} · {r.created_at:%Y-%m-%d %H:%M} ({r.n_rewrites:,} rewrites)"
          for r in runs.itertuples()}

@@ -12,6 +12,7 @@ from analysis import skill_routing as sr
 from app import resources, review_session, store
 from app.page import start
 from components import charts
+from components.markdown import escape_markdown
 
 REPORT = Path(__file__).resolve().parents[2] / "docs" / "results" / "skill-routing.json"
 METRICS = ("f1", "recall_at_k", "top1_shortlister", "top1_reranked")
@@ -55,8 +56,9 @@ st.page_link("app_pages/review.py", label=f"Review this run's skill candidates (
 checkpoint = params.get("checkpoint")
 router = examples = None
 if not checkpoint or not Path(checkpoint).is_dir():
-    st.warning(f"The checkpoint folder of this run ({checkpoint or 'not recorded'}) is missing: there is no rank "
-               "history nor p and r table to show.")
+    # the folder comes from the run's stored parameters (a candidate file can carry any): escaped
+    st.warning(f"The checkpoint folder of this run ({escape_markdown(checkpoint or 'not recorded')}) is missing: "
+               "there is no rank history nor p and r table to show.")
 else:
     router, examples, same_data = resources.skill_checkpoint(conn, page.db, dataset, checkpoint)
     if not same_data:
@@ -66,7 +68,8 @@ else:
 
 st.subheader("Pseudo-label candidates")
 cands = store.list_skill_candidates(conn, dataset, run_id, limit=200)
-st.caption(f"Most confident first (at most 200); p = {run_p}, r = {run_r}: skills among the top p ranked above "
+st.caption(f"Most confident first (at most 200); p = {escape_markdown(run_p)}, r = {escape_markdown(run_r)}: skills "
+           "among the top p ranked above "
            "the logged skill for r consecutive epochs. Score: the proposed skill's score when its streak completed.")
 st.dataframe(cands.drop(columns=["candidate_id"]), hide_index=True, width="stretch", key="skl_candidates",
              column_config={"score": st.column_config.NumberColumn(format="%.3f")})
@@ -96,7 +99,7 @@ if router is not None:
     st.caption(f"From the checkpoint's stored dynamics (depth {router.dynamics.depth}), without retraining: "
                "every (turn, skill) pseudo-label (a turn can have several; the candidates keep the most "
                "confident one), how many are on turns with gold_skills, and the share of those in gold_skills. "
-               f"This run used p = {run_p}, r = {run_r}.")
+               f"This run used p = {escape_markdown(run_p)}, r = {escape_markdown(run_r)}.")
     st.dataframe(grid, hide_index=True, width="stretch", key="skl_grid",
                  column_config={"precision": st.column_config.NumberColumn(format="percent")})
     mine = grid[(grid["p"] == run_p) & (grid["r"] == run_r)]
