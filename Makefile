@@ -41,9 +41,10 @@ $(DB): | $(STAMP)
 
 sample-db: $(DB)
 
+# app/serve.py opens the database before the server starts (so the app holds it from the start), then runs
+# streamlit; it exits 2 on a bad setting and 3 when another process holds the database.
 run: $(STAMP) $(DB)
-	TURNLENS_DB=$(DB) $(BIN)/python -m streamlit run app/streamlit_app.py \
-		--server.address 127.0.0.1 --server.port $(PORT)
+	TURNLENS_DB=$(DB) $(BIN)/python -m app.serve --server.address 127.0.0.1 --server.port $(PORT)
 
 test: $(STAMP)
 	bash scripts/ensure_chromium.sh

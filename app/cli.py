@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,6 @@ from tqdm import tqdm
 from app import __version__
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
-APP_ENTRY = Path(__file__).resolve().parent / "streamlit_app.py"
 
 
 def _db_arg(p: argparse.ArgumentParser) -> None:
@@ -159,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="what a database holds")
     _db_arg(p)
 
-    p = sub.add_parser("serve", help="run the app (streamlit) on 127.0.0.1")
+    p = sub.add_parser("serve", help="run the app (streamlit) on 127.0.0.1, holding the database from the start")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--address", default="127.0.0.1")
     _db_arg(p)
@@ -578,11 +576,12 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    env = dict(os.environ)
+    from app import serve
+
     if args.db:
-        env["TURNLENS_DB"] = str(args.db)
-    return subprocess.call([sys.executable, "-m", "streamlit", "run", str(APP_ENTRY),
-                            "--server.address", args.address, "--server.port", str(args.port)], env=env)
+        os.environ["TURNLENS_DB"] = str(args.db)  # the app reads its settings from the environment, in this process
+    # app/serve.py opens the database before the server starts (exit 2 or 3 if it cannot), then runs streamlit
+    return serve.main(["--server.address", args.address, "--server.port", str(args.port)])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ class Page:
     conn: duckdb.DuckDBPyConnection
     db: str  # the database path, the key of cached reads
     dataset: str | None
-    reviewer: str  # "" until the reviewer has typed a name in the sidebar
+    reviewer: str  # "" until the reviewer has typed a name in the sidebar that was accepted (see streamlit_app)
 
 
 def start(title: str, *, needs_data: bool = True) -> Page:
@@ -32,4 +32,4 @@ def start(title: str, *, needs_data: bool = True) -> Page:
         st.info(NO_DATA)
         st.stop()
     return Page(settings, resources.get_connection(str(settings.db_path)), str(settings.db_path), dataset,
-                (st.session_state.get(state.REVIEWER) or "").strip())
+                st.session_state.get(state.REVIEWER) or "")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -18,12 +19,70 @@ from analysis import disparity_report
 from analysis.label_metrics import candidates_correct
 from app import store
 from app.claims import ClaimRegistry
+from app.migrations import MIGRATIONS
+from app.settings import Settings
 from app.umap_jobs import UmapJobs
 
 
-@st.cache_resource(show_spinner=False)
+class DatabaseUnavailableError(RuntimeError):
+    """The database cannot be used as configured; the message says why and what to do."""
+
+
+def open_database(db_path: str | Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the app's database: writable (created and migrated as needed), or, in read-only mode, read-only
+    and only if it exists with the code's schema (a read-only connection cannot create or migrate it).
+
+    Raises StoreLockedError when another process holds the file, DatabaseUnavailableError when it cannot be
+    used (missing or outdated in read-only mode, or not a DuckDB database)."""
+    path = Path(db_path)
+    if read_only and not path.is_file():
+        raise DatabaseUnavailableError(
+            f"{path}: no such database. Read-only mode (TURNLENS_READ_ONLY) does not create one: start the app "
+            "once without TURNLENS_READ_ONLY, or import with `turnlens ingest`, then start it read-only.")
+    try:
+        conn = store.connect(path, read_only=read_only)
+    except duckdb.Error as exc:
+        raise DatabaseUnavailableError(f"{path} cannot be opened as a turnlens database: "
+                                       f"{str(exc).splitlines()[0]}") from exc
+    if read_only:
+        latest = max(version for version, _name, _fn in MIGRATIONS)
+        try:
+            version = store.get_schema_version(conn)
+        except duckdb.CatalogException:  # no schema_migrations table: some other DuckDB file
+            version = None
+        if version is None or version < latest:
+            conn.close()  # releases the file for the writable start that fixes it
+            found = "no turnlens schema" if version is None else f"schema version {version}"
+            raise DatabaseUnavailableError(
+                f"{path} has {found}; this version of turnlens needs version {latest}, and a read-only "
+                "connection cannot upgrade it. Open it once without TURNLENS_READ_ONLY to upgrade it (start the "
+                "app writable once), then start it read-only again.")
+    return conn
+
+
+# The connection app/serve.py opened before Streamlit started, so the lock is held from the start: one per
+# server process, shared by every session like the cached one below (which returns it).
+_opened_at_start: dict[str, duckdb.DuckDBPyConnection] = {}
+
+
+def use_connection(db_path: str, conn: duckdb.DuckDBPyConnection) -> None:
+    """Make ``conn`` the app's connection to ``db_path`` (called by app/serve.py before Streamlit starts)."""
+    _opened_at_start[db_path] = conn
+
+
 def get_connection(db_path: str) -> duckdb.DuckDBPyConnection:
-    return store.connect(db_path)
+    """The server process's connection to db_path: the one opened at start by app/serve.py, or else (under a
+    plain `streamlit run`) one opened now, read-only when TURNLENS_READ_ONLY is on."""
+    conn = _opened_at_start.get(db_path)
+    if conn is not None:
+        return conn
+    return _connection(db_path, Settings.from_env().read_only)
+
+
+# Keyed by the mode too: a process (a test run) that opens one file both ways must not get the other mode.
+@st.cache_resource(show_spinner=False)
+def _connection(db_path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
+    return open_database(db_path, read_only=read_only)
 
 
 @st.cache_resource(show_spinner=False)

@@ -6,20 +6,50 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+class SettingsError(ValueError):
+    """A setting holds a value turnlens cannot use; the message names the variable, the value and what is
+    accepted. ``variable`` is the environment variable's name."""
+
+    def __init__(self, variable: str, message: str):
+        self.variable = variable
+        super().__init__(message)
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """The yes/no environment variable ``name``: 1/true/yes/on or 0/false/no/off, any case, surrounding white
+    space ignored; unset or empty is ``default``. Anything else raises SettingsError: a switch that silently
+    reads a typo as "off" could leave a presentation server writable (``on`` once meant writable)."""
+    raw = os.environ.get(name)
+    word = (raw or "").strip().lower()
+    if not word:
+        return default
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise SettingsError(name, f"{name}={raw!r} is not a yes/no value: use one of {', '.join(TRUE_WORDS)} to switch "
+                              f"it on, or one of {', '.join(FALSE_WORDS)} (or leave it unset) to switch it off; "
+                              "case does not matter")
+
 
 @dataclass(frozen=True)
 class Settings:
     db_path: Path
-    read_only: bool  # presentation mode: nothing can be imported or decided
+    read_only: bool  # presentation mode: the database is opened read-only, nothing can be imported or decided
     umap_warmup: bool  # compile UMAP in the background at start-up (TURNLENS_UMAP_WARMUP=0 turns it off)
     numba_cache: Path  # numba's compiled-code cache (NUMBA_CACHE_DIR), so a restart compiles less
 
     @classmethod
     def from_env(cls) -> Settings:
+        """Raises SettingsError when a variable holds a value that cannot be used."""
         return cls(
             db_path=Path(os.environ.get("TURNLENS_DB", "data/turnlens.duckdb")),
-            read_only=os.environ.get("TURNLENS_READ_ONLY", "").lower() in ("1", "true", "yes"),
-            umap_warmup=os.environ.get("TURNLENS_UMAP_WARMUP", "1").lower() not in ("0", "false", "no"),
+            read_only=env_flag("TURNLENS_READ_ONLY", False),
+            umap_warmup=env_flag("TURNLENS_UMAP_WARMUP", True),
             numba_cache=Path(os.environ.get("NUMBA_CACHE_DIR")
                              or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "turnlens"
                              / "numba"),

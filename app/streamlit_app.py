@@ -15,12 +15,17 @@ if str(_ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from app import __version__, resources, state  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from app.store import StoreLockedError  # noqa: E402
+from analysis.names import InvalidNameError, check_new_name, normalise_name  # noqa: E402
+from app import __version__, resources, state, store  # noqa: E402
+from app.settings import Settings, SettingsError  # noqa: E402
 
 st.set_page_config(page_title="turnlens", page_icon=str(_ROOT / "app" / "static" / "favicon.png"), layout="wide")
-settings = Settings.from_env()
+try:
+    settings = Settings.from_env()
+except SettingsError as exc:  # under `python -m app.serve` the server would not have started; here, say it
+    st.error(f"A setting is not valid: {exc.variable}")
+    st.text(str(exc))  # holds the value as it was set: text, not Markdown
+    st.stop()
 # numba reads NUMBA_CACHE_DIR when umap is first imported (by the warm-up below, or a page).
 os.environ.setdefault("NUMBA_CACHE_DIR", str(settings.numba_cache))
 if settings.umap_warmup:
@@ -49,15 +54,39 @@ if password and not st.session_state.get("authenticated"):
 
 try:
     conn = resources.get_connection(str(settings.db_path))
-except StoreLockedError as exc:
+except (store.StoreLockedError, resources.DatabaseUnavailableError) as exc:
     st.error("The database cannot be opened.")
     st.text(str(exc))
     st.stop()
 
+
+def _accepted_reviewer(typed: str) -> str | None:
+    """The reviewer name to record for what was typed, or None (after saying why, as text) if it cannot be used.
+    A name is an identity: it is normalised, and one that looks like another stored name without being it is
+    refused, so nobody can pass for a second reviewer (``alice`` + a zero-width space is ``alice``)."""
+    if not typed.strip():
+        return None
+    try:
+        name = normalise_name(typed, what="reviewer name")
+        existing = store.list_reviewers(conn)  # not cached: a name stored a moment ago must count at once
+        # An exact stored name is its owner's, even if a look-alike was stored before names were checked.
+        return name if name in existing else check_new_name(name, existing)
+    except InvalidNameError as exc:
+        st.error("This reviewer name cannot be used.")
+        reason = str(exc)
+        st.text(reason[:1].upper() + reason[1:] + ". Until it is changed, this session has no reviewer name.")
+        return None
+
+
 with st.sidebar:
     st.markdown("### turnlens")
-    st.text_input("Reviewer", key=state.REVIEWER, placeholder="your name",
-                  help="Stored with every decision and import you make.")
+    if state.REVIEWER_BOX not in st.session_state:
+        # A session (or a test) may name its reviewer before the box exists: the box starts with that name,
+        # which is then checked like a typed one.
+        st.session_state[state.REVIEWER_BOX] = st.session_state.get(state.REVIEWER) or ""
+    typed = st.text_input("Reviewer", key=state.REVIEWER_BOX, placeholder="your name",
+                          help="Stored with every decision and import you make.")
+    st.session_state[state.REVIEWER] = _accepted_reviewer(typed)
     names = resources.datasets(conn, str(settings.db_path))
     if names:
         wanted = st.query_params.get("dataset")

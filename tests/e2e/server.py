@@ -1,4 +1,5 @@
-"""A real `streamlit run` on a free 127.0.0.1 port, for the browser tests; stop() ends it."""
+"""The real app server on a free 127.0.0.1 port, started as `make run` starts it, for the browser tests;
+stop() ends it."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ def _free_port() -> int:
 
 
 class AppServer:
-    """streamlit run on a free loopback port; stop() ends it (it holds the DuckDB lock)."""
+    """The app on a free loopback port, through app/serve.py (which opens the database before the server
+    starts, so it holds the DuckDB lock from then on), or `streamlit run script` for another script;
+    stop() ends it."""
 
     def __init__(self, db_path: Path, env: dict | None = None, script: Path | None = None):
         self.port = _free_port()
@@ -29,9 +32,10 @@ class AppServer:
         # The server's output goes to a file, not a pipe: nobody reads a pipe while the test runs, and a full
         # one (about 64 KB of logs) would block streamlit mid-test.
         self.log = tempfile.TemporaryFile("w+")
+        start = [sys.executable, "-m", "app.serve"] if script is None else \
+            [sys.executable, "-m", "streamlit", "run", str(script)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(script or ROOT / "app" / "streamlit_app.py"),
-             "--server.address", "127.0.0.1", "--server.port", str(self.port), "--server.headless", "true",
+            [*start, "--server.address", "127.0.0.1", "--server.port", str(self.port), "--server.headless", "true",
              "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env={**os.environ, "TURNLENS_DB": str(db_path), **(env or {})},
             stdout=self.log, stderr=subprocess.STDOUT, text=True)
