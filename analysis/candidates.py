@@ -33,7 +33,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis.logs import LogFormatError, Problem, _read_bytes, file_kind
+from analysis.logs import LogFormatError, Problem, file_kind, jsonl_records
 
 KNOWN_TASKS = ("intent", "slots", "goal_start", "goal_success", "failure_point", "skill", "rewrite")
 _TASK_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -203,18 +203,9 @@ def _records(path: Path, name: str) -> Iterator[tuple[int, dict | None, list[Pro
     if kind not in ("jsonl", "jsonl.gz"):
         raise LogFormatError([Problem(name, None, None, "unsupported file type; candidates are .jsonl, "
                                                          ".jsonl.gz or .parquet")])
-    for lineno, line in enumerate(_read_bytes(path, kind, name).split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            yield lineno, None, [Problem(name, lineno, None, f"invalid JSON ({exc})")]
-            continue
-        if not isinstance(rec, dict):
-            yield lineno, None, [Problem(name, lineno, None, "expected a JSON object")]
-            continue
-        yield lineno, rec, []
+    # The log reader's strict rules (objects only, bounded nesting, no duplicate keys, finite numbers, valid
+    # Unicode) and its bounded-memory reading of .jsonl.gz.
+    yield from jsonl_records(path, name)
 
 
 def read_candidates(path: str | Path, *, name: str | None = None) -> pa.Table:

@@ -4,7 +4,11 @@ normalise them into one Arrow table (``log_format.TURN_SCHEMA``).
 Reading is all or nothing: any problem raises ``LogFormatError`` listing every problem as
 ``FILE:LINE: field: what is wrong``. The fast path lets Arrow's C++ JSON reader parse and type-check
 the whole file, then checks values column-wise; only when that fails does the exact per-line path run,
-to say precisely where and what.
+to say precisely where and what. Arrow gets a file only after a vectorised pre-check (every record line
+starts with an object, none can nest deeper than MAX_DEPTH): it crashes the process on some inputs. The
+exact path parses with ``strict_json`` (UTF-8 only, bounded nesting, no duplicate keys, finite numbers, no
+lone surrogates). Memory stays bounded: gzip is decompressed in steps into a temporary file with a size
+limit, and line positions are kept for record lines only, never one entry per blank line.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ import math
 import mmap
 import os
 import re
+import tempfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pyarrow as pa
@@ -36,16 +43,41 @@ _KEEP_PER_CHECK = 200  # problems materialised per check; the rest are counted, 
 _INT64 = (-(2**63), 2**63 - 1)
 
 
-def max_line_bytes() -> int:
-    """The longest record line accepted (TURNLENS_MAX_LINE_BYTES, default 1 MiB)."""
-    raw = os.environ.get("TURNLENS_MAX_LINE_BYTES", str(1 << 20))
+def _int_setting(name: str, default: int, minimum: int) -> int:
+    raw = os.environ.get(name, "").strip() or str(default)
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"TURNLENS_MAX_LINE_BYTES must be a whole number of bytes, got {raw!r}") from None
-    if value < 1024:
-        raise ValueError(f"TURNLENS_MAX_LINE_BYTES must be at least 1024, got {value}")
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum:,}, got {value:,}")
     return value
+
+
+def max_line_bytes() -> int:
+    """The longest record line accepted (TURNLENS_MAX_LINE_BYTES, default 1 MiB)."""
+    return _int_setting("TURNLENS_MAX_LINE_BYTES", 1 << 20, 1024)
+
+
+# Nesting of arrays and objects in one record. The format itself needs 3 (a list of slot objects in a record);
+# 64 leaves room for nested extras while keeping every parser far from its recursion limit (Arrow's JSON reader
+# crashes the process on arrays nested ~10,000 deep; Python's json raises RecursionError near 1,000).
+MAX_DEPTH = 64
+# A .jsonl.gz may decompress to at most max(RATIO x its compressed size, FLOOR), and never more than the
+# absolute cap: a 9 MB file of zeros must not become 2 GB in memory (or on disk).
+_GZIP_RATIO_DEFAULT = 20
+_GZIP_FLOOR = 256 << 20
+_GZIP_CAP_DEFAULT = 4 << 30
+
+
+def max_decompressed_bytes(compressed_size: int) -> int:
+    """How many bytes a .jsonl.gz of compressed_size may decompress to: max(TURNLENS_MAX_GZIP_RATIO (default
+    20) x compressed_size, 256 MiB), capped at TURNLENS_MAX_DECOMPRESSED_BYTES (default 4 GiB)."""
+    ratio = _int_setting("TURNLENS_MAX_GZIP_RATIO", _GZIP_RATIO_DEFAULT, 1)
+    cap = _int_setting("TURNLENS_MAX_DECOMPRESSED_BYTES", _GZIP_CAP_DEFAULT, 1 << 20)
+    return min(max(ratio * compressed_size, _GZIP_FLOOR), cap)
+
+
 SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".parquet", ".csv")
 
 # Fields read as strings first, then parsed: Arrow's JSON reader cannot parse offsets in timestamps.
@@ -118,25 +150,63 @@ def file_kind(path: str | Path) -> str | None:
     return None
 
 
-def _read_bytes(path: Path, kind: str, name: str) -> bytes:
-    raw = path.read_bytes()
-    if kind == "jsonl.gz":
+def _gunzip_to_file(path: Path, name: str) -> IO[bytes]:
+    """Decompress a gzip file into an unnamed temporary file, in 1 MiB steps, refusing it as soon as it grows
+    past max_decompressed_bytes: memory stays flat whatever the file holds (a bomb, or 100 MB of newlines)."""
+    limit = max_decompressed_bytes(path.stat().st_size)
+    out = tempfile.TemporaryFile()
+    written = 0
+    try:
+        with gzip.open(path, "rb") as src:
+            while chunk := src.read(1 << 20):
+                written += len(chunk)
+                if written > limit:
+                    raise LogFormatError([Problem(
+                        name, None, None,
+                        f"decompresses to more than {limit:,} bytes, the limit for a {path.stat().st_size:,}-byte "
+                        "file (set TURNLENS_MAX_GZIP_RATIO or TURNLENS_MAX_DECOMPRESSED_BYTES to change it)")])
+                out.write(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        out.close()
+        raise LogFormatError([Problem(name, None, None, f"cannot be read as gzip ({exc})")]) from exc
+    except BaseException:
+        out.close()
+        raise
+    out.flush()
+    return out
+
+
+@contextmanager
+def _mapped(path: Path, kind: str, name: str) -> Iterator[bytes | mmap.mmap]:
+    """The file's (decompressed) bytes, memory-mapped rather than read: Arrow and NumPy read the page cache."""
+    fh: IO[bytes] = _gunzip_to_file(path, name) if kind.endswith(".gz") else open(path, "rb")  # noqa: SIM115
+    try:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            yield b""
+            return
+        data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise LogFormatError([Problem(name, None, None, f"cannot be read as gzip ({exc})")]) from exc
-    return raw
+            yield data
+        finally:
+            try:
+                data.close()
+            except BufferError:  # an Arrow buffer still points into it: the mapping goes with that buffer
+                pass
+    finally:
+        fh.close()
 
 
 # ------------------------------------------------------------------------------------------ public
 
 
 def read_logs(paths: Sequence[str | Path], *, progress: Callable[[int], None] | None = None,
-              names: Sequence[str] | None = None) -> ParsedLog:
+              names: Sequence[str] | None = None, fast: bool = True) -> ParsedLog:
     """Read and validate several files as one input (duplicates and time order are checked across them).
 
     progress, if given, is called with the number of rows read so far after each file. names, if given,
-    replaces each path in messages (e.g. the original name of an uploaded file).
+    replaces each path in messages (e.g. the original name of an uploaded file). fast=False never hands a
+    file to Arrow's JSON reader (the exact per-line path reads everything): the fallback after a crash.
     """
     if not paths:
         raise LogFormatError([Problem("(input)", None, None, "no files given")])
@@ -147,7 +217,7 @@ def read_logs(paths: Sequence[str | Path], *, progress: Callable[[int], None] | 
     done = 0
     for i, path in enumerate(paths):
         try:
-            table, locator, file_unknown = _read_one(Path(path), names[i] if names else str(path))
+            table, locator, file_unknown = _read_one(Path(path), names[i] if names else str(path), fast=fast)
         except LogFormatError as exc:
             problems.extend(exc.problems)
             continue
@@ -177,24 +247,15 @@ def read_log(path: str | Path) -> ParsedLog:
 
 
 class _Locator:
-    """Maps row indices of a file's table to the file's line numbers (computed only when needed)."""
+    """Maps row indices of a file's table to the file's line numbers (Parquet: row numbers from 1)."""
 
-    def __init__(self, file: str, lines: np.ndarray | None = None,
-                 load: Callable[[], bytes] | None = None):
+    def __init__(self, file: str, lines: np.ndarray | None = None):
         self.file = file
-        self._lines = lines
-        self._load = load  # reads the file's text again, only if a line number is ever needed
+        self._lines = lines  # None: the row number is the location
         self.n_rows = 0
 
     def line(self, row: int) -> int:
-        if self._lines is None:
-            if self._load is None:  # Parquet: the row number is the location
-                return row + 1
-            # Record rows are the non-blank lines, in order; blank lines are skipped by the reader.
-            lines = [i + 1 for i, text in enumerate(self._load().split(b"\n")) if text.strip()]
-            self._lines = np.asarray(lines, dtype=np.int64)
-            self._load = None
-        return int(self._lines[row])
+        return row + 1 if self._lines is None else int(self._lines[row])
 
 
 class _MultiLocator:
@@ -211,7 +272,7 @@ class _MultiLocator:
 # --------------------------------------------------------------------------------------- one file
 
 
-def _read_one(path: Path, name: str) -> tuple[pa.Table, _Locator, dict[str, int]]:
+def _read_one(path: Path, name: str, *, fast: bool = True) -> tuple[pa.Table, _Locator, dict[str, int]]:
     kind = file_kind(name)
     if kind is None:
         raise LogFormatError([Problem(name, None, None,
@@ -225,9 +286,10 @@ def _read_one(path: Path, name: str) -> tuple[pa.Table, _Locator, dict[str, int]
     if kind == "parquet":
         raw, locator = _read_parquet(path, name), _Locator(name)
     elif kind == "csv":
-        raw, locator = _read_csv(name, _read_bytes(path, kind, name))
+        raw, locator = _read_csv(name, path.read_bytes())
     else:
-        raw, locator = _read_jsonl(path, kind, name)
+        with _mapped(path, kind, name) as data:
+            raw, locator = _read_jsonl(data, name, fast=fast)
     if raw.num_rows == 0:
         raise LogFormatError([Problem(name, None, None, "file is empty (no records)")])
     locator.n_rows = raw.num_rows
@@ -237,25 +299,100 @@ def _read_one(path: Path, name: str) -> tuple[pa.Table, _Locator, dict[str, int]
     return table, locator, unknown
 
 
-def _read_jsonl(path: Path, kind: str, name: str) -> tuple[pa.Table, _Locator]:
+@dataclass(frozen=True)
+class _Lines:
+    """The record lines of a JSON Lines file (lines longer than two bytes), found without keeping one entry
+    per blank line: a file of 100 MB of newlines costs no more memory than an empty one."""
+
+    starts: np.ndarray  # byte offset of each record line
+    ends: np.ndarray  # byte offset of its newline (or the end of the data)
+    numbers: np.ndarray  # its 1-based line number
+    opens: np.ndarray  # how many '{' and '[' it holds: an upper bound of its nesting depth
+
+
+_SCAN_STEP = 2 << 20  # bytes per vectorised slice: temporary arrays stay ~16 MB even on a file of newlines
+
+
+def _scan_lines(data: bytes | mmap.mmap) -> _Lines:
+    arr = np.frombuffer(data, dtype=np.uint8) if len(data) else np.zeros(0, dtype=np.uint8)
+    parts: list[tuple[np.ndarray, ...]] = []
+    line_start, lines_before, carry_opens = 0, 0, 0
+    for off in range(0, len(arr), _SCAN_STEP):
+        chunk = arr[off:off + _SCAN_STEP]
+        newlines = np.flatnonzero(chunk == 10)
+        # '{' is 0x7B and '[' is 0x5B: they differ only in bit 0x20, so one OR and one compare find both.
+        opens = np.bincount(np.searchsorted(newlines, np.flatnonzero((chunk | 0x20) == 0x7B)),
+                            minlength=len(newlines) + 1)
+        if not len(newlines):
+            carry_opens += int(opens[0])
+            continue
+        opens[0] += carry_opens
+        ends = newlines + off
+        starts = np.empty(len(ends), dtype=np.int64)
+        starts[0] = line_start
+        starts[1:] = ends[:-1] + 1
+        keep = np.flatnonzero(_not_blank(arr, starts, ends))
+        parts.append((starts[keep], ends[keep], keep + lines_before + 1, opens[:-1][keep]))
+        lines_before += len(ends)
+        line_start = int(ends[-1]) + 1
+        carry_opens = int(opens[-1])
+    if len(arr) > line_start and _not_blank(arr, np.array([line_start]), np.array([len(arr)]))[0]:
+        parts.append((np.array([line_start]), np.array([len(arr)]), np.array([lines_before + 1]),
+                      np.array([carry_opens])))
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return _Lines(empty, empty, empty, empty)
+    return _Lines(*(np.concatenate([p[i] for p in parts]).astype(np.int64) for i in range(4)))
+
+
+def _not_blank(arr: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Which lines hold something besides white space. Lines longer than two bytes count as records (a line
+    of only spaces is rare and is skipped later, by the exact path); shorter ones are looked at byte by byte."""
+    length = ends - starts
+    out = length > 2
+    short = np.flatnonzero((length > 0) & (length <= 2))
+    if len(short):
+        first = arr[starts[short]]
+        last = arr[ends[short] - 1]
+
+        def space(b: np.ndarray) -> np.ndarray:
+            return (b == 32) | (b == 9) | (b == 13)
+
+        out[short] = ~(space(first) & space(last))
+    return out
+
+
+def _depth(text: bytes | str) -> int:
+    """The deepest nesting of arrays and objects in one JSON text, brackets inside strings not counted."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    # Strings out first (an escaped quote does not end one), then only the brackets remain.
+    brackets = _BRACKETS_ONLY.sub(b"", _JSON_STRING.sub(b"", raw))
+    if not brackets:
+        return 0
+    steps = np.where((np.frombuffer(brackets, dtype=np.uint8) | 0x20) == 0x7B, 1, -1)
+    return int(np.cumsum(steps).max())
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS_ONLY = re.compile(rb"[^\[\]{}]")
+
+
+def _too_deep(text: bytes | str, opens: int | None = None) -> bool:
+    """Whether text nests deeper than MAX_DEPTH; opens (its count of '{' and '['), when known, settles most
+    texts without looking: a text with no more opening brackets than MAX_DEPTH cannot nest deeper."""
+    if opens is None:
+        opens = text.count(b"{" if isinstance(text, bytes) else "{") + text.count(b"[" if isinstance(text, bytes)
+                                                                                  else "[")
+    return opens > MAX_DEPTH and _depth(text) > MAX_DEPTH
+
+
+def _read_jsonl(data: bytes | mmap.mmap, name: str, *, fast: bool = True) -> tuple[pa.Table, _Locator]:
     limit = max_line_bytes()
-    if kind == "jsonl.gz":
-        data: bytes | mmap.mmap = _read_bytes(path, kind, name)
-    else:
-        with open(path, "rb") as fh:  # mapped, not copied: Arrow and NumPy read the page cache directly
-            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-
-    def load() -> bytes:
-        return data[:] if isinstance(data, mmap.mmap) else data
-
-    # Where the lines are, in one vectorised pass: it gives the longest line, and which lines hold records.
-    newlines = _newline_positions(data)
-    starts = np.concatenate(([0], newlines + 1))
-    lengths = np.concatenate((newlines, [len(data)])) - starts
-    record_lines = np.flatnonzero(lengths > 2) + 1  # a record is at least "{}"; shorter lines are blank
-    fast = int(lengths.max(initial=0)) <= limit
+    lines = _scan_lines(data)
     table = None
-    if fast:
+    # Arrow's reader gets the file only when every record line starts with '{' and none can nest deeper than
+    # MAX_DEPTH: it crashes the process on a file whose first record is `null`, or on deeply nested arrays.
+    if fast and len(lines.starts) and _fast_path_safe(data, lines, limit):
         try:
             table = pj.read_json(
                 pa.py_buffer(data),
@@ -266,25 +403,75 @@ def _read_jsonl(path: Path, kind: str, name: str) -> tuple[pa.Table, _Locator]:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             table = None
     # The exact path takes over wherever the fast one could be wrong: a record not alone on its line, a line
-    # holding null or {}, unknown fields (Arrow would coerce their types; extras must stay as written).
-    if (table is None or table.num_rows != len(record_lines) or set(table.column_names) - set(_RAW_SCHEMA.names)
+    # holding null or {}, unknown fields (Arrow would coerce their types; extras must stay as written),
+    # duplicate keys, invalid Unicode escapes (Arrow refuses those, without saying where).
+    if (table is None or table.num_rows != len(lines.starts)
+            or set(table.column_names) - set(_RAW_SCHEMA.names)
             or (table.num_rows and pc.any(pc.and_(pc.is_null(table.column("dialogue_id")),
                                                   pc.is_null(table.column("asr_text")))).as_py())):
-        return _records_to_raw(name, _jsonl_records(name, load(), limit))
-    return table, _Locator(name, lines=record_lines)
+        return _records_to_raw(name, _jsonl_records(name, data, lines, limit))
+    return table, _Locator(name, lines=lines.numbers)
 
 
-def _newline_positions(data: bytes | mmap.mmap) -> np.ndarray:
-    """Offsets of every b"\\n". In 8 MiB slices: one comparison over a whole 1 GB file would first build a
-    1 GB mask, about ten times slower than slices that stay in the CPU cache."""
-    arr = np.frombuffer(data, dtype=np.uint8)
-    step = 8 << 20
-    parts = [np.flatnonzero(arr[start:start + step] == 10) + start for start in range(0, len(arr), step)]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+def _fast_path_safe(data: bytes | mmap.mmap, lines: _Lines, limit: int) -> bool:
+    if int((lines.ends - lines.starts).max()) > limit:
+        return False
+    if not np.all(np.frombuffer(data, dtype=np.uint8)[lines.starts] == 0x7B):  # '{': an object, no indent
+        return False
+    return not any(_too_deep(data[int(lines.starts[i]):int(lines.ends[i])])
+                   for i in np.flatnonzero(lines.opens > MAX_DEPTH))
 
 
 def _no_constants(token: str) -> float:
     raise ValueError(f"{token} is not valid JSON (numbers must be finite)")
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):  # 1e999 parses as infinity, which JSON cannot hold
+        raise ValueError(f"{token} is not a finite number")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise ValueError(f"duplicate key {dup!r} in one object (which one counts would be a guess)")
+    return record
+
+
+def strict_json(text: str | bytes, *, opens: int | None = None) -> object:
+    """Parse one JSON text as turnlens reads every input: UTF-8 only (no UTF-16/32 detection), nesting at most
+    MAX_DEPTH, no duplicate keys in an object, finite numbers only, no lone surrogate escapes.
+
+    Raises ValueError with a message for the person who wrote the file."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if _too_deep(text, opens):
+        raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+    try:
+        value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constants,
+                           parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{exc.msg} at column {exc.colno}") from None
+    except RecursionError:  # unreachable after the depth check; kept so no input can escape as a traceback
+        raise ValueError(f"nested more than {MAX_DEPTH} levels deep") from None
+    if "\\u" in text and _has_lone_surrogate(value):
+        raise ValueError("holds a lone surrogate escape (e.g. \\ud800): not valid Unicode")
+    return value
+
+
+def _has_lone_surrogate(value: object) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _too_long(name: str, line: int, size: int, limit: int) -> Problem:
@@ -292,23 +479,20 @@ def _too_long(name: str, line: int, size: int, limit: int) -> Problem:
                                      "(set TURNLENS_MAX_LINE_BYTES to change it)")
 
 
-def _jsonl_records(name: str, data: bytes, limit: int) -> Iterator[tuple[int, dict | None, list[Problem]]]:
-    for lineno, line in enumerate(data.split(b"\n"), start=1):
+def _jsonl_records(name: str, data: bytes | mmap.mmap, lines: _Lines, limit: int
+                   ) -> Iterator[tuple[int, dict | None, list[Problem]]]:
+    for start, end, lineno, opens in zip(lines.starts.tolist(), lines.ends.tolist(), lines.numbers.tolist(),
+                                         lines.opens.tolist(), strict=True):
+        if end - start > limit:
+            yield lineno, None, [_too_long(name, lineno, end - start, limit)]
+            continue
+        line = data[start:end]
         if not line.strip():
             continue
-        if len(line) > limit:
-            yield lineno, None, [_too_long(name, lineno, len(line), limit)]
-            continue
         try:
-            record = json.loads(line, parse_constant=_no_constants)
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
-            if isinstance(exc, json.JSONDecodeError):
-                msg = f"{exc.msg} at column {exc.colno}"
-            elif isinstance(exc, UnicodeDecodeError):
-                msg = f"not valid UTF-8 ({exc.reason} at byte {exc.start})"
-            else:
-                msg = str(exc)
-            yield lineno, None, [Problem(name, lineno, None, f"invalid JSON: {msg}")]
+            record = strict_json(line, opens=opens)
+        except ValueError as exc:
+            yield lineno, None, [Problem(name, lineno, None, f"invalid JSON: {exc}")]
             continue
         if not isinstance(record, dict):
             yield lineno, None, [Problem(name, lineno, None,
@@ -317,11 +501,24 @@ def _jsonl_records(name: str, data: bytes, limit: int) -> Iterator[tuple[int, di
         yield lineno, record, []
 
 
+def jsonl_records(path: str | Path, name: str | None = None) -> Iterator[tuple[int, dict | None, list[Problem]]]:
+    """(line, record or None, problems) for each record line of a .jsonl or .jsonl.gz file, parsed as strictly
+    as logs are (strict_json; a record must be an object), in bounded memory. For other record files
+    (candidates) that share the log reader's rules."""
+    path, name = Path(path), name or str(path)
+    kind = file_kind(name)
+    if kind not in ("jsonl", "jsonl.gz"):
+        raise LogFormatError([Problem(name, None, None, "expected a .jsonl or .jsonl.gz file")])
+    with _mapped(path, kind, name) as data:
+        yield from _jsonl_records(name, data, _scan_lines(data), max_line_bytes())
+
+
 def _read_csv(name: str, data: bytes) -> tuple[pa.Table, _Locator]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        problem = Problem(name, None, None, f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
+        line = data.count(b"\n", 0, exc.start) + 1
+        problem = Problem(name, line, None, f"not valid UTF-8 ({exc.reason})")
         raise LogFormatError([problem]) from exc
     limit = max_line_bytes()
     # The csv module's own field limit (128 KiB) is lower than ours: lift it, then apply ours per record.
@@ -375,9 +572,9 @@ def _csv_record(name: str, line: int, cells: dict[str, str]) -> tuple[dict, list
             record[key] = cell
         elif f.kind in _LIST_KINDS:
             try:
-                record[key] = json.loads(cell)
-            except json.JSONDecodeError as exc:
-                problems.append(Problem(name, line, key, f"expected a JSON list, got invalid JSON ({exc.msg})"))
+                record[key] = strict_json(cell)
+            except ValueError as exc:
+                problems.append(Problem(name, line, key, f"expected a JSON list, got invalid JSON ({exc})"))
         elif f.kind == "bool":
             low = cell.strip().lower()
             if low == "true":
@@ -440,7 +637,8 @@ def _parquet_type_ok(kind: str, t: pa.DataType) -> bool:
 def _read_parquet(path: Path, name: str) -> pa.Table:
     try:
         table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as exc:
+        table.validate(full=True)  # e.g. strings that are not valid UTF-8
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         raise LogFormatError([Problem(name, None, None, f"cannot be read as Parquet ({exc})")]) from exc
     problems: list[Problem] = []
     columns, names = [], []
@@ -456,8 +654,9 @@ def _read_parquet(path: Path, name: str) -> pa.Table:
                                                                or pa.types.is_large_string(col.type)) \
                 else arrow_type(f)
             if f.kind == "timestamp" and pa.types.is_timestamp(col.type):
-                col = col.cast(pa.timestamp("us", tz=col.type.tz or "UTC")).cast(arrow_type(f))
-                target = arrow_type(f)
+                # Kept in its own unit (naive read as UTC): the range check comes before any conversion, which
+                # would overflow on a year beyond 9999 instead of saying which row holds it.
+                target = pa.timestamp(col.type.unit, tz=col.type.tz or "UTC")
             try:
                 col = col.cast(target, safe=True)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
@@ -466,8 +665,15 @@ def _read_parquet(path: Path, name: str) -> pa.Table:
                 continue
         if f is None:
             # An unknown column: kept as JSON text per row, like unknown fields of JSON Lines.
-            col = pa.chunked_array([pa.array([None if v is None else json.dumps(v, default=str)
-                                              for v in col.to_pylist()], type=pa.string())])
+            texts: list[str | None] = []
+            for row, v in enumerate(col.to_pylist()):
+                try:
+                    texts.append(None if v is None else json.dumps(v, default=str, allow_nan=False))
+                except ValueError:  # NaN or an infinity: JSON cannot hold it, and extras are JSON
+                    problems.append(Problem(name, row + 1, col_name, "holds a number that is not finite "
+                                                                     "(NaN or infinity)"))
+                    texts.append(None)
+            col = pa.chunked_array([pa.array(texts, type=pa.string())])
             col_name = _EXTRA + col_name
         columns.append(col)
         names.append(col_name)
@@ -648,8 +854,10 @@ def _normalise(raw: pa.Table, locator: _Locator) -> tuple[pa.Table, dict[str, in
                        "all rows of a file must have the same length")
         if f.kind == "timestamp":
             text_col = col
-            col, bad_ts = _parse_timestamps(col)
-            report(bad_ts, f.name, lambda r, c=text_col: f"{c[r].as_py()!r} is not an ISO 8601 timestamp")
+            col, bad_ts, out_of_range = _parse_timestamps(col)
+            report(bad_ts, f.name, lambda r, c=text_col: f"{_shown(c[r])} is not an ISO 8601 timestamp")
+            report(out_of_range, f.name, lambda r, c=text_col: f"{_shown(c[r])} is outside the years 0001-9999 "
+                                                               "after conversion to UTC")
         columns[f.name] = col.cast(arrow_type(f))
 
     extra_cols = [c for c in raw.column_names if c not in FIELD_BY_NAME]
@@ -658,6 +866,14 @@ def _normalise(raw: pa.Table, locator: _Locator) -> tuple[pa.Table, dict[str, in
     table = pa.table(columns, schema=TURN_SCHEMA) if not problems else pa.table(
         {k: v for k, v in columns.items()})
     return table, {k: v for k, v in unknown.items() if v}, problems
+
+
+def _shown(value: pa.Scalar) -> str:
+    """A value of the input, quoted for a message (a timestamp column's value in ISO form, with no
+    conversion that could overflow)."""
+    if pa.types.is_timestamp(value.type):
+        return f"{value.cast(pa.int64()).as_py()} {value.type.unit} since 1970"
+    return repr(value.as_py())
 
 
 def _clean_slots(col: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -671,11 +887,32 @@ def _clean_slots(col: pa.ChunkedArray) -> pa.ChunkedArray:
                                                                       ("value", pa.string())])))])
 
 
-def _parse_timestamps(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
-    """ISO 8601 strings -> UTC timestamps. Strings without an offset are read as UTC."""
+# Python's datetime holds years 1-9999 only: a timestamp beyond them would be stored, then break every page that
+# shows it. The bounds are in UTC microseconds (the stored form).
+_TS_MIN_US = int((datetime(1, 1, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 10**6
+_TS_MAX_US = int((datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC))
+                 .total_seconds()) * 10**6 + 999_999
+_TS_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+
+
+def _parse_timestamps(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray, np.ndarray]:
+    """ISO 8601 strings (or a timestamp column) -> UTC timestamps in microseconds. Strings without an offset
+    are read as UTC. Returns (timestamps, not parseable, outside years 0001-9999 after conversion to UTC);
+    rows of either mask are null in the result."""
     target = pa.timestamp("us", tz="UTC")
+    n = len(col)
     if pa.types.is_timestamp(col.type):
-        return col.cast(target), np.zeros(len(col), dtype=bool)
+        # Compared in the column's own unit, before any conversion can overflow.
+        per_second = _TS_PER_SECOND[col.type.unit]
+        values = col.cast(pa.int64()).to_numpy(zero_copy_only=False)
+        present = ~np.asarray(pc.is_null(col).to_numpy(zero_copy_only=False), dtype=bool)
+        low = -(-_TS_MIN_US * per_second // 10**6)  # ceil: the earliest value not before year 1
+        high = _TS_MAX_US * per_second // 10**6
+        with np.errstate(invalid="ignore"):
+            out_of_range = present & ((np.nan_to_num(values.astype(float), nan=0) < low)
+                                      | (np.nan_to_num(values.astype(float), nan=0) > high))
+        kept = pc.if_else(pa.array(out_of_range), pa.scalar(None, type=col.type), col) if out_of_range.any() else col
+        return kept.cast(pa.timestamp(col.type.unit, tz="UTC")).cast(target), np.zeros(n, dtype=bool), out_of_range
     has_zone = pc.fill_null(pc.match_substring_regex(col, r"(Z|z|[+-]\d\d(:?\d\d)?)$"), False)
     try:
         if pc.all(pc.or_(has_zone, pc.is_null(col))).as_py():
@@ -684,12 +921,21 @@ def _parse_timestamps(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray
             naive = pc.cast(pc.if_else(has_zone, None, col), pa.timestamp("us"))
             zoned = pc.cast(pc.if_else(has_zone, col, None), target)
             parsed = pc.if_else(has_zone, zoned, pc.assume_timezone(naive, "UTC"))
-        return parsed, np.zeros(len(col), dtype=bool)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
+        parsed = None
+    if parsed is not None:
+        micros = parsed.cast(pa.int64()).to_numpy(zero_copy_only=False)
+        present = ~np.asarray(pc.is_null(parsed).to_numpy(zero_copy_only=False), dtype=bool)
+        floats = np.nan_to_num(micros.astype(float), nan=0)
+        out_of_range = present & ((floats < _TS_MIN_US) | (floats > _TS_MAX_US))
+        if out_of_range.any():
+            parsed = pc.if_else(pa.array(out_of_range), pa.scalar(None, type=target), parsed)
+        return pa.chunked_array([parsed]) if isinstance(parsed, pa.Array) else parsed, np.zeros(n, dtype=bool), \
+            out_of_range
     # Some value did not parse: do it one by one to say which.
     out: list[datetime | None] = []
-    bad = np.zeros(len(col), dtype=bool)
+    bad = np.zeros(n, dtype=bool)
+    out_of_range = np.zeros(n, dtype=bool)
     for i, text in enumerate(col.to_pylist()):
         if text is None:
             out.append(None)
@@ -700,8 +946,12 @@ def _parse_timestamps(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray
             bad[i] = True
             out.append(None)
             continue
-        out.append(value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC))
-    return pa.chunked_array([pa.array(out, type=target)]), bad
+        try:
+            out.append(value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC))
+        except OverflowError:  # e.g. 0001-01-01T00:00+05:00 is in year 0 in UTC
+            out_of_range[i] = True
+            out.append(None)
+    return pa.chunked_array([pa.array(out, type=target)]), bad, out_of_range
 
 
 def _extras_json(raw: pa.Table, extra_cols: list[str]) -> pa.ChunkedArray:

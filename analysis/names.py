@@ -17,13 +17,13 @@ MAX_NAME_CHARS = 64
 _CONFUSABLES = str.maketrans({
     # Cyrillic
     "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
-    "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԁ": "d", "ԛ": "q", "ԝ": "w",
+    "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "l", "ї": "l", "ј": "j", "ԁ": "d", "ԛ": "q", "ԝ": "w",
     "ӏ": "l", "һ": "h", "ь": "b", "г": "r",
     # Greek
-    "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t",
+    "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "l", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t",
     "υ": "u", "χ": "x", "ς": "c", "σ": "o", "μ": "u", "γ": "y",
     # digits and letters that are told apart by shape alone
-    "0": "o", "1": "l", "5": "s", "|": "l",
+    "0": "o", "1": "l", "i": "l", "5": "s", "|": "l",
 })
 
 
@@ -60,8 +60,9 @@ def normalise_name(text: str, *, what: str = "name") -> str:
 def lookalike_key(name: str) -> str:
     """What a name looks like: two names with the same key cannot be told apart on screen.
 
-    Case-insensitive, Cyrillic/Greek look-alikes mapped to Latin, 0/1/5/| mapped to o/l/s/l, accents and
-    white space, dots, dashes and underscores dropped."""
+    Case-insensitive, Cyrillic/Greek look-alikes mapped to Latin, 0/5 mapped to o/s and 1, i, l, | all to l
+    (a 1 passes for an i or an l: a name with an i is refused beside one with an l in its place, the price of
+    catching al1ce), accents and white space, dots, dashes and underscores dropped."""
     base = normalise_name(name).casefold()
     stripped = "".join(ch for ch in unicodedata.normalize("NFKD", base) if not unicodedata.combining(ch))
     keyed = stripped.translate(_CONFUSABLES)

@@ -6,6 +6,7 @@ Shared by ``turnlens ingest`` and the app's Import page, so both refuse and acce
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,9 +14,10 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from analysis.logs import read_logs
+from analysis.logs import ParsedLog
 from analysis.wer import error_counts
 from app import store
+from app.isolated_read import read_logs_isolated
 
 # progress(stage, done, total): stage is "read", "wer" or "write"; total may be None when unknown.
 Progress = Callable[[str, int, int | None], None]
@@ -54,23 +56,35 @@ def ingest_files(conn: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *
                  progress: Progress | None = None) -> tuple[store.IngestResult, dict[str, int]]:
     """Validate and store paths as one input. Returns the result and the unknown fields kept in extras.
 
-    Raises analysis.logs.LogFormatError or store.IngestConflictError; in both cases nothing is written.
+    Raises analysis.logs.LogFormatError or store.IngestConflictError; in both cases nothing is written. The
+    files are read in a child process (app/isolated_read.py): no input can crash the caller.
     source_names replaces the paths in messages and the import log (e.g. an upload's original name).
     """
     if not dataset or not dataset.strip():
         raise ValueError("dataset name must not be empty")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # Hashing releases the GIL: it runs beside parsing instead of after it.
-        digest = pool.submit(fingerprint, paths)
-        parsed = read_logs(paths, progress=(lambda done: progress("read", done, None)) if progress else None,
-                           names=source_names)
+    # The parsed table maps a file in this folder: it stays until the insert is done.
+    with tempfile.TemporaryDirectory(prefix="turnlens-read-") as workdir:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # Hashing releases the GIL: it runs beside parsing instead of after it.
+            digest = pool.submit(fingerprint, paths)
+            # In a child process: a crash in a parsing library must not take the server down with it.
+            parsed = read_logs_isolated(
+                paths, workdir, names=source_names,
+                progress=(lambda done: progress("read", done, None)) if progress else None)
+        return _store(conn, parsed, paths, dataset=dataset, imported_by=imported_by, source_names=source_names,
+                      digest=digest.result(), progress=progress)
+
+
+def _store(conn: duckdb.DuckDBPyConnection, parsed: ParsedLog, paths: Sequence[str | Path], *, dataset: str,
+           imported_by: str | None, source_names: Sequence[str] | None, digest: str, progress: Progress | None
+           ) -> tuple[store.IngestResult, dict[str, int]]:
     table = with_wer_counts(parsed.table, progress)
     if progress:
         progress("write", 0, table.num_rows)
     try:
         result = store.insert_turns(conn, table, dataset=dataset.strip(),
                                     sources=list(source_names or [str(p) for p in paths]),
-                                    content_sha256=digest.result(), unknown_fields=parsed.unknown_fields,
+                                    content_sha256=digest, unknown_fields=parsed.unknown_fields,
                                     imported_by=imported_by)
     except store.IngestConflictError as exc:
         # Say where each contradicting turn is in the input: FILE:LINE: field: message.

@@ -50,13 +50,14 @@ def _import_resources():
 def open_app_database() -> int:
     """Check the settings and open the app's database for this process; 0, or an exit code after saying what
     is wrong on stderr."""
-    from analysis.logs import max_line_bytes
+    from analysis.logs import max_decompressed_bytes, max_line_bytes
     from app import store
 
     resources = _import_resources()
     try:
         settings = Settings.from_env()
         max_line_bytes()  # read by the Import page: a bad value is said now, not at the first upload
+        max_decompressed_bytes(0)
     except ValueError as exc:  # SettingsError is one
         return _fail(str(exc), EXIT_USAGE)
     try:

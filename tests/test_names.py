@@ -62,8 +62,6 @@ def test_lookalikes_are_found_and_refused(other):
         check_new_name(other, ["alice", "bob"])
 
 
-@pytest.mark.xfail(strict=True, reason="analysis/names.py maps 1 to l only, so al1ce (1 for i) is not yet folded "
-                                       "onto alice; reported to the module's owner")
 def test_a_digit_one_for_an_i_is_a_lookalike():
     assert find_lookalike("al1ce", ["alice"]) == "alice"
 

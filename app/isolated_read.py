@@ -1,0 +1,229 @@
+"""Read log files in a child process, so that no input can take the app's server down.
+
+The reader uses Arrow's C++ JSON parser for speed. A native crash there (a segmentation fault, as on a file
+whose first line is `null`) would end the whole process: for the app that is every reviewer's session. So
+the reading runs in a child process, which never opens the database: it writes the validated table to an
+Arrow file that the parent maps, and reports progress and problems as JSON lines over a Unix socket. The
+server process alone writes to DuckDB.
+
+Children are forked from a small fork server (`python -m app.isolated_read serve`, started once per process
+that reads logs): it has already imported numpy and pyarrow, so a child starts in milliseconds instead of the
+0.4 s a new interpreter takes, and it is single-threaded, so forking it is safe (forking the app server, with
+its threads, is not). Not multiprocessing's own fork server: its children re-import the parent's main
+script, and the parent may be any script, Streamlit or a test runner.
+
+If a child dies without a result, the same files are read again with Arrow's JSON reader switched off (the
+exact per-line path is pure Python); if that dies too, the files are refused with a clear error. Nothing is
+written either way.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import IO
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from analysis.logs import LogFormatError, ParsedLog, Problem, read_logs
+
+_ROOT = Path(__file__).resolve().parent.parent
+_CONNECT_SECONDS = 60.0  # a forked child connects back at once; this only guards against a server gone wrong
+
+
+# ------------------------------------------------------------------------------------------ the child
+
+
+def _child(request: dict) -> None:
+    """In the forked child: connect back, read, write the table, report. Never returns."""
+    code = 1
+    try:
+        # The reader's settings as the requesting process has them now (the server started earlier).
+        for key in [k for k in os.environ if k.startswith("TURNLENS_")]:
+            del os.environ[key]
+        os.environ.update(request["settings"])
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(request["address"])
+        out = sock.makefile("w", encoding="utf-8")
+        # A native crash writes "Fatal Python error: Segmentation fault" here: the parent quotes it.
+        crash = open(request["crash_file"], "w")  # noqa: SIM115 - must stay open until the process ends
+        faulthandler.enable(file=crash, all_threads=False)
+        if request["crash"] == "always" or (request["crash"] == "fast" and request["fast"]):
+            os.kill(os.getpid(), signal.SIGSEGV)  # the tests' stand-in for a crash in a native library
+        _read(request, lambda message: (out.write(json.dumps(message) + "\n"), out.flush()))
+        out.close()
+        sock.close()
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _read(request: dict, send: Callable[[dict], object]) -> None:
+    target = Path(request["out"])
+    try:
+        parsed = read_logs(request["paths"], names=request["names"], fast=request["fast"],
+                           progress=lambda done: send({"progress": done}))
+        with pa.OSFile(str(target), "wb") as sink, ipc.new_file(sink, parsed.table.schema) as writer:
+            writer.write_table(parsed.table)
+        # The locator maps table rows back to file lines (numpy arrays): pickled into our own folder.
+        target.with_suffix(".locate").write_bytes(pickle.dumps(parsed.locate))
+        send({"ok": True, "files": parsed.files, "unknown": parsed.unknown_fields})
+    except LogFormatError as exc:
+        send({"invalid": [asdict(p) for p in exc.problems]})
+    except ValueError as exc:  # a setting out of range (TURNLENS_MAX_LINE_BYTES, ...)
+        send({"setting": str(exc)})
+    except MemoryError:
+        send({"invalid": [asdict(Problem(", ".join(request["names"]), None, None,
+                                         "the file could not be read: it needs more memory than this machine "
+                                         "has"))]})
+
+
+def _warm_up() -> None:
+    """Read one tiny log here, once: Arrow initialises its compute functions and time zones on first use
+    (~0.15 s), and every child forked after this inherits them ready."""
+    with tempfile.TemporaryDirectory(prefix="turnlens-warm-") as folder:
+        path = Path(folder) / "warm.jsonl"
+        path.write_text(json.dumps({"dialogue_id": "warm", "turn_index": 0, "timestamp": "2026-01-01T00:00:00+01:00",
+                                    "asr_text": "hello", "nlu_slots": [{"type": "t", "value": "v"}]}) + "\n")
+        read_logs([path])
+
+
+def serve() -> int:
+    """The fork server: one JSON request per line on standard input, one forked child per request."""
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel: no zombies
+    _warm_up()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        if os.fork() == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            _child(request)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- the parent
+
+
+class _ForkServer:
+    """The process's fork server, started on first use and again if it has died."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._pid = os.getpid()
+
+    def submit(self, request: dict) -> None:
+        with self._lock:
+            for attempt in range(2):
+                if self._proc is None or self._proc.poll() is not None or self._pid != os.getpid():
+                    self._start()
+                assert self._proc is not None and self._proc.stdin is not None
+                try:
+                    self._proc.stdin.write(json.dumps(request) + "\n")
+                    self._proc.stdin.flush()
+                    return
+                except (BrokenPipeError, OSError):
+                    if attempt:
+                        raise
+                    self._proc = None
+
+    def _start(self) -> None:
+        env = {**os.environ,
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")])),
+               # No BLAS thread pool in the server (it needs none): fewer threads to think about at each fork.
+               "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+        self._pid = os.getpid()
+        # Closing its standard input (our end goes when this process ends) is what stops the server.
+        self._proc = subprocess.Popen([sys.executable, "-m", "app.isolated_read", "serve"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.DEVNULL, env=env, text=True, cwd=str(_ROOT))
+
+
+_SERVER = _ForkServer()
+
+
+class _Died(Exception):
+    def __init__(self, how: str):
+        self.how = how
+
+
+def _messages(sock: socket.socket) -> IO[str]:
+    return sock.makefile("r", encoding="utf-8")
+
+
+def _run_child(paths: list[str], names: list[str], fast: bool, workdir: Path,
+               progress: Callable[[int], None] | None, crash: str | None) -> ParsedLog:
+    tag = "fast" if fast else "exact"
+    address, crash_file, out = workdir / f"{tag}.sock", workdir / f"{tag}.crash", workdir / f"{tag}.arrow"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(str(address))
+        listener.listen(1)
+        listener.settimeout(_CONNECT_SECONDS)
+        _SERVER.submit({"paths": paths, "names": names, "fast": fast, "out": str(out), "address": str(address),
+                        "crash_file": str(crash_file), "crash": crash,
+                        "settings": {k: v for k, v in os.environ.items() if k.startswith("TURNLENS_")}})
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            raise _Died(f"no reader started within {_CONNECT_SECONDS:.0f} s") from None
+        final = None
+        with conn, _messages(conn) as lines:
+            conn.settimeout(None)
+            for line in lines:
+                message = json.loads(line)
+                if "progress" in message:
+                    if progress:
+                        progress(message["progress"])
+                else:
+                    final = message
+    finally:
+        listener.close()
+    if final is None:
+        said = crash_file.read_text(errors="replace").strip().splitlines() if crash_file.exists() else []
+        raise _Died(said[0] if said else "it ended without a result")
+    if "invalid" in final:
+        raise LogFormatError([Problem(**p) for p in final["invalid"]])
+    if "setting" in final:
+        raise ValueError(final["setting"])
+    table = ipc.open_file(pa.memory_map(str(out))).read_all()  # mapped, not copied
+    locate = pickle.loads(out.with_suffix(".locate").read_bytes())
+    return ParsedLog(table, final["files"], final["unknown"], locate=locate)
+
+
+def read_logs_isolated(paths: Sequence[str | Path], workdir: str | Path, *, names: Sequence[str] | None = None,
+                       progress: Callable[[int], None] | None = None, _crash: str | None = None
+                       ) -> ParsedLog:
+    """read_logs, in a child process. workdir (a private, empty folder) holds the child's output table: keep
+    it until the returned table is no longer used (the table maps that file). Raises LogFormatError (also for
+    a reader that died twice) or ValueError (a setting out of range). _crash is for the tests: "fast" makes the
+    child reading with Arrow crash as a native library would, "always" every child."""
+    str_paths = [str(p) for p in paths]
+    shown = list(names) if names else str_paths
+    workdir = Path(workdir)
+    try:
+        return _run_child(str_paths, shown, True, workdir, progress, _crash)
+    except _Died as first:
+        try:
+            return _run_child(str_paths, shown, False, workdir, progress, _crash)
+        except _Died as second:
+            raise LogFormatError([Problem(
+                ", ".join(shown), None, None,
+                f"the file could not be read: the reader stopped ({first.how}; then, without Arrow's JSON "
+                f"reader: {second.how}). Nothing was imported.")]) from None
+
+
+if __name__ == "__main__":
+    sys.exit(serve() if sys.argv[1:] == ["serve"] else 2)
