@@ -307,11 +307,65 @@ def m004_rewrites(conn: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+def m005_jobs_and_evaluations(conn: duckdb.DuckDBPyConnection) -> None:
+    """Model jobs started from the app, and evaluations stored with the model run they measured.
+
+    A job's life is an append-only list of events (queued, running, done, failed, cancelled, interrupted):
+    one writer per job, no updates, and the history stays. job_status is the latest event of each job."""
+    conn.execute("CREATE SEQUENCE job_id_seq START 1")
+    conn.execute("""
+        CREATE TABLE jobs (
+            job_id BIGINT PRIMARY KEY DEFAULT nextval('job_id_seq'),
+            family VARCHAR NOT NULL,
+            action VARCHAR NOT NULL CHECK (action IN ('train', 'score', 'evaluate')),
+            dataset VARCHAR NOT NULL,
+            config VARCHAR NOT NULL DEFAULT '{}',
+            started_by VARCHAR,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+        )
+    """)
+    conn.execute("CREATE SEQUENCE job_event_seq START 1")
+    conn.execute("""
+        CREATE TABLE job_events (
+            seq BIGINT PRIMARY KEY DEFAULT nextval('job_event_seq'),
+            job_id BIGINT NOT NULL,
+            status VARCHAR NOT NULL
+                CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled', 'interrupted')),
+            message VARCHAR,
+            result VARCHAR,
+            happened_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+        )
+    """)
+    conn.execute("""
+        CREATE VIEW job_status AS
+        SELECT j.*, e.status, e.message, e.result, e.happened_at AS status_at
+        FROM jobs j JOIN (SELECT job_id, arg_max(status, seq) AS status, arg_max(message, seq) AS message,
+                                 arg_max(result, seq) AS result, max(happened_at) AS happened_at
+                          FROM job_events GROUP BY job_id) e USING (job_id)
+    """)
+    conn.execute("CREATE SEQUENCE evaluation_id_seq START 1")
+    conn.execute("""
+        CREATE TABLE evaluations (
+            evaluation_id BIGINT PRIMARY KEY DEFAULT nextval('evaluation_id_seq'),
+            run_id BIGINT NOT NULL,
+            family VARCHAR NOT NULL,
+            dataset VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            metrics VARCHAR NOT NULL,
+            config VARCHAR NOT NULL DEFAULT '{}',
+            data_fingerprint VARCHAR,
+            markdown VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+        )
+    """)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "m001_turns_and_imports", m001_turns_and_imports),
     (2, "m002_review", m002_review),
     (3, "m003_candidate_distributions", m003_candidate_distributions),
     (4, "m004_rewrites", m004_rewrites),
+    (5, "m005_jobs_and_evaluations", m005_jobs_and_evaluations),
 ]
 
 

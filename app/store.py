@@ -30,7 +30,7 @@ from app import __version__
 from app.migrations import migrate
 
 APPEND_ONLY_TABLES = ("imports", "decisions", "bulk_actions", "audit_items", "model_runs", "candidates",
-                      "candidate_distributions")
+                      "candidate_distributions", "jobs", "job_events", "evaluations")
 _V1_COLUMNS = [f.name for f in FIELDS]
 
 

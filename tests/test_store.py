@@ -294,13 +294,42 @@ EXPECTED_VIEWS = {
         's.n_reviewers',
         's.decided_at FROM (settled AS s INNER JOIN candidates AS c USING (candidate_id));',
     ]),
+    'job_status': ", ".join([
+        'CREATE VIEW job_status AS SELECT j.*', 'e.status', 'e.message', 'e.result',
+        'e.happened_at AS status_at FROM (jobs AS j INNER JOIN (SELECT job_id',
+        'arg_max(status', 'seq) AS status', 'arg_max(message', 'seq) AS message', 'arg_max(result', 'seq) AS result',
+        'max(happened_at) AS happened_at FROM job_events GROUP BY job_id) AS e USING (job_id));',
+    ]),
 }
-EXPECTED_SEQUENCES = ['bulk_id_seq', 'candidate_id_seq', 'decision_seq', 'import_id_seq', 'model_run_id_seq']
+# m005: jobs and their events, evaluations
+EXPECTED_TABLES.update({
+    'evaluations': ", ".join([
+        "CREATE TABLE evaluations(evaluation_id BIGINT DEFAULT(nextval('evaluation_id_seq')) PRIMARY KEY",
+        'run_id BIGINT NOT NULL', '"family" VARCHAR NOT NULL', 'dataset VARCHAR NOT NULL', 'kind VARCHAR NOT NULL',
+        'metrics VARCHAR NOT NULL', "config VARCHAR DEFAULT('{}') NOT NULL", 'data_fingerprint VARCHAR',
+        'markdown VARCHAR NOT NULL', 'created_at TIMESTAMP WITH TIME ZONE DEFAULT(current_timestamp) NOT NULL);',
+    ]),
+    'job_events': ", ".join([
+        "CREATE TABLE job_events(seq BIGINT DEFAULT(nextval('job_event_seq')) PRIMARY KEY",
+        'job_id BIGINT NOT NULL', 'status VARCHAR NOT NULL', 'message VARCHAR', 'result VARCHAR',
+        'happened_at TIMESTAMP WITH TIME ZONE DEFAULT(current_timestamp) NOT NULL',
+        "CHECK((status IN ('queued'", "'running'", "'done'", "'failed'", "'cancelled'", "'interrupted'))));",
+    ]),
+    'jobs': ", ".join([
+        "CREATE TABLE jobs(job_id BIGINT DEFAULT(nextval('job_id_seq')) PRIMARY KEY",
+        '"family" VARCHAR NOT NULL', '"action" VARCHAR NOT NULL', 'dataset VARCHAR NOT NULL',
+        "config VARCHAR DEFAULT('{}') NOT NULL", 'started_by VARCHAR',
+        'created_at TIMESTAMP WITH TIME ZONE DEFAULT(current_timestamp) NOT NULL',
+        "CHECK((\"action\" IN ('train'", "'score'", "'evaluate'))));",
+    ]),
+})
+EXPECTED_SEQUENCES = ['bulk_id_seq', 'candidate_id_seq', 'decision_seq', 'evaluation_id_seq', 'import_id_seq',
+                      'job_event_seq', 'job_id_seq', 'model_run_id_seq']
 
 
 def test_exact_schema_after_all_migrations(db):
     tables = dict(db.execute("SELECT table_name, sql FROM duckdb_tables() ORDER BY table_name").fetchall())
-    assert tables == EXPECTED_TABLES
+    assert tables == dict(sorted(EXPECTED_TABLES.items()))
     sequences = [r[0] for r in db.execute("SELECT sequence_name FROM duckdb_sequences() ORDER BY 1").fetchall()]
     assert sequences == EXPECTED_SEQUENCES
     views = dict(db.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal ORDER BY 1").fetchall())
@@ -339,7 +368,7 @@ def test_m003_applies_to_a_database_made_at_m002(tmp_path, monkeypatch):
     monkeypatch.undo()
 
     conn = store.connect(path)
-    assert store.get_schema_version(conn) == MIGRATIONS[-1][0] == 4
+    assert store.get_schema_version(conn) == MIGRATIONS[-1][0] == 5
     assert store.get_candidate_distribution(conn, 1) is None
     assert store.count_candidates(conn, "t") == 1
     assert store.list_failure_turns(conn, "t", 1, "ASR")["candidate_id"].tolist() == [1]
