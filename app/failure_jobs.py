@@ -44,15 +44,19 @@ def embedder(progress: Callable[[int], None] | None = None) -> Callable[[list[st
     return embed
 
 
-def train(conn: duckdb.DuckDBPyConnection, dataset: str, out: Path, *, config: FailurePointConfig,
-          with_reviewed: bool = False, embed: Callable | None = None,
-          progress: Callable[[int, int], None] | None = None) -> dict:
-    """Train on a dataset's gold failure points (and, with_reviewed, the labels people settled in review,
-    which win over gold); save the checkpoint to out. Returns a summary."""
-    turns = store.list_turn_records(conn, dataset)
+def train_inputs(conn: duckdb.DuckDBPyConnection, dataset: str, *, with_reviewed: bool = False) -> dict:
+    """What training reads from the store: the dataset's turns and, with_reviewed, the settled labels."""
+    return {"dataset": dataset, "turns": store.list_turn_records(conn, dataset),
+            "reviewed": store.list_reviewed_labels(conn, dataset, "failure_point") if with_reviewed else {}}
+
+
+def fit(inputs: dict, out: Path, *, config: FailurePointConfig, embed: Callable | None = None,
+        progress: Callable[[int, int], None] | None = None) -> dict:
+    """Train on the inputs' gold failure points (reviewed labels win over gold) and save the checkpoint to out.
+    Pure: no database (a job runs it in a child process)."""
+    turns, reviewed, dataset = inputs["turns"], inputs["reviewed"], inputs["dataset"]
     examples = build_examples(turns)
     gold = {(t["dialogue_id"], int(t["turn_index"])): t.get("gold_failure_point") for t in turns}
-    reviewed = store.list_reviewed_labels(conn, dataset, "failure_point") if with_reviewed else {}
     labelled = [(ex, reviewed.get(ex.key) or gold.get(ex.key)) for ex in examples]
     labelled = [(ex, label) for ex, label in labelled if label in LABEL_INDEX]
     if len(labelled) < 20:
@@ -64,6 +68,15 @@ def train(conn: duckdb.DuckDBPyConnection, dataset: str, out: Path, *, config: F
     clf.save_pretrained(out)
     return {"turns": len(xs), "reviewed_labels_used": sum(1 for ex in xs if ex.key in reviewed),
             "labels": {LABELS[i]: int(n) for i, n in enumerate(np.bincount(ys, minlength=len(LABELS))) if n}}
+
+
+def train(conn: duckdb.DuckDBPyConnection, dataset: str, out: Path, *, config: FailurePointConfig,
+          with_reviewed: bool = False, embed: Callable | None = None,
+          progress: Callable[[int, int], None] | None = None) -> dict:
+    """Train on a dataset's gold failure points (and, with_reviewed, the labels people settled in review,
+    which win over gold); save the checkpoint to out. Returns a summary."""
+    return fit(train_inputs(conn, dataset, with_reviewed=with_reviewed), out, config=config, embed=embed,
+               progress=progress)
 
 
 def weights_version(fingerprint: str | None, model_dir: Path) -> str:
@@ -83,19 +96,22 @@ def load_evaluation(parameters: str) -> dict | None:
         return None
 
 
-def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, embed: Callable | None = None,
-          progress: Callable[[str, int, int], None] | None = None, timings: dict | None = None
-          ) -> store.CandidateImportResult:
-    """Score every turn of a dataset; each turn's most likely failure point becomes a `failure_point`
-    candidate with its probability as the score, the whole vector (every label of LABELS) as its
-    distribution, and the checkpoint as the model run.
+def score_inputs(conn: duckdb.DuckDBPyConnection, dataset: str) -> list[dict]:
+    """What scoring reads from the store: the dataset's turns, production fields only."""
+    turns = store.list_turn_records(conn, dataset, production_only=True)
+    if not turns:
+        raise ValueError(f"dataset {dataset!r} has no turns to score (ingest a log into it first)")
+    return turns
 
-    progress(stage, done, total) with stage "scoring" (turns); timings, if given, receives the seconds spent
-    reading turns, building inputs, in the text encoder (embed, cache hits included), in the model and
-    writing candidates."""
+
+def candidates(turns: list[dict], model_dir: Path, *, embed: Callable | None = None,
+               progress: Callable[[str, int, int], None] | None = None, timings: dict | None = None) -> pa.Table:
+    """Each turn's most likely failure point as a `failure_point` candidate (CANDIDATE_SCHEMA): its probability
+    is the score, the whole vector (every label of LABELS) the distribution, the checkpoint the model run.
+    Pure: no database."""
     clock = time.perf_counter
     spent = timings if timings is not None else {}
-    spent.update(read=0.0, inputs=0.0, text_encoder=0.0, model=0.0, write=0.0)
+    spent.update(inputs=0.0, text_encoder=0.0, model=0.0)
     embed = embed or embedder()
 
     def timed_embed(texts: list[str]) -> np.ndarray:
@@ -107,19 +123,12 @@ def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, emb
 
     clf = FailurePointClassifier.from_pretrained(model_dir)
     start = clock()
-    turns = store.list_turn_records(conn, dataset, production_only=True)
-    if not turns:
-        raise ValueError(f"dataset {dataset!r} has no turns to score (ingest a log into it first)")
-    spent["read"] = clock() - start
-    start = clock()
     examples = build_examples(turns)
-    del turns
     spent["inputs"] = clock() - start
     start = clock()
     probs = clf.predict_proba(examples, embed=timed_embed,
                               progress=progress and (lambda done, total: progress("scoring", done, total)))
     spent["model"] = clock() - start - spent["text_encoder"]
-    start = clock()
     params = canonical_json({"config": asdict(clf.config), "data_fingerprint": clf.fingerprint,
                              "checkpoint": str(Path(model_dir).resolve())})
     best = probs.argmax(axis=1)
@@ -133,6 +142,25 @@ def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, emb
                      "distribution": canonical_json(dict(zip(LABELS, p, strict=True))),
                      "model_name": MODEL_NAME, "model_version": version, "model_parameters": params,
                      "run_at": None})
-    result = store.insert_candidates(conn, pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA))
+    return pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA)
+
+
+def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, embed: Callable | None = None,
+          progress: Callable[[str, int, int], None] | None = None, timings: dict | None = None
+          ) -> store.CandidateImportResult:
+    """Score every turn of a dataset and store the candidates (see candidates()).
+
+    progress(stage, done, total) with stage "scoring" (turns); timings, if given, receives the seconds spent
+    reading turns, building inputs, in the text encoder (embed, cache hits included), in the model and
+    writing candidates."""
+    clock = time.perf_counter
+    spent = timings if timings is not None else {}
+    start = clock()
+    turns = score_inputs(conn, dataset)
+    read = clock() - start
+    table = candidates(turns, model_dir, embed=embed, progress=progress, timings=spent)
+    spent["read"] = read
+    start = clock()
+    result = store.insert_candidates(conn, table)
     spent["write"] = clock() - start
     return result

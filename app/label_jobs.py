@@ -24,21 +24,27 @@ MODEL_NAME = "label-model"
 TOP_INTENTS = 5  # an intent candidate keeps its top five intents and the rest as one "(other)" share
 
 
-def train(conn: duckdb.DuckDBPyConnection, dataset: str, out: Path, *, config: LabelConfig,
-          with_reviewed: bool = False, embed: Callable | None = None,
-          progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """Train on a dataset's gold labels (with_reviewed: labels people settled in review win over gold);
-    save the checkpoint to out. Returns a summary."""
-    turns = store.list_turn_records(conn, dataset)
-    targets = gold_targets(turns)
-    used = 0
+def train_inputs(conn: duckdb.DuckDBPyConnection, dataset: str, *, with_reviewed: bool = False) -> dict:
+    """What training reads from the store: the dataset's turns and, with_reviewed, the settled labels per task."""
+    reviewed = {}
     if with_reviewed:
         for task in TASKS:
-            reviewed = store.list_reviewed_labels(conn, dataset, task)
+            labels = store.list_reviewed_labels(conn, dataset, task)
             if task != "intent":  # the store gives the label's JSON text unquoted: '[...]' or 'true' / 'false'
-                reviewed = {k: json.loads(v) for k, v in reviewed.items()}
-            getattr(targets, task).update(reviewed)
-            used += len(reviewed)
+                labels = {k: json.loads(v) for k, v in labels.items()}
+            reviewed[task] = labels
+    return {"dataset": dataset, "turns": store.list_turn_records(conn, dataset), "reviewed": reviewed}
+
+
+def fit(inputs: dict, out: Path, *, config: LabelConfig, embed: Callable | None = None,
+        progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Train on the inputs' gold labels (reviewed labels win over gold); save the checkpoint to out. Pure."""
+    turns, dataset = inputs["turns"], inputs["dataset"]
+    targets = gold_targets(turns)
+    used = 0
+    for task, labels in inputs["reviewed"].items():
+        getattr(targets, task).update(labels)
+        used += len(labels)
     n_intents = sum(v is not None for v in targets.intent.values())
     if n_intents < 20:
         raise ValueError(f"dataset {dataset!r} has {n_intents} turns with an intent label (gold_intent or a "
@@ -47,6 +53,15 @@ def train(conn: duckdb.DuckDBPyConnection, dataset: str, out: Path, *, config: L
     model.save_pretrained(out)
     return {"turns": len(turns), "intent_labels": n_intents, "reviewed_labels_used": used,
             "history": model.history}
+
+
+def train(conn: duckdb.DuckDBPyConnection, dataset: str, out: Path, *, config: LabelConfig,
+          with_reviewed: bool = False, embed: Callable | None = None,
+          progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Train on a dataset's gold labels (with_reviewed: labels people settled in review win over gold);
+    save the checkpoint to out. Returns a summary."""
+    return fit(train_inputs(conn, dataset, with_reviewed=with_reviewed), out, config=config, embed=embed,
+               progress=progress)
 
 
 def _row(task: str, dialogue_id: str, turn_index: int, value: object, score: float, distribution: dict | None,
@@ -69,28 +84,23 @@ def intent_distribution(intents: list[str], proba: np.ndarray, top: int = TOP_IN
     return out
 
 
-def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, tasks: tuple[str, ...] = TASKS,
-          embed: Callable | None = None, progress: Callable[[str, int, int], None] | None = None,
-          timings: dict | None = None) -> store.CandidateImportResult:
-    """Score every turn of a dataset and store one candidate per turn and task. Binary tasks propose the more
-    likely answer with its probability as the score; intent keeps its top probabilities as the distribution."""
-    unknown = sorted(set(tasks) - set(TASKS))
-    if unknown or not tasks:
-        raise ValueError(f"tasks must be among {', '.join(TASKS)}; got {', '.join(unknown) or 'none'}")
-    spent = timings if timings is not None else {}
-    clock = time.perf_counter
-    model = LabelModel.from_pretrained(model_dir)
-    start = clock()
+def score_inputs(conn: duckdb.DuckDBPyConnection, dataset: str) -> list[dict]:
+    """What scoring reads from the store: the dataset's turns, production fields only."""
     turns = store.list_turn_records(conn, dataset, production_only=True)
     if not turns:
         raise ValueError(f"dataset {dataset!r} has no turns to score (ingest a log into it first)")
-    dialogues = build_dialogues(turns)
-    del turns
-    spent["read"] = clock() - start
-    start = clock()
-    pred = model.predict(dialogues, embed=embed or embedder(), progress=progress)
-    spent["model"] = clock() - start
-    start = clock()
+    return turns
+
+
+def candidates(turns: list[dict], model_dir: Path, *, tasks: tuple[str, ...] = TASKS, embed: Callable | None = None,
+               progress: Callable[[str, int, int], None] | None = None) -> pa.Table:
+    """One candidate per turn and task (CANDIDATE_SCHEMA). Binary tasks propose the more likely answer with its
+    probability as the score; intent keeps its top probabilities as the distribution. Pure: no database."""
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown or not tasks:
+        raise ValueError(f"tasks must be among {', '.join(TASKS)}; got {', '.join(unknown) or 'none'}")
+    model = LabelModel.from_pretrained(model_dir)
+    pred = model.predict(build_dialogues(turns), embed=embed or embedder(), progress=progress)
     run = (MODEL_NAME, weights_version(model.fingerprint, model_dir), canonical_json({
         "config": asdict(replace(model.config)), "data_fingerprint": model.fingerprint,
         "checkpoint": str(Path(model_dir).resolve())}))
@@ -106,7 +116,22 @@ def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, tas
             if task in tasks:
                 p = float(pred.binary[task][i])
                 rows.append(_row(task, did, ti, p >= 0.5, max(p, 1.0 - p), None, run))
-    result = store.insert_candidates(conn, pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA))
+    return pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA)
+
+
+def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, tasks: tuple[str, ...] = TASKS,
+          embed: Callable | None = None, progress: Callable[[str, int, int], None] | None = None,
+          timings: dict | None = None) -> store.CandidateImportResult:
+    """Score every turn of a dataset and store one candidate per turn and task (see candidates())."""
+    spent = timings if timings is not None else {}
+    clock = time.perf_counter
+    start = clock()
+    turns = score_inputs(conn, dataset)
+    spent["read"] = clock() - start
+    start = clock()
+    table = candidates(turns, model_dir, tasks=tasks, embed=embed, progress=progress)
+    spent["model"] = clock() - start
+    start = clock()
+    result = store.insert_candidates(conn, table)
     spent["write"] = clock() - start
     return result
-

@@ -22,34 +22,44 @@ from app.failure_jobs import embedder, weights_version
 MODEL_NAME = "skill-router"
 
 
-def _examples(conn: duckdb.DuckDBPyConnection, dataset: str):
-    examples = build_examples(store.list_turn_records(conn, dataset, production_only=True))
+def inputs(conn: duckdb.DuckDBPyConnection, dataset: str) -> dict:
+    """What training and proposing read from the store: the dataset's turns, production fields only."""
+    return {"dataset": dataset, "turns": store.list_turn_records(conn, dataset, production_only=True)}
+
+
+def _examples(inputs: dict):
+    examples = build_examples(inputs["turns"])
     if not examples:
-        raise ValueError(f"dataset {dataset!r} has no turns with a routed skill (response_skill)")
+        raise ValueError(f"dataset {inputs['dataset']!r} has no turns with a routed skill (response_skill)")
     return examples
 
 
-def train(conn: duckdb.DuckDBPyConnection, dataset: str, out: Path, *, config: RoutingConfig,
-          embed: Callable | None = None, progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """Train on a dataset's logged routings; save the checkpoint (with its training dynamics) to out."""
-    examples = _examples(conn, dataset)
+def fit(inputs: dict, out: Path, *, config: RoutingConfig, embed: Callable | None = None,
+        progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Train on the inputs' logged routings; save the checkpoint (with its training dynamics) to out. Pure."""
+    examples = _examples(inputs)
     router = SkillRouter(config).fit(examples, embed=embed or embedder(), progress=progress)
     router.save_pretrained(out)
     return {"examples": len(examples), "failed": sum(e.failed for e in examples), "skills": len(router.skills),
             "epochs": config.epochs}
 
 
-def propose(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, p: int | None = None,
-            r: int | None = None, timings: dict | None = None) -> store.CandidateImportResult:
+def train(conn: duckdb.DuckDBPyConnection, dataset: str, out: Path, *, config: RoutingConfig,
+          embed: Callable | None = None, progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Train on a dataset's logged routings; save the checkpoint (with its training dynamics) to out."""
+    return fit(inputs(conn, dataset), out, config=config, embed=embed, progress=progress)
+
+
+def candidates(inputs: dict, model_dir: Path, *, p: int | None = None, r: int | None = None) -> pa.Table:
     """The checkpoint's pseudo-labels for the dataset it was trained on (from its stored dynamics, for any p
     and r), as `skill` candidates: per turn, the pseudo-label with the highest score (one candidate per turn
-    and run), scored by its score at the epoch its streak completed."""
-    start = time.perf_counter()
+    and run), scored by its score at the epoch its streak completed. Pure: no database."""
     router = SkillRouter.from_pretrained(model_dir)
-    examples = _examples(conn, dataset)
+    examples = _examples(inputs)
     if data_fingerprint(examples) != router.fingerprint:
-        raise ValueError(f"{model_dir} was not trained on dataset {dataset!r} as it is now: pseudo-labels come "
-                         "from the training dynamics, so propose on the dataset the router was trained on")
+        raise ValueError(f"{model_dir} was not trained on dataset {inputs['dataset']!r} as it is now: "
+                         "pseudo-labels come from the training dynamics, so propose on the dataset the router "
+                         "was trained on")
     p, r = p or router.config.p, r or router.config.r
     labels = router.pseudo_labels(p, r)
     params = canonical_json({"config": asdict(router.config), "p": p, "r": r,
@@ -65,7 +75,14 @@ def propose(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, p
                      "target_key": key, "value": canonical_json(router.skills[skill]),
                      "score": min(max(float(score), 0.0), 1.0), "distribution": None, "model_name": MODEL_NAME,
                      "model_version": version, "model_parameters": params, "run_at": None})
-    result = store.insert_candidates(conn, pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA))
+    return pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA)
+
+
+def propose(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, p: int | None = None,
+            r: int | None = None, timings: dict | None = None) -> store.CandidateImportResult:
+    """Store the checkpoint's pseudo-labels for its training dataset as candidates (see candidates())."""
+    start = time.perf_counter()
+    result = store.insert_candidates(conn, candidates(inputs(conn, dataset), model_dir, p=p, r=r))
     if timings is not None:
         timings["seconds"] = time.perf_counter() - start
     return result

@@ -1,0 +1,59 @@
+"""The child process of a model job: `python -m app.jobs.child REQUEST` runs one family action on inputs the
+server read from the database, and never opens the database itself.
+
+REQUEST is a pickle (written by app/jobs/runner.py into the job's own folder) holding the family's name and
+module, the action, its options, the inputs and where to write. Progress goes to standard output as JSON
+lines; the result (a summary, candidates or an evaluation) is pickled next to the request. A failure is
+reported as a message, with exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+import time
+import traceback
+from pathlib import Path
+
+TAG = "turnlens-job "  # marks our lines: anything a library prints to standard output is passed over
+
+
+def _say(message: dict) -> None:
+    sys.stdout.write(TAG + json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def main(path: str) -> int:
+    request = pickle.loads(Path(path).read_bytes())
+    from app.jobs.registry import get
+
+    last = [0.0]
+
+    def progress(stage: str, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.25 or (total is not None and done >= total):  # at most 4 lines a second
+            last[0] = now
+            _say({"stage": stage, "done": int(done), "total": None if total is None else int(total)})
+
+    try:
+        family = get(request["family"], request["module"])
+        action = request["action"]
+        if action == "train":
+            out = Path(request["checkpoint"])
+            result = family.train(request["inputs"], request["options"], out, progress)
+        elif action == "score":
+            result = family.score(request["inputs"], request["options"], Path(request["checkpoint"]), progress)
+        else:
+            result = family.evaluate(request["inputs"], request["options"], Path(request["checkpoint"]), progress)
+    except Exception as exc:  # noqa: BLE001 - every failure is reported to the server, which keeps it
+        _say({"error": f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc),
+              "trace": traceback.format_exc(limit=20)})
+        return 1
+    Path(request["result"]).write_bytes(pickle.dumps(result))
+    _say({"finished": True})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,143 @@
+"""The registry of model families and the job runner: a family added in a test runs end to end (train, score,
+candidates in the review queue), job states (queued, running, done, failed, cancelled, interrupted after a
+restart), and no partial writes after a failure or a cancel."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from app import store, store_jobs
+from app.ingest import ingest_files
+from app.jobs import registry
+from app.jobs.runner import JobRefusedError, JobRunner
+from tests import jobs_family
+from tests.helpers import make_turn, write_jsonl
+
+
+@pytest.fixture
+def sample(db, tmp_path):
+    turns = [make_turn(f"d{i}", 0, gold_intent="weather_query" if i % 3 else "play_music") for i in range(30)]
+    ingest_files(db, [write_jsonl(tmp_path / "log.jsonl", turns)], dataset="s")
+    return db
+
+
+@pytest.fixture
+def runner(sample, tmp_path):
+    r = JobRunner(sample, tmp_path / "models")
+    yield r
+    r.stop()
+
+
+def wait_for(predicate, what: str, seconds: float = 60):
+    """Poll until predicate() holds (a deadline, not a timing assertion: slow machines only wait longer)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"still waiting for {what}")
+
+
+def test_an_unknown_family_is_an_error_listing_the_known_ones():
+    with pytest.raises(registry.UnknownFamilyError) as info:
+        registry.get("failure-pointz")
+    assert "unknown model family 'failure-pointz'; known:" in str(info.value)
+    for name in ("failure-points", "labels", "skills"):
+        assert name in str(info.value)
+
+
+def test_built_in_families_declare_documented_options():
+    families = registry.load_built_in()
+    for name in ("failure-points", "labels", "skills"):
+        family = families[name]
+        assert family.options and all(o.help for o in family.options)
+        assert family.parse_options("train", {})  # every default is valid
+    with pytest.raises(ValueError, match="epochs: 0 is below the minimum 1"):
+        families["labels"].parse_options("train", {"epochs": 0})
+    with pytest.raises(ValueError, match="unknown option"):
+        families["labels"].parse_options("train", {"epochz": 3})
+
+
+def test_a_family_added_in_a_test_trains_scores_and_fills_the_queue(runner, sample, tmp_path):
+    assert registry.get("toy-majority") is jobs_family.TOY
+    job = runner.submit("toy-majority", "train", "s", {"steps": 2}, started_by="alice")
+    view = runner.wait(job, timeout=120)
+    assert view.status == "done", view.message
+    stored = store_jobs.get_job(sample, job)
+    assert stored["status"] == "done" and stored["started_by"] == "alice"
+    checkpoint = store_jobs.get_latest_checkpoint(sample, "toy-majority", "s")
+    assert checkpoint and (tmp_path / "models" / "s" / "toy-majority" / f"job-{job}" / "model.json").exists()
+
+    scored = runner.wait(runner.submit("toy-majority", "score", "s"), timeout=120)
+    assert scored.status == "done", scored.message
+    queue = store.list_queue(sample, "bob", store.QueueSpec(dataset="s", task="intent"), limit=100)
+    assert len(queue) == 30
+    card = store.get_candidate(sample, queue[0])
+    assert card["model_name"] == "toy-majority" and card["value"] == '"weather_query"'
+    assert abs(card["score"] - 20 / 30) < 1e-9
+
+
+def test_scoring_before_training_is_refused(runner):
+    with pytest.raises(JobRefusedError, match="train one first"):
+        runner.submit("toy-majority", "score", "s")
+    with pytest.raises(JobRefusedError, match="no dataset 'nope'"):
+        runner.submit("toy-majority", "train", "nope")
+    with pytest.raises(registry.UnknownFamilyError):
+        runner.submit("nope", "train", "s")
+
+
+def test_a_failed_job_keeps_its_message_and_writes_nothing(runner, sample, tmp_path):
+    view = runner.wait(runner.submit("toy-majority", "train", "s", {"fail": True}), timeout=120)
+    assert view.status == "failed" and view.message == "asked to fail"
+    assert store_jobs.list_jobs(sample)["message"].tolist() == ["asked to fail"]
+    assert store_jobs.get_latest_checkpoint(sample, "toy-majority", "s") is None
+    assert not list((tmp_path / "models" / "s" / "toy-majority").iterdir())  # no checkpoint, no leftovers
+
+    runner.wait(runner.submit("toy-majority", "train", "s"), timeout=120)
+    before = (store.count_candidates(sample, "s"), len(store.list_model_runs(sample)))
+    failed = runner.wait(runner.submit("toy-majority", "score", "s", {"fail_after": True}), timeout=120)
+    assert failed.status == "failed" and "failed after computing every candidate" in failed.message
+    assert (store.count_candidates(sample, "s"), len(store.list_model_runs(sample))) == before
+
+
+def test_jobs_queue_one_at_a_time_and_can_be_cancelled(runner, sample, tmp_path):
+    slow = runner.submit("toy-majority", "train", "s", {"steps": 10_000, "pause": 0.01})
+    queued = runner.submit("toy-majority", "train", "s")
+    wait_for(lambda: runner.view(slow).status == "running" and runner.view(slow).stage == "working",
+             "the slow job to run")
+    assert runner.view(queued).status == "queued" and runner.view(queued).place == 1
+    wait_for(lambda: runner.view(slow).done > 0, "progress")
+    assert runner.view(slow).total == 10_000 and runner.view(slow).eta is not None
+
+    assert runner.cancel(queued)
+    assert runner.view(queued).status == "cancelled"
+    assert runner.cancel(slow)
+    view = runner.wait(slow, timeout=60)
+    assert view.status == "cancelled"
+    assert store_jobs.get_job(sample, slow)["status"] == "cancelled"
+    assert store_jobs.get_latest_checkpoint(sample, "toy-majority", "s") is None
+    assert not list((tmp_path / "models" / "s" / "toy-majority").iterdir())
+    assert not runner.cancel(slow)  # already finished
+
+
+def test_jobs_left_running_by_a_stopped_server_are_marked_interrupted(sample, tmp_path):
+    left = store_jobs.insert_job(sample, family="toy-majority", action="train", dataset="s", config={},
+                                 started_by=None)
+    store_jobs.insert_job_event(sample, left, "running")
+    runner = JobRunner(sample, tmp_path / "models")
+    try:
+        job = store_jobs.get_job(sample, left)
+        assert job["status"] == "interrupted" and "server stopped" in job["message"]
+    finally:
+        runner.stop()
+
+
+def test_read_only_refuses_jobs(sample, tmp_path):
+    runner = JobRunner(sample, tmp_path / "models", read_only=True)
+    try:
+        with pytest.raises(JobRefusedError, match="read-only"):
+            runner.submit("toy-majority", "train", "s")
+    finally:
+        runner.stop()
