@@ -31,13 +31,15 @@ GIB = 1 << 30
 def read_in_subprocess(path: Path, env: dict | None = None) -> tuple[subprocess.CompletedProcess, int]:
     """read_log(path) in a fresh interpreter: (its result, its peak resident memory in bytes). The child prints
     the LogFormatError's message, or OK and the number of rows."""
-    code = ("import resource, sys\n"
+    code = ("import sys\n"
             "from analysis.logs import LogFormatError, read_log\n"
             "try:\n"
             f"    print('OK', read_log({str(path)!r}).table.num_rows)\n"
             "except LogFormatError as exc:\n"
             "    print(exc)\n"
-            "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n")
+            # VmHWM, not getrusage: ru_maxrss survives fork and exec, so it would report the test runner's own peak.
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
+            "print('PEAK', int(hwm.split()[1]) * 1024)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
     peak = int(out.stdout.rsplit("PEAK", 1)[1]) if "PEAK" in out.stdout else -1
