@@ -206,3 +206,14 @@ def clear_reads() -> None:
     datasets.clear()
     values.clear()
     tasks.clear()
+
+
+@st.cache_resource(show_spinner=False)
+def job_runner(db_path: str):
+    """The process's model-job runner (app/jobs/runner.py): one queue for every session, so a job survives a
+    browser reload and every reviewer sees its progress. Checkpoints go beside the database, in models/."""
+    from app.jobs.runner import JobRunner
+
+    settings = Settings.from_env()
+    return JobRunner(get_connection(db_path), Path(db_path).resolve().parent / "models",
+                     read_only=settings.read_only, on_write=clear_reads)

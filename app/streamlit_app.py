@@ -101,19 +101,29 @@ with st.sidebar:
     st.caption(f"Database: {settings.db_path.name} · v{__version__}"
                + (" · read-only" if settings.read_only else ""))
 
-pages = [
-    st.Page("app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
-    st.Page("app_pages/review.py", title="Review", icon=":material/rule:"),
-    st.Page("app_pages/agreement.py", title="Agreement", icon=":material/groups:"),
-    st.Page("app_pages/bulk.py", title="Bulk accept", icon=":material/done_all:"),
-    st.Page("app_pages/calibration.py", title="Calibration", icon=":material/tune:"),
-    st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
-    st.Page("app_pages/failures.py", title="Failure analysis", icon=":material/account_tree:"),
-    st.Page("app_pages/labels.py", title="Label generation", icon=":material/label:"),
-    st.Page("app_pages/skills.py", title="Skill routing", icon=":material/alt_route:"),
-    st.Page("app_pages/rewrites.py", title="Query rewrites", icon=":material/edit_note:"),
-    st.Page("app_pages/disparity.py", title="Disparity", icon=":material/map:"),
-    st.Page("app_pages/dialogues.py", title="Dialogues", icon=":material/forum:"),
-    st.Page("app_pages/import_logs.py", title="Import", icon=":material/upload_file:"),
-]
+# In sections, as a reviewer thinks of the work: deciding, the models that propose, what the data shows, data.
+pages = {
+    "Review": [
+        st.Page("app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
+        st.Page("app_pages/review.py", title="Review", icon=":material/rule:"),
+        st.Page("app_pages/agreement.py", title="Agreement", icon=":material/groups:"),
+        st.Page("app_pages/bulk.py", title="Bulk accept", icon=":material/done_all:"),
+        st.Page("app_pages/calibration.py", title="Calibration", icon=":material/tune:"),
+    ],
+    "Models": [
+        st.Page("app_pages/models.py", title="Models", icon=":material/model_training:"),
+        st.Page("app_pages/failures.py", title="Failure analysis", icon=":material/account_tree:"),
+        st.Page("app_pages/labels.py", title="Label generation", icon=":material/label:"),
+        st.Page("app_pages/skills.py", title="Skill routing", icon=":material/alt_route:"),
+        st.Page("app_pages/rewrites.py", title="Query rewrites", icon=":material/edit_note:"),
+    ],
+    "Analysis": [
+        st.Page("app_pages/disparity.py", title="Disparity", icon=":material/map:"),
+        st.Page("app_pages/dialogues.py", title="Dialogues", icon=":material/forum:"),
+    ],
+    "Data": [
+        st.Page("app_pages/import_logs.py", title="Import", icon=":material/upload_file:"),
+        st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
+    ],
+}
 st.navigation(pages).run()

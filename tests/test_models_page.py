@@ -1,0 +1,67 @@
+"""The Models page in AppTest: every family listed with its options, a job started from the page runs in the
+background and its state shows, and read-only mode switches jobs off."""
+
+from __future__ import annotations
+
+from app import resources, store, store_jobs
+from app.ingest import ingest_files
+from tests import jobs_family  # noqa: F401  (registers the test family the page then lists)
+from tests.helpers import make_turn, open_app_page, write_jsonl
+
+
+def _db(tmp_path, monkeypatch):
+    path = tmp_path / "app.duckdb"
+    conn = store.connect(path)
+    turns = [make_turn(f"d{i}", 0, gold_intent="weather_query") for i in range(25)]
+    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", turns)], dataset="demo")
+    conn.close()
+    monkeypatch.setenv("TURNLENS_DB", str(path))
+    return path
+
+
+def _texts(at) -> str:
+    return "\n".join(e.value for e in at.text) + "\n".join(e.value for e in at.caption)
+
+
+def test_the_models_page_lists_families_and_runs_a_job(tmp_path, monkeypatch):
+    db = _db(tmp_path, monkeypatch)
+    at = open_app_page("app_pages/models.py")
+    markdown = "\n".join(m.value for m in at.markdown)
+    for title in ("Failure points", "Label generation", "Skill routing", "Toy majority intent"):
+        assert title in markdown
+    assert any(e.label == "epochs" for e in at.number_input)  # a family's documented option, as a field
+    assert "No jobs started since the server started." in _texts(at)
+
+    at.button(key="models_toy-majority_train_go").click().run()
+    assert not at.exception, at.exception
+    assert any("queued" in s.value for s in at.success)
+    runner = resources.job_runner(str(db))
+    job_id = runner.views()[0].job_id
+    assert runner.wait(job_id, timeout=120).status == "done"
+    at.run()
+    assert f"#{job_id} toy-majority train on demo: done" in _texts(at)
+    history = at.dataframe[0].value
+    assert history["status"].tolist() == ["done"] and history["started_by"].tolist() == ["ana"]
+    assert store_jobs.get_latest_checkpoint(resources.get_connection(str(db)), "toy-majority", "demo")
+    runner.stop()
+    resources.job_runner.clear()
+
+
+def test_a_refused_job_says_why_on_the_page(tmp_path, monkeypatch):
+    db = _db(tmp_path, monkeypatch)
+    at = open_app_page("app_pages/models.py")
+    at.button(key="models_toy-majority_score_go").click().run()
+    assert any(e.value == "The job was not started." for e in at.error)
+    assert "no trained Toy majority intent model for dataset 'demo' yet: train one first" in _texts(at)
+    resources.job_runner(str(db)).stop()
+    resources.job_runner.clear()
+
+
+def test_read_only_mode_switches_jobs_off(tmp_path, monkeypatch):
+    db = _db(tmp_path, monkeypatch)
+    monkeypatch.setenv("TURNLENS_READ_ONLY", "1")
+    at = open_app_page("app_pages/models.py")
+    assert any("jobs are switched off" in i.value for i in at.info)
+    assert all(b.disabled for b in at.button if b.key and b.key.endswith("_go"))
+    assert db.exists()
+    resources.job_runner.clear()
