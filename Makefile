@@ -31,6 +31,8 @@ $(DB): | $(STAMP)
 	rm -f $(DB).partial
 	$(BIN)/turnlens ingest $(SAMPLE) --db $(DB).partial --dataset sample --by make
 	$(BIN)/turnlens candidates from-logs --dataset sample --db $(DB).partial
+	$(BIN)/turnlens simulate-reviews --dataset sample --reviewers 2 --error-rate 0.1 --share 0.25 \
+		--overlap-share 1.0 --seed 7 --db $(DB).partial
 	$(BIN)/turnlens demo-data --turns 30000 --seed 7 --id-prefix rw- --rephrase meaning \
 		--out data/rewrites-demo.parquet --quiet
 	$(BIN)/turnlens ingest data/rewrites-demo.parquet --db $(DB).partial --dataset rewrites-demo --by make

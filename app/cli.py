@@ -154,6 +154,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress messages")
     _db_arg(t)
 
+    p = sub.add_parser("simulate-reviews",
+                       help="SIMULATED review decisions answered from the log's gold fields, with a stated error "
+                            "rate, so the Agreement and Calibration pages have data (analysis/simulated_reviewers.py)")
+    p.add_argument("--dataset", required=True, help="a stored dataset whose turns have gold fields")
+    p.add_argument("--reviewers", type=int, default=2,
+                   help="how many simulated reviewers, 1 to 8, named 'sim-reviewer-a (simulated)', ... (default 2)")
+    p.add_argument("--error-rate", type=float, default=0.1,
+                   help="each reviewer's chance of misjudging a proposal (rejecting a right one, accepting a wrong "
+                        "one), 0 to 0.5 (default 0.1)")
+    p.add_argument("--share", type=float, default=0.25,
+                   help="share of the candidates with gold that are decided, in (0, 1] (default 0.25: the others "
+                        "stay in the review queue for people)")
+    p.add_argument("--overlap-share", type=float, default=1.0,
+                   help="share of the decided candidates that every reviewer decides (the others get one reviewer "
+                        "each), 0 to 1 (default 1: every decided candidate is a pair for the agreement figures)")
+    p.add_argument("--seed", type=int, default=0, help="the same seed gives the same decisions (default 0)")
+    _db_arg(p)
+
     p = sub.add_parser("info", help="what a database holds")
     _db_arg(p)
 
@@ -559,6 +577,57 @@ def _score_failure_points(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_simulate_reviews(args: argparse.Namespace) -> int:
+    from analysis.simulated_reviewers import MAX_ERROR_RATE, MAX_REVIEWERS, SimulationConfig, simulate_reviews
+    from app import store
+
+    if not 1 <= args.reviewers <= MAX_REVIEWERS:
+        return _fail(f"--reviewers must be from 1 to {MAX_REVIEWERS}, got {args.reviewers}", EXIT_USAGE)
+    if not 0.0 <= args.error_rate <= MAX_ERROR_RATE:
+        return _fail(f"--error-rate must be between 0 and {MAX_ERROR_RATE}, got {args.error_rate}", EXIT_USAGE)
+    if not 0.0 < args.share <= 1.0:
+        return _fail(f"--share must be above 0 and at most 1, got {args.share}", EXIT_USAGE)
+    if not 0.0 <= args.overlap_share <= 1.0:
+        return _fail(f"--overlap-share must be between 0 and 1, got {args.overlap_share}", EXIT_USAGE)
+    config = SimulationConfig(reviewers=args.reviewers, error_rate=args.error_rate, share=args.share,
+                              overlap_share=args.overlap_share, seed=args.seed)
+    conn, db, code = _open(args, must_exist=True)
+    if conn is None:
+        return code
+    started = time.perf_counter()
+    try:
+        if args.dataset not in store.list_datasets(conn):
+            return _fail(f"no dataset {args.dataset!r} in {db}", EXIT_USAGE)
+        candidates = store.list_candidate_targets(conn, args.dataset).to_pylist()
+        if not candidates:
+            return _fail(f"dataset {args.dataset!r} has no candidates to decide (propose some first, e.g. "
+                         f"'turnlens candidates from-logs --dataset {args.dataset}')", EXIT_USAGE)
+        sim = simulate_reviews(candidates, store.list_turn_gold(conn, args.dataset).to_pylist(), config)
+        if not sim.decisions:
+            return _fail(f"none of the {sim.candidates:,} candidates of {args.dataset!r} was decided: "
+                         + ("none has a gold value in the log" if not sim.with_gold else
+                            f"--share {args.share} drew none of the {sim.with_gold:,} with gold"), EXIT_INVALID)
+        result = store.insert_simulated_decisions(conn, sim.table())
+    except store.IngestConflictError as exc:
+        return _fail("nothing was written; the simulation contradicts the database:\n" + str(exc), EXIT_INVALID)
+    except ValueError as exc:
+        return _fail(f"nothing was written: {exc}", EXIT_INVALID)
+    finally:
+        conn.close()
+    skipped = ", ".join(f"{task} {n:,}" for task, n in sim.without_gold.items())
+    print(f"SIMULATED reviews (not people's decisions) of dataset {args.dataset!r}, answered from the log's gold "
+          f"fields with error rate {args.error_rate:g}, seed {args.seed}:")
+    print(f"  {sim.candidates:,} candidates; {sum(sim.without_gold.values()):,} without a gold value skipped"
+          + (f" ({skipped})" if skipped else "") + f"; {sim.decided:,} of the {sim.with_gold:,} with gold decided "
+          f"(share {args.share:g}), {sim.shared:,} of them by every reviewer")
+    for name, (made, erred) in sim.errors().items():
+        print(f"  {name}: {made:,} decisions, {erred:,} of them deliberate errors ({erred / max(made, 1):.1%})")
+    print("  verdicts: " + ", ".join(f"{v} {n:,}" for v, n in sim.verdicts().items()))
+    print(f"{result.rows_added:,} decisions added, {result.rows_already_present:,} already present, into {db} in "
+          f"{time.perf_counter() - started:.1f} s")
+    return EXIT_OK
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from app import store
 
@@ -594,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), EXIT_USAGE)
     handler = {"ingest": cmd_ingest, "demo-data": cmd_demo_data, "info": cmd_info, "serve": cmd_serve,
                "candidates": cmd_candidates, "export": cmd_export, "train": cmd_train, "score": cmd_score,
-               "mine": cmd_mine}
+               "mine": cmd_mine, "simulate-reviews": cmd_simulate_reviews}
     return handler[args.command](args)
 
 

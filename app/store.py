@@ -860,6 +860,119 @@ def list_known_values(conn: duckdb.DuckDBPyConnection, dataset: str, task: str) 
         "SELECT DISTINCT value FROM candidates WHERE dataset = ? AND task = ? ORDER BY 1", [dataset, task]).fetchall()]
 
 
+# Simulated reviewers (analysis.simulated_reviewers): what they read, and their decisions appended many at once.
+
+_GOLD_COLUMNS = ", ".join(f'"{f.name}"' for f in FIELDS if f.name.startswith("gold_"))  # from the log format
+
+
+def list_candidate_targets(conn: duckdb.DuckDBPyConnection, dataset: str) -> pa.Table:
+    """Every candidate of a dataset with its target: candidate_id, task, value (canonical JSON), score,
+    dialogue_id, turn_index (null for a dialogue target), by candidate id."""
+    return conn.cursor().sql("""
+        SELECT candidate_id, task, value, score, dialogue_id, turn_index FROM candidates WHERE dataset = ?
+        ORDER BY candidate_id
+    """, params=[dataset]).to_arrow_table()
+
+
+def list_turn_gold(conn: duckdb.DuckDBPyConnection, dataset: str) -> pa.Table:
+    """The log's gold fields (evaluation only) of every turn of a dataset: dialogue_id, turn_index, gold_*."""
+    # _GOLD_COLUMNS: the quoted names of the log format's gold fields, fixed in code
+    return conn.cursor().sql(f"SELECT dialogue_id, turn_index, {_GOLD_COLUMNS} FROM turns WHERE dataset = ? "
+                             "ORDER BY dialogue_id, turn_index", params=[dataset]).to_arrow_table()
+
+
+@dataclass(frozen=True)
+class DecisionImportResult:
+    rows_read: int
+    rows_added: int
+    rows_already_present: int
+
+
+def insert_simulated_decisions(conn: duckdb.DuckDBPyConnection, decisions: pa.Table) -> DecisionImportResult:
+    """Append simulated reviewers' decisions (columns decision_id, candidate_id, reviewer, verdict, corrected_value;
+    analysis.simulated_reviewers.DECISION_SCHEMA) in one transaction, through Arrow, as role 'review'. Decisions
+    are append-only: nothing stored is changed.
+
+    Idempotent: a row whose decision_id is stored already, identical, is skipped, so storing the same simulation
+    twice adds nothing. Refused with IngestConflictError, writing nothing, when a reviewer of the batch already
+    has a stored decision that the batch does not hold identically (the simulation was stored with another seed,
+    error rate or share, or a person decided under the name), when a decision id is stored with other content,
+    or when a candidate does not exist. Raises ValueError, writing nothing, for a batch that is not simulated
+    decisions: a reviewer name that is not in its stored form, is not marked "(simulated)" or looks like another
+    stored name; a verdict other than accept, reject or correct; a correction without a value or a value
+    without a correction; a repeated decision id or (reviewer, candidate)."""
+    from analysis.names import find_lookalike
+    from analysis.simulated_reviewers import DECISION_SCHEMA, SIMULATED_MARK
+
+    missing = [c for c in DECISION_SCHEMA.names if c not in decisions.column_names]
+    if missing:
+        raise ValueError(f"simulated decisions need the columns {', '.join(DECISION_SCHEMA.names)}; missing "
+                         f"{', '.join(missing)}")
+    decisions = decisions.select(DECISION_SCHEMA.names).cast(DECISION_SCHEMA)
+    rows = decisions.to_pylist()
+    names = sorted({r["reviewer"] for r in rows})
+    for name in names:
+        if name is None or reviewer_name(name) != name or not name.endswith(f" {SIMULATED_MARK}"):
+            raise ValueError(f"{name!r} is not a simulated reviewer's name: it must be in its stored form and end "
+                             f"with {SIMULATED_MARK!r}")
+    for r in rows:
+        if r["verdict"] not in SLOT_VERDICTS or (r["verdict"] == "correct") != (r["corrected_value"] is not None):
+            raise ValueError(f"decision {r['decision_id']}: verdict {r['verdict']!r} with corrected value "
+                             f"{r['corrected_value']!r}; a simulated reviewer accepts, rejects or corrects to a value")
+    if len({r["decision_id"] for r in rows}) < len(rows) or len({(r["reviewer"], r["candidate_id"]) for r in rows}
+                                                               ) < len(rows):
+        raise ValueError("simulated decisions repeat a decision id or a (reviewer, candidate): one decision each")
+    cur = conn.cursor()
+    cur.register("incoming_d", decisions)
+    try:
+        with _DECISION_LOCK, transaction(cur):
+            stored = list_reviewers(conn)
+            for name in names:
+                other = find_lookalike(name, stored)
+                if other is not None:
+                    raise ValueError(f"the simulated reviewer name {name!r} looks like the stored reviewer name "
+                                     f"{other!r}")
+            cur.execute("""CREATE OR REPLACE TEMP TABLE staged_d AS
+                           SELECT decision_id::UUID AS decision_id, candidate_id, reviewer, verdict, corrected_value
+                           FROM incoming_d""")
+            problems = [f"candidate #{cid}: no such candidate" for (cid,) in cur.execute(
+                "SELECT candidate_id FROM staged_d ANTI JOIN candidates USING (candidate_id) ORDER BY 1 LIMIT ?",
+                [_CONFLICT_LIMIT]).fetchall()]
+            # The same decision: the same id, candidate, reviewer, verdict and value, by a review.
+            same = """s.decision_id = d.decision_id AND s.candidate_id = d.candidate_id AND s.reviewer = d.reviewer
+                      AND s.verdict = d.verdict AND s.corrected_value IS NOT DISTINCT FROM d.corrected_value
+                      AND d.role = 'review'"""
+            # same: a fixed fragment above; values are parameters
+            for reviewer, n in cur.execute(f"""
+                SELECT d.reviewer, count(*) FROM decisions d
+                WHERE d.reviewer IN (SELECT reviewer FROM staged_d)
+                  AND NOT EXISTS (SELECT 1 FROM staged_d s WHERE {same})
+                GROUP BY 1 ORDER BY 1""").fetchall():
+                problems.append(f"{reviewer!r} already has {n:,} stored decision(s) that this simulation would not "
+                                "make (stored with another seed, error rate or share, or decided by a person under "
+                                "that name); decisions are never changed, so use a new database to simulate again "
+                                "with other settings")
+            # (a reviewer of this batch is covered above; this finds an id stored under another name)
+            clash = cur.execute(f"""SELECT count(*) FROM staged_d s JOIN decisions d USING (decision_id)
+                                    WHERE NOT ({same}) AND d.reviewer NOT IN (SELECT reviewer FROM staged_d)
+                                 """).fetchone()[0]
+            if clash:
+                problems.append(f"{clash:,} decision id(s) are stored already, under another reviewer's name")
+            if problems:
+                raise IngestConflictError(problems)
+            added = cur.execute("""
+                INSERT INTO decisions (decision_id, candidate_id, reviewer, verdict, corrected_value, role, app_version)
+                SELECT decision_id, candidate_id, reviewer, verdict, corrected_value, 'review', ? FROM staged_d
+                ANTI JOIN decisions USING (decision_id)
+                ORDER BY candidate_id, reviewer
+            """, [__version__]).fetchone()[0]
+            cur.execute("DROP TABLE staged_d")
+    finally:
+        cur.unregister("incoming_d")
+        cur.close()
+    return DecisionImportResult(len(rows), int(added), len(rows) - int(added))
+
+
 # ------------------------------------------------------------------------------ bulk and audits
 
 
