@@ -22,23 +22,15 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Built only when missing: the sample database is derived from the committed sample log.
-# A second dataset, rewrites-demo, is generated for the Query rewrites page: rewrites need many repeats of the
-# same requests (30,000 simulated turns whose users rephrase keeping the meaning), which 3,000 turns lack.
-# A third, disparity-demo (200,000 turns, 13k speakers), gives the Disparity page enough speakers to find the
-# simulator's planted worse-served regions (the sample's 191 speakers give one region).
+# Built only when missing, by app/workbench.py (each step a `turnlens` command with its own progress; the time
+# of every step is printed at the end): the bundled sample, with the failure-point, label and skill models
+# trained, scored and quickly evaluated on it (through the same job runner as the app's Models page), a rewrite
+# run, decisions by two *simulated* reviewers; rewrites-demo (30,000 simulated turns whose users rephrase
+# keeping the meaning: rewrites need many repeats of the same requests) and disparity-demo (200,000 turns,
+# 13k speakers: enough to find the simulator's planted worse-served regions).
 $(DB): | $(STAMP)
 	rm -f $(DB).partial
-	$(BIN)/turnlens ingest $(SAMPLE) --db $(DB).partial --dataset sample --by make
-	$(BIN)/turnlens candidates from-logs --dataset sample --db $(DB).partial
-	$(BIN)/turnlens simulate-reviews --dataset sample --reviewers 2 --error-rate 0.1 --share 0.25 \
-		--overlap-share 1.0 --seed 7 --db $(DB).partial
-	$(BIN)/turnlens demo-data --turns 30000 --seed 7 --id-prefix rw- --rephrase meaning \
-		--out data/rewrites-demo.parquet --quiet
-	$(BIN)/turnlens ingest data/rewrites-demo.parquet --db $(DB).partial --dataset rewrites-demo --by make
-	$(BIN)/turnlens mine rewrites --dataset rewrites-demo --db $(DB).partial --quiet
-	$(BIN)/turnlens demo-data --turns 200000 --seed 7 --id-prefix dp- --out data/disparity-demo.parquet --quiet
-	$(BIN)/turnlens ingest data/disparity-demo.parquet --db $(DB).partial --dataset disparity-demo --by make
+	$(BIN)/python -m app.workbench --db $(DB).partial
 	mv $(DB).partial $(DB)
 
 sample-db: $(DB)

@@ -172,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same decisions (default 0)")
     _db_arg(p)
 
+    from app.jobs.cli import add_parser as add_job_parser
+
+    add_job_parser(sub, _db_arg)
+
     p = sub.add_parser("info", help="what a database holds")
     _db_arg(p)
 
@@ -264,6 +268,10 @@ def _open(args: argparse.Namespace, *, must_exist: bool = False, read_only: bool
     try:
         return store.connect(db, read_only=read_only), db, EXIT_OK
     except store.StoreLockedError as exc:
+        if getattr(args, "command", None) in ("train", "score", "job"):
+            # The app holds the file: it runs the same jobs itself, in the background, without stopping.
+            return None, db, _fail(f"{exc}\nWhile the app runs, train, score and evaluate from its Models page.",
+                                   EXIT_LOCKED)
         return None, db, _fail(str(exc), EXIT_LOCKED)
     except (duckdb.IOException, duckdb.SerializationException, duckdb.InvalidInputException,
             duckdb.CatalogException) as exc:
@@ -395,11 +403,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    return {"labels": _train_labels, "skills": _train_skills}.get(args.model, _train_failure_points)(args)
+    # No fallback: argparse only lets the families below through, and a new one must say what it runs.
+    return {"labels": _train_labels, "skills": _train_skills, "failure-points": _train_failure_points}[args.model](args)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    return {"labels": _score_labels, "skills": _score_skills}.get(args.model, _score_failure_points)(args)
+    return {"labels": _score_labels, "skills": _score_skills, "failure-points": _score_failure_points}[args.model](args)
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    from app.jobs.cli import run
+
+    return run(args, _open)
 
 
 def _train_with_bar(args: argparse.Namespace, train) -> tuple[dict, float] | int:
@@ -663,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), EXIT_USAGE)
     handler = {"ingest": cmd_ingest, "demo-data": cmd_demo_data, "info": cmd_info, "serve": cmd_serve,
                "candidates": cmd_candidates, "export": cmd_export, "train": cmd_train, "score": cmd_score,
-               "mine": cmd_mine, "simulate-reviews": cmd_simulate_reviews}
+               "mine": cmd_mine, "simulate-reviews": cmd_simulate_reviews, "job": cmd_job}
     return handler[args.command](args)
 
 

@@ -42,6 +42,7 @@ class Settings:
     read_only: bool  # presentation mode: the database is opened read-only, nothing can be imported or decided
     umap_warmup: bool  # compile UMAP in the background at start-up (TURNLENS_UMAP_WARMUP=0 turns it off)
     numba_cache: Path  # numba's compiled-code cache (NUMBA_CACHE_DIR), so a restart compiles less
+    default_dataset: str = "sample"  # the dataset a new session opens on, when it exists (TURNLENS_DATASET)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -53,4 +54,5 @@ class Settings:
             numba_cache=Path(os.environ.get("NUMBA_CACHE_DIR")
                              or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "turnlens"
                              / "numba"),
+            default_dataset=os.environ.get("TURNLENS_DATASET", "").strip() or "sample",
         )

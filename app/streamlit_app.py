@@ -91,8 +91,10 @@ with st.sidebar:
     if names:
         wanted = st.query_params.get("dataset")
         if state.DATASET not in st.session_state or st.session_state[state.DATASET] not in names:
-            # A dataset named in the URL wins, if it exists; otherwise the first one.
-            st.session_state[state.DATASET] = wanted if wanted in names else names[0]
+            # A dataset named in the URL wins, if it exists; then the default one (the bundled sample that
+            # `make run` loads, or TURNLENS_DATASET); otherwise the first.
+            fallback = settings.default_dataset if settings.default_dataset in names else names[0]
+            st.session_state[state.DATASET] = wanted if wanted in names else fallback
         st.selectbox("Dataset", names, key=state.DATASET)
         st.query_params["dataset"] = st.session_state[state.DATASET]
     else:

@@ -30,6 +30,10 @@ from pathlib import Path
 from app.jobs.registry import load_built_in
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "turns.jsonl.gz"
+# Two simulated reviewers, 10% errors each, both deciding the same quarter of the sample's candidates (the
+# logged NLU's and the models'), so Agreement has pairs and the Review queue still has work.
+SIMULATED_REVIEWS = ("--dataset", "sample", "--reviewers", "2", "--error-rate", "0.1", "--share", "0.25",
+                     "--overlap-share", "1.0", "--seed", "7")
 
 
 def steps(db: Path, *, rewrites_turns: int, disparity_turns: int, data_dir: Path) -> list[tuple[str, list[str]]]:
@@ -44,7 +48,7 @@ def steps(db: Path, *, rewrites_turns: int, disparity_turns: int, data_dir: Path
             out.append((f"{family.name}: {action}", ["job", family.name, action, "--dataset", "sample", *d]))
     out += [
         ("rewrites mined from the sample", ["mine", "rewrites", "--dataset", "sample", "--quiet", *d]),
-        ("simulated reviewers", ["simulate-reviews", "--dataset", "sample", *d]),
+        ("simulated reviewers", ["simulate-reviews", *SIMULATED_REVIEWS, *d]),
     ]
     if rewrites_turns:
         log = data_dir / "rewrites-demo.parquet"

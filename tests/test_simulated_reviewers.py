@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import shlex
 
 import duckdb
 import pyarrow as pa
@@ -340,13 +339,10 @@ def test_cli_errors_are_clear(tmp_path):
 # --- the pages, on the database `make run` builds for the sample ----------------------------------------------
 
 def makefile_simulation_args() -> list[str]:
-    """The arguments `make run` passes to `turnlens simulate-reviews` for the sample (the Makefile's own line)."""
-    text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
-    lines = [line for line in text.splitlines() if "turnlens simulate-reviews" in line and "--dataset sample" in line]
-    assert len(lines) == 1, "the Makefile's $(DB) recipe should simulate reviews for the sample once"
-    args = shlex.split(lines[0].split("turnlens simulate-reviews", 1)[1])
-    i = args.index("--db")
-    return args[:i] + args[i + 2:]
+    """The arguments `make run` (app/workbench.py) passes to `turnlens simulate-reviews` for the sample."""
+    from app.workbench import SIMULATED_REVIEWS
+
+    return list(SIMULATED_REVIEWS)
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,10 @@ import streamlit as st
 from analysis import label_metrics as lmx
 from analysis.calibration import audit_sample_size
 from analysis.label_model import BINARY_TASKS, TASKS
-from app import failure_jobs, resources, review_session, store
+from app import resources, review_session, store, store_evaluations
 from app.page import start
 from components import charts
+from components.evaluation_view import show_evaluation
 
 TARGET = 0.95  # the default threshold is the lowest one whose labels reach this precision
 GOLD = {"intent": "gold_intent", "slots": "gold_slots", "goal_start": "gold_goal_start",
@@ -117,12 +118,6 @@ if task == "intent":
         st.page_link("app_pages/dialogues.py", label="Open this dialogue turn by turn",
                      query_params={"dialogue": odd["dialogue_id"].iloc[pick]})
 
-evaluation = failure_jobs.load_evaluation(runs.set_index("run_id").loc[run_id, "parameters"])
-metrics = (evaluation or {}).get("metrics", {}).get(task)
-with st.expander("This model's evaluation split"):
-    if metrics is None:
-        st.caption(f"The checkpoint of this run carries no evaluation of {task} (make one with "
-                   "`python scripts/evaluate_labels.py --save-model DIR`).")
-    else:
-        st.text(f"Report: {evaluation.get('report', '')}")
-        st.dataframe(lmx.flatten_metrics(metrics), hide_index=True, width="stretch", key="lbl_evaluation")
+st.subheader("This model's evaluation")
+show_evaluation(store_evaluations.get_latest_evaluation(conn, run_id), key="lbl_evaluation",
+                headline=tuple(f"{task}.{m}" for m in ("accuracy", "f1")))

@@ -9,9 +9,10 @@ import numpy as np
 import streamlit as st
 
 from analysis import skill_routing as sr
-from app import resources, review_session, store
+from app import resources, review_session, store, store_evaluations
 from app.page import start
 from components import charts
+from components.evaluation_view import show_evaluation
 from components.markdown import escape_markdown
 
 REPORT = Path(__file__).resolve().parents[2] / "docs" / "results" / "skill-routing.json"
@@ -51,6 +52,10 @@ for col, (name, help_text) in zip(cols, (("proposed", "Pseudo-label candidates o
 st.page_link("app_pages/review.py", label=f"Review this run's skill candidates ({counts['undecided']:,} undecided)",
              query_params=review_session.spec_to_params(store.QueueSpec(dataset=dataset, task="skill",
                                                                         run_id=run_id)))
+
+st.subheader("This router's evaluation")
+show_evaluation(store_evaluations.get_latest_evaluation(conn, run_id), key="skl_evaluation",
+                headline=("routing.top1_accuracy", "baseline.logged_routing.top1_accuracy", "routing.recall_at_k"))
 
 # The checkpoint's training dynamics: example index = position of the turn among the dataset's examples.
 checkpoint = params.get("checkpoint")
