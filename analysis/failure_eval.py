@@ -6,14 +6,29 @@ predictions; a precision, recall or F1 with a zero denominator is 0. Bootstrap i
 intervals over ``n_boot`` replicates that resample whole groups (``groups``: e.g. dialogue ids, because the
 turns of a dialogue are not independent: a failed turn is followed by a rephrase) with replacement; without
 groups every row is its own group, i.e. turns are resampled.
+
+``evaluate_heldout`` is the quick evaluation of a trained model on a dataset's held-out dialogues
+(analysis/holdout.py), returned as an ``analysis.evaluation.Evaluation``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from analysis.evaluation import (
+    HELDOUT,
+    Evaluation,
+    Metric,
+    heldout_header,
+    metric_table,
+    production_view,
+    require_turns,
+    turns_fingerprint,
+)
+from analysis.failure_points import LABEL_INDEX, LABELS, build_examples
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], *, n_labels: int) -> np.ndarray:
@@ -80,6 +95,7 @@ class Report:
     n_groups: int
     n_boot: int
     resampled: str  # "dialogues" (groups given) or "turns"
+    accuracy_ci: tuple[float, float] = (float("nan"), float("nan"))
 
 
 def evaluate(y_true: Sequence[int], y_pred: Sequence[int], *, label_names: Sequence[str],
@@ -119,12 +135,14 @@ def evaluate(y_true: Sequence[int], y_pred: Sequence[int], *, label_names: Seque
         boot = (counts @ per_group).reshape(n_boot, k, k)
         bp, br, bf, _ = prf_from_confusion(boot)
         bmacro = bf[:, labels].mean(axis=1)
+        # a replicate of whole dialogues has its own number of turns (every group has at least one)
+        bacc = np.trace(boot, axis1=1, axis2=2) / boot.sum(axis=(1, 2))
 
         def ci(a: np.ndarray) -> tuple[float, float]:
             return (float(np.quantile(a, lo_q)), float(np.quantile(a, hi_q)))
     else:
         bp = br = bf = np.zeros((0, k))
-        bmacro = np.zeros(0)
+        bmacro = bacc = np.zeros(0)
 
         def ci(a: np.ndarray) -> tuple[float, float]:
             return nan2
@@ -133,4 +151,50 @@ def evaluate(y_true: Sequence[int], y_pred: Sequence[int], *, label_names: Seque
                                recall_ci=ci(br[:, c]), f1_ci=ci(bf[:, c])) for c in labels)
     return Report(classes=classes, macro_f1=float(f1[labels].mean()), macro_f1_ci=ci(bmacro),
                   accuracy=float(np.trace(conf) / max(len(t), 1)), confusion=conf, n=len(t),
-                  n_groups=n_groups, n_boot=n_boot, resampled=resampled)
+                  n_groups=n_groups, n_boot=n_boot, resampled=resampled, accuracy_ci=ci(bacc))
+
+
+# ---------------------------------------------------------------- the quick evaluation of a trained model
+
+def evaluate_heldout(turns: Sequence[dict], model, embed, *, n_boot: int = 1000, seed: int = 0,
+                     confidence: float = 0.95, kind: str = HELDOUT) -> Evaluation:
+    """The failure-point model (a loaded ``FailurePointClassifier``) measured on held-out turns.
+
+    turns: v1 turn dicts with their gold fields (``store.list_turn_records``), e.g. the held-out dialogues of
+    ``analysis.holdout.split_turns``. The model reads ``production_view`` of them only; gold_failure_point is
+    the target, and turns without one (or with one outside LABELS) are not scored. embed: the texts' vector
+    function (``list[str] -> (n, d)``). Returns accuracy and macro-F1 (over the failure points present in
+    these turns' gold labels, sklearn's zero_division=0 per class) with dialogue-bootstrap intervals, per-class
+    F1, and the same two figures for the majority-class baseline: always predicting the most frequent gold
+    label of these turns, the best any constant prediction can do on them (so it flatters the baseline).
+    Higher is better. ValueError when there are no turns or none has a gold failure point."""
+    turns = require_turns(turns, "the failure-point model")
+    gold = {(str(t["dialogue_id"]), int(t["turn_index"])): t.get("gold_failure_point") for t in turns}
+    examples = [ex for ex in build_examples(production_view(turns)) if gold[ex.key] in LABEL_INDEX]
+    if not examples:
+        raise ValueError(f"none of the {len(turns):,} held-out turns has a gold_failure_point to evaluate against")
+    y = np.array([LABEL_INDEX[gold[ex.key]] for ex in examples], dtype=np.int64)
+    pred = model.predict_proba(examples, embed=embed).argmax(axis=1)
+    groups = [ex.dialogue_id for ex in examples]
+    present = sorted(set(y.tolist()))
+    majority = int(np.bincount(y).argmax())
+    # the same seed draws the same replicates for the model and the baseline (paired resamples)
+    report, base = (evaluate(y, p, label_names=LABELS, labels=present, groups=groups, n_boot=n_boot,
+                             confidence=confidence, seed=seed) for p in (pred, np.full_like(y, majority)))
+    metrics = {"accuracy": Metric(report.accuracy, *report.accuracy_ci),
+               "macro_f1": Metric(report.macro_f1, *report.macro_f1_ci),
+               "baseline.majority.accuracy": Metric(base.accuracy, *base.accuracy_ci),
+               "baseline.majority.macro_f1": Metric(base.macro_f1, *base.macro_f1_ci)}
+    metrics.update({f"f1.{c.label}": Metric(c.f1, *c.f1_ci) for c in report.classes})
+    lines = heldout_header("Failure points: quick evaluation", n_items=len(y), n_dialogues=report.n_groups,
+                           item="turns with a gold failure point", n_boot=n_boot, confidence=confidence, kind=kind)
+    lines += [f"Macro-F1 is over the {len(present)} failure points present in these turns' gold labels. The "
+              f"baseline always predicts {LABELS[majority]}, the most frequent of them (the best any constant "
+              "prediction can do on these turns).", "", *metric_table(metrics, confidence=confidence), "",
+              "| failure point | support | precision | recall | F1 |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {c.label} | {c.support:,} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} |"
+              for c in report.classes]
+    config = {"model": asdict(model.config), "trained_on": model.fingerprint, "n_boot": n_boot, "seed": seed,
+              "confidence": confidence, "labels": [LABELS[i] for i in present], "baseline": LABELS[majority]}
+    return Evaluation(family="failure-points", kind=kind, metrics=metrics, markdown="\n".join(lines) + "\n",
+                      data_fingerprint=turns_fingerprint(turns), config=config, n_items=len(y))

@@ -5,6 +5,8 @@ goal boundaries and goal success, predicted from dialogue context.
   the curve gives, for every threshold, how many labels are accepted and what fraction of them is correct.
 - Slots are compared as sets of (type, normalised value) spans per turn; BIO helpers convert between slot
   lists and a token tagger's tags.
+- ``evaluate_heldout`` is the quick evaluation of a trained label model on a dataset's held-out dialogues
+  (analysis/holdout.py), returned as an ``analysis.evaluation.Evaluation``.
 - Reports give point estimates with cluster-bootstrap percentile intervals that resample whole groups
   (dialogues) with replacement, as ``analysis.failure_eval`` does: per-group sufficient statistics (counts)
   times multinomial resample counts, so a replicate's totals are one matrix product. Without groups every
@@ -23,9 +25,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
+
+from analysis.evaluation import (
+    HELDOUT,
+    Evaluation,
+    Metric,
+    heldout_header,
+    metric_table,
+    production_view,
+    require_turns,
+    turns_fingerprint,
+)
 
 Slot = Mapping[str, object]
 Interval = tuple[float, float]
@@ -422,3 +436,122 @@ def flatten_metrics(metrics: Mapping[str, object], prefix: str = "") -> pd.DataF
             rows.append({"metric": name, "value": item, "ci_low": None, "ci_high": None})
     return pd.DataFrame(rows, columns=["metric", "value", "ci_low", "ci_high"]).astype(
         {"value": "float64", "ci_low": "float64", "ci_high": "float64"})
+
+
+def cluster_bootstrap_rows(stats: np.ndarray, groups: Sequence[object] | None,
+                           metrics: Callable[[np.ndarray], dict[str, np.ndarray]], *, n_boot: int = 1000,
+                           seed: int = 0, confidence: float = 0.95) -> dict:
+    """``cluster_bootstrap`` with any per-row statistics: ``stats`` is (n_rows, n_stats), summed per group
+    (e.g. a recall share, or a row's tp, fp and fn counts); metrics maps (..., n_stats) sums to arrays."""
+    s = np.asarray(stats, dtype=np.float64)
+    if s.ndim != 2:
+        raise ValueError(f"stats must be (n_rows, n_stats), got shape {s.shape}")
+
+    def per_group(idx: np.ndarray, n_groups: int) -> np.ndarray:
+        out = np.zeros((n_groups, s.shape[1]))
+        np.add.at(out, idx, s)
+        return out
+
+    return _report(len(s), groups, per_group, metrics, n_boot, seed, confidence)
+
+
+# --- the quick evaluation of a trained label model --------------------------------------------------------
+
+def label_task_reports(records: Sequence[Mapping], pred: Mapping[tuple[str, int], Mapping], *,
+                       n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict[str, dict]:
+    """Per label task, the report of ``pred`` against the records' gold fields (with intervals, dialogues
+    resampled), over the turns whose gold label for the task is known.
+
+    records: v1 turn dicts with gold fields (whole dialogues). pred: per (dialogue_id, turn_index) a dict with
+    any of intent (str), slots (list of {"type", "value"}), goal_start, goal_success, defect (bool); a task
+    absent from the first prediction is not reported. Reports: intent ``intent_report``; slots
+    ``slot_report``; goal_start ``boundary_report`` (turns after the first of their dialogue); goal_success
+    ``binary_report`` with one row per gold goal, at its last turn (the success of a goal shows once it is
+    over; a goal ends before a turn whose gold_goal_start is true, or with its dialogue); defect
+    ``binary_report`` (gold: gold_failure_point is not NO_FAILURE). Each report also has ``n`` (its rows)."""
+    from analysis.label_model import gold_targets  # label_model imports this module: import here, not above
+
+    recs = sorted(records, key=lambda r: (str(r["dialogue_id"]), int(r["turn_index"])))
+    keys = [(str(r["dialogue_id"]), int(r["turn_index"])) for r in recs]
+    gold = gold_targets(recs)
+    first = [i == 0 or keys[i - 1][0] != k[0] for i, k in enumerate(keys)]
+    common = dict(n_boot=n_boot, seed=seed, confidence=confidence)
+    p0 = pred[keys[0]] if keys else {}
+    out: dict[str, dict] = {}
+
+    def rows(task: str, among: Sequence[int] = range(len(keys))) -> list[int]:
+        return [i for i in among if getattr(gold, task)[keys[i]] is not None]
+
+    if p0.get("intent") is not None and (r := rows("intent")):
+        out["intent"] = intent_report([gold.intent[keys[i]] for i in r], [pred[keys[i]]["intent"] for i in r],
+                                      [keys[i][0] for i in r], **common)
+    if p0.get("slots") is not None and (r := rows("slots")):
+        out["slots"] = slot_report([gold.slots[keys[i]] for i in r], [pred[keys[i]]["slots"] for i in r],
+                                   [keys[i][0] for i in r], **common)
+    if p0.get("goal_start") is not None and (r := rows("goal_start")) and not all(first[i] for i in r):
+        out["goal_start"] = boundary_report([bool(gold.goal_start[keys[i]]) for i in r],
+                                            [bool(pred[keys[i]]["goal_start"]) for i in r], [first[i] for i in r],
+                                            [keys[i][0] for i in r], **common)
+    ends = [i for i in range(len(keys)) if i + 1 == len(keys) or first[i + 1] or gold.goal_start[keys[i + 1]]]
+    if p0.get("goal_success") is not None and (r := rows("goal_success", ends)):
+        out["goal_success"] = binary_report([bool(gold.goal_success[keys[i]]) for i in r],
+                                            [bool(pred[keys[i]]["goal_success"]) for i in r],
+                                            [keys[i][0] for i in r], **common)
+    if p0.get("defect") is not None and (r := rows("defect")):
+        out["defect"] = binary_report([bool(gold.defect[keys[i]]) for i in r],
+                                      [bool(pred[keys[i]]["defect"]) for i in r], [keys[i][0] for i in r], **common)
+    return out
+
+
+# the figures each task contributes to the quick evaluation, in order
+_TASK_METRICS = {"intent": ("accuracy", "macro_f1"), "slots": ("precision", "recall", "f1"),
+                 "goal_start": ("precision", "recall", "f1"), "goal_success": ("accuracy", "f1"),
+                 "defect": ("accuracy", "precision", "recall", "f1")}
+
+
+def evaluate_heldout(turns: Sequence[dict], model, embed: Callable[[list[str]], np.ndarray], *,
+                     n_boot: int = 1000, seed: int = 0, confidence: float = 0.95, kind: str = HELDOUT) -> Evaluation:
+    """The label model (a loaded ``LabelModel``) measured on held-out turns, as an ``Evaluation``.
+
+    turns: v1 turn dicts with their gold fields (``store.list_turn_records``), whole dialogues, e.g. the
+    held-out dialogues of ``analysis.holdout.split_turns``. The model reads ``production_view`` of them only;
+    the gold fields are targets. A binary task is predicted True at probability >= 0.5 (as the candidates the
+    label job stores). Metrics (``label_task_reports``), named ``<task>.<metric>``: intent accuracy and
+    macro-F1, slot span precision / recall / F1, goal-start precision / recall / F1, goal-success accuracy
+    and F1, defect accuracy, precision, recall and F1; and the logged NLU output as the baseline for intent
+    and slots (``baseline.logged_nlu.*``: production fields, what the assistant already said). Higher is
+    better. A task without gold labels in these turns is left out (the report says so). ValueError when
+    there are no turns or no task has a gold label."""
+    from analysis.label_model import BINARY_TASKS, build_dialogues  # see label_task_reports
+
+    turns = require_turns(turns, "the label model")
+    p = model.predict(build_dialogues(production_view(turns)), embed=embed)
+    intents = p.intent()
+    pred = {k: {"intent": intents[i], "slots": p.slots[i], **{t: bool(p.binary[t][i] >= 0.5) for t in BINARY_TASKS}}
+            for i, k in enumerate(p.keys)}
+    logged = {(str(t["dialogue_id"]), int(t["turn_index"])): {
+        "intent": str(t.get("nlu_intent")), "slots": [dict(s) for s in (t.get("nlu_slots") or [])]} for t in turns}
+    common = dict(n_boot=n_boot, seed=seed, confidence=confidence)
+    reports = label_task_reports(turns, pred, **common)
+    if not reports:
+        raise ValueError(f"none of the {len(turns):,} held-out turns has a gold label (gold_intent, gold_slots, "
+                         "gold_goal_start, gold_goal_success or gold_failure_point) to evaluate against")
+    base = label_task_reports(turns, logged, **common)
+    metrics = {f"{task}.{m}": Metric.of(reports[task], m)
+               for task, names in _TASK_METRICS.items() if task in reports for m in names}
+    metrics.update({f"baseline.logged_nlu.{task}.{m}": Metric.of(base[task], m)
+                    for task, m in (("intent", "accuracy"), ("intent", "macro_f1"), ("slots", "f1")) if task in base})
+    missing = [t for t in _TASK_METRICS if t not in reports]
+    n_dialogues = len({str(t["dialogue_id"]) for t in turns})
+    lines = heldout_header("Label generation: quick evaluation", n_items=len(turns), n_dialogues=n_dialogues,
+                           item="turns", n_boot=n_boot, confidence=confidence, kind=kind)
+    lines += ["Each task is measured over the turns with its gold label: "
+              + ", ".join(f"{t} {reports[t]['n']:,}" for t in reports) + " (goal start: turns after the first of "
+              "their dialogue; goal success: one per gold goal, at its last turn). The baseline is the logged NLU "
+              "output (its intent and slots, as the assistant recognised them)."
+              + (f" Not measured, no gold labels here: {', '.join(missing)}." if missing else ""), "",
+              *metric_table(metrics, confidence=confidence)]
+    config = {"model": asdict(model.config), "trained_on": model.fingerprint, "n_boot": n_boot, "seed": seed,
+              "confidence": confidence, "rows": {t: reports[t]["n"] for t in reports}}
+    return Evaluation(family="labels", kind=kind, metrics=metrics, markdown="\n".join(lines) + "\n",
+                      data_fingerprint=turns_fingerprint(turns), config=config, n_items=len(turns))

@@ -6,9 +6,10 @@ import streamlit as st
 from analysis.failure_points import TEXT_SLOTS, build_examples
 from analysis.failure_report import COMPONENTS, cascade, shares_by_group, what_if_perfect
 from analysis.log_format import FAILURE_POINTS
-from app import failure_jobs, store
+from app import store, store_evaluations
 from app.page import start
 from components import charts
+from components.evaluation_view import show_evaluation
 
 ALL, ANY = "(all)", "(any)"
 
@@ -84,19 +85,9 @@ if not gold.empty:
         and cells[0][1] in matrix.columns else None
     follow_click("cell", cell, cell and {"fp_label": cell[1], "fp_group": ALL, "fp_gold": cell[0]})
 
-evaluation = failure_jobs.load_evaluation(runs.set_index("run_id").loc[run_id, "parameters"])
 st.subheader("This model's evaluation")
-if evaluation is None:
-    st.caption("The checkpoint of this run carries no evaluation (make one with "
-               "`python scripts/evaluate_failure_points.py --save-model DIR`).")
-else:
-    lo, hi = evaluation["macro_f1_ci"]
-    st.metric("Macro-F1, real classes, evaluation split", f"{evaluation['macro_f1']:.3f}",
-              help=f"95% bootstrap interval {lo:.3f} – {hi:.3f}; {evaluation['n']:,} turns. See "
-                   "docs/results/failure-points.md.")
-    st.dataframe(pd.DataFrame(evaluation["classes"]), hide_index=True, width="stretch")
-    names = evaluation["confusion_labels"]
-    st.dataframe(pd.DataFrame(evaluation["confusion"], index=names, columns=names), width="stretch")
+show_evaluation(store_evaluations.get_latest_evaluation(conn, run_id), key="fp_evaluation",
+                headline=("macro_f1", "accuracy", "baseline.majority.macro_f1"))
 
 st.subheader("The turns behind a bar or cell")
 d1, d2, d3 = st.columns(3)

@@ -1,0 +1,68 @@
+"""The SQL of stored evaluations (table ``evaluations``, migration m005): one row per evaluation of a model run.
+
+The conventions of app/store.py: functions take the connection first, every value is a parameter, writes run
+inside ``store.transaction``, and the table is append-only (a new evaluation of a run is a new row; the
+latest one is what the pages show). Columns: ``metrics`` holds ``{"n_items": int, "metrics": {name:
+{"value", "low", "high"}}}`` (undefined numbers as null), ``config`` the evaluation's configuration, both as
+strict JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pandas as pd
+
+from analysis.evaluation import Evaluation, Metric
+from app.store import transaction
+
+
+def insert_evaluation(conn: duckdb.DuckDBPyConnection, run_id: int, dataset: str, evaluation: Evaluation) -> int:
+    """Store an evaluation of model run ``run_id`` measured on ``dataset``; returns its evaluation_id.
+    ValueError when the run does not exist."""
+    metrics = json.dumps({"n_items": int(evaluation.n_items), "metrics": evaluation.metrics_dict()}, allow_nan=False)
+    config = json.dumps(evaluation.config, allow_nan=False, default=str)
+    cur = conn.cursor()
+    try:
+        with transaction(cur):
+            if cur.execute("SELECT 1 FROM model_runs WHERE run_id = ?", [run_id]).fetchone() is None:
+                raise ValueError(f"there is no model run #{run_id} to attach the evaluation to")
+            (evaluation_id,) = cur.execute("""
+                INSERT INTO evaluations (run_id, family, dataset, kind, metrics, config, data_fingerprint, markdown)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING evaluation_id
+            """, [run_id, evaluation.family, dataset, evaluation.kind, metrics, config, evaluation.data_fingerprint,
+                  evaluation.markdown]).fetchone()
+    finally:
+        cur.close()
+    return int(evaluation_id)
+
+
+def list_evaluations(conn: duckdb.DuckDBPyConnection, *, dataset: str | None = None,
+                     family: str | None = None) -> pd.DataFrame:
+    """Stored evaluations, newest first, optionally of one dataset and / or family: evaluation_id, run_id,
+    run_name, run_version (from model_runs), family, dataset, kind, metrics, config (JSON texts),
+    data_fingerprint, markdown, created_at."""
+    # NULL filters match everything: one statement, every value a parameter
+    return conn.cursor().execute("""
+        SELECT e.evaluation_id, e.run_id, r.name AS run_name, r.version AS run_version, e.family, e.dataset,
+               e.kind, e.metrics, e.config, e.data_fingerprint, e.markdown, e.created_at
+        FROM evaluations e JOIN model_runs r USING (run_id)
+        WHERE (?::VARCHAR IS NULL OR e.dataset = ?) AND (?::VARCHAR IS NULL OR e.family = ?)
+        ORDER BY e.created_at DESC, e.evaluation_id DESC
+    """, [dataset, dataset, family, family]).df()
+
+
+def get_latest_evaluation(conn: duckdb.DuckDBPyConnection, run_id: int) -> Evaluation | None:
+    """The newest stored evaluation of a model run, or None when it has none."""
+    row = conn.cursor().execute("""
+        SELECT family, kind, metrics, config, data_fingerprint, markdown FROM evaluations WHERE run_id = ?
+        ORDER BY created_at DESC, evaluation_id DESC LIMIT 1
+    """, [run_id]).fetchone()
+    if row is None:
+        return None
+    family, kind, metrics, config, fingerprint, markdown = row
+    stored = json.loads(metrics)
+    return Evaluation(family=family, kind=kind, metrics={k: Metric.from_dict(v) for k, v in stored["metrics"].items()},
+                      markdown=markdown, data_fingerprint=fingerprint, config=json.loads(config),
+                      n_items=int(stored.get("n_items") or 0))
