@@ -86,16 +86,6 @@ def weights_version(fingerprint: str | None, model_dir: Path) -> str:
     return f"{fingerprint}-{digest}"
 
 
-def load_evaluation(parameters: str) -> dict | None:
-    """The evaluation a run's checkpoint carries (evaluation.json, written by
-    scripts/evaluate_failure_points.py --save-model), from the run's stored parameters; None if absent."""
-    try:
-        folder = Path(json.loads(parameters)["checkpoint"])
-        return json.loads((folder / "evaluation.json").read_text())
-    except (KeyError, TypeError, ValueError, OSError):
-        return None
-
-
 def score_inputs(conn: duckdb.DuckDBPyConnection, dataset: str) -> list[dict]:
     """What scoring reads from the store: the dataset's turns, production fields only."""
     turns = store.list_turn_records(conn, dataset, production_only=True)

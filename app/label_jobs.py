@@ -18,7 +18,7 @@ import pyarrow as pa
 from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
 from analysis.label_model import BINARY_TASKS, TASKS, LabelConfig, LabelModel, build_dialogues, gold_targets
 from app import store
-from app.failure_jobs import embedder, load_evaluation, weights_version  # noqa: F401  (one reader for both models' checkpoints)
+from app.failure_jobs import embedder, weights_version
 
 MODEL_NAME = "label-model"
 TOP_INTENTS = 5  # an intent candidate keeps its top five intents and the rest as one "(other)" share

@@ -131,29 +131,6 @@ def test_failure_page_without_a_model_run(tmp_path, monkeypatch):
     assert "No failure-point model has scored this dataset yet" in at.info[0].value
 
 
-def test_failure_page_shows_the_checkpoints_evaluation(fp_db, tmp_path):
-    checkpoint = tmp_path / "ckpt"
-    checkpoint.mkdir()
-    (checkpoint / "evaluation.json").write_text(json.dumps({
-        "macro_f1": 0.7, "macro_f1_ci": [0.65, 0.75], "accuracy": 0.8, "n": 100,
-        "classes": [{"label": "ASR", "support": 10, "precision": 0.5, "recall": 0.6, "f1": 0.55,
-                     "f1_ci": [0.4, 0.7]}],
-        "confusion_labels": ["NO_FAILURE", "ASR"], "confusion": [[5, 1], [2, 3]]}))
-    conn = store.connect(fp_db)  # a second run, from that checkpoint: the page opens on the newest run
-    rows = conn.sql("SELECT * EXCLUDE (candidate_id, run_id, dataset, domain, created_at) FROM candidates")
-    table = rows.to_arrow_table().append_column("model_name", pa.array(["fp2"] * 8)) \
-        .append_column("model_version", pa.array(["2"] * 8)) \
-        .append_column("model_parameters", pa.array([json.dumps({"checkpoint": str(checkpoint)})] * 8)) \
-        .append_column("run_at", pa.array([None] * 8, type=pa.timestamp("us", tz="UTC"))) \
-        .append_column("distribution", pa.nulls(8, pa.string()))
-    store.insert_candidates(conn, table.select(CANDIDATE_SCHEMA.names).cast(CANDIDATE_SCHEMA))
-    conn.close()
-    at = open_failures()
-    assert next(m for m in at.metric if m.label == "Macro-F1, real classes, evaluation split").value == "0.700"
-    confusion = next(d.value for d in at.dataframe if list(d.value.columns) == ["NO_FAILURE", "ASR"])
-    assert confusion.loc["ASR", "NO_FAILURE"] == 2
-
-
 def test_drill_down_shows_what_the_model_read(fp_db):
     at = open_failures()
     evidence = next(d.value for d in at.dataframe if list(d.value.columns) == ["input", "value"])

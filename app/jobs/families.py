@@ -7,6 +7,7 @@ the quick evaluation that follows measures the model on dialogues it never saw.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,9 +36,45 @@ def _heldout_part(turns: list[dict]) -> list[dict]:
     return held
 
 
-def _stage(progress, stage: str):
-    """A family's (done, total) callback as the registry's progress(stage, done, total)."""
-    return lambda done, total: progress(stage, done, total)
+_MARKER = "heldout.json"  # in a checkpoint trained without the held-out dialogues
+
+
+def _mark_held_out(out: Path, hold_out: bool) -> None:
+    """Say in the checkpoint that it never saw the held-out dialogues: only then may the quick evaluation run."""
+    if hold_out:
+        from analysis.holdout import HELDOUT_SHARE
+
+        (out / _MARKER).write_text(json.dumps({"held_out_share": HELDOUT_SHARE}))
+
+
+def _require_held_out(checkpoint: Path) -> None:
+    if not (checkpoint / _MARKER).exists():
+        raise ValueError("this checkpoint was trained on every dialogue (hold out was off): a held-out evaluation "
+                         "would measure it on its own training data. Train it again with hold out on.")
+
+
+def _read_heldout(conn, dataset: str, options: dict) -> list[dict]:
+    """Evaluation reads the held-out dialogues with their gold fields (gold only as the target)."""
+    from app import store
+
+    return _heldout_part(store.list_turn_records(conn, dataset))
+
+
+def _evaluate_with(evaluator: str, loader: str):
+    """evaluate(turns, options, checkpoint, progress) for a family: load the checkpoint with loader
+    ('module:Class'), measure it with evaluator ('module:function')."""
+    def evaluate(turns: list[dict], options: dict, checkpoint: Path, progress):
+        import importlib
+
+        from app.failure_jobs import embedder
+
+        _require_held_out(checkpoint)
+        module, name = loader.split(":")
+        model = getattr(importlib.import_module(module), name).from_pretrained(checkpoint)
+        progress("evaluating", 0, None)
+        module, name = evaluator.split(":")
+        return getattr(importlib.import_module(module), name)(turns, model, embedder())
+    return evaluate
 
 
 def _stages(progress):
@@ -65,7 +102,9 @@ def _fp_train(inputs: dict, options: dict, out: Path, progress) -> dict:
     config = FailurePointConfig(epochs=options["epochs"])
     if options["with_text"]:
         config = replace(config, use_text=True, text_dropout=0.3)  # 0.3: the best text dropout on validation
-    return failure_jobs.fit(inputs, out, config=config, progress=_stages(progress))
+    summary = failure_jobs.fit(inputs, out, config=config, progress=_stages(progress))
+    _mark_held_out(out, options["hold_out"])
+    return summary
 
 
 def _fp_read_score(conn, dataset: str, options: dict) -> list[dict]:
@@ -89,8 +128,9 @@ register(Family(
                                               "validation the text-reading models scored lower"),
              _REVIEWED, _HOLD_OUT),
     read_train=_fp_read_train, train=_fp_train, read_score=_fp_read_score, score=_fp_score,
-    describe=lambda action, result: (f"trained on {result['turns']:,} turns" if action == "train" else
-                                     f"{result:,} failure_point candidates"),
+    read_evaluate=_read_heldout,
+    evaluate=_evaluate_with("analysis.failure_eval:evaluate_heldout", "analysis.failure_points:FailurePointClassifier"),
+    describe=lambda action, result: _describe(action, result, "failure_point"),
 ))
 
 
@@ -109,7 +149,9 @@ def _lb_train(inputs: dict, options: dict, out: Path, progress) -> dict:
     from app import label_jobs
 
     config = LabelConfig(epochs=options["epochs"], pretrain_epochs=options["pretrain_epochs"])
-    return label_jobs.fit(inputs, out, config=config, progress=_stages(progress))
+    summary = label_jobs.fit(inputs, out, config=config, progress=_stages(progress))
+    _mark_held_out(out, options["hold_out"])
+    return summary
 
 
 def _lb_read_score(conn, dataset: str, options: dict) -> list[dict]:
@@ -132,8 +174,9 @@ register(Family(
              Option("pretrain_epochs", int, 3, "swapped-response pretraining epochs (0: none)", low=0, high=100),
              _REVIEWED, _HOLD_OUT),
     read_train=_lb_read_train, train=_lb_train, read_score=_lb_read_score, score=_lb_score,
-    describe=lambda action, result: (f"trained on {result['turns']:,} turns" if action == "train" else
-                                     f"{result:,} label candidates"),
+    read_evaluate=_read_heldout,
+    evaluate=_evaluate_with("analysis.label_metrics:evaluate_heldout", "analysis.label_model:LabelModel"),
+    describe=lambda action, result: _describe(action, result, "label"),
 ))
 
 
@@ -141,9 +184,12 @@ register(Family(
 
 
 def _sk_read(conn, dataset: str, options: dict) -> dict:
+    """The router learns from, and proposes pseudo-labels for, the same turns (its training dynamics are the
+    proposals): with hold out, both are the dataset without its held-out dialogues."""
     from app import skill_jobs
 
-    return skill_jobs.inputs(conn, dataset)
+    inputs = skill_jobs.inputs(conn, dataset)
+    return {**inputs, "turns": _train_part(inputs["turns"], options.get("hold_out", True))}
 
 
 def _sk_train(inputs: dict, options: dict, out: Path, progress) -> dict:
@@ -152,7 +198,9 @@ def _sk_train(inputs: dict, options: dict, out: Path, progress) -> dict:
 
     config = RoutingConfig(epochs=options["epochs"], pseudo_labels=options["pseudo_labels"],
                            negative_feedback=options["negative_feedback"], self_distill=options["self_distill"])
-    return skill_jobs.fit(inputs, out, config=config, progress=_stages(progress))
+    summary = skill_jobs.fit(inputs, out, config=config, progress=_stages(progress))
+    _mark_held_out(out, options["hold_out"])
+    return summary
 
 
 def _sk_score(inputs: dict, options: dict, checkpoint: Path, progress):
@@ -169,9 +217,22 @@ register(Family(
     options=(Option("epochs", int, 8, "shortlister and re-ranker epochs", low=1, high=200),
              Option("pseudo_labels", bool, True, "train with the pseudo-labels the dynamics propose"),
              Option("negative_feedback", bool, True, "penalise failed (request, skill) pairs"),
-             Option("self_distill", bool, False, "moving averages of earlier epochs as soft targets")),
-    # Pseudo-labels come from the training dynamics of the very dataset they label: no held-out part here.
+             Option("self_distill", bool, False, "moving averages of earlier epochs as soft targets"),
+             replace(_HOLD_OUT, actions=("train", "score"),
+                     help="keep a fifth of the dialogues out of training (and so out of the pseudo-labels, "
+                          "which come from training), for the quick evaluation; score with the same setting")),
     read_train=_sk_read, train=_sk_train, read_score=_sk_read, score=_sk_score,
-    describe=lambda action, result: (f"trained on {result['examples']:,} routed turns" if action == "train" else
-                                     f"{result:,} skill candidates"),
+    read_evaluate=_read_heldout,
+    evaluate=_evaluate_with("analysis.skill_eval:evaluate_heldout", "analysis.skill_routing:SkillRouter"),
+    describe=lambda action, result: _describe(action, result, "skill"),
 ))
+
+
+def _describe(action: str, result, what: str) -> str:
+    if action == "train":
+        return f"trained on {result.get('turns', result.get('examples', 0)):,} turns"
+    if action == "score":
+        return f"{result:,} {what} candidates"
+    name, metric = next(iter(result.metrics.items()), ("", None))
+    shown = f": {name} {metric.value:.3f} [{metric.low:.3f}, {metric.high:.3f}]" if metric is not None else ""
+    return f"evaluated on {result.n_items:,} held-out items{shown}"
