@@ -10,8 +10,8 @@ import streamlit as st
 from analysis.evaluation import Evaluation, describe_kind
 from components.markdown import escape_markdown
 
-NONE_YET = ("This run has no stored evaluation yet: evaluate it (an *evaluate* job on the Models page, or "
-            "`turnlens evaluate`) to see its metrics here.")
+NONE_YET = ("This run has no stored evaluation yet: evaluate it (an *evaluate* job on this page or the Models "
+            "page, or `turnlens job FAMILY evaluate`) to see its metrics here.")
 
 
 def evaluation_table(evaluation: Evaluation) -> pd.DataFrame:

@@ -87,3 +87,14 @@ def job_list(runner: JobRunner, *, family: str | None = None, key: str) -> None:
                 runner.cancel(view.job_id)
 
     live()
+
+
+def family_jobs(runner: JobRunner, family: Family, dataset: str, reviewer: str, *, read_only: bool,
+                expanded: bool = False) -> None:
+    """A family page's own job section: the same start buttons and live jobs as the Models page, for this
+    family only."""
+    with st.expander(f"Run the {family.title.lower()} model on this dataset", expanded=expanded):
+        if read_only:
+            st.caption("This app runs read-only: jobs are switched off.")
+        start_buttons(runner, family, dataset, reviewer, read_only=read_only, key=f"fam_{family.name}")
+        job_list(runner, family=family.name, key=f"fam_{family.name}")

@@ -65,3 +65,31 @@ def test_read_only_mode_switches_jobs_off(tmp_path, monkeypatch):
     assert all(b.disabled for b in at.button if b.key and b.key.endswith("_go"))
     assert db.exists()
     resources.job_runner.clear()
+
+
+def test_the_failure_analysis_page_trains_and_scores_its_own_family(tmp_path, monkeypatch):
+    from tests.helpers import simulated_db
+
+    db = simulated_db(tmp_path / "fp.duckdb", n_turns=400, seed=3, dataset="demo")
+    monkeypatch.setenv("TURNLENS_DB", str(db))
+    at = open_app_page("app_pages/failures.py")
+    assert "No failure-point model has scored this dataset yet" in at.info[0].value
+    at.number_input(key="fam_failure-points_train_epochs").set_value(1)
+    at.button(key="fam_failure-points_train_go").click().run()
+    runner = resources.job_runner(str(db))
+    train = runner.views()[0]
+    assert (train.family, train.action, train.started_by) == ("failure-points", "train", "ana")
+    assert runner.wait(train.job_id, timeout=300).status == "done", runner.view(train.job_id).message
+    at.button(key="fam_failure-points_score_go").click().run()
+    score = runner.views()[0]
+    assert runner.wait(score.job_id, timeout=300).status == "done", runner.view(score.job_id).message
+    at.run()
+    assert any("no stored evaluation yet" in i.value for i in at.info)
+    at.button(key="fam_failure-points_evaluate_go").click().run()
+    evaluate = runner.views()[0]
+    assert runner.wait(evaluate.job_id, timeout=300).status == "done", runner.view(evaluate.job_id).message
+    at.run()
+    assert not at.info, [i.value for i in at.info]
+    assert next(m for m in at.metric if m.label == "Turns scored").value == "400"
+    runner.stop()
+    resources.job_runner.clear()

@@ -6,9 +6,10 @@ import streamlit as st
 from analysis.failure_points import TEXT_SLOTS, build_examples
 from analysis.failure_report import COMPONENTS, cascade, shares_by_group, what_if_perfect
 from analysis.log_format import FAILURE_POINTS
-from app import store, store_evaluations
+from app import resources, store, store_evaluations
+from app.jobs import registry
 from app.page import start
-from components import charts
+from components import charts, job_panel
 from components.evaluation_view import show_evaluation
 
 ALL, ANY = "(all)", "(any)"
@@ -26,9 +27,11 @@ page = start("Failure analysis")
 conn, dataset = page.conn, page.dataset
 
 runs = store.list_failure_runs(conn, dataset)
+job_panel.family_jobs(resources.job_runner(page.db), registry.get("failure-points"), dataset, page.reviewer,
+                      read_only=page.settings.read_only, expanded=runs.empty)
 if runs.empty:
-    st.info("No failure-point model has scored this dataset yet: run `turnlens train failure-points` and "
-            "`turnlens score failure-points` (see docs/results/failure-points.md).")
+    st.info("No failure-point model has scored this dataset yet: train and score one above (it runs in the "
+            "background), or from the Models page.")
     st.stop()
 labels = {int(r.run_id): f"#{r.run_id} {r.name} {r.version} ({r.turns:,} turns)" for r in runs.itertuples()}
 run_id = st.selectbox("Model run", list(labels), format_func=labels.get, key="fp_run")
