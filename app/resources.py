@@ -18,8 +18,8 @@ import streamlit as st
 from analysis import disparity_report
 from analysis.label_metrics import candidates_correct
 from app import store
-from app.claims import ClaimRegistry
 from app.migrations import MIGRATIONS
+from app.review.claims import ClaimRegistry
 from app.settings import Settings
 from app.umap_jobs import UmapJobs
 

@@ -16,8 +16,9 @@ from streamlit.testing.v1 import AppTest
 
 from analysis import label_metrics as lm
 from analysis.candidates import CANDIDATE_SCHEMA, candidates_from_logged_nlu, canonical_json, target_key
-from app import label_jobs, review_session, store
+from app import label_jobs, store
 from app.ingest import ingest_files
+from app.review import session as review_session
 from components import charts
 from tests.helpers import ROOT, make_turn, write_jsonl
 

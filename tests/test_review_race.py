@@ -13,9 +13,10 @@ import pytest
 from analysis.calibration import audit_sample_size
 from analysis.candidates import CANDIDATE_SCHEMA, candidates_from_logged_nlu
 from analysis.simulate import load_pool, simulate_turns, write_log
-from app import review_session, store
-from app.claims import ClaimRegistry
+from app import store
 from app.ingest import ingest_files
+from app.review import session as review_session
+from app.review.claims import ClaimRegistry
 from tests.helpers import make_turn, write_jsonl
 from tests.test_review_store import candidate_rows
 

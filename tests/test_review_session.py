@@ -7,9 +7,10 @@ import pytest
 
 from analysis.candidates import candidates_from_logged_nlu
 from analysis.simulate import load_pool, simulate_turns, write_log
-from app import review_session, store
-from app.claims import ClaimRegistry
+from app import store
 from app.ingest import ingest_files
+from app.review import session as review_session
+from app.review.claims import ClaimRegistry
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analysis.rewrite_pipeline import PipelineConfig
-from app import review_session, rewrite_jobs, store
+from app import rewrite_jobs, store
+from app.review import session as review_session
 from components import charts
 from tests.helpers import one_turn_app_db, open_app_page, simulated_db
 from tests.test_label_model import random_embed

@@ -13,8 +13,9 @@ from streamlit.testing.v1 import AppTest
 from analysis import skill_routing as sr
 from analysis.simulate import load_pool, simulate_turns, write_log
 from analysis.skill_routing import Dynamics, RoutingConfig, SkillRouter, build_examples
-from app import review_session, skill_jobs, store
+from app import skill_jobs, store
 from app.ingest import ingest_files
+from app.review import session as review_session
 from tests.helpers import ROOT, one_turn_app_db, open_app_page
 from tests.test_label_model import random_embed
 from tests.test_label_page import charts_values

@@ -1,14 +1,39 @@
 """Agreement and conflicts: how far reviewers agree per task, and settling their disagreements."""
 
-import json
-import uuid
-
 import streamlit as st
 
 from analysis.agreement import agreement_by_task
 from app import store
 from app.page import start
+from app.review import decisions
 from components.review_card import show_value
+
+REJECTED = "<rejected>"  # decision_labels' label_key of a rejection
+
+
+def settle(conn, candidate_id: int, reviewer: str, shown_choice: str, decision_id: str) -> None:
+    """Settle button callback: store the label chosen in the menu as an adjudication, before the page draws.
+    decision_id was bound into the button when it was drawn: a double click stores one adjudication."""
+    # The menu as the click sent it (a label picked just before clicking, while the page was still redrawing,
+    # is not in the arguments bound at the last render yet); the label shown then if that menu is gone.
+    choice = st.session_state.get(f"adj_{candidate_id}", shown_choice)
+    # a "correction" to the proposal itself is stored as an accept (decisions.decide)
+    verdict, corrected = ("reject", None) if choice == REJECTED else ("correct", choice)
+    try:
+        result = decisions.decide(conn, decision_id=decision_id, candidate_id=candidate_id, reviewer=reviewer,
+                                  verdict=verdict, corrected_value=corrected, role="adjudicate", tokens=tokens())
+    except decisions.DecisionRefused as exc:
+        st.session_state["adjudicated"] = ("error", str(exc))
+        return
+    st.session_state["adjudicated"] = (("success", f"Settled candidate #{candidate_id}: {result.verdict}.")
+                                       if result.saved else
+                                       ("error", f"Not settled: candidate #{candidate_id} does not exist."))
+
+
+def tokens() -> decisions.Tokens:
+    """This session's decision ids of the Settle button, per candidate."""
+    return st.session_state.setdefault("adj_tokens", decisions.Tokens())
+
 
 page = start("Agreement and conflicts")
 settings, conn, db, dataset, reviewer = page.settings, page.conn, page.db, page.dataset, page.reviewer
@@ -31,8 +56,8 @@ task = st.selectbox("Task", ["(any)"] + tasks, key="conflict_task")
 conflicts = store.list_conflicts(conn, dataset, task=None if task == "(any)" else task)
 st.caption(f"{len(conflicts):,} candidate(s) whose reviewers disagree and that nobody has settled.")
 if "adjudicated" in st.session_state:
-    done = json.loads(st.session_state["adjudicated"])
-    st.success(f"Settled candidate #{done[0]}: {done[1]}.")
+    level, said = st.session_state["adjudicated"]
+    (st.success if level == "success" else st.error)(said)
 if conflicts.empty:
     st.stop()
 
@@ -47,22 +72,14 @@ if target is not None:
 st.text(f"proposed: {show_value(row['proposed_value'])}")
 labels = [(entry["reviewer"], entry["label"]) for entry in row["labels"]]
 st.dataframe({"reviewer": [r for r, _ in labels],
-              "label": ["(rejected)" if v == "<rejected>" else show_value(v) for _, v in labels]},
+              "label": ["(rejected)" if v == REJECTED else show_value(v) for _, v in labels]},
              hide_index=True, width="stretch")
 options = list(dict.fromkeys(v for _, v in labels))
 # A selectbox, not a radio: radio options render Markdown, and labels come from files and reviewers.
 choice = st.selectbox("Adjudicated label", options, key=f"adj_{picked}",
-                      format_func=lambda v: "reject the proposal" if v == "<rejected>" else show_value(v))
+                      format_func=lambda v: "reject the proposal" if v == REJECTED else show_value(v))
 if not reviewer:
     st.warning("Enter your name as Reviewer in the sidebar to adjudicate.")
-elif st.button("Settle", type="primary", disabled=settings.read_only, key="settle"):
-    if choice == "<rejected>":
-        verdict, corrected = "reject", None
-    elif choice == row["proposed_value"]:
-        verdict, corrected = "accept", None
-    else:
-        verdict, corrected = "correct", choice
-    store.insert_decision(conn, decision_id=str(uuid.uuid4()), candidate_id=int(picked), reviewer=reviewer,
-                          verdict=verdict, corrected_value=corrected, role="adjudicate")
-    st.session_state["adjudicated"] = json.dumps([int(picked), verdict])
-    st.rerun()
+else:
+    st.button("Settle", type="primary", disabled=settings.read_only, key="settle", on_click=settle,
+              args=(conn, int(picked), reviewer, choice, tokens().bind(int(picked))))

@@ -3,8 +3,9 @@
 import streamlit as st
 
 from analysis.calibration import audit_sample_size, estimate_precision
-from app import resources, review_session, store
+from app import resources, store
 from app.page import start
+from app.review import session as review_session
 from components import review_card
 
 page = start("Bulk accept")

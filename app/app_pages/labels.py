@@ -7,8 +7,9 @@ import streamlit as st
 from analysis import label_metrics as lmx
 from analysis.calibration import audit_sample_size
 from analysis.label_model import BINARY_TASKS, TASKS
-from app import resources, review_session, store, store_evaluations
+from app import resources, store, store_evaluations
 from app.page import start
+from app.review import session as review_session
 from components import charts
 from components.evaluation_view import show_evaluation
 

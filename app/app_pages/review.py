@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from app import resources, review_session, store
+from app import resources, store
 from app.page import start
+from app.review import session as review_session
 from components import review_card
 from components.dialogue_view import render_dialogue
 from components.keys import bind_key
@@ -77,7 +78,7 @@ if s.last_saved:
 if card is None:
     st.success("This queue is empty: nothing left to review with these filters.")
     st.button("Undo", shortcut="Backspace", on_click=review_session.undo,
-              args=(conn, spec), disabled=not s.history or settings.read_only)
+              args=(conn, spec, review_session.last_decision_id(s)), disabled=not s.history or settings.read_only)
     st.stop()
 
 left, right = st.columns([1, 1], gap="large")
@@ -105,8 +106,9 @@ with left:
         st.button("Reject", shortcut="X", on_click=review_session.decide, args=args + ("reject",), disabled=ro)
         st.button("Skip", shortcut="Space", on_click=review_session.decide, args=args + ("skip",), disabled=ro)
         st.button("Correct (c)", on_click=review_session.start_correcting, disabled=ro)
-        st.button("Undo", shortcut="Backspace", on_click=review_session.undo, args=(conn, spec),
-                  disabled=ro or not s.history)
+        # bound to the decision it takes back: a double press undoes one decision, not two
+        st.button("Undo", shortcut="Backspace", on_click=review_session.undo,
+                  args=(conn, spec, review_session.last_decision_id(s)), disabled=ro or not s.history)
     bind_key("c", "Correct (c)")
 with right:
     turns = store.get_dialogue_turns(conn, card["dialogue_id"], dataset)

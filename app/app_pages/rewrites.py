@@ -5,13 +5,14 @@ evidence sessions, accepting or rejecting them, and the approved rewrite table t
 import json
 import math
 import shlex
-from uuid import uuid4
 
 import pandas as pd
 import streamlit as st
 
-from app import review_session, store
+from app import store
 from app.page import start
+from app.review import decisions
+from app.review import session as review_session
 from components import charts
 from components.dialogue_view import render_dialogue
 from components.exports import csv_safe
@@ -37,12 +38,25 @@ def with_interval(value: float | None, low: float | None = None, high: float | N
     return show(value) if missing(low) or missing(high) else f"{show(value)} [{show(low)}, {show(high)}]"
 
 
-def decide(conn, candidate_id: int, reviewer: str, verdict: str) -> None:
-    """Button callback: store this reviewer's decision (it replaces their earlier one), before the page draws."""
-    store.insert_decision(conn, decision_id=str(uuid4()), candidate_id=candidate_id, reviewer=reviewer,
-                          verdict=verdict)
-    review_session.reset_queue()
-    st.session_state["rw_saved"] = f"Saved: {verdict} #{candidate_id}"
+def decide(conn, candidate_id: int, reviewer: str, verdict: str, decision_id: str) -> None:
+    """Button callback: store this reviewer's decision (it replaces their earlier one), before the page draws.
+    decision_id was bound into the button when it was drawn: a double click stores one decision."""
+    try:
+        result = decisions.decide(conn, decision_id=decision_id, candidate_id=candidate_id, reviewer=reviewer,
+                                  verdict=verdict, tokens=tokens())
+    except decisions.DecisionRefused as exc:
+        st.session_state["rw_saved"] = ("error", str(exc))
+        return
+    if not result.saved:  # not slot-limited here: the only other outcome is a candidate that is gone
+        st.session_state["rw_saved"] = ("error", f"Not saved: candidate #{candidate_id} does not exist.")
+        return
+    review_session.reset_queue()  # the review queue's fetched batch may hold this candidate
+    st.session_state["rw_saved"] = ("success", f"Saved: {verdict} #{candidate_id}")
+
+
+def tokens() -> decisions.Tokens:
+    """This session's decision ids of the Accept and Reject buttons, per (candidate, verdict)."""
+    return st.session_state.setdefault("rw_tokens", decisions.Tokens())
 
 
 page = start("Query rewrites")
@@ -176,13 +190,14 @@ if isinstance(chosen["reviewed_rewrite"], str) and chosen["reviewed_rewrite"] !=
 a, b, c = st.columns([1, 1, 3])
 a.metric("Status", chosen["status"])
 disabled = not reviewer or page.settings.read_only
-b.button("Accept", type="primary", key="rw_accept", disabled=disabled, on_click=decide,
-         args=(conn, candidate_id, reviewer, "accept"))
-b.button("Reject", key="rw_reject", disabled=disabled, on_click=decide, args=(conn, candidate_id, reviewer, "reject"))
+for verdict, label, kind in (("accept", "Accept", "primary"), ("reject", "Reject", "secondary")):
+    b.button(label, type=kind, key=f"rw_{verdict}", disabled=disabled, on_click=decide,
+             args=(conn, candidate_id, reviewer, verdict, tokens().bind((candidate_id, verdict))))
 if not reviewer:
     c.warning("Enter your name as Reviewer in the sidebar to accept or reject.")
 if "rw_saved" in st.session_state:
-    c.success(st.session_state.pop("rw_saved"))
+    level, said = st.session_state.pop("rw_saved")
+    (c.success if level == "success" else c.error)(said)
 c.page_link("app_pages/review.py", label="Review this run's rewrites in the queue",
             query_params=review_session.spec_to_params(store.QueueSpec(dataset=dataset, task="rewrite",
                                                                        run_id=run_id)))

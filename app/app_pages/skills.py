@@ -9,8 +9,9 @@ import numpy as np
 import streamlit as st
 
 from analysis import skill_routing as sr
-from app import resources, review_session, store, store_evaluations
+from app import resources, store, store_evaluations
 from app.page import start
+from app.review import session as review_session
 from components import charts
 from components.evaluation_view import show_evaluation
 from components.markdown import escape_markdown

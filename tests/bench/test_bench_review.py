@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from app import review_session, store
-from app.claims import ClaimRegistry
+from app import store
+from app.review import session as review_session
+from app.review.claims import ClaimRegistry
 from tests.bench.harness import RESULTS, report, timed
 
 DATASET = "bench"

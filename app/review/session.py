@@ -1,8 +1,9 @@
 """The review queue of one browser session: the queue's spec from and to the URL, the card shown, and the
 decision callbacks (accept, reject, skip, correct, undo).
 
-Decision ids are made when a card is first shown and bound into its buttons, so a double click, a
-double key press or a resubmitted request stores one decision: the database refuses the second.
+Decisions are stored by the one decision writer (app/review/decisions.py): a card's decision id is made when
+the card is first shown and bound into its buttons, and the Undo button is bound to the decision it takes
+back, so a double click, a double key press or a resubmitted request stores one decision.
 Callbacks run before the page's next run, so the next card is rendered in the same run as the decision.
 """
 
@@ -10,28 +11,37 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import NamedTuple
 
 import duckdb
 import streamlit as st
 
 from analysis.candidates import canonical_json
 from app import store
-from app.claims import ClaimRegistry
+from app.review import decisions
+from app.review.claims import ClaimRegistry
 
 _KEY = "review_session"
 COUNT_EVERY_SECONDS = 30.0  # progress counts are re-queried at a refill at most this often
 BATCH = 50  # candidate ids fetched per queue query; the card on screen is re-checked on every run
 
 
+class Decided(NamedTuple):
+    """A decision this session stored, for undo."""
+    candidate_id: int
+    verdict: str
+    reviewer: str  # who decided (stored form): the retraction is theirs, whatever the sidebar says later
+    decision_id: str
+
+
 @dataclass
 class ReviewState:
     spec: store.QueueSpec | None = None
     batch: list[int] = field(default_factory=list)
-    tokens: dict[int, str] = field(default_factory=dict)  # candidate id -> decision id of its card
-    history: list[tuple[int, str, str]] = field(default_factory=list)  # (candidate, verdict, reviewer): undo
+    tokens: decisions.Tokens = field(default_factory=decisions.Tokens)  # candidate id -> decision id of its card
+    history: list[Decided] = field(default_factory=list)  # for undo, newest last
     done: set[int] = field(default_factory=set)  # decided in this session: the decided/all queues move on
     correcting: bool = False
     last_saved: str | None = None  # acknowledgement shown after a decision is committed
@@ -154,10 +164,6 @@ def sync_url(spec: store.QueueSpec) -> None:
 # ------------------------------------------------------------------------------------------ cards
 
 
-def role_for(spec: store.QueueSpec) -> str:
-    return "audit" if spec.audit_bulk_id is not None else "review"
-
-
 def current_card(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec,
                  claims: ClaimRegistry) -> dict | None:
     """The candidate to show now, or None when the queue is empty.
@@ -190,8 +196,7 @@ def current_card(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.Que
         if claims.claim_if_open(cid, reviewer, partial(store.open_slots, conn, reviewer, spec, cid)):
             card = store.get_candidate(conn, cid)
             if card is not None:
-                s.tokens.setdefault(cid, str(uuid.uuid4()))
-                card["decision_id"] = s.tokens[cid]
+                card["decision_id"] = s.tokens.bind(cid)
                 return card
         s.batch.pop(0)
 
@@ -202,53 +207,65 @@ def decide(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec
 
     In an undecided queue the database stores it only while the candidate still has room (the queue's
     overlap, store.decision_slots): a card whose claim expired may have been decided by others meanwhile.
-    Then nothing is stored, the acknowledgement says so, and the next card follows."""
-    reviewer = store.reviewer_name(reviewer)
+    Then nothing is stored, the acknowledgement says so, and the next card follows. A repeat of a click
+    already stored (the same decision_id) changes nothing: its acknowledgement stays."""
     s = state()
-    if verdict == "correct":
-        card = store.get_candidate(conn, candidate_id)
-        if card is not None and card["value"] == corrected_value:
-            verdict, corrected_value = "accept", None  # "corrected" to the proposal itself: an accept
-
-    def write() -> bool:
-        return store.insert_decision(conn, decision_id=decision_id, candidate_id=candidate_id, reviewer=reviewer,
-                                     verdict=verdict, corrected_value=corrected_value, role=role_for(spec),
-                                     overlap=store.decision_slots(spec))
-
     try:
-        stored = claims.record(candidate_id, reviewer, write)  # stored and the claim released in one step
-    except store.SlotTakenError:
-        stored = False
+        result = decisions.decide(conn, decision_id=decision_id, candidate_id=candidate_id, reviewer=reviewer,
+                                  verdict=verdict, corrected_value=corrected_value, queue=spec, claims=claims,
+                                  tokens=s.tokens)
+    except decisions.DecisionRefused as exc:
+        s.last_saved = f"Not saved: {exc}"
+        s.correcting = False
+        return
+    if result.outcome is decisions.Outcome.SLOT_TAKEN:
         s.last_saved = (f"Not saved: #{candidate_id} already has its reviewer(s) in this queue (another reviewer "
                         "decided it first). Here is the next card.")
-    if stored:
-        s.history.append((candidate_id, verdict, reviewer))
-        s.last_saved = f"Saved: {verdict} #{candidate_id}"
-        if verdict != "skip":
+    elif result.outcome is decisions.Outcome.NO_CANDIDATE:
+        s.last_saved = f"Not saved: candidate #{candidate_id} does not exist (any more). Here is the next card."
+    elif result.outcome is decisions.Outcome.STORED:
+        s.history.append(Decided(candidate_id, result.verdict, result.reviewer, decision_id))
+        s.last_saved = f"Saved: {result.verdict} #{candidate_id}"
+        if result.verdict != "skip":
             s.remaining, s.decided = max(s.remaining - 1, 0), s.decided + 1
             s.done.add(candidate_id)
     if s.batch and s.batch[0] == candidate_id:
         s.batch.pop(0)
-    s.tokens.pop(candidate_id, None)
     s.correcting = False
 
 
-def undo(conn: duckdb.DuckDBPyConnection, spec: store.QueueSpec) -> None:
+def undo(conn: duckdb.DuckDBPyConnection, spec: store.QueueSpec, decision_id: str | None = None) -> None:
     """Take back this session's last decision (a new 'retract' row, by whoever made it) and put that card
-    first in the queue again (it shows if it belongs to the current queue)."""
+    first in the queue again (it shows if it belongs to the current queue).
+
+    decision_id: the decision the Undo button was drawn for (bound into it); when it is no longer the last
+    one, it was undone already and this is a repeated click (a double click, a resubmit): nothing happens.
+    None takes back the last decision, whichever it is."""
     s = state()
+    if decision_id is not None and (not s.history or s.history[-1].decision_id != decision_id):
+        return
     if not s.history:
         s.last_saved = "Nothing to undo."
         return
-    candidate_id, verdict, reviewer = s.history.pop()
-    if verdict != "skip":  # a skip decided nothing: just bring the card back
-        store.insert_decision(conn, decision_id=str(uuid.uuid4()), candidate_id=candidate_id, reviewer=reviewer,
-                              verdict="retract", role=role_for(spec))
+    last = s.history[-1]
+    if last.verdict != "skip":  # a skip decided nothing: just bring the card back
+        try:
+            decisions.retract(conn, decision_id=last.decision_id, candidate_id=last.candidate_id,
+                              reviewer=last.reviewer, role=decisions.role_for(spec))
+        except decisions.DecisionRefused as exc:
+            s.last_saved = f"Not undone: {exc}"
+            return
         s.remaining, s.decided = s.remaining + 1, max(s.decided - 1, 0)
-        s.done.discard(candidate_id)
-    s.batch.insert(0, candidate_id)
+        s.done.discard(last.candidate_id)
+    s.history.pop()
+    s.batch.insert(0, last.candidate_id)
     s.correcting = False
-    s.last_saved = f"Undone: {verdict} #{candidate_id}"
+    s.last_saved = f"Undone: {last.verdict} #{last.candidate_id}"
+
+
+def last_decision_id(s: ReviewState) -> str:
+    """What the Undo button is bound to: the decision it takes back ("" when there is none)."""
+    return s.history[-1].decision_id if s.history else ""
 
 
 def start_correcting() -> None:
