@@ -128,4 +128,5 @@ pages = {
         st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
     ],
 }
-st.navigation(pages).run()
+# expanded: every page listed (collapsed, the sidebar hides all but the first ten behind "View more")
+st.navigation(pages, expanded=True).run()

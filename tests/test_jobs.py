@@ -151,8 +151,8 @@ def test_the_job_command_is_built_from_the_registry(sample, tmp_path, capsys):
 
     db_path = tmp_path / "cli.duckdb"
     conn = store.connect(db_path)
-    ingest_files(conn, [write_jsonl(tmp_path / "c.jsonl", [make_turn(f"d{i}", 0, gold_intent="greet") for i in range(5)])],
-                 dataset="c")
+    turns = [make_turn(f"d{i}", 0, gold_intent="greet") for i in range(5)]
+    ingest_files(conn, [write_jsonl(tmp_path / "c.jsonl", turns)], dataset="c")
     conn.close()
     # toy-majority is registered by this test module only: the command knows it all the same.
     assert cli.main(["job", "toy-majority", "train", "--dataset", "c", "--steps", "2", "--quiet",

@@ -300,24 +300,6 @@ def test_dataset_without_gold_says_so_and_shows_counts(label_db):
     assert metric(at, "Auto-accepted") == "1" and metric(at, "To review") == "1"  # scores 0.8 and 0.9 at 0.9
 
 
-def test_evaluation_of_the_checkpoint(tmp_path, monkeypatch):
-    checkpoint = tmp_path / "ckpt"
-    checkpoint.mkdir()
-    (checkpoint / "evaluation.json").write_text(json.dumps({"report": "docs/results/labels.md", "metrics": {
-        "intent": {"accuracy": {"value": 0.8, "ci": [0.7, 0.9]}, "n": 100,
-                   "curve": {"coverage_at_precision": {"95%": 0.6}}}}}))
-    monkeypatch.setenv("TURNLENS_DB", str(build_db(tmp_path, json.dumps({"checkpoint": str(checkpoint)}))))
-    at = open_labels()
-    table = frame(at, "evaluation").set_index("metric")
-    assert table.loc["accuracy", ["value", "ci_low", "ci_high"]].tolist() == [0.8, 0.7, 0.9]
-    assert table.loc["curve.coverage_at_precision.95%", "value"] == 0.6 and table.loc["n", "value"] == 100
-    at.segmented_control(key="lbl_task").set_value("slots").run()
-    assert any("carries no evaluation of slots" in c.value for c in at.caption)
-
-
-# --- store and analysis -------------------------------------------------------------------------------
-
-
 def test_label_store_queries(label_db):
     assert store.LABEL_MODEL == label_jobs.MODEL_NAME
     conn = store.connect(label_db)
