@@ -47,7 +47,7 @@ def steps(db: Path, *, rewrites_turns: int, disparity_turns: int, data_dir: Path
         for action in family.actions():
             out.append((f"{family.name}: {action}", ["job", family.name, action, "--dataset", "sample", *d]))
     out += [
-        ("rewrites mined from the sample", ["mine", "rewrites", "--dataset", "sample", "--quiet", *d]),
+        ("rewrites mined from the sample", ["mine", "rewrites", "--dataset", "sample", *d]),
         ("simulated reviewers", ["simulate-reviews", *SIMULATED_REVIEWS, *d]),
     ]
     if rewrites_turns:

@@ -8,9 +8,10 @@ from analysis import label_metrics as lmx
 from analysis.calibration import audit_sample_size
 from analysis.label_model import BINARY_TASKS, TASKS
 from app import resources, store, store_evaluations
+from app.jobs import registry
 from app.page import start
 from app.review import session as review_session
-from components import charts
+from components import charts, job_panel
 from components.evaluation_view import show_evaluation
 
 TARGET = 0.95  # the default threshold is the lowest one whose labels reach this precision
@@ -21,9 +22,11 @@ page = start("Label generation")
 settings, conn, db, dataset, reviewer = page.settings, page.conn, page.db, page.dataset, page.reviewer
 
 runs = store.list_label_runs(conn, dataset)
+job_panel.family_jobs(resources.job_runner(db), registry.get("labels"), dataset, reviewer,
+                      read_only=settings.read_only, expanded=runs.empty)
 if runs.empty:
-    st.info("The label-generation model has not scored this dataset yet: run `turnlens train labels` and "
-            "`turnlens score labels` (see `turnlens train labels --help`).")
+    st.info("The label-generation model has not scored this dataset yet: train and score it above (it runs in "
+            "the background), or from the Models page.")
     st.stop()
 names = {int(r.run_id): f"#{r.run_id} {r.name} {r.version} ({r.candidates:,} candidates)" for r in runs.itertuples()}
 c1, c2 = st.columns([2, 3])

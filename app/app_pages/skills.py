@@ -10,9 +10,10 @@ import streamlit as st
 
 from analysis import skill_routing as sr
 from app import resources, store, store_evaluations
+from app.jobs import registry
 from app.page import start
 from app.review import session as review_session
-from components import charts
+from components import charts, job_panel
 from components.evaluation_view import show_evaluation
 from components.markdown import escape_markdown
 
@@ -34,9 +35,11 @@ else:
     st.caption("No ablation report yet (docs/results/skill-routing.json: run `python scripts/evaluate_skills.py`).")
 
 runs = store.list_skill_runs(conn, dataset)
+job_panel.family_jobs(resources.job_runner(page.db), registry.get("skills"), dataset, page.reviewer,
+                      read_only=page.settings.read_only, expanded=runs.empty)
 if runs.empty:
-    st.info("The skill router has not proposed pseudo-labels for this dataset yet: run `turnlens train skills` "
-            "and `turnlens score skills` (see `turnlens train skills --help`).")
+    st.info("The skill router has not proposed pseudo-labels for this dataset yet: train and score it above (it "
+            "runs in the background), or from the Models page.")
     st.stop()
 names = {int(r.run_id): f"#{r.run_id} {r.name} {r.version} ({r.candidates:,} candidates)" for r in runs.itertuples()}
 run_id = st.selectbox("Model run", list(names), format_func=names.get, key="skl_run")
