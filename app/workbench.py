@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.jobs.registry import load_built_in
+from app.jobs.registry import built_in
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "turns.jsonl.gz"
 # Two simulated reviewers, 10% errors each, both deciding the same quarter of the sample's candidates (the
@@ -43,7 +43,7 @@ def steps(db: Path, *, rewrites_turns: int, disparity_turns: int, data_dir: Path
         ("ingest the sample", ["ingest", str(SAMPLE), "--dataset", "sample", "--by", "make", *d]),
         ("logged NLU proposals", ["candidates", "from-logs", "--dataset", "sample", *d]),
     ]
-    for family in load_built_in().values():
+    for family in built_in():
         for action in family.actions():
             out.append((f"{family.name}: {action}", ["job", family.name, action, "--dataset", "sample", *d]))
     out += [

@@ -290,7 +290,7 @@ def test_page_without_a_label_model_run(tmp_path, monkeypatch):
     monkeypatch.setenv("TURNLENS_DB", str(path))
     at = open_labels()
     assert "The label-generation model has not scored this dataset yet" in at.info[0].value
-    assert "turnlens score labels" in at.info[0].value
+    assert at.button(key="fam_labels_train_go")  # the page offers the job itself
 
 
 def test_dataset_without_gold_says_so_and_shows_counts(label_db):

@@ -182,7 +182,8 @@ def test_missing_checkpoint_says_so(env, tmp_path, monkeypatch):
 def test_page_without_a_skill_run(tmp_path, monkeypatch):
     one_turn_app_db(tmp_path, monkeypatch)
     at = open_page()
-    assert "turnlens train skills" in at.info[0].value and "turnlens score skills" in at.info[0].value
+    assert "has not proposed pseudo-labels for this dataset yet: train and score it above" in at.info[0].value
+    assert at.button(key="fam_skills_train_go")  # the page offers the job itself
 
 
 # --- pure helpers ------------------------------------------------------------------------------------------

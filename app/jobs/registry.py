@@ -116,6 +116,12 @@ def load_built_in() -> dict[str, Family]:
     return FAMILIES
 
 
+def built_in() -> list[Family]:
+    """The families this code base ships (not ones a test or a plugin registered): what `make run` builds."""
+    load_built_in()
+    return [f for f in FAMILIES.values() if f.module in _BUILT_IN]
+
+
 def get(name: str, module: str | None = None) -> Family:
     """The family called name (importing module first, if given); UnknownFamilyError lists the known ones."""
     load_built_in()
