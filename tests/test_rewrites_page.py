@@ -179,7 +179,7 @@ def test_rewrite_table_chain_and_selection(db):
 def test_accept_records_a_decision_and_exports_it(db):
     at = open_page()
     run_id = run_of(db)
-    assert any("No rewrite of this run is approved yet" in i.value for i in at.info)
+    assert any("No rewrite of this run is approved yet" in i.value for i in at.caption)
     select(at, "rw_table", 1)
     source = read(db, store.list_rewrites, run_id)["source"].iloc[1]
     at.button(key="rw_accept").click().run()

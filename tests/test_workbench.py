@@ -46,7 +46,10 @@ def test_every_page_shows_content_and_no_empty_state(workbench, monkeypatch, pag
     monkeypatch.setenv("TURNLENS_DB", str(db))
     at = open_app_page(f"app_pages/{page}.py", timeout=300)
     assert at.session_state["dataset"] == "sample"  # the default dataset
-    assert not at.info, [i.value for i in at.info]
+    # An empty state says what is missing "yet" (no data, no run, nothing scored); notes such as the privacy
+    # rule or a projection still computing are content, not an empty page.
+    empty = [i.value for i in at.info if "yet" in i.value.lower()]
+    assert not empty, empty
     content = (len(at.metric) + len(at.dataframe) + len(at.get("plotly_chart")) + len(at.button)
                + len(at.get("arrow_data_frame")))
     assert content > 0, f"{page} shows nothing"

@@ -48,7 +48,7 @@ if "bulk_done" in st.session_state:
 st.subheader("Bulk accepts and their audits")
 actions = store.list_bulk_actions(conn, dataset)
 if actions.empty:
-    st.info("No bulk accept yet.")
+    st.caption("No bulk accept yet.")  # the history section only: the page above has its content
     st.stop()
 rows = []
 for a in actions.itertuples():

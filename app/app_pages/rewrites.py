@@ -229,7 +229,7 @@ if ev_rows and ev_rows[0] < len(evidence):
 st.subheader("Export the approved rewrites")
 approved = store.list_approved_rewrites(conn, run_id)
 if approved.empty:
-    st.info("No rewrite of this run is approved yet: accept some above or in the review queue.")
+    st.caption("No rewrite of this run is approved yet: accept some above or in the review queue.")
 else:
     st.caption(f"{len(approved):,} approved rewrites (accepted or corrected, agreed or adjudicated); rewrite = the "
                "text reviewers settled on.")
