@@ -7,6 +7,7 @@ the quick evaluation that follows measures the model on dialogues it never saw.
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -77,6 +78,24 @@ def _evaluate_with(evaluator: str, loader: str):
     return evaluate
 
 
+def _reads(jobs_module: str):
+    """(read_train, read_score) for a family whose app/<x>_jobs.py has train_inputs and score_inputs: training
+    reads the dataset without its held-out dialogues (when hold_out), scoring reads every turn."""
+    def read_train(conn, dataset: str, options: dict) -> dict:
+        module = importlib.import_module(jobs_module)
+        inputs = module.train_inputs(conn, dataset, with_reviewed=options["with_reviewed"])
+        return {**inputs, "turns": _train_part(inputs["turns"], options["hold_out"])}
+
+    def read_score(conn, dataset: str, options: dict) -> list[dict]:
+        return importlib.import_module(jobs_module).score_inputs(conn, dataset)
+
+    return read_train, read_score
+
+
+_fp_read_train, _fp_read_score = _reads("app.failure_jobs")
+_lb_read_train, _lb_read_score = _reads("app.label_jobs")
+
+
 def _stages(progress):
     """A family's (done, total) or (stage, done, total) callback as progress(stage, done, total)."""
     def forward(*event):
@@ -86,13 +105,6 @@ def _stages(progress):
 
 
 # ------------------------------------------------------------------------------------ failure points
-
-
-def _fp_read_train(conn, dataset: str, options: dict) -> dict:
-    from app import failure_jobs
-
-    inputs = failure_jobs.train_inputs(conn, dataset, with_reviewed=options["with_reviewed"])
-    return {**inputs, "turns": _train_part(inputs["turns"], options["hold_out"])}
 
 
 def _fp_train(inputs: dict, options: dict, out: Path, progress) -> dict:
@@ -105,12 +117,6 @@ def _fp_train(inputs: dict, options: dict, out: Path, progress) -> dict:
     summary = failure_jobs.fit(inputs, out, config=config, progress=_stages(progress))
     _mark_held_out(out, options["hold_out"])
     return summary
-
-
-def _fp_read_score(conn, dataset: str, options: dict) -> list[dict]:
-    from app import failure_jobs
-
-    return failure_jobs.score_inputs(conn, dataset)
 
 
 def _fp_score(turns: list[dict], options: dict, checkpoint: Path, progress):
@@ -137,13 +143,6 @@ register(Family(
 # --------------------------------------------------------------------------------------------- labels
 
 
-def _lb_read_train(conn, dataset: str, options: dict) -> dict:
-    from app import label_jobs
-
-    inputs = label_jobs.train_inputs(conn, dataset, with_reviewed=options["with_reviewed"])
-    return {**inputs, "turns": _train_part(inputs["turns"], options["hold_out"])}
-
-
 def _lb_train(inputs: dict, options: dict, out: Path, progress) -> dict:
     from analysis.label_model import LabelConfig
     from app import label_jobs
@@ -152,12 +151,6 @@ def _lb_train(inputs: dict, options: dict, out: Path, progress) -> dict:
     summary = label_jobs.fit(inputs, out, config=config, progress=_stages(progress))
     _mark_held_out(out, options["hold_out"])
     return summary
-
-
-def _lb_read_score(conn, dataset: str, options: dict) -> list[dict]:
-    from app import label_jobs
-
-    return label_jobs.score_inputs(conn, dataset)
 
 
 def _lb_score(turns: list[dict], options: dict, checkpoint: Path, progress):
