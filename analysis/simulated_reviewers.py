@@ -10,7 +10,7 @@ The rule, per candidate and simulated reviewer (everything below is decided by `
    (a task with no gold field such as ``rewrite``, a target that is not a turn, a turn whose gold field is null)
    is skipped and counted in ``Simulation.without_gold``.
 2. **The error-free verdict.** *accept* when the proposal equals gold, decided as the Label generation page
-   decides it (``analysis.label_metrics.candidate_correct``: intents exactly, slots as sets of (type, normalised
+   decides it (``analysis.labels.evaluation.candidate_correct``: intents exactly, slots as sets of (type, normalised
    value), the binary tasks as booleans); a failure point exactly; a skill when it is one of gold_skills.
    Otherwise *correct* to the gold value (canonical JSON, as candidates store values); for ``skill`` only when
    gold_skills names exactly one skill, else *reject* (with several valid skills there is no one correction).
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from analysis.candidates import canonical_json
-from analysis.label_metrics import candidate_correct
+from analysis.labels.evaluation import candidate_correct
 
 SIMULATED_MARK = "(simulated)"
 # Letters a..h: past h the names' look-alike keys would collide (analysis.names folds i and l together).

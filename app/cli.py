@@ -197,8 +197,8 @@ def _iso_time(text: str):
 
 
 def cmd_mine(args: argparse.Namespace) -> int:
-    from analysis.rewrite_pipeline import PipelineConfig
-    from analysis.rewrites import MiningConfig
+    from analysis.rewrites.mining import MiningConfig
+    from analysis.rewrites.pipeline import PipelineConfig
     from app import rewrite_jobs, store
 
     overrides = {k: v for k, v in (("min_support", args.min_support), ("min_failure_rate", args.min_failure_rate),
@@ -475,7 +475,7 @@ def _score_with_bar(args: argparse.Namespace, model: str, unit: str, score, *, s
 
 
 def _train_skills(args: argparse.Namespace) -> int:
-    from analysis.skill_routing import RoutingConfig
+    from analysis.skills.model import RoutingConfig
     from app import skill_jobs
 
     overrides = {k: v for k, v in (("epochs", args.epochs), ("p", args.p), ("r", args.r)) if v is not None}
@@ -511,7 +511,7 @@ def _score_skills(args: argparse.Namespace) -> int:
 
 
 def _train_labels(args: argparse.Namespace) -> int:
-    from analysis.label_model import LabelConfig
+    from analysis.labels.model import LabelConfig
     from app import label_jobs
 
     overrides = {k: v for k, v in (("epochs", args.epochs), ("pretrain_epochs", args.pretrain_epochs))
@@ -535,7 +535,7 @@ def _train_labels(args: argparse.Namespace) -> int:
 
 
 def _score_labels(args: argparse.Namespace) -> int:
-    from analysis.label_model import TASKS
+    from analysis.labels.model import TASKS
     from app import label_jobs
 
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
@@ -552,7 +552,7 @@ def _score_labels(args: argparse.Namespace) -> int:
 
 
 def _train_failure_points(args: argparse.Namespace) -> int:
-    from analysis.failure_points import FailurePointConfig
+    from analysis.failure_points.model import FailurePointConfig
     from app import failure_jobs
 
     overrides = {k: v for k, v in (("epochs", args.epochs), ("text_dropout", args.text_dropout)) if v is not None}

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
-from analysis.failure_points import (
+from analysis.failure_points.model import (
     LABEL_INDEX,
     LABELS,
     FailurePointClassifier,

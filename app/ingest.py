@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -99,3 +100,29 @@ def _store(conn: duckdb.DuckDBPyConnection, parsed: ParsedLog, paths: Sequence[s
     if progress:
         progress("write", table.num_rows, table.num_rows)
     return result, parsed.unknown_fields
+
+
+class _BenchmarkDatabase:
+    """analysis.disparity.benchmark.AppDatabase over one open connection."""
+
+    def __init__(self, conn) -> None:
+        self._conn = conn
+
+    def ingest(self, path: Path, dataset: str) -> int:
+        return ingest_files(self._conn, [path], dataset=dataset)[0].rows_read
+
+    def speaker_turns(self, dataset: str):
+        return store.list_speaker_turns(self._conn, dataset)
+
+    def fingerprint(self, path: Path) -> str:
+        return fingerprint([path])
+
+
+@contextmanager
+def benchmark_database(path: Path) -> Iterator[_BenchmarkDatabase]:
+    """A new database at path, with the app's ingest and speaker read (the disparity benchmark's data path)."""
+    conn = store.connect(path)
+    try:
+        yield _BenchmarkDatabase(conn)
+    finally:
+        conn.close()

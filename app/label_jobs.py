@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
-from analysis.label_model import BINARY_TASKS, TASKS, LabelConfig, LabelModel, build_dialogues, gold_targets
+from analysis.labels.model import BINARY_TASKS, TASKS, LabelConfig, LabelModel, build_dialogues, gold_targets
 from app import store
 from app.failure_jobs import embedder, weights_version
 

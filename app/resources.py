@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analysis import disparity_report
-from analysis.label_metrics import candidates_correct
+from analysis.disparity import report as disparity_report
+from analysis.labels.evaluation import candidates_correct
 from app import store
 from app.migrations import MIGRATIONS
 from app.review.claims import ClaimRegistry
@@ -129,7 +129,7 @@ def label_candidates(_conn: duckdb.DuckDBPyConnection, db_path: str, dataset: st
 def skill_checkpoint(_conn: duckdb.DuckDBPyConnection, db_path: str, dataset: str, checkpoint: str):
     """A skill-router checkpoint, the dataset's routing examples (the order its dynamics index) and whether it
     was trained on the dataset as it is now. Cached: loading and rebuilding them takes seconds on big logs."""
-    from analysis import skill_routing as sr
+    from analysis.skills import model as sr
 
     router = sr.SkillRouter.from_pretrained(checkpoint)
     examples = sr.build_examples(store.list_turn_records(_conn, dataset, production_only=True))

@@ -12,8 +12,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from analysis import rewrite_pipeline as pl
 from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
+from analysis.rewrites import pipeline as pl
 from app import store
 
 MODEL_NAME = store.REWRITE_MODEL

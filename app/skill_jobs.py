@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
-from analysis.skill_routing import RoutingConfig, SkillRouter, build_examples, data_fingerprint
+from analysis.skills.model import RoutingConfig, SkillRouter, build_examples, data_fingerprint
 from app import store
 from app.failure_jobs import embedder, weights_version
 

@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
-from analysis import cohorts
+from analysis.disparity import cohorts
 
 KEEP = 8
 

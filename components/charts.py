@@ -121,7 +121,7 @@ def failure_cascade(totals: dict[str, int]) -> go.Figure:
 
 def precision_coverage(curve: pd.DataFrame, *, at: tuple[float, float] | None = None,
                        max_points: int = 2000) -> go.Figure:
-    """The precision-coverage curve (analysis.label_metrics.precision_coverage): coverage on x, precision on y,
+    """The precision-coverage curve (analysis.labels.evaluation.precision_coverage): coverage on x, precision on y,
     the threshold in the hover; ``at`` = (coverage, precision) marks the chosen threshold. A curve longer than
     max_points is drawn through evenly spaced rows, its first and last included (a browser would stall on a
     million points; the shape does not change)."""
@@ -142,7 +142,7 @@ def precision_coverage(curve: pd.DataFrame, *, at: tuple[float, float] | None = 
 
 
 def rank_history(history: pd.DataFrame) -> go.Figure:
-    """A pseudo-label's rank history (analysis.skill_routing.rank_history): epoch on x, the rank of the
+    """A pseudo-label's rank history (analysis.skills.model.rank_history): epoch on x, the rank of the
     proposed and of the logged skill on y (rank 1 at the top; gaps where the proposed skill was below the
     recorded ranks)."""
     fig = go.Figure([go.Scatter(x=history["epoch"], y=history["proposed_rank"], mode="lines+markers",

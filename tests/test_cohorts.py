@@ -1,4 +1,4 @@
-"""Tests for analysis.cohorts: k-means cohorts, nearest-city cohorts, the WER gap, the bottom-cohort share and
+"""Tests for analysis.disparity.cohorts: k-means cohorts, nearest-city cohorts, the WER gap, the bottom-cohort share and
 the comparison table, by hand and on simulated logs with a known worse-served voice cohort."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
-from analysis import cohorts, simulate
+from analysis import simulate
+from analysis.disparity import cohorts
 from analysis.wer import error_counts
 
 KM = 1 / simulate.KM_PER_DEGREE  # about one kilometre of latitude, in degrees
@@ -222,7 +223,7 @@ def test_wer_gap_and_bottom_share_by_hand():
 
 
 def test_metrics_read_a_group_column():
-    # analysis.disparity.group_summary's shape: the cohort label in a "group" column, a RangeIndex
+    # analysis.disparity.regions.group_summary's shape: the cohort label in a "group" column, a RangeIndex
     g = cohorts.cohort_wer(LABELS, ERRORS, WORDS).rename_axis("group").reset_index()
     assert cohorts.extreme_cohorts(g, min_speakers=2) == ("A", "B")
     assert cohorts.wer_gap(g, min_speakers=2) == pytest.approx((0.25 - 0.075) / 0.075)

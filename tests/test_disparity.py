@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from analysis.disparity import (
+from analysis.disparity.regions import (
     OVERALL,
     REST,
     _resample_indices,

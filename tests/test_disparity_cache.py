@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from analysis import disparity_report as dr
+from analysis.disparity import report as dr
 from app import resources
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 
-from analysis import disparity_report as dr
-from tests.helpers import ROOT, load_script
+from analysis.disparity import benchmark
+from analysis.disparity import report as dr
+from app.ingest import benchmark_database
+from tests.helpers import ROOT
 
 REPORT = ROOT / "docs" / "results" / "disparity.md"
 
 
 def test_committed_report_is_rendered_from_its_committed_numbers():
-    ev = load_script("evaluate_disparity")
+    ev = benchmark
     results = json.loads(REPORT.with_suffix(".json").read_text())
     assert ev.render(results) == REPORT.read_text()
     # made with the default command and the page's default settings
@@ -27,11 +29,11 @@ def test_committed_report_is_rendered_from_its_committed_numbers():
 
 
 def test_evaluation_command_reproduces_its_reported_metrics(tmp_path, capsys):
-    ev = load_script("evaluate_disparity")
+    ev = benchmark
     out = tmp_path / "dp.md"
     # Only bundled files are read; the shared command line insists on a SLURP folder, which is not opened.
     common = ["--out", str(out), "--slurp-dir", str(tmp_path)]
-    assert ev.main(["--turns", "20000", "--n-boot", "50", "--threads", "1", *common]) == 0
+    assert ev.main(["--turns", "20000", "--n-boot", "50", "--threads", "1", *common], database=benchmark_database) == 0
     results = json.loads(out.with_suffix(".json").read_text())
     assert out.read_text() == ev.render(results)
     sim = results["datasets"]["simulated"]
@@ -42,7 +44,7 @@ def test_evaluation_command_reproduces_its_reported_metrics(tmp_path, capsys):
     assert rec["cohorts"]["ari"] > 0.9 and rec["cohorts"]["worst_precision"] > 0.9
     assert rec["regions"]["precision"] > 3 * rec["regions"]["base_rate"]
     # a rerun from the JSON's own arguments reproduces every figure
-    assert ev.main(["--check", *common]) == 0
+    assert ev.main(["--check", *common], database=benchmark_database) == 0
     # ... timings are not figures ...
     retimed = json.loads(json.dumps(results))
     retimed["runtime_seconds"] += 1
@@ -56,5 +58,5 @@ def test_evaluation_command_reproduces_its_reported_metrics(tmp_path, capsys):
     assert ev.compare(tampered, results, tolerance=0.02) == []
     out.with_suffix(".json").write_text(json.dumps(tampered))
     capsys.readouterr()
-    assert ev.main(["--check", *common]) == 1
+    assert ev.main(["--check", *common], database=benchmark_database) == 1
     assert f"datasets/simulated/comparison/{i}/wer_gap: reported" in capsys.readouterr().out

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analysis import disparity_report as dr
+from analysis.disparity import report as dr
 from app import store
 from app.ingest import ingest_files
 from tests.helpers import one_turn_app_db, open_app_page, simulated_db

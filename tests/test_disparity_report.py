@@ -1,4 +1,4 @@
-"""The composed disparity analysis (analysis/disparity_report.py) on hand-built speakers: privacy merging and
+"""The composed disparity analysis (analysis/disparity/report.py) on hand-built speakers: privacy merging and
 hiding, map cells, the WER-gap interval, the per-region stability figure, the exports; and the background UMAP
 worker (app/umap_jobs.py)."""
 
@@ -11,9 +11,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from analysis import disparity as dp
-from analysis import disparity_report as dr
-from analysis.cohorts import UNKNOWN
+from analysis.disparity import regions as dp
+from analysis.disparity import report as dr
+from analysis.disparity.cohorts import UNKNOWN
 from app.umap_jobs import UmapJobs
 
 # Speaker places: a city with many speakers in each of three states, and single speakers elsewhere.
@@ -179,8 +179,8 @@ def test_umap_jobs_run_in_the_background_and_cache_by_key(monkeypatch):
         time.sleep(0.05)
         return np.zeros((len(x), 2))
 
-    monkeypatch.setattr("analysis.cohorts.umap_embedding", fake_umap)
-    monkeypatch.setattr("analysis.cohorts.warm_up_umap", lambda: time.sleep(0.05))
+    monkeypatch.setattr("analysis.disparity.cohorts.umap_embedding", fake_umap)
+    monkeypatch.setattr("analysis.disparity.cohorts.warm_up_umap", lambda: time.sleep(0.05))
     jobs = UmapJobs()
     warm = jobs.warm_up()
     assert jobs.warm_up() is warm
@@ -199,7 +199,7 @@ def test_a_failed_projection_is_retried(monkeypatch):
             raise out
         return out
 
-    monkeypatch.setattr("analysis.cohorts.umap_embedding", flaky)
+    monkeypatch.setattr("analysis.disparity.cohorts.umap_embedding", flaky)
     jobs = UmapJobs()
     failed = jobs.projection("k", np.ones((3, 2)))
     with pytest.raises(ValueError, match="boom"):

@@ -13,15 +13,23 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from analysis import failure_eval, label_metrics, skill_eval
 from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
 from analysis.evaluation import HELDOUT, Evaluation, Metric, describe_kind, production_view, turns_fingerprint
-from analysis.failure_points import LABEL_INDEX, FailurePointClassifier, FailurePointConfig, build_examples, gold_labels
+from analysis.failure_points import evaluation as failure_eval
+from analysis.failure_points.model import (
+    LABEL_INDEX,
+    FailurePointClassifier,
+    FailurePointConfig,
+    build_examples,
+    gold_labels,
+)
 from analysis.holdout import is_heldout, split_turns
-from analysis.label_model import LabelConfig, LabelModel, build_dialogues, gold_targets
+from analysis.labels import evaluation as label_metrics
+from analysis.labels.model import LabelConfig, LabelModel, build_dialogues, gold_targets
 from analysis.simulate import load_pool, simulate_turns, write_log
-from analysis.skill_routing import RoutingConfig, SkillRouter
-from analysis.skill_routing import build_examples as skill_examples
+from analysis.skills import evaluation as skill_eval
+from analysis.skills.model import RoutingConfig, SkillRouter
+from analysis.skills.model import build_examples as skill_examples
 from app import store, store_evaluations
 from app.ingest import ingest_files
 from components.evaluation_view import NONE_YET

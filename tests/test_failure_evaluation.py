@@ -9,15 +9,16 @@ import json
 import numpy as np
 import pytest
 
-from analysis import failure_points as fp
+from analysis.failure_points import benchmark
+from analysis.failure_points import model as fp
 from analysis.simulate import load_pool, simulate_turns, split_dev_pool
-from tests.helpers import ROOT, SLURP_DIR, load_script
+from tests.helpers import ROOT, SLURP_DIR
 
 REPORT = ROOT / "docs" / "results" / "failure-points.md"
 
 
 def _script():
-    return load_script("evaluate_failure_points")
+    return benchmark
 
 
 def test_committed_report_is_rendered_from_its_committed_numbers():

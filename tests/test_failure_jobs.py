@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from analysis.failure_points import LABELS, FailurePointClassifier, FailurePointConfig, build_examples
+from analysis.failure_points.model import LABELS, FailurePointClassifier, FailurePointConfig, build_examples
 from analysis.simulate import load_pool, simulate_turns, write_log
 from analysis.text_encoder import EmbeddingCache, TextEncoder
 from app import failure_jobs, store

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
-from analysis.failure_report import cascade, shares_by_group, what_if_perfect
+from analysis.failure_points.report import cascade, shares_by_group, what_if_perfect
 from analysis.log_format import FAILURE_POINTS
 from app import store
 from app.ingest import ingest_files

@@ -9,8 +9,8 @@ import copy
 import numpy as np
 import pytest
 
-from analysis import failure_points as fp
-from analysis.failure_eval import confusion_matrix, evaluate, macro_f1, prf_from_confusion
+from analysis.failure_points import model as fp
+from analysis.failure_points.evaluation import confusion_matrix, evaluate, macro_f1, prf_from_confusion
 from analysis.log_format import FIELDS
 from analysis.simulate import load_pool, simulate_turns
 from tests.helpers import make_turn

@@ -8,13 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from tests.helpers import ROOT, SLURP_DIR, load_script
+from analysis.labels import benchmark
+from tests.helpers import ROOT, SLURP_DIR
 
 REPORT = ROOT / "docs" / "results" / "label-generation.md"
 
 
 def _script():
-    return load_script("evaluate_labels")
+    return benchmark
 
 
 def test_committed_report_is_rendered_from_its_committed_numbers():
@@ -24,7 +25,7 @@ def test_committed_report_is_rendered_from_its_committed_numbers():
     assert results["models"][0]["name"] == ev.MAIN
     assert {m["kind"] for m in results["models"]} == {"main", "ablation", "baseline"}
     # the validation choice is the library default (what `turnlens train labels` uses)
-    from analysis.label_model import LabelConfig
+    from analysis.labels.model import LabelConfig
 
     assert results["config"]["slot_targets"] == LabelConfig().slot_targets
     assert results["config"]["slot_targets"] == max(results["selection"], key=lambda s: s["slot_f1"])["slot_targets"]

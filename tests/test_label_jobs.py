@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from analysis.label_model import TASKS, LabelConfig
+from analysis.labels.model import TASKS, LabelConfig
 from analysis.simulate import load_pool, simulate_turns, write_log
 from app import label_jobs, store
 from app.ingest import ingest_files

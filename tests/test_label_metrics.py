@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import failure_eval
-from analysis import label_metrics as lm
+from analysis.failure_points import evaluation as failure_eval
+from analysis.labels import evaluation as lm
 
 # --- precision vs coverage -------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from analysis import label_model as lm
+from analysis.labels import model as lm
 from analysis.simulate import load_pool, simulate_turns
 
 SMALL = dict(hidden=32, heads=2, layers=1, word_dim=16, epochs=3, pretrain_epochs=1, batch_size=32)

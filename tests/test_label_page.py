@@ -14,8 +14,8 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analysis import label_metrics as lm
 from analysis.candidates import CANDIDATE_SCHEMA, candidates_from_logged_nlu, canonical_json, target_key
+from analysis.labels import evaluation as lm
 from app import label_jobs, store
 from app.ingest import ingest_files
 from app.review import session as review_session

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from analysis import online_rewrite as online
-from analysis import rephrase as rp
+from analysis.rewrites import online
+from analysis.rewrites import rephrase as rp
 from analysis.simulate import load_pool, records_to_table, simulate_turns
 from tests.helpers import make_turn
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from analysis import rephrase as rp
+from analysis.rewrites import rephrase as rp
 from analysis.simulate import load_pool, records_to_table, simulate_turns
 from tests.helpers import make_turn
 

@@ -1,9 +1,9 @@
-"""Win/loss counting and its report on hand-built tables (analysis/rewrite_eval.py)."""
+"""Win/loss counting and its report on hand-built tables (analysis/rewrites/evaluation.py)."""
 
 import numpy as np
 import pytest
 
-from analysis import rewrite_eval as ev
+from analysis.rewrites import evaluation as ev
 
 # logged interpretation, gold, defective, rewrite (None: left alone) -> expected outcome
 TABLE = [

@@ -7,13 +7,14 @@ import json
 
 import pytest
 
-from tests.helpers import ROOT, SLURP_DIR, load_script
+from analysis.rewrites import benchmark
+from tests.helpers import ROOT, SLURP_DIR
 
 REPORT = ROOT / "docs" / "results" / "rewrites.md"
 
 
 def test_committed_report_is_rendered_from_its_committed_numbers():
-    ev = load_script("evaluate_rewrites")
+    ev = benchmark
     results = json.loads(REPORT.with_suffix(".json").read_text())
     assert ev.render(results) == REPORT.read_text()
     assert set(results["evaluations"]) == {"time split", "evaluation split"}
@@ -25,7 +26,7 @@ def test_committed_report_is_rendered_from_its_committed_numbers():
 @pytest.mark.slow
 @pytest.mark.skipif(not SLURP_DIR.is_dir(), reason=f"SLURP files not found in {SLURP_DIR}")
 def test_evaluation_command_reproduces_its_reported_metrics(tmp_path):
-    ev = load_script("evaluate_rewrites")
+    ev = benchmark
     out = tmp_path / "rw.md"
     small = ["--turns", "20000", "--n-boot", "20", "--threads", "1", "--out", str(out),
              "--cache-dir", str(tmp_path / "cache")]

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from analysis import rewrite_eval as ev
-from analysis import rewrite_pipeline as pl
+from analysis.rewrites import evaluation as ev
+from analysis.rewrites import pipeline as pl
 from analysis.simulate import load_pool, records_to_table, simulate_turns
 from tests.helpers import make_turn
 from tests.test_online_rewrite import hashed_embed

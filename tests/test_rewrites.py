@@ -12,8 +12,8 @@ import pytest
 import scipy.sparse as sp
 from scipy.stats import beta
 
-from analysis import rephrase as rp
-from analysis import rewrites as rw
+from analysis.rewrites import mining as rw
+from analysis.rewrites import rephrase as rp
 from analysis.simulate import records_to_table
 from tests.helpers import make_turn
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analysis.rewrite_pipeline import PipelineConfig
+from analysis.rewrites.pipeline import PipelineConfig
 from app import rewrite_jobs, store
 from app.review import session as review_session
 from components import charts

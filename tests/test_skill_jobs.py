@@ -7,7 +7,7 @@ import json
 import pytest
 
 from analysis.simulate import load_pool, simulate_turns, write_log
-from analysis.skill_routing import RoutingConfig, SkillRouter, build_examples
+from analysis.skills.model import RoutingConfig, SkillRouter, build_examples
 from app import skill_jobs, store
 from app.ingest import ingest_files
 from tests.test_label_model import random_embed

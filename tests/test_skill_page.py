@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analysis import skill_routing as sr
 from analysis.simulate import load_pool, simulate_turns, write_log
-from analysis.skill_routing import Dynamics, RoutingConfig, SkillRouter, build_examples
+from analysis.skills import model as sr
+from analysis.skills.model import Dynamics, RoutingConfig, SkillRouter, build_examples
 from app import skill_jobs, store
 from app.ingest import ingest_files
 from app.review import session as review_session

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis import skill_routing as sr
 from analysis.simulate import load_pool, simulate_turns
+from analysis.skills import model as sr
 from tests.test_label_model import random_embed
 
 SMALL = dict(hidden=32, token_dim=8, epochs=8, lr=3e-3, batch_size=16, top_k=3)

@@ -12,8 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from analysis import cohorts as co
-from analysis import disparity_report as dr
+from analysis.disparity import cohorts as co
+from analysis.disparity import report as dr
 from analysis.wer import align
 from app import resources, store
 from app.page import start

@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from analysis.failure_points import TEXT_SLOTS, build_examples
-from analysis.failure_report import COMPONENTS, cascade, shares_by_group, what_if_perfect
+from analysis.failure_points.model import TEXT_SLOTS, build_examples
+from analysis.failure_points.report import COMPONENTS, cascade, shares_by_group, what_if_perfect
 from analysis.log_format import FAILURE_POINTS
 from app import resources, store, store_evaluations
 from app.jobs import registry

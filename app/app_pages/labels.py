@@ -4,9 +4,9 @@ labels as the threshold falls), and sending them to bulk accept above a threshol
 import numpy as np
 import streamlit as st
 
-from analysis import label_metrics as lmx
 from analysis.calibration import audit_sample_size
-from analysis.label_model import BINARY_TASKS, TASKS
+from analysis.labels import evaluation as lmx
+from analysis.labels.model import BINARY_TASKS, TASKS
 from app import resources, store, store_evaluations
 from app.jobs import registry
 from app.page import start

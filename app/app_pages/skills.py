@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from analysis import skill_routing as sr
+from analysis.skills import model as sr
 from app import resources, store, store_evaluations
 from app.jobs import registry
 from app.page import start

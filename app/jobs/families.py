@@ -108,7 +108,7 @@ def _stages(progress):
 
 
 def _fp_train(inputs: dict, options: dict, out: Path, progress) -> dict:
-    from analysis.failure_points import FailurePointConfig
+    from analysis.failure_points.model import FailurePointConfig
     from app import failure_jobs
 
     config = FailurePointConfig(epochs=options["epochs"])
@@ -135,7 +135,8 @@ register(Family(
              _REVIEWED, _HOLD_OUT),
     read_train=_fp_read_train, train=_fp_train, read_score=_fp_read_score, score=_fp_score,
     read_evaluate=_read_heldout,
-    evaluate=_evaluate_with("analysis.failure_eval:evaluate_heldout", "analysis.failure_points:FailurePointClassifier"),
+    evaluate=_evaluate_with("analysis.failure_points.evaluation:evaluate_heldout",
+                            "analysis.failure_points.model:FailurePointClassifier"),
     describe=lambda action, result: _describe(action, result, "failure_point"),
 ))
 
@@ -144,7 +145,7 @@ register(Family(
 
 
 def _lb_train(inputs: dict, options: dict, out: Path, progress) -> dict:
-    from analysis.label_model import LabelConfig
+    from analysis.labels.model import LabelConfig
     from app import label_jobs
 
     config = LabelConfig(epochs=options["epochs"], pretrain_epochs=options["pretrain_epochs"])
@@ -168,7 +169,7 @@ register(Family(
              _REVIEWED, _HOLD_OUT),
     read_train=_lb_read_train, train=_lb_train, read_score=_lb_read_score, score=_lb_score,
     read_evaluate=_read_heldout,
-    evaluate=_evaluate_with("analysis.label_metrics:evaluate_heldout", "analysis.label_model:LabelModel"),
+    evaluate=_evaluate_with("analysis.labels.evaluation:evaluate_heldout", "analysis.labels.model:LabelModel"),
     describe=lambda action, result: _describe(action, result, "label"),
 ))
 
@@ -186,7 +187,7 @@ def _sk_read(conn, dataset: str, options: dict) -> dict:
 
 
 def _sk_train(inputs: dict, options: dict, out: Path, progress) -> dict:
-    from analysis.skill_routing import RoutingConfig
+    from analysis.skills.model import RoutingConfig
     from app import skill_jobs
 
     config = RoutingConfig(epochs=options["epochs"], pseudo_labels=options["pseudo_labels"],
@@ -216,7 +217,7 @@ register(Family(
                           "which come from training), for the quick evaluation; score with the same setting")),
     read_train=_sk_read, train=_sk_train, read_score=_sk_read, score=_sk_score,
     read_evaluate=_read_heldout,
-    evaluate=_evaluate_with("analysis.skill_eval:evaluate_heldout", "analysis.skill_routing:SkillRouter"),
+    evaluate=_evaluate_with("analysis.skills.evaluation:evaluate_heldout", "analysis.skills.model:SkillRouter"),
     describe=lambda action, result: _describe(action, result, "skill"),
 ))
 

@@ -58,7 +58,8 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from analysis import cohorts, disparity
+from analysis.disparity import cohorts
+from analysis.disparity import regions as disparity
 from tests.bench.harness import TURNS, peak_rss_mb, report, reset_peak_rss, ru_maxrss_mb
 
 pytestmark = pytest.mark.bench

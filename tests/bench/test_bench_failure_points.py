@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from analysis.failure_points import FailurePointClassifier, FailurePointConfig, build_examples, gold_labels
+from analysis.failure_points.model import FailurePointClassifier, FailurePointConfig, build_examples, gold_labels
 from analysis.simulate import load_pool, simulate_turns
 from analysis.text_encoder import EmbeddingCache, TextEncoder
 from app import failure_jobs, store

@@ -10,7 +10,7 @@ import json
 import os
 import time
 
-from analysis.label_model import LabelConfig, LabelModel, build_dialogues, gold_targets
+from analysis.labels.model import LabelConfig, LabelModel, build_dialogues, gold_targets
 from analysis.simulate import load_pool, simulate_turns, write_log
 from analysis.text_encoder import EmbeddingCache, TextEncoder
 from app import label_jobs, store

@@ -38,7 +38,8 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from analysis import rephrase, rewrites
+from analysis.rewrites import mining as rewrites
+from analysis.rewrites import rephrase
 from analysis.simulate import load_pool, records_to_table, simulate_turns
 from tests.bench.harness import TURNS, peak_rss_mb, report, reset_peak_rss, rss_mb, ru_maxrss_mb
 

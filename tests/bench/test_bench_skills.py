@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from analysis.simulate import load_pool, simulate_turns
-from analysis.skill_routing import RoutingConfig, SkillRouter, build_examples
+from analysis.skills.model import RoutingConfig, SkillRouter, build_examples
 from analysis.text_encoder import EmbeddingCache, TextEncoder
 from tests.bench.harness import report
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from analysis import disparity_report as dr
+from analysis.disparity import report as dr
 from app import store
 from tests.e2e.server import AppServer
 from tests.test_disparity_page import build_disparity_db

@@ -25,8 +25,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from analysis.label_metrics import cluster_bootstrap
-from analysis.rewrites import should_retire
+from analysis.labels.evaluation import cluster_bootstrap
+from analysis.rewrites.mining import should_retire
 
 NONE, WIN, LOSS, TIE = 0, 1, 2, 3
 OUTCOME_NAMES = ("none", "win", "loss", "tie")
@@ -35,7 +35,7 @@ OUTCOME_NAMES = ("none", "win", "loss", "tie")
 def outcomes(logged: Sequence[str], gold: Sequence[str | None], defective: Sequence[bool],
              rewritten: Sequence[str | None]) -> np.ndarray:
     """Per turn, NONE / WIN / LOSS / TIE. logged, gold and rewritten are interpretation keys
-    (``analysis.rephrase.interpretation_key``); rewritten None: the turn was left alone. Turns without a
+    (``analysis.rewrites.rephrase.interpretation_key``); rewritten None: the turn was left alone. Turns without a
     gold interpretation are never a win or a loss."""
     if not len(logged) == len(gold) == len(defective) == len(rewritten):
         raise ValueError("logged, gold, defective and rewritten must have one entry per turn")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.label_metrics import bio_tags, spans_from_bio
+from analysis.labels.evaluation import bio_tags, spans_from_bio
 from analysis.log_format import timestamp_seconds
 
 VERSION = "label-model/1"

@@ -8,7 +8,7 @@ goal boundaries and goal success, predicted from dialogue context.
 - ``evaluate_heldout`` is the quick evaluation of a trained label model on a dataset's held-out dialogues
   (analysis/holdout.py), returned as an ``analysis.evaluation.Evaluation``.
 - Reports give point estimates with cluster-bootstrap percentile intervals that resample whole groups
-  (dialogues) with replacement, as ``analysis.failure_eval`` does: per-group sufficient statistics (counts)
+  (dialogues) with replacement, as ``analysis.failure_points.evaluation`` does: per-group sufficient statistics (counts)
   times multinomial resample counts, so a replicate's totals are one matrix product. Without groups every
   row is its own group (turns are resampled). Deterministic for ``seed``.
 
@@ -469,7 +469,7 @@ def label_task_reports(records: Sequence[Mapping], pred: Mapping[tuple[str, int]
     ``binary_report`` with one row per gold goal, at its last turn (the success of a goal shows once it is
     over; a goal ends before a turn whose gold_goal_start is true, or with its dialogue); defect
     ``binary_report`` (gold: gold_failure_point is not NO_FAILURE). Each report also has ``n`` (its rows)."""
-    from analysis.label_model import gold_targets  # label_model imports this module: import here, not above
+    from analysis.labels.model import gold_targets  # label_model imports this module: import here, not above
 
     recs = sorted(records, key=lambda r: (str(r["dialogue_id"]), int(r["turn_index"])))
     keys = [(str(r["dialogue_id"]), int(r["turn_index"])) for r in recs]
@@ -522,7 +522,7 @@ def evaluate_heldout(turns: Sequence[dict], model, embed: Callable[[list[str]], 
     and slots (``baseline.logged_nlu.*``: production fields, what the assistant already said). Higher is
     better. A task without gold labels in these turns is left out (the report says so). ValueError when
     there are no turns or no task has a gold label."""
-    from analysis.label_model import BINARY_TASKS, build_dialogues  # see label_task_reports
+    from analysis.labels.model import BINARY_TASKS, build_dialogues  # see label_task_reports
 
     turns = require_turns(turns, "the label model")
     p = model.predict(build_dialogues(production_view(turns)), embed=embed)

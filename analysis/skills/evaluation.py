@@ -2,7 +2,7 @@
 routing accuracy against the log's gold_skills (every skill that could validly serve the request), with
 dialogue-bootstrap intervals, against the logged routing as the baseline.
 
-The metrics are those of ``analysis.skill_routing`` (top-1 accuracy, recall@k, micro F1 of the predicted
+The metrics are those of ``analysis.skills.model`` (top-1 accuracy, recall@k, micro F1 of the predicted
 skill sets), summed per turn so that whole dialogues can be resampled (``label_metrics.cluster_bootstrap_rows``).
 """
 
@@ -23,8 +23,8 @@ from analysis.evaluation import (
     require_turns,
     turns_fingerprint,
 )
-from analysis.label_metrics import cluster_bootstrap_rows
-from analysis.skill_routing import build_examples
+from analysis.labels.evaluation import cluster_bootstrap_rows
+from analysis.skills.model import build_examples
 
 # per-turn statistics, summed over the resampled dialogues
 _STATS = ("top1", "top1_shortlister", "recall_share", "with_gold", "tp", "n_pred", "n_gold", "logged_top1")

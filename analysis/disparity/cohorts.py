@@ -441,7 +441,7 @@ def cohort_wer(
 
 def _by_cohort(group_wers: pd.DataFrame) -> pd.DataFrame:
     """The per-cohort frame indexed by cohort label: its "group" or "cohort" column if it has one (as
-    ``analysis.disparity.group_summary`` returns), else its index (as ``cohort_wer`` returns)."""
+    ``analysis.disparity.regions.group_summary`` returns), else its index (as ``cohort_wer`` returns)."""
     for col in ("wer", "speakers"):
         if col not in group_wers.columns:
             raise ValueError(f"group_wers needs a {col!r} column (one row per cohort; see cohort_wer)")

@@ -2,8 +2,8 @@
 
 1. Rephrase detection on the mining period: the contextual detector is fitted on that period's labelled
    goal structure (``gold_goal_start``, or reviewed goal starts), the text-similarity baseline likewise.
-2. Absorbing-chain rewrites (``analysis.rewrites``) from the detected chains.
-3. The online rewriter (``analysis.online_rewrite``) trained on the same period.
+2. Absorbing-chain rewrites (``analysis.rewrites.mining``) from the detected chains.
+3. The online rewriter (``analysis.rewrites.online``) trained on the same period.
 4. On the evaluation period: both detectors against its goal structure, and the win/loss replay of the
    chain rewriter, the online rewriter and both combined (chain first), overall, by domain (of the gold
    intent) and by week; and each chain rewrite's own wins, losses and retirement probability.
@@ -22,11 +22,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analysis import online_rewrite as online
-from analysis import rephrase as rp
-from analysis import rewrite_eval as ev
-from analysis import rewrites as rw
-from analysis.label_metrics import binary_report
+from analysis.labels.evaluation import binary_report
+from analysis.rewrites import evaluation as ev
+from analysis.rewrites import mining as rw
+from analysis.rewrites import online
+from analysis.rewrites import rephrase as rp
 
 # chain_retiring_oracle: the chain rewrites, each retired once its Beta posterior says it is worse than the
 # original, fed with the replay's own gold-judged outcomes: an oracle for what retirement could save with

@@ -1,7 +1,7 @@
 """Query rewrites from rephrase chains with an absorbing Markov chain (METHODS.md section 4).
 
 Pooled over all users, each rephrase chain (a request and the rephrases that followed it, from
-``analysis.rephrase``) is a walk over *states*: normalised utterances (``states="utterance"``) or the
+``analysis.rewrites.rephrase``) is a walk over *states*: normalised utterances (``states="utterance"``) or the
 logged NLU interpretations (``states="interpretation"``). Every turn leaves its state once: to the next
 turn's state when the chain goes on, else to one of two absorbing states, SUCCESS when the chain's last
 turn shows no defect signal and FAILURE when it does (the user gave up).
@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-from analysis.rephrase import Turns
+from analysis.rewrites.rephrase import Turns
 
 STATE_KINDS = ("utterance", "interpretation")
 RETIRE_ABOVE = 0.95

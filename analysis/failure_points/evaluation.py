@@ -28,7 +28,7 @@ from analysis.evaluation import (
     require_turns,
     turns_fingerprint,
 )
-from analysis.failure_points import LABEL_INDEX, LABELS, build_examples
+from analysis.failure_points.model import LABEL_INDEX, LABELS, build_examples
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], *, n_labels: int) -> np.ndarray:

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analysis.rephrase import Turns
-from analysis.rewrites import modal_interpretations
+from analysis.rewrites.mining import modal_interpretations
+from analysis.rewrites.rephrase import Turns
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 TRIGGER_FEATURES = ("seen", "query_success", "log_query_support", "asr_confidence", "nlu_confidence",

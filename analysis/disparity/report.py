@@ -1,6 +1,7 @@
 """The whole disparity analysis of one dataset, as the Disparity page and `scripts/evaluate_disparity.py` show it.
 
-`analyse` composes the parts of ``analysis.disparity`` and ``analysis.cohorts``: the speaker table, the overall
+`analyse` composes the parts of ``analysis.disparity.regions`` and ``analysis.disparity.cohorts``: the speaker
+table, the overall
 pooled WER with its speaker-bootstrap interval, the learned regions, automatic and geographic cohorts, one
 summary per grouping (WER, interval, difference to the rest with its interval, error make-up), the comparison
 table with an interval on each WER gap, the region stability and the speaker cells drawn on the map.
@@ -22,8 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis import cohorts as co
-from analysis import disparity as dp
+from analysis.disparity import cohorts as co
+from analysis.disparity import regions as dp
 
 OTHER = "(other)"  # states / city-size bands of fewer than k speakers, merged
 NO_REGION = -1  # the region label of speakers without a location

@@ -579,7 +579,7 @@ class RuleCascadeBaseline:
 
     def fit(self, examples: Sequence[Example], labels: Sequence[int], *, embed: Embed | None = None,
             fit: bool = True, **_: object) -> RuleCascadeBaseline:
-        from analysis.failure_eval import macro_f1  # evaluation helpers; no cycle at import time
+        from analysis.failure_points.evaluation import macro_f1  # evaluation helpers; no cycle at import time
 
         y = _check_labels(examples, labels)
         if not fit:

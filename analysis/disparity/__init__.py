@@ -1,0 +1,1 @@
+"""Disparity: per-speaker WER, learned regions, speaker cohorts and the page's report."""

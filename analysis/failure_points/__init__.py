@@ -1,0 +1,1 @@
+"""Failure points: the failure-point model, its evaluation and reports."""

@@ -1,0 +1,1 @@
+"""Query rewrites: rephrase detection, absorbing-chain mining, the online rewriter and their evaluation."""

@@ -1,0 +1,1 @@
+"""Skill routing: the router with pseudo-labels and negative feedback, and its evaluation."""
