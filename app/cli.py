@@ -199,7 +199,8 @@ def _iso_time(text: str):
 def cmd_mine(args: argparse.Namespace) -> int:
     from analysis.rewrites.mining import MiningConfig
     from analysis.rewrites.pipeline import PipelineConfig
-    from app import rewrite_jobs, store
+    from app import store
+    from app.jobs import rewrites as rewrite_jobs
 
     overrides = {k: v for k, v in (("min_support", args.min_support), ("min_failure_rate", args.min_failure_rate),
                                    ("min_target_support", args.min_target_support), ("min_gain", args.min_gain),
@@ -476,7 +477,7 @@ def _score_with_bar(args: argparse.Namespace, model: str, unit: str, score, *, s
 
 def _train_skills(args: argparse.Namespace) -> int:
     from analysis.skills.model import RoutingConfig
-    from app import skill_jobs
+    from app.jobs import skills as skill_jobs
 
     overrides = {k: v for k, v in (("epochs", args.epochs), ("p", args.p), ("r", args.r)) if v is not None}
     try:
@@ -495,7 +496,7 @@ def _train_skills(args: argparse.Namespace) -> int:
 
 
 def _score_skills(args: argparse.Namespace) -> int:
-    from app import skill_jobs
+    from app.jobs import skills as skill_jobs
 
     if (args.p is not None and args.p < 1) or (args.r is not None and args.r < 1):
         return _fail("--p and --r must be at least 1", EXIT_USAGE)
@@ -512,7 +513,7 @@ def _score_skills(args: argparse.Namespace) -> int:
 
 def _train_labels(args: argparse.Namespace) -> int:
     from analysis.labels.model import LabelConfig
-    from app import label_jobs
+    from app.jobs import labels as label_jobs
 
     overrides = {k: v for k, v in (("epochs", args.epochs), ("pretrain_epochs", args.pretrain_epochs))
                  if v is not None}
@@ -536,7 +537,7 @@ def _train_labels(args: argparse.Namespace) -> int:
 
 def _score_labels(args: argparse.Namespace) -> int:
     from analysis.labels.model import TASKS
-    from app import label_jobs
+    from app.jobs import labels as label_jobs
 
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
     if not tasks or set(tasks) - set(TASKS):
@@ -553,7 +554,7 @@ def _score_labels(args: argparse.Namespace) -> int:
 
 def _train_failure_points(args: argparse.Namespace) -> int:
     from analysis.failure_points.model import FailurePointConfig
-    from app import failure_jobs
+    from app.jobs import failure_points as failure_jobs
 
     overrides = {k: v for k, v in (("epochs", args.epochs), ("text_dropout", args.text_dropout)) if v is not None}
     if args.text_dropout is not None and not args.with_text:
@@ -577,7 +578,7 @@ def _train_failure_points(args: argparse.Namespace) -> int:
 
 
 def _score_failure_points(args: argparse.Namespace) -> int:
-    from app import failure_jobs
+    from app.jobs import failure_points as failure_jobs
 
     timings: dict[str, float] = {}
     done = _score_with_bar(args, "failure-points", " turns", lambda conn, progress: failure_jobs.score(

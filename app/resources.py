@@ -18,10 +18,10 @@ import streamlit as st
 from analysis.disparity import report as disparity_report
 from analysis.labels.evaluation import candidates_correct
 from app import store
+from app.jobs.disparity import UmapJobs
 from app.migrations import MIGRATIONS
 from app.review.claims import ClaimRegistry
 from app.settings import Settings
-from app.umap_jobs import UmapJobs
 
 
 class DatabaseUnavailableError(RuntimeError):
@@ -138,7 +138,7 @@ def skill_checkpoint(_conn: duckdb.DuckDBPyConnection, db_path: str, dataset: st
 
 @st.cache_resource(show_spinner=False)
 def umap_jobs() -> UmapJobs:
-    """The process's background UMAP worker (see app/umap_jobs.py)."""
+    """The process's background UMAP worker (see app/jobs/disparity.py)."""
     return UmapJobs()
 
 

@@ -1,6 +1,6 @@
 """The composed disparity analysis (analysis/disparity/report.py) on hand-built speakers: privacy merging and
 hiding, map cells, the WER-gap interval, the per-region stability figure, the exports; and the background UMAP
-worker (app/umap_jobs.py)."""
+worker (app/jobs/disparity.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from analysis.disparity import regions as dp
 from analysis.disparity import report as dr
 from analysis.disparity.cohorts import UNKNOWN
-from app.umap_jobs import UmapJobs
+from app.jobs.disparity import UmapJobs
 
 # Speaker places: a city with many speakers in each of three states, and single speakers elsewhere.
 BOSTON, DENVER, SEATTLE, MIAMI = (42.36, -71.06), (39.74, -104.99), (47.61, -122.33), (25.76, -80.19)

@@ -11,8 +11,9 @@ import pytest
 from analysis.failure_points.model import LABELS, FailurePointClassifier, FailurePointConfig, build_examples
 from analysis.simulate import load_pool, simulate_turns, write_log
 from analysis.text_encoder import EmbeddingCache, TextEncoder
-from app import failure_jobs, store
+from app import store
 from app.ingest import ingest_files
+from app.jobs import failure_points as failure_jobs
 
 
 @pytest.fixture(scope="module")

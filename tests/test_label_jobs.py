@@ -11,8 +11,9 @@ import pytest
 
 from analysis.labels.model import TASKS, LabelConfig
 from analysis.simulate import load_pool, simulate_turns, write_log
-from app import label_jobs, store
+from app import store
 from app.ingest import ingest_files
+from app.jobs import labels as label_jobs
 from tests.test_label_model import random_embed
 
 SMALL = LabelConfig(hidden=32, heads=2, layers=1, word_dim=16, epochs=2, pretrain_epochs=1, batch_size=32)

@@ -16,8 +16,9 @@ from streamlit.testing.v1 import AppTest
 
 from analysis.candidates import CANDIDATE_SCHEMA, candidates_from_logged_nlu, canonical_json, target_key
 from analysis.labels import evaluation as lm
-from app import label_jobs, store
+from app import store
 from app.ingest import ingest_files
+from app.jobs import labels as label_jobs
 from app.review import session as review_session
 from components import charts
 from tests.helpers import ROOT, make_turn, write_jsonl

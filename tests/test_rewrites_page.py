@@ -12,7 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analysis.rewrites.pipeline import PipelineConfig
-from app import rewrite_jobs, store
+from app import store
+from app.jobs import rewrites as rewrite_jobs
 from app.review import session as review_session
 from components import charts
 from tests.helpers import one_turn_app_db, open_app_page, simulated_db

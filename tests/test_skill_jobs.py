@@ -8,8 +8,9 @@ import pytest
 
 from analysis.simulate import load_pool, simulate_turns, write_log
 from analysis.skills.model import RoutingConfig, SkillRouter, build_examples
-from app import skill_jobs, store
+from app import store
 from app.ingest import ingest_files
+from app.jobs import skills as skill_jobs
 from tests.test_label_model import random_embed
 
 CFG = RoutingConfig(epochs=6, r=2, hidden=32)

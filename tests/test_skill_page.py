@@ -13,8 +13,9 @@ from streamlit.testing.v1 import AppTest
 from analysis.simulate import load_pool, simulate_turns, write_log
 from analysis.skills import model as sr
 from analysis.skills.model import Dynamics, RoutingConfig, SkillRouter, build_examples
-from app import skill_jobs, store
+from app import store
 from app.ingest import ingest_files
+from app.jobs import skills as skill_jobs
 from app.review import session as review_session
 from tests.helpers import ROOT, one_turn_app_db, open_app_page
 from tests.test_label_model import random_embed

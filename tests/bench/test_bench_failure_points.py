@@ -14,8 +14,9 @@ import time
 from analysis.failure_points.model import FailurePointClassifier, FailurePointConfig, build_examples, gold_labels
 from analysis.simulate import load_pool, simulate_turns
 from analysis.text_encoder import EmbeddingCache, TextEncoder
-from app import failure_jobs, store
+from app import store
 from app.ingest import ingest_files
+from app.jobs import failure_points as failure_jobs
 from tests.bench.harness import ROOT, TURNS, report
 
 

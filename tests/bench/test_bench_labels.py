@@ -13,8 +13,9 @@ import time
 from analysis.labels.model import LabelConfig, LabelModel, build_dialogues, gold_targets
 from analysis.simulate import load_pool, simulate_turns, write_log
 from analysis.text_encoder import EmbeddingCache, TextEncoder
-from app import label_jobs, store
+from app import store
 from app.ingest import ingest_files
+from app.jobs import labels as label_jobs
 from tests.bench.harness import report
 
 SCORED = int(os.environ.get("TURNLENS_BENCH_LABEL_TURNS", "100000"))

@@ -66,7 +66,7 @@ def mine(conn: duckdb.DuckDBPyConnection, dataset: str, *, config: pl.PipelineCo
         raise ValueError("no turns in the evaluation period (it starts after the last turn); choose an earlier "
                          "--evaluate-from, or --evaluate-days 0 to mine everything without evaluating")
     if config.with_online and embed is None:
-        from app.failure_jobs import embedder
+        from app.jobs.failure_points import embedder
 
         embed = embedder()
     result = pl.run(mine_t, eval_t, embed, config, progress=progress)

@@ -1,14 +1,14 @@
 """Training the skill router on a stored dataset and turning its pseudo-labels into review candidates (task
 `skill`): the skills its training dynamics ranked above the logged skill for r consecutive epochs.
 
-Shared by `turnlens train skills` and `turnlens score skills`. The router learns from logged routings only
+The skill-routing family's job module and registry entry. The router learns from logged routings only
 (production fields); gold_skills is never read here."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import duckdb
@@ -17,7 +17,18 @@ import pyarrow as pa
 from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
 from analysis.skills.model import RoutingConfig, SkillRouter, build_examples, data_fingerprint
 from app import store
-from app.failure_jobs import embedder, weights_version
+from app.jobs.common import (
+    HOLD_OUT,
+    describe,
+    embedder,
+    evaluate_with,
+    mark_held_out,
+    read_heldout,
+    stages,
+    train_part,
+    weights_version,
+)
+from app.jobs.registry import Family, Option, register
 
 MODEL_NAME = "skill-router"
 
@@ -86,3 +97,44 @@ def propose(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, p
     if timings is not None:
         timings["seconds"] = time.perf_counter() - start
     return result
+
+
+# --------------------------------------------------------------------- the registry entry
+
+
+def _sk_read(conn, dataset: str, options: dict) -> dict:
+    """The router learns from, and proposes pseudo-labels for, the same turns (its training dynamics are the
+    proposals): with hold out, both are the dataset without its held-out dialogues."""
+    read = inputs(conn, dataset)
+    return {**read, "turns": train_part(read["turns"], options.get("hold_out", True))}
+
+
+def _sk_train(inputs: dict, options: dict, out: Path, progress) -> dict:
+    config = RoutingConfig(epochs=options["epochs"], pseudo_labels=options["pseudo_labels"],
+                           negative_feedback=options["negative_feedback"], self_distill=options["self_distill"])
+    summary = fit(inputs, out, config=config, progress=stages(progress))
+    mark_held_out(out, options["hold_out"])
+    return summary
+
+
+def _sk_score(inputs: dict, options: dict, checkpoint: Path, progress):
+    progress("proposing", 0, None)
+    return candidates(inputs, checkpoint)
+
+
+register(Family(
+    name="skills", title="Skill routing", page="skills",
+    description="A skill router that learns from logged routings: pseudo-labels from its training dynamics, "
+                "negative feedback from failed turns, self-distillation; its pseudo-labels become candidates.",
+    options=(Option("epochs", int, 8, "shortlister and re-ranker epochs", low=1, high=200),
+             Option("pseudo_labels", bool, True, "train with the pseudo-labels the dynamics propose"),
+             Option("negative_feedback", bool, True, "penalise failed (request, skill) pairs"),
+             Option("self_distill", bool, False, "moving averages of earlier epochs as soft targets"),
+             replace(HOLD_OUT, actions=("train", "score"),
+                     help="keep a fifth of the dialogues out of training (and so out of the pseudo-labels, "
+                          "which come from training), for the quick evaluation; score with the same setting")),
+    read_train=_sk_read, train=_sk_train, read_score=_sk_read, score=_sk_score,
+    read_evaluate=read_heldout,
+    evaluate=evaluate_with("analysis.skills.evaluation:evaluate_heldout", "analysis.skills.model:SkillRouter"),
+    describe=lambda action, result: describe(action, result, "skill"),
+))

@@ -1,15 +1,12 @@
-"""Training and scoring the failure-point model on a stored dataset; scores become review candidates.
-
-Shared by `turnlens train failure-points` and `turnlens score failure-points`."""
+"""The failure-point family: training and scoring the model on a stored dataset (scores become review
+candidates), and its registry entry."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import duckdb
@@ -24,24 +21,22 @@ from analysis.failure_points.model import (
     FailurePointConfig,
     build_examples,
 )
-from analysis.text_encoder import EmbeddingCache, TextEncoder
 from app import store
+from app.jobs.common import (
+    HOLD_OUT,
+    REVIEWED,
+    describe,
+    embedder,
+    evaluate_with,
+    mark_held_out,
+    read_heldout,
+    reads,
+    stages,
+    weights_version,
+)
+from app.jobs.registry import Family, Option, register
 
 MODEL_NAME = "failure-points"
-
-
-def embedder(progress: Callable[[int], None] | None = None) -> Callable[[list[str]], np.ndarray]:
-    """MiniLM through the on-disk cache (TURNLENS_CACHE, default data/cache): each text is encoded once.
-    The encoder loads on first use, so a model that reads no text never loads it."""
-    cache = EmbeddingCache(Path(os.environ.get("TURNLENS_CACHE", "data/cache")) / "embeddings")
-    encoder: list[TextEncoder] = []
-
-    def embed(texts: list[str]) -> np.ndarray:
-        if not encoder:
-            encoder.append(TextEncoder.load())
-        return cache.encode(encoder[0], texts, progress=progress)
-
-    return embed
 
 
 def train_inputs(conn: duckdb.DuckDBPyConnection, dataset: str, *, with_reviewed: bool = False) -> dict:
@@ -77,13 +72,6 @@ def train(conn: duckdb.DuckDBPyConnection, dataset: str, out: Path, *, config: F
     which win over gold); save the checkpoint to out. Returns a summary."""
     return fit(train_inputs(conn, dataset, with_reviewed=with_reviewed), out, config=config, embed=embed,
                progress=progress)
-
-
-def weights_version(fingerprint: str | None, model_dir: Path) -> str:
-    """A model run's version: the training data's fingerprint and a hash of the weights, so a checkpoint
-    retrained into the same folder is a new run rather than a conflicting one."""
-    digest = hashlib.sha256((Path(model_dir) / "weights.pt").read_bytes()).hexdigest()[:12]
-    return f"{fingerprint}-{digest}"
 
 
 def score_inputs(conn: duckdb.DuckDBPyConnection, dataset: str) -> list[dict]:
@@ -154,3 +142,37 @@ def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, emb
     result = store.insert_candidates(conn, table)
     spent["write"] = clock() - start
     return result
+
+
+# --------------------------------------------------------------------- the registry entry
+
+_read_train, _read_score = reads(__name__)
+
+
+def _fp_train(inputs: dict, options: dict, out: Path, progress) -> dict:
+    config = FailurePointConfig(epochs=options["epochs"])
+    if options["with_text"]:
+        config = replace(config, use_text=True, text_dropout=0.3)  # 0.3: the best text dropout on validation
+    summary = fit(inputs, out, config=config, progress=stages(progress))
+    mark_held_out(out, options["hold_out"])
+    return summary
+
+
+def _fp_score(turns: list[dict], options: dict, checkpoint: Path, progress):
+    return candidates(turns, checkpoint, progress=progress)
+
+
+register(Family(
+    name="failure-points", title="Failure points", page="failures",
+    description="Where a defective turn failed first and irrecoverably (ASR, NLU, entity resolution, skill, "
+                "TTS, ...): a dialogue Transformer over production fields, trained on gold_failure_point.",
+    options=(Option("epochs", int, 12, "training epochs", low=1, high=200),
+             Option("with_text", bool, False, "also read the texts (MiniLM vectors); off by default: on dev-split "
+                                              "validation the text-reading models scored lower"),
+             REVIEWED, HOLD_OUT),
+    read_train=_read_train, train=_fp_train, read_score=_read_score, score=_fp_score,
+    read_evaluate=read_heldout,
+    evaluate=evaluate_with("analysis.failure_points.evaluation:evaluate_heldout",
+                            "analysis.failure_points.model:FailurePointClassifier"),
+    describe=lambda action, result: describe(action, result, "failure_point"),
+))

@@ -1,7 +1,7 @@
 """Training and scoring the label-generation model on a stored dataset; every scored label becomes a review
 candidate (tasks intent, slots, goal_start, goal_success, defect) with its score and model run.
 
-Shared by `turnlens train labels` and `turnlens score labels`."""
+The label-generation family's job module and registry entry."""
 
 from __future__ import annotations
 
@@ -18,7 +18,19 @@ import pyarrow as pa
 from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
 from analysis.labels.model import BINARY_TASKS, TASKS, LabelConfig, LabelModel, build_dialogues, gold_targets
 from app import store
-from app.failure_jobs import embedder, weights_version
+from app.jobs.common import (
+    HOLD_OUT,
+    REVIEWED,
+    describe,
+    embedder,
+    evaluate_with,
+    mark_held_out,
+    read_heldout,
+    reads,
+    stages,
+    weights_version,
+)
+from app.jobs.registry import Family, Option, register
 
 MODEL_NAME = "label-model"
 TOP_INTENTS = 5  # an intent candidate keeps its top five intents and the rest as one "(other)" share
@@ -135,3 +147,33 @@ def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, tas
     result = store.insert_candidates(conn, table)
     spent["write"] = clock() - start
     return result
+
+
+# --------------------------------------------------------------------- the registry entry
+
+_read_train, _read_score = reads(__name__)
+
+
+def _lb_train(inputs: dict, options: dict, out: Path, progress) -> dict:
+    config = LabelConfig(epochs=options["epochs"], pretrain_epochs=options["pretrain_epochs"])
+    summary = fit(inputs, out, config=config, progress=stages(progress))
+    mark_held_out(out, options["hold_out"])
+    return summary
+
+
+def _lb_score(turns: list[dict], options: dict, checkpoint: Path, progress):
+    return candidates(turns, checkpoint, progress=stages(progress))
+
+
+register(Family(
+    name="labels", title="Label generation", page="labels",
+    description="Intent, slots, goal start, goal success and defect for every turn: a dialogue Transformer "
+                "with swapped-response pretraining, trained on the log's gold labels.",
+    options=(Option("epochs", int, 10, "fine-tuning epochs", low=1, high=200),
+             Option("pretrain_epochs", int, 3, "swapped-response pretraining epochs (0: none)", low=0, high=100),
+             REVIEWED, HOLD_OUT),
+    read_train=_read_train, train=_lb_train, read_score=_read_score, score=_lb_score,
+    read_evaluate=read_heldout,
+    evaluate=evaluate_with("analysis.labels.evaluation:evaluate_heldout", "analysis.labels.model:LabelModel"),
+    describe=lambda action, result: describe(action, result, "label"),
+))
