@@ -360,12 +360,56 @@ def m005_jobs_and_evaluations(conn: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+def m006_family_actions_and_analyses(conn: duckdb.DuckDBPyConnection) -> None:
+    """A job's action is any a registered family declares (mine, analyse, ...), not only train, score and
+    evaluate: the jobs table is rebuilt without that CHECK (DuckDB cannot drop a constraint), keeping every row
+    and id. And analyses: the stored result of an analysis family's job (disparity), one row per run, with its
+    options, the data's fingerprint, the summary as strict JSON and the Markdown."""
+    conn.execute("DROP VIEW job_status")
+    conn.execute("ALTER TABLE jobs RENAME TO jobs_m005")
+    conn.execute("""
+        CREATE TABLE jobs (
+            job_id BIGINT PRIMARY KEY DEFAULT nextval('job_id_seq'),
+            family VARCHAR NOT NULL,
+            action VARCHAR NOT NULL CHECK (regexp_full_match(action, '[a-z][a-z-]{0,31}')),
+            dataset VARCHAR NOT NULL,
+            config VARCHAR NOT NULL DEFAULT '{}',
+            started_by VARCHAR,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+        )
+    """)
+    conn.execute("INSERT INTO jobs SELECT * FROM jobs_m005")
+    conn.execute("DROP TABLE jobs_m005")
+    conn.execute("""
+        CREATE VIEW job_status AS
+        SELECT j.*, e.status, e.message, e.result, e.happened_at AS status_at
+        FROM jobs j JOIN (SELECT job_id, arg_max(status, seq) AS status, arg_max(message, seq) AS message,
+                                 arg_max(result, seq) AS result, max(happened_at) AS happened_at
+                          FROM job_events GROUP BY job_id) e USING (job_id)
+    """)
+    conn.execute("CREATE SEQUENCE analysis_id_seq START 1")
+    conn.execute("""
+        CREATE TABLE analyses (
+            analysis_id BIGINT PRIMARY KEY DEFAULT nextval('analysis_id_seq'),
+            family VARCHAR NOT NULL,
+            dataset VARCHAR NOT NULL,
+            options VARCHAR NOT NULL DEFAULT '{}',
+            data_fingerprint VARCHAR NOT NULL,
+            summary VARCHAR NOT NULL,
+            markdown VARCHAR NOT NULL,
+            job_id BIGINT,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+        )
+    """)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "m001_turns_and_imports", m001_turns_and_imports),
     (2, "m002_review", m002_review),
     (3, "m003_candidate_distributions", m003_candidate_distributions),
     (4, "m004_rewrites", m004_rewrites),
     (5, "m005_jobs_and_evaluations", m005_jobs_and_evaluations),
+    (6, "m006_family_actions_and_analyses", m006_family_actions_and_analyses),
 ]
 
 

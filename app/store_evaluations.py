@@ -1,4 +1,5 @@
-"""The SQL of stored evaluations (table ``evaluations``, migration m005): one row per evaluation of a model run.
+"""The SQL of stored results: evaluations (table ``evaluations``, m005), one row per evaluation of a model run,
+and analyses (table ``analyses``, m006), one row per run of an analysis family (disparity).
 
 The conventions of app/store.py: functions take the connection first, every value is a parameter, writes run
 inside ``store.transaction``, and the table is append-only (a new evaluation of a run is a new row; the
@@ -66,3 +67,48 @@ def get_latest_evaluation(conn: duckdb.DuckDBPyConnection, run_id: int) -> Evalu
     return Evaluation(family=family, kind=kind, metrics={k: Metric.from_dict(v) for k, v in stored["metrics"].items()},
                       markdown=markdown, data_fingerprint=fingerprint, config=json.loads(config),
                       n_items=int(stored.get("n_items") or 0))
+
+
+# ------------------------------------------------------------------------- analyses (m006)
+
+
+def insert_analysis(conn: duckdb.DuckDBPyConnection, *, family: str, dataset: str, options: dict,
+                    data_fingerprint: str, summary: dict, markdown: str, job_id: int | None = None) -> int:
+    """Store the result of an analysis family's job (options and summary as strict JSON); its analysis_id."""
+    cur = conn.cursor()
+    try:
+        with transaction(cur):
+            (analysis_id,) = cur.execute("""
+                INSERT INTO analyses (family, dataset, options, data_fingerprint, summary, markdown, job_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING analysis_id
+            """, [family, dataset, json.dumps(options, allow_nan=False, default=str), data_fingerprint,
+                  json.dumps(summary, allow_nan=False), markdown, job_id]).fetchone()
+    finally:
+        cur.close()
+    return int(analysis_id)
+
+
+def list_analyses(conn: duckdb.DuckDBPyConnection, *, dataset: str | None = None,
+                  family: str | None = None) -> pd.DataFrame:
+    """Stored analyses, newest first: analysis_id, family, dataset, options, data_fingerprint, markdown,
+    job_id, created_at (the summary is left out: get_latest_analysis reads it)."""
+    return conn.cursor().execute("""
+        SELECT analysis_id, family, dataset, options, data_fingerprint, markdown, job_id, created_at
+        FROM analyses
+        WHERE (?::VARCHAR IS NULL OR dataset = ?) AND (?::VARCHAR IS NULL OR family = ?)
+        ORDER BY created_at DESC, analysis_id DESC
+    """, [dataset, dataset, family, family]).df()
+
+
+def get_latest_analysis(conn: duckdb.DuckDBPyConnection, family: str, dataset: str) -> dict | None:
+    """The newest stored analysis of a dataset by a family: {analysis_id, options, data_fingerprint, summary,
+    markdown, created_at} with options and summary parsed, or None."""
+    row = conn.cursor().execute("""
+        SELECT analysis_id, options, data_fingerprint, summary, markdown, created_at FROM analyses
+        WHERE family = ? AND dataset = ? ORDER BY created_at DESC, analysis_id DESC LIMIT 1
+    """, [family, dataset]).fetchone()
+    if row is None:
+        return None
+    analysis_id, options, fingerprint, summary, markdown, created_at = row
+    return {"analysis_id": int(analysis_id), "options": json.loads(options), "data_fingerprint": fingerprint,
+            "summary": json.loads(summary), "markdown": markdown, "created_at": created_at}

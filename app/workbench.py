@@ -5,11 +5,11 @@
 Each step is a `turnlens` command, run as a user would run it (so it shows its own progress bar and no step
 is silent for long), in this order:
 - the sample (3,000 simulated turns over real SLURP utterances): ingest, the logged NLU's proposals as
-  candidates, then for each trained model family: train (a fifth of the dialogues held out), score (its
-  proposals become candidates) and a quick evaluation on those held-out dialogues of the sample itself, all
-  through the same job runner as the app's Models page. The full evaluations on SLURP's evaluation split are
-  separate, longer commands (scripts/evaluate_*.py);
-- a rewrite run mined from the sample;
+  candidates, then every action of every registered family, through the same job runner as the app's Models
+  page: for the models, train (a fifth of the dialogues held out), score (their proposals become candidates)
+  and a quick evaluation on those held-out dialogues of the sample itself; a rewrite run mined from the
+  sample; a stored disparity analysis. The full evaluations on SLURP's evaluation split are separate, longer
+  commands (scripts/evaluate_*.py);
 - decisions by two *simulated* reviewers (answering from the log's gold fields with a stated error rate), so
   Agreement and Calibration draw;
 - rewrites-demo (simulated users who rephrase keeping the meaning: rewrites need many repeats) and
@@ -45,11 +45,8 @@ def steps(db: Path, *, rewrites_turns: int, disparity_turns: int, data_dir: Path
     ]
     for family in built_in():
         for action in family.actions():
-            out.append((f"{family.name}: {action}", ["job", family.name, action, "--dataset", "sample", *d]))
-    out += [
-        ("rewrites mined from the sample", ["mine", "rewrites", "--dataset", "sample", *d]),
-        ("simulated reviewers", ["simulate-reviews", *SIMULATED_REVIEWS, *d]),
-    ]
+            out.append((f"{family.name}: {action}", [action, family.name, "--dataset", "sample", *d]))
+    out.append(("simulated reviewers", ["simulate-reviews", *SIMULATED_REVIEWS, *d]))
     if rewrites_turns:
         log = data_dir / "rewrites-demo.parquet"
         out += [

@@ -11,7 +11,7 @@ from analysis.evaluation import Evaluation, describe_kind
 from components.markdown import escape_markdown
 
 NONE_YET = ("This run has no stored evaluation yet: evaluate it (an *evaluate* job on this page or the Models "
-            "page, or `turnlens job FAMILY evaluate`) to see its metrics here.")
+            "page, or `turnlens evaluate FAMILY`) to see its metrics here.")
 
 
 def evaluation_table(evaluation: Evaluation) -> pd.DataFrame:

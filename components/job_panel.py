@@ -8,8 +8,6 @@ import streamlit as st
 from app.jobs.registry import Family
 from app.jobs.runner import JobRefusedError, JobRunner, JobView
 
-_VERBS = {"train": "Train", "score": "Score", "evaluate": "Evaluate"}
-
 
 def _duration(seconds: float | None) -> str:
     if seconds is None:
@@ -34,6 +32,9 @@ def options_form(family: Family, action: str, key: str) -> dict:
                 min_value=None if option.low is None else option.type(option.low),
                 max_value=None if option.high is None else option.type(option.high),
                 step=1 if option.type is int else None)
+        elif option.choices:
+            values[option.name] = st.selectbox(label, option.choices, index=option.choices.index(option.default),
+                                               help=option.help, key=wkey)
         else:
             values[option.name] = st.text_input(label, value=str(option.default), help=option.help, key=wkey)
     return values
@@ -42,10 +43,11 @@ def options_form(family: Family, action: str, key: str) -> dict:
 def start_buttons(runner: JobRunner, family: Family, dataset: str, reviewer: str, *, read_only: bool,
                   key: str) -> None:
     """One expander per action: its options and a start button. Starting queues a job (see job_list)."""
-    for action in family.actions():
-        with st.expander(f"{_VERBS[action]} · {family.title}", expanded=False):
+    for act in family.all_actions():
+        action = act.name
+        with st.expander(f"{act.verb} · {family.title}", expanded=False):
             values = options_form(family, action, key)
-            if st.button(f"{_VERBS[action]} on this dataset", key=f"{key}_{action}_go", type="primary",
+            if st.button(f"{act.verb} on this dataset", key=f"{key}_{action}_go", type="primary",
                          disabled=read_only, help="Runs in the background; you can keep working."):
                 try:
                     job_id = runner.submit(family.name, action, dataset, values, started_by=reviewer or None)
@@ -93,7 +95,8 @@ def family_jobs(runner: JobRunner, family: Family, dataset: str, reviewer: str, 
                 expanded: bool = False) -> None:
     """A family page's own job section: the same start buttons and live jobs as the Models page, for this
     family only."""
-    with st.expander(f"Run the {family.title.lower()} model on this dataset", expanded=expanded):
+    what = "model" if family.trains else "analysis"
+    with st.expander(f"Run the {family.title.lower()} {what} on this dataset", expanded=expanded):
         if read_only:
             st.caption("This app runs read-only: jobs are switched off.")
         start_buttons(runner, family, dataset, reviewer, read_only=read_only, key=f"fam_{family.name}")

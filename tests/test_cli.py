@@ -143,9 +143,30 @@ def test_demo_data_from_the_evaluation_split(tmp_path):
 
 
 def test_score_without_a_checkpoint_says_how_to_get_one(tmp_path):
-    out = turnlens("score", "failure-points", "--dataset", "x", "--model-dir", str(tmp_path / "none"),
-                   "--db", str(tmp_path / "t.duckdb"))
-    assert out.returncode == 2 and "train one with 'turnlens train failure-points'" in out.stderr
+    db = tmp_path / "t.duckdb"
+    log = write_jsonl(tmp_path / "a.jsonl", [make_turn("d1", 0)])
+    assert turnlens("ingest", str(log), "--db", str(db), "--dataset", "x", "--quiet").returncode == 0
+    out = turnlens("score", "failure-points", "--dataset", "x", "--db", str(db))
+    assert out.returncode == 2 and "no trained Failure points model for dataset 'x' yet: train one first" in out.stderr
+    out = turnlens("score", "failure-points", "--dataset", "x", "--checkpoint", str(tmp_path / "none"), "--db", str(db))
+    assert out.returncode == 2 and "train one first" in out.stderr
+
+
+def test_the_model_commands_are_built_from_the_registry():
+    """train, score and evaluate list the model families; mine and analyse the analysis families; every family
+    option is a flag of its action, with its documented help."""
+    for action, families in (("train", ("failure-points", "labels", "skills")),
+                             ("score", ("failure-points", "labels", "skills")),
+                             ("evaluate", ("failure-points", "labels", "skills")),
+                             ("mine", ("rewrites",)), ("analyse", ("disparity",))):
+        out = turnlens(action, "--help")
+        assert out.returncode == 0 and all(f in out.stdout for f in families), out.stdout
+    out = turnlens("train", "labels", "--help")
+    assert "--pretrain-epochs" in out.stdout and "--no-context" in out.stdout and "--hold-out" in out.stdout
+    out = turnlens("mine", "rewrites", "--help")
+    assert "--min-support" in out.stdout and "--no-online" in out.stdout and "--states" in out.stdout
+    out = turnlens("train", "rewrites", "--dataset", "x")  # rewrites are mined, not trained
+    assert out.returncode == 2 and "invalid choice: 'rewrites'" in out.stderr
 
 
 def test_train_without_labels_is_a_clean_error(tmp_path):
@@ -154,16 +175,19 @@ def test_train_without_labels_is_a_clean_error(tmp_path):
     assert turnlens("ingest", str(log), "--db", str(db), "--dataset", "t", "--quiet").returncode == 0
     out = turnlens("train", "failure-points", "--dataset", "t", "--out", str(tmp_path / "m"), "--db", str(db))
     assert out.returncode == 1 and "at least 20 are needed" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "m").exists()  # a failed job leaves no checkpoint
 
 
 def test_train_rejects_bad_hyper_parameters_before_touching_the_database(tmp_path):
     db = tmp_path / "t.duckdb"
     out = turnlens("train", "failure-points", "--dataset", "t", "--with-text", "--text-dropout", "1.5", "--db", str(db))
-    assert out.returncode == 2 and "--text-dropout" in out.stderr and "[0, 1)" in out.stderr
+    assert out.returncode == 2 and "text_dropout: 1.5 is above the maximum 0.99" in out.stderr
     out = turnlens("train", "failure-points", "--dataset", "t", "--text-dropout", "0.2", "--db", str(db))
-    assert out.returncode == 2 and "applies only with --with-text" in out.stderr
+    assert out.returncode == 2 and "text_dropout applies only with with_text" in out.stderr
     out = turnlens("train", "failure-points", "--dataset", "t", "--epochs", "0", "--db", str(db))
-    assert out.returncode == 2 and "--epochs must be at least 1" in out.stderr
+    assert out.returncode == 2 and "epochs: 0 is below the minimum 1" in out.stderr
+    out = turnlens("train", "failure-points", "--dataset", "t", "--epochs", "two", "--db", str(db))
+    assert out.returncode == 2 and "invalid int value: 'two'" in out.stderr
     assert not db.exists()
 
 
@@ -174,20 +198,24 @@ def test_train_and_score_failure_points_from_the_command_line(tmp_path):
     assert turnlens("ingest", str(log), "--db", str(db), "--dataset", "t", "--quiet").returncode == 0
     env = {"TURNLENS_CACHE": str(tmp_path / "cache")}
     out = turnlens("train", "failure-points", "--dataset", "t", "--out", str(tmp_path / "m"), "--epochs", "1",
-                   "--with-text", "--db", str(db), env=env)
+                   "--with-text", "--no-hold-out", "--db", str(db), env=env)
     assert out.returncode == 0, out.stderr
     config = json.loads((tmp_path / "m" / "config.json").read_text())["config"]
     assert config["use_text"] is True and config["text_dropout"] == 0.3 and config["epochs"] == 1
-    assert "training" in out.stderr and "trained on 200 turns" in out.stdout
-    out = turnlens("score", "failure-points", "--dataset", "t", "--model-dir", str(tmp_path / "m"), "--db", str(db),
+    assert "trained on 200 turns" in out.stdout
+    assert f"checkpoint: {tmp_path / 'm'}" in out.stdout
+    out = turnlens("score", "failure-points", "--dataset", "t", "--checkpoint", str(tmp_path / "m"), "--db", str(db),
                    env=env)
     assert out.returncode == 0, out.stderr
-    assert "scoring: 100%" in out.stderr  # the progress bar
-    assert "scored 200 turns" in out.stdout and "200 failure_point candidates added" in out.stdout
-    assert "text encoder" in out.stdout and "turns/s" in out.stdout
-    out = turnlens("score", "failure-points", "--dataset", "none", "--model-dir", str(tmp_path / "m"),
+    assert "200 failure_point candidates" in out.stdout
+    # without --checkpoint: the newest trained on the dataset
+    out = turnlens("score", "failure-points", "--dataset", "t", "--db", str(db), env=env)
+    assert out.returncode == 0 and "0 failure_point candidates" in out.stdout  # already present: none added
+    out = turnlens("score", "failure-points", "--dataset", "none", "--checkpoint", str(tmp_path / "m"),
                    "--db", str(db), env=env)
-    assert out.returncode == 1 and "has no turns to score" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "no dataset 'none'" in out.stderr and "Traceback" not in out.stderr
+    out = turnlens("evaluate", "failure-points", "--dataset", "t", "--db", str(db), env=env)
+    assert out.returncode == 1 and "trained on every dialogue (hold out was off)" in out.stderr
 
 
 def test_train_and_score_labels_from_the_command_line(tmp_path):
@@ -197,19 +225,19 @@ def test_train_and_score_labels_from_the_command_line(tmp_path):
     assert turnlens("ingest", str(log), "--db", str(db), "--dataset", "t", "--quiet").returncode == 0
     env = {"TURNLENS_CACHE": str(tmp_path / "cache")}
     out = turnlens("train", "labels", "--dataset", "t", "--out", str(tmp_path / "m"), "--epochs", "1",
-                   "--pretrain-epochs", "1", "--finetune-encoder", "--db", str(db), env=env)
+                   "--pretrain-epochs", "1", "--finetune-encoder", "--no-hold-out", "--db", str(db), env=env)
     assert out.returncode == 0, out.stderr
-    assert "pretraining" in out.stderr and "trained on 150 turns" in out.stdout
+    assert "trained on 150 turns" in out.stdout
     assert json.loads((tmp_path / "m" / "config.json").read_text())["config"]["finetune_encoder"] is True
-    out = turnlens("score", "labels", "--dataset", "t", "--model-dir", str(tmp_path / "m"), "--tasks",
+    out = turnlens("score", "labels", "--dataset", "t", "--checkpoint", str(tmp_path / "m"), "--tasks",
                    "intent,defect", "--db", str(db), env=env)
     assert out.returncode == 0, out.stderr
-    assert "scoring: 100%" in out.stderr and "300 candidates added (intent, defect)" in out.stdout
-    out = turnlens("score", "labels", "--dataset", "t", "--model-dir", str(tmp_path / "m"), "--tasks", "colour",
+    assert "300 label candidates" in out.stdout
+    out = turnlens("score", "labels", "--dataset", "t", "--checkpoint", str(tmp_path / "m"), "--tasks", "colour",
                    "--db", str(db), env=env)
-    assert out.returncode == 2 and "--tasks: choose among" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "tasks: choose among" in out.stderr and "Traceback" not in out.stderr
     out = turnlens("train", "labels", "--dataset", "t", "--epochs", "0", "--db", str(db))
-    assert out.returncode == 2 and "epochs must be >= 1" in out.stderr
+    assert out.returncode == 2 and "epochs: 0 is below the minimum 1" in out.stderr
 
 
 def test_train_skills_and_propose_pseudo_labels_from_the_command_line(tmp_path):
@@ -221,12 +249,11 @@ def test_train_skills_and_propose_pseudo_labels_from_the_command_line(tmp_path):
     out = turnlens("train", "skills", "--dataset", "t", "--out", str(tmp_path / "m"), "--epochs", "5", "--r", "2",
                    "--pseudo-labels", "--negative-feedback", "--self-distill", "--db", str(db), env=env)
     assert out.returncode == 0, out.stderr
-    assert "shortlister" in out.stderr and "re-ranker" in out.stderr and "routed turns" in out.stdout
+    assert "trained on" in out.stdout
     config = json.loads((tmp_path / "m" / "config.json").read_text())["config"]
     assert config["pseudo_labels"] and config["negative_feedback"] and config["self_distill"] and config["r"] == 2
-    out = turnlens("score", "skills", "--dataset", "t", "--model-dir", str(tmp_path / "m"), "--db", str(db), env=env)
+    out = turnlens("score", "skills", "--dataset", "t", "--r", "2", "--db", str(db), env=env)
     assert out.returncode == 0, out.stderr
-    assert "skill candidates (pseudo-labels) added" in out.stdout
-    out = turnlens("score", "skills", "--dataset", "t", "--model-dir", str(tmp_path / "m"), "--p", "0",
-                   "--db", str(db))
-    assert out.returncode == 2 and "--p and --r must be at least 1" in out.stderr
+    assert "skill candidates" in out.stdout
+    out = turnlens("score", "skills", "--dataset", "t", "--p", "0", "--db", str(db))
+    assert out.returncode == 2 and "p: 0 is below the minimum 1" in out.stderr

@@ -20,7 +20,7 @@ def test_committed_report_is_rendered_from_its_committed_numbers():
     # made with the default command and the page's default settings
     defaults = vars(ev.parse_args([]))
     assert {k: defaults[k] for k in results["args"]} == results["args"]
-    assert results["options"] == json.loads(json.dumps(ev._plain(vars(dr.Options()))))
+    assert results["options"] == json.loads(json.dumps(dr.plain(vars(dr.Options()))))
     assert set(results["datasets"]) == {"sample", "simulated"}
     assert results["datasets"]["sample"]["data"]["turns"] == 3000
     assert results["datasets"]["sample"]["overall"]["speakers"] == 191

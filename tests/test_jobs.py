@@ -155,18 +155,18 @@ def test_the_job_command_is_built_from_the_registry(sample, tmp_path, capsys):
     ingest_files(conn, [write_jsonl(tmp_path / "c.jsonl", turns)], dataset="c")
     conn.close()
     # toy-majority is registered by this test module only: the command knows it all the same.
-    assert cli.main(["job", "toy-majority", "train", "--dataset", "c", "--steps", "2", "--quiet",
+    assert cli.main(["train", "toy-majority", "--dataset", "c", "--steps", "2", "--quiet",
                      "--db", str(db_path)]) == 0
     assert "job #1 toy-majority train on 'c': train: {'turns': 5}" in capsys.readouterr().out
-    assert cli.main(["job", "toy-majority", "score", "--dataset", "c", "--quiet", "--db", str(db_path)]) == 0
+    assert cli.main(["score", "toy-majority", "--dataset", "c", "--quiet", "--db", str(db_path)]) == 0
     conn = store.connect(db_path, read_only=True)
     assert store.count_candidates(conn, "c") == 5
     conn.close()
-    assert cli.main(["job", "toy-majority", "train", "--dataset", "c", "--fail", "--quiet",
+    assert cli.main(["train", "toy-majority", "--dataset", "c", "--fail", "--quiet",
                      "--db", str(db_path)]) == 1
     assert "job #3 failed: asked to fail" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
-        cli.main(["job", "toy-majorty", "train", "--dataset", "c"])
+        cli.main(["train", "toy-majorty", "--dataset", "c"])
     assert info.value.code == 2
     assert "invalid choice: 'toy-majorty'" in capsys.readouterr().err
 
@@ -182,9 +182,9 @@ def test_training_from_the_command_line_while_the_app_holds_the_file_points_to_t
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"
-        out = subprocess.run([sys.executable, "-m", "app.cli", "job", "failure-points", "train", "--dataset", "x",
+        out = subprocess.run([sys.executable, "-m", "app.cli", "train", "failure-points", "--dataset", "x",
                               "--db", str(db_path)], capture_output=True, text=True, timeout=120)
     finally:
         holder.communicate("", timeout=30)
     assert out.returncode == 3, out.stderr
-    assert "While the app runs, train, score and evaluate from its Models page." in out.stderr
+    assert "While the app runs, start the job (train failure-points) from its Models page." in out.stderr

@@ -27,7 +27,8 @@ def test_the_models_page_lists_families_and_runs_a_job(tmp_path, monkeypatch):
     db = _db(tmp_path, monkeypatch)
     at = open_app_page("app_pages/models.py")
     markdown = "\n".join(m.value for m in at.markdown)
-    for title in ("Failure points", "Label generation", "Skill routing", "Toy majority intent"):
+    for title in ("Failure points", "Label generation", "Skill routing", "Query rewrites", "Disparity",
+                  "Toy majority intent"):
         assert title in markdown
     assert any(e.label == "epochs" for e in at.number_input)  # a family's documented option, as a field
     assert "No jobs started since the server started." in _texts(at)

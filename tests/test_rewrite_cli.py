@@ -55,11 +55,12 @@ def test_mine_stores_a_run_with_its_candidates(demo_db):
 
 @pytest.mark.parametrize("args, code, message", [
     (["--dataset", "nope"], 2, "no dataset 'nope'"),
-    (["--dataset", "rw", "--min-support", "0"], 2, "min_support must be at least 1"),
-    (["--dataset", "rw", "--min-reach", "2"], 2, "min_reach must be in (0, 1]"),
+    (["--dataset", "rw", "--min-support", "0"], 2, "min_support: 0 is below the minimum 1"),
+    (["--dataset", "rw", "--min-reach", "2"], 2, "min_reach: 2.0 is above the maximum 1"),
     (["--dataset", "rw", "--evaluate-from", "yesterday"], 2, "not an ISO 8601 time"),
-    (["--dataset", "rw", "--session-gap", "-5"], 2, "--session-gap must be positive"),
-    (["--dataset", "rw", "--evaluate-days", "-1"], 2, "--evaluate-days must be >= 0"),
+    (["--dataset", "rw", "--session-gap", "-5"], 2, "session_gap: -5.0 is below the minimum"),
+    (["--dataset", "rw", "--evaluate-days", "-1"], 2, "evaluate_days: -1.0 is below the minimum 0"),
+    (["--dataset", "rw", "--states", "words"], 2, "invalid choice: 'words'"),
     (["--dataset", "rw", "--evaluate-from", "2030-01-01T00:00:00Z"], 1, "no turns in the evaluation period"),
     (["--dataset", "small"], 1, "no rewrite met the thresholds"),
     (["--dataset", "rw", "--evaluate-from", "2020-01-01"], 1, "no turns before the evaluation period"),

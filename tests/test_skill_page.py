@@ -11,17 +11,16 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analysis.simulate import load_pool, simulate_turns, write_log
+from analysis.skills import benchmark
 from analysis.skills import model as sr
 from analysis.skills.model import Dynamics, RoutingConfig, SkillRouter, build_examples
 from app import store
 from app.ingest import ingest_files
 from app.jobs import skills as skill_jobs
 from app.review import session as review_session
-from tests.helpers import ROOT, one_turn_app_db, open_app_page
+from tests.helpers import one_turn_app_db, open_app_page
 from tests.test_label_model import random_embed
 from tests.test_label_page import charts_values
-
-REPORT = ROOT / "docs" / "results" / "skill-routing.json"
 
 
 @pytest.fixture(scope="module")
@@ -152,20 +151,6 @@ def test_precision_grid(env):
     assert metric(at, "Precision at this run's p and r") == f"{direct:.1%}"
 
 
-def test_ablation_table_matches_the_report(env):
-    if not REPORT.exists():
-        pytest.skip("no committed ablation report")
-    at = open_page()
-    shown = table(at, "top1_reranked").set_index("variant")
-    rows = json.loads(REPORT.read_text())["rows"]
-    for variant in {r["variant"] for r in rows}:
-        for m in ("f1", "recall_at_k", "top1_shortlister", "top1_reranked"):
-            values = [r[m] for r in rows if r["variant"] == variant]
-            assert shown.loc[variant, m] == pytest.approx(np.mean(values))
-            assert shown.loc[variant, f"{m}_sd"] == pytest.approx(np.std(values, ddof=1))
-    assert any("skill-routing.json" in c.value for c in at.caption)
-
-
 def test_missing_checkpoint_says_so(env, tmp_path, monkeypatch):
     path, _ = env
     copy = tmp_path / "copy.duckdb"
@@ -220,7 +205,7 @@ def test_rank_history_and_ablation_summary_by_hand():
     h = sr.rank_history(hand_dynamics(), 0, 2)
     assert h["epoch"].tolist() == [1, 2, 3, 4] and h["logged_rank"].tolist() == [3, 3, 3, 2]
     np.testing.assert_array_equal(h["proposed_rank"], [2, 2, 2, np.nan])
-    table = sr.ablation_summary([{"variant": "base", "f1": 0.5}, {"variant": "base", "f1": 0.7},
+    table = benchmark.ablation_summary([{"variant": "base", "f1": 0.5}, {"variant": "base", "f1": 0.7},
                               {"variant": "+PL", "f1": 0.9}], metrics=("f1",))
     assert table["variant"].tolist() == ["base", "+PL"] and table["seeds"].tolist() == [2, 1]
     assert table["f1"].tolist() == pytest.approx([0.6, 0.9])

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from analysis import report_cli
@@ -70,7 +69,7 @@ DEFAULT_OUT = REPO / "docs" / "results" / "disparity.md"
 SAMPLE = REPO / "sample_data" / "turns.jsonl.gz"
 SIM_PREFIX = "dp-"  # dialogue ids of the simulated log, so it can share a database with the sample
 NOT_COMPARED = ("command", "machine", "runtime_seconds", "timings")  # what --check leaves out
-GROUPINGS = (dr.AUTOMATIC, dr.STATE, dr.CITY_SIZE)  # cohortings tabled as groups; regions get their own table
+GROUPINGS = dr.SUMMARY_GROUPINGS  # cohortings tabled as groups; regions get their own table
 ELSEWHERE = "elsewhere"
 TOP_STATES = 5  # how many of the worst states are checked against the planted ones
 DEFINED = {"pooled_wer": "pooled WER", "wer_gap": "WER gap", "bottom_share_speakers": "bottom-cohort share",
@@ -85,47 +84,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="speaker-bootstrap replicates (default the page's, 1,000)")
     report_cli.add_common_args(p, repo=REPO, default_out=DEFAULT_OUT, slurp_dir=DEFAULT_SLURP_DIR)
     return p.parse_args(argv)
-
-
-def _plain(x: object) -> object:
-    """JSON-ready: DataFrames as lists of row dicts, NumPy values as Python ones, NaN as None."""
-    if isinstance(x, pd.DataFrame):
-        return [_plain(row) for row in x.to_dict(orient="records")]
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in x]
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return None if math.isnan(float(x)) else float(x)
-    return x
-
-
-# ------------------------------------------------------------------------------------------ the analysis
-
-def _summarise(report: dr.Report) -> dict:
-    """Everything the page shows of one report, as numbers (no timings)."""
-    regions = dr.region_frame(report)
-    if report.stability is not None:
-        regions = regions.merge(report.stability.by_region.rename(columns={"together": "kept_together"}),
-                                on="region", how="left")
-    fit = report.cohort_fit
-    comparison = report.comparison.reset_index()
-    return _plain({
-        "overall": report.overall,
-        "regions": regions,
-        "groups": {name: report.summaries[name] for name in GROUPINGS if name in report.summaries},
-        "comparison": comparison,
-        "cohort_fit": None if fit is None else {"k": fit.k, "silhouette": fit.silhouette, "sizes": fit.sizes,
-                                                "sample_size": fit.sample_size},
-        "stability": None if report.stability is None else {
-            "mean": report.stability.mean, "per_refit": report.stability.per_refit},
-        "privacy": dataclasses.asdict(report.privacy),
-        "map_cells": len(report.points),
-    })
 
 
 def _truth_of(report: dr.Report, population: dict[str, Speaker]) -> list[Speaker]:
@@ -215,7 +173,7 @@ def recovery(report: dr.Report, population: dict[str, Speaker]) -> dict:
             # before small states are merged into (other): does the nearest-city state name the true one?
             "label_agrees": (co.geo_cohorts(table.lat, table.lon)["state"].astype(str) == true_state).mean(),
         }
-    return _plain(out)
+    return dr.plain(out)
 
 
 class AppDatabase(Protocol):
@@ -268,15 +226,15 @@ def run(args: argparse.Namespace, argv: list[str], *,
                 population = {s.speaker_id: s for u in build_population(n_users=n_users, seed=seed)
                               for s in u.speakers}
                 datasets[name] = {"data": {**data[name], "population_speakers": len(population)},
-                                  **_summarise(report), "recovery": recovery(report, population)}
+                                  **dr.summary(report), "recovery": recovery(report, population)}
     return {
         "command": "python " + " ".join(shlex.quote(a) for a in ["scripts/evaluate_disparity.py", *argv]),
         "args": {k: v for k, v in vars(args).items() if k not in ("slurp_dir", "cache_dir", "out", "check",
                                                                    "tolerance")},
         "machine": platform.machine(), "runtime_seconds": time.time() - t_start, "timings": timings,
-        "options": _plain(dataclasses.asdict(options)),
+        "options": dr.plain(dataclasses.asdict(options)),
         "definitions": co.definitions(min_speakers=options.k),
-        "published": _plain(co.PUBLISHED_FIGURES),
+        "published": dr.plain(co.PUBLISHED_FIGURES),
         "datasets": datasets,
     }
 

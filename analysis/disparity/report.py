@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -387,3 +387,50 @@ def region_frame(report: Report) -> pd.DataFrame:
                           "path": [" and ".join(r.path) or "all" for r in report.regions]})
     out = summary.rename(columns={"group": "region"}).merge(cells, on="region", how="inner")
     return out.sort_values("wer", ascending=False).reset_index(drop=True)
+
+
+# Cohortings tabled as groups in a summary; regions get their own table.
+SUMMARY_GROUPINGS = (AUTOMATIC, STATE, CITY_SIZE)
+
+
+def plain(x: object) -> object:
+    """JSON-ready: DataFrames as lists of row dicts, NumPy values as Python ones, NaN as None."""
+    if isinstance(x, pd.DataFrame):
+        return [plain(row) for row in x.to_dict(orient="records")]
+    if isinstance(x, dict):
+        return {str(k): plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [plain(v) for v in x]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return None if math.isnan(float(x)) else float(x)
+    return x
+
+
+# ------------------------------------------------------------------------------------------ the analysis
+
+
+def summary(report: Report) -> dict:
+    """Everything the page shows of one report, as JSON-ready numbers (no timings): what the benchmark reports
+    and what a disparity job stores."""
+    regions = region_frame(report)
+    if report.stability is not None:
+        regions = regions.merge(report.stability.by_region.rename(columns={"together": "kept_together"}),
+                                on="region", how="left")
+    fit = report.cohort_fit
+    comparison = report.comparison.reset_index()
+    return plain({
+        "overall": report.overall,
+        "regions": regions,
+        "groups": {name: report.summaries[name] for name in SUMMARY_GROUPINGS if name in report.summaries},
+        "comparison": comparison,
+        "cohort_fit": None if fit is None else {"k": fit.k, "silhouette": fit.silhouette, "sizes": fit.sizes,
+                                                "sample_size": fit.sample_size},
+        "stability": None if report.stability is None else {
+            "mean": report.stability.mean, "per_refit": report.stability.per_refit},
+        "privacy": asdict(report.privacy),
+        "map_cells": len(report.points),
+    })

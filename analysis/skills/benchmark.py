@@ -13,6 +13,7 @@ Nothing is trained or tuned on the evaluation log; the configuration is RoutingC
 from __future__ import annotations
 
 import argparse
+import itertools
 import platform
 import shlex
 import sys
@@ -21,6 +22,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from tqdm import tqdm
 
 from analysis import report_cli
@@ -185,3 +187,21 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def ablation_summary(rows: list[dict], metrics: tuple[str, ...] = ("f1", "recall_at_k", "top1_shortlister",
+                                                                         "top1_reranked")):
+    """Per variant (in order of appearance): the number of seeds and each metric's mean and standard deviation
+    (ddof=1; nan with one seed) over them. A pandas DataFrame with columns variant, seeds, then ``{m}`` and
+    ``{m}_sd`` per metric."""
+    out = []
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == variant]
+        row = {"variant": variant, "seeds": len(mine)}
+        for m in metrics:
+            values = [float(r[m]) for r in mine]
+            row[m] = float(np.mean(values))
+            row[f"{m}_sd"] = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+        out.append(row)
+    return pd.DataFrame(out, columns=["variant", "seeds", *itertools.chain.from_iterable((m, f"{m}_sd")
+                                                                                          for m in metrics)])

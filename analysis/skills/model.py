@@ -599,23 +599,3 @@ def rank_history(dynamics: Dynamics, example: int, skill: int):
     proposed = np.where(top.any(1), top.argmax(1) + 1, np.nan)
     return pd.DataFrame({"epoch": dynamics.epoch[rows].astype(int), "proposed_rank": proposed,
                          "logged_rank": dynamics.gt_rank[rows].astype(float)})
-
-
-def ablation_summary(rows: Sequence[Mapping], metrics: Sequence[str] = ("f1", "recall_at_k", "top1_shortlister",
-                                                                         "top1_reranked")):
-    """Per variant (in order of appearance): the number of seeds and each metric's mean and standard deviation
-    (ddof=1; nan with one seed) over them. A pandas DataFrame with columns variant, seeds, then ``{m}`` and
-    ``{m}_sd`` per metric."""
-    import pandas as pd
-
-    out = []
-    for variant in dict.fromkeys(r["variant"] for r in rows):
-        mine = [r for r in rows if r["variant"] == variant]
-        row = {"variant": variant, "seeds": len(mine)}
-        for m in metrics:
-            values = [float(r[m]) for r in mine]
-            row[m] = float(np.mean(values))
-            row[f"{m}_sd"] = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
-        out.append(row)
-    return pd.DataFrame(out, columns=["variant", "seeds", *itertools.chain.from_iterable((m, f"{m}_sd")
-                                                                                          for m in metrics)])

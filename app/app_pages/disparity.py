@@ -15,8 +15,10 @@ import streamlit as st
 from analysis.disparity import cohorts as co
 from analysis.disparity import report as dr
 from analysis.wer import align
-from app import resources, store
+from app import resources, store, store_evaluations
+from app.jobs import registry
 from app.page import start
+from components import job_panel
 from components.dialogue_view import alignment_text, render_dialogue
 from components.exports import csv_safe
 from components.maps import PLOTLY_CONFIG, regions_map
@@ -121,6 +123,12 @@ def group_section(name: str, label: str, key: str) -> None:
 page = start("Disparity")
 conn, db, dataset = page.conn, page.db, page.dataset
 options = settings_form()
+job_panel.family_jobs(resources.job_runner(db), registry.get("disparity"), dataset, page.reviewer,
+                      read_only=page.settings.read_only)
+stored = store_evaluations.get_latest_analysis(conn, "disparity", dataset)
+if stored is not None:
+    st.caption(f"Latest stored analysis: #{stored['analysis_id']} of {stored['created_at']:%Y-%m-%d %H:%M} "
+               f"(see the Models page). The figures below are computed with the settings in the sidebar.")
 STEPS = {"waiting": "another session is computing this analysis, waiting for it",
          "reading the turns": "reading the turns", "overall": "bootstrapping the overall WER",
          "regions": "growing the region tree", "cohorts": "clustering voices and placing speakers",

@@ -9,11 +9,12 @@ import shlex
 import pandas as pd
 import streamlit as st
 
-from app import store
+from app import resources, store
+from app.jobs import registry
 from app.page import start
 from app.review import decisions
 from app.review import session as review_session
-from components import charts
+from components import charts, job_panel
 from components.dialogue_view import render_dialogue
 from components.exports import csv_safe
 
@@ -63,8 +64,11 @@ page = start("Query rewrites")
 conn, dataset, reviewer = page.conn, page.dataset, page.reviewer
 
 runs = store.list_rewrite_runs(conn, dataset)
+job_panel.family_jobs(resources.job_runner(page.db), registry.get("rewrites"), dataset, reviewer,
+                      read_only=page.settings.read_only, expanded=runs.empty)
 if runs.empty:
-    st.info("No rewrites have been mined for this dataset yet: run this (see `turnlens mine rewrites --help`).")
+    st.info("No rewrites have been mined for this dataset yet: mine them above (it runs in the background), "
+            "from the Models page, or from the command line with this:")
     # The dataset name as code (text, never Markdown), quoted for the shell
     st.code(f"turnlens mine rewrites --dataset {shlex.quote(dataset)}", language="bash")
     st.stop()

@@ -1,6 +1,7 @@
-"""Skill routing: the ablation of the router's training switches, the pseudo-labels a skill-router run proposed
-(with the rank history behind each), how many were accepted, and how precision changes with p and r (from
-the checkpoint's stored training dynamics, without retraining)."""
+"""Skill routing: the pseudo-labels a skill-router run proposed (with the rank history behind each), how many
+were accepted, the run's stored evaluation, and how precision changes with p and r (from the checkpoint's stored
+training dynamics, without retraining). The ablation of the training switches on SLURP's evaluation split is a
+separate, longer command (scripts/evaluate_skills.py, docs/results/skill-routing.md)."""
 
 import json
 from pathlib import Path
@@ -17,22 +18,8 @@ from components import charts, job_panel
 from components.evaluation_view import show_evaluation
 from components.markdown import escape_markdown
 
-REPORT = Path(__file__).resolve().parents[2] / "docs" / "results" / "skill-routing.json"
-METRICS = ("f1", "recall_at_k", "top1_shortlister", "top1_reranked")
-
 page = start("Skill routing")
 conn, dataset = page.conn, page.dataset
-
-st.subheader("Ablation")
-if REPORT.exists():
-    ablation = sr.ablation_summary(json.loads(REPORT.read_text())["rows"], METRICS)
-    st.dataframe(ablation, hide_index=True, width="stretch", key="skl_ablation",
-                 column_config={c: st.column_config.NumberColumn(format="%.4f") for c in ablation.columns[2:]})
-    st.caption(f"Mean and standard deviation (columns ending in _sd) over the seeds of each variant, from "
-               f"docs/results/{REPORT.name} (see docs/results/skill-routing.md; made by "
-               "`python scripts/evaluate_skills.py`).")
-else:
-    st.caption("No ablation report yet (docs/results/skill-routing.json: run `python scripts/evaluate_skills.py`).")
 
 runs = store.list_skill_runs(conn, dataset)
 job_panel.family_jobs(resources.job_runner(page.db), registry.get("skills"), dataset, page.reviewer,

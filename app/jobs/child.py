@@ -37,15 +37,9 @@ def main(path: str) -> int:
             _say({"stage": stage, "done": int(done), "total": None if total is None else int(total)})
 
     try:
-        family = get(request["family"], request["module"])
-        action = request["action"]
-        if action == "train":
-            out = Path(request["checkpoint"])
-            result = family.train(request["inputs"], request["options"], out, progress)
-        elif action == "score":
-            result = family.score(request["inputs"], request["options"], Path(request["checkpoint"]), progress)
-        else:
-            result = family.evaluate(request["inputs"], request["options"], Path(request["checkpoint"]), progress)
+        action = get(request["family"], request["module"]).action(request["action"])
+        path = None if request["path"] is None else Path(request["path"])
+        result = action.run(request["inputs"], request["options"], path, progress)
     except Exception as exc:  # noqa: BLE001 - every failure is reported to the server, which keeps it
         _say({"error": f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc),
               "trace": traceback.format_exc(limit=20)})

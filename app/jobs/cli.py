@@ -1,7 +1,9 @@
-"""`turnlens job FAMILY ACTION --dataset NAME [options]`: a model job run from the command line through the
-same runner the app uses (inputs read here, heavy work in a child process, results written on success), with
-a progress bar per stage. Its subcommands and options are built from the registry: a new family appears here
-by registering, and an unknown family is a usage error listing the known ones."""
+"""`turnlens ACTION FAMILY --dataset NAME [options]` (train, score, evaluate, mine, analyse): a job run from
+the command line through the same runner the app uses (inputs read here, heavy work in a child process,
+results written on success), with a progress bar per stage.
+
+The subcommands and their options are built from the registry: a new family, or a new action of one, appears
+here by registering; an unknown family is a usage error listing the known ones (argparse's choices)."""
 
 from __future__ import annotations
 
@@ -12,37 +14,53 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from app.jobs.registry import Option, load_built_in
+from app.jobs.registry import Family, Option, load_built_in
+
+_HELP = {"train": "train a model family on a stored dataset (a fifth of its dialogues held out by default)",
+         "score": "score a stored dataset with a family's newest trained model; its proposals become candidates",
+         "evaluate": "evaluate a family's newest model on the dataset's held-out dialogues; stored with its run"}
 
 
 def _flag(option: Option) -> str:
     return "--" + option.name.replace("_", "-")
 
 
-def add_parser(sub: argparse._SubParsersAction, db_arg) -> None:
-    """Add `job` with one subcommand per family and action, and one CLI option per family option."""
-    p = sub.add_parser("job", help="train, score or evaluate a model family on a stored dataset, as the app's "
-                                   "Models page does")
-    fsub = p.add_subparsers(dest="family", required=True, metavar="FAMILY")
+def _add_option(a: argparse.ArgumentParser, option: Option) -> None:
+    if option.type is bool:
+        a.add_argument(_flag(option), dest=option.name, action=argparse.BooleanOptionalAction, default=None,
+                       help=f"{option.help} (default {'on' if option.default else 'off'})")
+    else:
+        a.add_argument(_flag(option), dest=option.name, type=option.type, default=None,
+                       choices=option.choices, help=f"{option.help} (default {option.default!r})")
+
+
+def add_parsers(sub: argparse._SubParsersAction, db_arg) -> None:
+    """One subcommand per action any family has, with one sub-subcommand per family that has it."""
+    by_action: dict[str, list[Family]] = {}
     for family in load_built_in().values():
-        f = fsub.add_parser(family.name, help=family.description)
-        asub = f.add_subparsers(dest="action", required=True, metavar="ACTION")
         for action in family.actions():
-            a = asub.add_parser(action, help=f"{action} {family.title}")
+            by_action.setdefault(action, []).append(family)
+    for action, families in by_action.items():
+        helps = {f.action(action).help for f in families} - {""}
+        p = sub.add_parser(action, help=_HELP.get(action) or "; ".join(sorted(helps)) or f"{action} a family")
+        fsub = p.add_subparsers(dest="family", required=True, metavar="FAMILY",
+                                title=f"families with a {action} action")
+        for family in families:
+            a = fsub.add_parser(family.name, help=family.description)
+            a.set_defaults(action=action, command="job")
             a.add_argument("--dataset", required=True)
-            a.add_argument("--checkpoint", default=None,
-                           help="the checkpoint to use (default: the newest trained by a job on this dataset)"
-                           if action != "train" else argparse.SUPPRESS)
+            if family.action(action).output == "checkpoint":
+                a.add_argument("--out", type=Path, default=None,
+                               help="the folder to write the checkpoint to (default: models/<dataset>/<family>/"
+                                    "job-<id> beside the database); must be new or empty")
+            if family.action(action).needs_checkpoint:
+                a.add_argument("--checkpoint", "--model-dir", dest="checkpoint", default=None,
+                               help="the checkpoint folder to use (default: the newest trained by a job on this "
+                                    "dataset)")
             a.add_argument("--quiet", action="store_true", help="no progress bar")
             for option in family.options:
-                if action not in option.actions:
-                    continue
-                if option.type is bool:
-                    a.add_argument(_flag(option), dest=option.name, action=argparse.BooleanOptionalAction,
-                                   default=None, help=f"{option.help} (default {'on' if option.default else 'off'})")
-                else:
-                    a.add_argument(_flag(option), dest=option.name, type=option.type, default=None,
-                                   help=f"{option.help} (default {option.default})")
+                if action in option.actions:
+                    _add_option(a, option)
             db_arg(a)
 
 
@@ -52,18 +70,23 @@ def run(args: argparse.Namespace, open_db) -> int:
     from app.jobs.runner import JobRefusedError, JobRunner
 
     family = get(args.family)
+    options = {o.name: getattr(args, o.name) for o in family.options
+               if args.action in o.actions and getattr(args, o.name, None) is not None}
+    try:
+        family.parse_options(args.action, options)
+    except ValueError as exc:  # before opening the database: a bad value is a usage error
+        print(f"turnlens: {exc}", file=sys.stderr)
+        return 2
     conn, db, code = open_db(args)
     if conn is None:
         return code
-    options = {o.name: getattr(args, o.name) for o in family.options
-               if args.action in o.actions and getattr(args, o.name, None) is not None}
     runner = JobRunner(conn, Path(db).resolve().parent / "models")
     bar = tqdm(desc=args.action, file=sys.stderr, disable=args.quiet)
     started = time.perf_counter()
     try:
         try:
             job_id = runner.submit(family.name, args.action, args.dataset, options, started_by="cli",
-                                   checkpoint=getattr(args, "checkpoint", None))
+                                   checkpoint=getattr(args, "checkpoint", None), out=getattr(args, "out", None))
         except JobRefusedError as exc:
             print(f"turnlens: {exc}", file=sys.stderr)
             return 2
@@ -88,4 +111,7 @@ def run(args: argparse.Namespace, open_db) -> int:
         print(f"turnlens: job #{job_id} {view.status}: {view.message}", file=sys.stderr)
         return 1
     print(f"job #{job_id} {family.name} {args.action} on {args.dataset!r}: {view.message} in {seconds:.0f} s")
+    result = view.result or {}
+    if result.get("checkpoint") and args.action == "train":
+        print(f"checkpoint: {result['checkpoint']}")
     return 0

@@ -152,7 +152,7 @@ _read_train, _read_score = reads(__name__)
 def _fp_train(inputs: dict, options: dict, out: Path, progress) -> dict:
     config = FailurePointConfig(epochs=options["epochs"])
     if options["with_text"]:
-        config = replace(config, use_text=True, text_dropout=0.3)  # 0.3: the best text dropout on validation
+        config = replace(config, use_text=True, text_dropout=options["text_dropout"])
     summary = fit(inputs, out, config=config, progress=stages(progress))
     mark_held_out(out, options["hold_out"])
     return summary
@@ -162,6 +162,15 @@ def _fp_score(turns: list[dict], options: dict, checkpoint: Path, progress):
     return candidates(turns, checkpoint, progress=progress)
 
 
+_TEXT_DROPOUT = 0.3  # the best text dropout on validation
+
+
+def _validate(action: str, given: dict, parsed: dict) -> None:
+    # a form sends every field: only a changed dropout without texts is a mistake worth a refusal
+    if action == "train" and parsed["text_dropout"] != _TEXT_DROPOUT and not parsed["with_text"]:
+        raise ValueError("text_dropout applies only with with_text")
+
+
 register(Family(
     name="failure-points", title="Failure points", page="failures",
     description="Where a defective turn failed first and irrecoverably (ASR, NLU, entity resolution, skill, "
@@ -169,10 +178,14 @@ register(Family(
     options=(Option("epochs", int, 12, "training epochs", low=1, high=200),
              Option("with_text", bool, False, "also read the texts (MiniLM vectors); off by default: on dev-split "
                                               "validation the text-reading models scored lower"),
+             Option("text_dropout", float, _TEXT_DROPOUT, "with with_text: the probability of blanking each text input "
+                                                "while training (default: the best on validation)", low=0,
+                    high=0.99),
              REVIEWED, HOLD_OUT),
     read_train=_read_train, train=_fp_train, read_score=_read_score, score=_fp_score,
     read_evaluate=read_heldout,
     evaluate=evaluate_with("analysis.failure_points.evaluation:evaluate_heldout",
                             "analysis.failure_points.model:FailurePointClassifier"),
     describe=lambda action, result: describe(action, result, "failure_point"),
+    validate=_validate,
 ))

@@ -155,14 +155,23 @@ _read_train, _read_score = reads(__name__)
 
 
 def _lb_train(inputs: dict, options: dict, out: Path, progress) -> dict:
-    config = LabelConfig(epochs=options["epochs"], pretrain_epochs=options["pretrain_epochs"])
+    config = LabelConfig(epochs=options["epochs"], pretrain_epochs=options["pretrain_epochs"],
+                         use_context=options["context"], finetune_encoder=options["finetune_encoder"])
     summary = fit(inputs, out, config=config, progress=stages(progress))
     mark_held_out(out, options["hold_out"])
     return summary
 
 
 def _lb_score(turns: list[dict], options: dict, checkpoint: Path, progress):
-    return candidates(turns, checkpoint, progress=stages(progress))
+    return candidates(turns, checkpoint, tasks=_tasks(options["tasks"]), progress=stages(progress))
+
+
+def _tasks(text: str) -> tuple[str, ...]:
+    """The comma-separated tasks of the score option; ValueError names the known ones."""
+    tasks = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not tasks or set(tasks) - set(TASKS):
+        raise ValueError(f"choose among {', '.join(TASKS)}; got {text!r}")
+    return tasks
 
 
 register(Family(
@@ -171,7 +180,13 @@ register(Family(
                 "with swapped-response pretraining, trained on the log's gold labels.",
     options=(Option("epochs", int, 10, "fine-tuning epochs", low=1, high=200),
              Option("pretrain_epochs", int, 3, "swapped-response pretraining epochs (0: none)", low=0, high=100),
-             REVIEWED, HOLD_OUT),
+             Option("context", bool, True, "turns see the rest of their dialogue (off: each turn only itself, the "
+                                           "ablation)"),
+             Option("finetune_encoder", bool, False, "train the sentence encoder too instead of reading frozen "
+                                                     "cached vectors (much slower)"),
+             REVIEWED, HOLD_OUT,
+             Option("tasks", str, ",".join(TASKS), "comma-separated tasks to write candidates for", ("score",),
+                    check=_tasks)),
     read_train=_read_train, train=_lb_train, read_score=_read_score, score=_lb_score,
     read_evaluate=read_heldout,
     evaluate=evaluate_with("analysis.labels.evaluation:evaluate_heldout", "analysis.labels.model:LabelModel"),

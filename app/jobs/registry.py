@@ -1,13 +1,17 @@
-"""The registry of model families: one entry per family says what it is, its documented options, and how to
-train, score and evaluate it. The CLI, the Models page, each family's page and `make run` iterate over it;
-none of them names a family.
+"""The registry of model families: one entry per family says what it is, its documented options, and its
+actions. The CLI, the Models page, each family's page and `make run` iterate over it; none of them names a
+family.
 
-A family splits each action in two so that a job can run the heavy part in a child process that never opens
-the database (the app's server process owns the DuckDB file):
-- ``read_*(conn, dataset, options)`` runs in the server process and returns picklable inputs;
-- ``train(inputs, options, out, progress)``, ``score(inputs, options, checkpoint, progress)`` and
-  ``evaluate(...)`` run in the child: pure Python, no database. score returns candidates (CANDIDATE_SCHEMA),
-  which the server writes in one transaction; evaluate returns an analysis.evaluation.Evaluation.
+Most families are models with the three standard actions, train, score and evaluate; an analysis family
+(rewrites: mine; disparity: analyse) declares its own actions instead. Each action is split so that a job
+can run the heavy part in a child process that never opens the database (the app's server process owns the
+DuckDB file):
+- ``read(conn, dataset, options)`` runs in the server process and returns picklable inputs;
+- ``run(inputs, options, path, progress)`` runs in the child: pure Python, no database. path is the folder
+  to write a checkpoint into (train), the checkpoint to use (score, evaluate), or None;
+- what comes back is written by the server, only when the child succeeded: a checkpoint moved into place
+  (train), candidates (score, CANDIDATE_SCHEMA), an evaluation row (evaluate, analysis.evaluation.Evaluation),
+  or whatever the action's own ``write(conn, dataset, outcome)`` stores (it returns a summary dict).
 
 progress(stage, done, total) reports work done; total may be None when unknown.
 """
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ACTIONS = ("train", "score", "evaluate")
+STANDARD = ("train", "score", "evaluate")
 Progress = Callable[[str, int, "int | None"], None]
 
 
@@ -35,6 +39,8 @@ class Option:
     actions: tuple[str, ...] = ("train",)
     low: float | None = None
     high: float | None = None
+    choices: tuple[str, ...] | None = None  # for a str option: the values allowed
+    check: Callable[[Any], None] | None = None  # raises ValueError, saying why, for a value it refuses
 
     def parse(self, value: Any) -> Any:
         """The value checked against the option's type and range; ValueError says what is wrong."""
@@ -54,7 +60,29 @@ class Option:
             raise ValueError(f"{self.name}: {parsed} is below the minimum {self.low:g}")
         if self.high is not None and parsed > self.high:
             raise ValueError(f"{self.name}: {parsed} is above the maximum {self.high:g}")
+        if self.choices is not None and parsed not in self.choices:
+            raise ValueError(f"{self.name}: choose one of {', '.join(self.choices)}; got {parsed!r}")
+        if self.check is not None:
+            try:
+                self.check(parsed)
+            except ValueError as exc:
+                raise ValueError(f"{self.name}: {exc}") from None
         return parsed
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing a family's job can do. ``output`` says what the server writes from the child's outcome:
+    "checkpoint" (train), "candidates" (score), "evaluation" (evaluate) or "own" (``write`` stores it)."""
+
+    name: str
+    verb: str  # the button: "Train", "Mine", ...
+    read: Callable[[Any, str, dict], Any]
+    run: Callable[[Any, dict, Path | None, Progress], Any]
+    output: str
+    needs_checkpoint: bool = False
+    write: Callable[[Any, str, Any], dict] | None = None
+    help: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,17 +94,44 @@ class Family:
     description: str
     page: str | None  # the family's own page (app/app_pages/<page>.py), if any
     options: tuple[Option, ...]
-    read_train: Callable[[Any, str, dict], Any]
-    train: Callable[[Any, dict, Path, Progress], dict]
-    read_score: Callable[[Any, str, dict], Any]
-    score: Callable[[Any, dict, Path, Progress], Any]
+    read_train: Callable[[Any, str, dict], Any] | None = None
+    train: Callable[[Any, dict, Path, Progress], dict] | None = None
+    read_score: Callable[[Any, str, dict], Any] | None = None
+    score: Callable[[Any, dict, Path, Progress], Any] | None = None
     read_evaluate: Callable[[Any, str, dict], Any] | None = None
     evaluate: Callable[[Any, dict, Path, Progress], Any] | None = None
+    more: tuple[Action, ...] = ()  # an analysis family's own actions (or a model family's extra ones)
+    # validate(action, given, parsed) raises ValueError for a combination of options it refuses
+    validate: Callable[[str, dict, dict], None] | None = None
     describe: Callable[[str, Any], str] = field(default=lambda action, result: f"{action} done")
     module: str = ""  # where the family is defined: a job's child process imports it to find the family
 
+    def _standard(self) -> list[Action]:
+        found = []
+        for name, verb, output, read, run in (
+                ("train", "Train", "checkpoint", self.read_train, self.train),
+                ("score", "Score", "candidates", self.read_score, self.score),
+                ("evaluate", "Evaluate", "evaluation", self.read_evaluate, self.evaluate)):
+            if run is not None and read is not None:
+                found.append(Action(name, verb, read, run, output, needs_checkpoint=name != "train"))
+        return found
+
+    def all_actions(self) -> list[Action]:
+        return [*self._standard(), *self.more]
+
     def actions(self) -> tuple[str, ...]:
-        return ACTIONS if self.evaluate is not None else ("train", "score")
+        return tuple(a.name for a in self.all_actions())
+
+    def action(self, name: str) -> Action:
+        for act in self.all_actions():
+            if act.name == name:
+                return act
+        raise ValueError(f"{self.name} has no {name!r} action; it has {', '.join(self.actions())}")
+
+    @property
+    def trains(self) -> bool:
+        """Whether the family has trained checkpoints (and so model runs to list)."""
+        return self.train is not None
 
     def parse_options(self, action: str, given: dict) -> dict:
         """Every option of this action, defaults filled in; unknown names or bad values raise ValueError."""
@@ -85,7 +140,10 @@ class Family:
         if unknown:
             raise ValueError(f"unknown option(s) for {self.name} {action}: {', '.join(unknown)}; known: "
                              f"{', '.join(sorted(known)) or 'none'}")
-        return {name: option.parse(given.get(name)) for name, option in known.items()}
+        parsed = {name: option.parse(given.get(name)) for name, option in known.items()}
+        if self.validate is not None:
+            self.validate(action, given, parsed)
+        return parsed
 
 
 class UnknownFamilyError(KeyError):
@@ -99,13 +157,15 @@ class UnknownFamilyError(KeyError):
 
 FAMILIES: dict[str, Family] = {}
 # The modules that register the built-in families, imported on first use of the registry.
-_BUILT_IN = ("app.jobs.failure_points", "app.jobs.labels", "app.jobs.skills")
+_BUILT_IN = ("app.jobs.failure_points", "app.jobs.labels", "app.jobs.skills", "app.jobs.rewrites",
+             "app.jobs.disparity")
 
 
 def register(family: Family) -> Family:
     """Add a family (a module calls this at import). Registering the same name again replaces it."""
     if not family.module:
-        family = Family(**{**family.__dict__, "module": family.train.__module__})
+        first = family.train or (family.more[0].run if family.more else None)
+        family = Family(**{**family.__dict__, "module": first.__module__})
     FAMILIES[family.name] = family
     return family
 

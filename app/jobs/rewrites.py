@@ -1,5 +1,5 @@
-"""`turnlens mine rewrites`: mine a stored dataset's rephrase chains for query rewrites, replay them on a
-held-out later period, and store everything, the rewrites becoming `rewrite` candidates for review."""
+"""The query-rewrite family: mine a stored dataset's rephrase chains for query rewrites, replay them on a held-out
+later period, and store the run, the rewrites becoming `rewrite` candidates for review; and its registry entry."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import pyarrow as pa
 from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
 from analysis.rewrites import pipeline as pl
 from app import store
+from app.jobs.common import embedder
+from app.jobs.registry import Action, Family, Option, register
 
 MODEL_NAME = store.REWRITE_MODEL
 VERSION = "1"
@@ -50,11 +52,10 @@ def held_out_from(table: pa.Table, *, evaluate_from: datetime | None, evaluate_d
     return float(pl.seconds_of(table).max()) - evaluate_days * 86400.0
 
 
-def mine(conn: duckdb.DuckDBPyConnection, dataset: str, *, config: pl.PipelineConfig,
-         evaluate_from: datetime | None = None, evaluate_days: float = 14.0, embed: Callable | None = None,
-         progress: Callable[[str], None] | None = None) -> dict:
-    """Mine ``dataset`` (before the evaluation period), replay on the evaluation period, store the run.
-    Returns a summary with the run id, counts and the overall win/loss figures."""
+def mine_inputs(conn: duckdb.DuckDBPyConnection, dataset: str, *, evaluate_from: datetime | None = None,
+                evaluate_days: float = 14.0) -> dict:
+    """What mining reads from the store: the dataset's turns, split in time into the mining period and the
+    later evaluation period (none when the log has no gold labels or evaluate_days is 0)."""
     table = store.list_rewrite_inputs(conn, dataset, with_gold=True)
     if not table.num_rows:
         raise ValueError(f"dataset {dataset!r} has no turns (ingest a log first)")
@@ -65,9 +66,14 @@ def mine(conn: duckdb.DuckDBPyConnection, dataset: str, *, config: pl.PipelineCo
     if eval_t is not None and not eval_t.num_rows:
         raise ValueError("no turns in the evaluation period (it starts after the last turn); choose an earlier "
                          "--evaluate-from, or --evaluate-days 0 to mine everything without evaluating")
-    if config.with_online and embed is None:
-        from app.jobs.failure_points import embedder
+    return {"dataset": dataset, "table": table, "cut": cut, "mine": mine_t, "eval": eval_t}
 
+
+def mine_rows(inputs: dict, *, config: pl.PipelineConfig, embed: Callable | None = None,
+              progress: Callable[[str], None] | None = None) -> dict:
+    """Mine, replay and evaluate (pure: no database); returns everything a rewrite run stores."""
+    dataset, table, cut, mine_t, eval_t = (inputs[k] for k in ("dataset", "table", "cut", "mine", "eval"))
+    if config.with_online and embed is None:
         embed = embedder()
     result = pl.run(mine_t, eval_t, embed, config, progress=progress)
     if not result.mining.rewrites:
@@ -127,12 +133,117 @@ def mine(conn: duckdb.DuckDBPyConnection, dataset: str, *, config: pl.PipelineCo
     run = {"dataset": dataset, "states": config.mining.states, "evaluate_from": evaluate_iso,
            "n_mining_turns": result.n_mining_turns, "n_eval_turns": n_eval, "n_rephrases": result.n_rephrases,
            "n_chains": m.n_chains, "summary": canonical_json(summary)}
+    overall = {k: v["overall"] for k, v in result.reports.items()}
+    return {"store": {"candidates": pa.Table.from_pylist(cand_rows, schema=CANDIDATE_SCHEMA), "run": run,
+                      "rewrites": rw_rows, "evidence": ev_rows, "states": states, "transitions": transitions,
+                      "metrics": metric_rows(result.reports)},
+            "summary": {"rewrites": len(m.rewrites), "mining_turns": result.n_mining_turns, "eval_turns": n_eval,
+                        "rephrases": result.n_rephrases, "evaluate_from": evaluate_iso, "overall": overall,
+                        "retired": sum(bool(r.get("retire")) for r in result.per_rewrite.values())}}
+
+
+def write_run(conn: duckdb.DuckDBPyConnection, rows: dict) -> dict:
+    """Store a rewrite run (its rewrites becoming `rewrite` candidates) in one transaction; its summary with
+    the run id."""
+    run_id = store.insert_rewrite_run(conn, **rows["store"])
+    return {"run_id": run_id, **rows["summary"]}
+
+
+def mine(conn: duckdb.DuckDBPyConnection, dataset: str, *, config: pl.PipelineConfig,
+         evaluate_from: datetime | None = None, evaluate_days: float = 14.0, embed: Callable | None = None,
+         progress: Callable[[str], None] | None = None) -> dict:
+    """Mine ``dataset`` (before the evaluation period), replay on the evaluation period, store the run, all in
+    this process. Returns a summary with the run id, counts and the overall win/loss figures."""
+    inputs = mine_inputs(conn, dataset, evaluate_from=evaluate_from, evaluate_days=evaluate_days)
+    rows = mine_rows(inputs, config=config, embed=embed, progress=progress)
     if progress:
         progress("storing the run")
-    run_id = store.insert_rewrite_run(
-        conn, candidates=pa.Table.from_pylist(cand_rows, schema=CANDIDATE_SCHEMA), run=run, rewrites=rw_rows,
-        evidence=ev_rows, states=states, transitions=transitions, metrics=metric_rows(result.reports))
-    overall = {k: v["overall"] for k, v in result.reports.items()}
-    return {"run_id": run_id, "rewrites": len(m.rewrites), "mining_turns": result.n_mining_turns,
-            "eval_turns": n_eval, "rephrases": result.n_rephrases, "evaluate_from": evaluate_iso,
-            "overall": overall, "retired": sum(bool(r.get("retire")) for r in result.per_rewrite.values())}
+    return write_run(conn, rows)
+
+
+# --------------------------------------------------------------------- the registry entry
+
+
+def _iso(text: str) -> datetime | None:
+    """An ISO 8601 time (UTC when it has no zone), or None for an empty text."""
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 time: {text!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _config(options: dict) -> pl.PipelineConfig:
+    from analysis.rewrites.mining import MiningConfig
+
+    mining = MiningConfig(states=options["states"], min_support=options["min_support"],
+                          min_failure_rate=options["min_failure_rate"],
+                          min_target_support=options["min_target_support"], min_gain=options["min_gain"],
+                          min_reach=options["min_reach"])
+    return pl.PipelineConfig(mining=mining, with_online=options["online"], n_boot=options["n_boot"],
+                             session_gap=options["session_gap"])
+
+
+def _read(conn, dataset: str, options: dict) -> dict:
+    return mine_inputs(conn, dataset, evaluate_from=_iso(options["evaluate_from"]),
+                       evaluate_days=options["evaluate_days"])
+
+
+def _run(inputs: dict, options: dict, _path, progress) -> dict:
+    steps = [0]
+
+    def say(message: str) -> None:  # the pipeline names its steps; their number is not known up front
+        steps[0] += 1
+        progress(message, steps[0], None)
+
+    return mine_rows(inputs, config=_config(options), progress=say)
+
+
+def _describe(action: str, result: dict) -> str:
+    head = (f"run {result['run_id']}: {result['rewrites']:,} rewrites mined from {result['mining_turns']:,} turns "
+            f"({result['rephrases']:,} rephrases)")
+    if not result["evaluate_from"]:
+        return head + "; no evaluation period (no gold labels, or evaluate_days 0)"
+    parts = []
+    for name, rep in result["overall"].items():
+        ratio = rep["win_loss_ratio"]
+        parts.append(f"{name}: {rep['wins']:,} wins / {rep['losses']:,} losses"
+                     + ("" if ratio != ratio else f" (win/loss {ratio:.1f})"))
+    return f"{head}; replayed on {result['eval_turns']:,} later turns: " + "; ".join(parts)
+
+
+_DEFAULTS = pl.PipelineConfig()
+register(Family(
+    name="rewrites", title="Query rewrites", page="rewrites",
+    description="Query rewrites mined from rephrase chains with an absorbing Markov chain, plus an online "
+                "(retrieval) rewriter, replayed on a later period of the log and judged by wins and losses; "
+                "the rewrites become `rewrite` candidates (docs/rewrites.md).",
+    options=(
+        Option("evaluate_days", float, 14.0, "days held out at the end for the replay, when the log has gold "
+                                             "labels (0: mine everything, no evaluation)", ("mine",), low=0),
+        Option("evaluate_from", str, "", "start of the held-out period, ISO 8601 (empty: the last evaluate_days)",
+               ("mine",), check=_iso),
+        Option("states", str, _DEFAULTS.mining.states, "what a chain state is: the normalised utterance or the "
+                                                       "logged interpretation", ("mine",),
+               choices=("utterance", "interpretation")),
+        Option("min_support", int, _DEFAULTS.mining.min_support, "a source must be seen this often", ("mine",),
+               low=1),
+        Option("min_failure_rate", float, _DEFAULTS.mining.min_failure_rate,
+               "share of a source's turns with a defect signal", ("mine",), low=0, high=1),
+        Option("min_target_support", int, _DEFAULTS.mining.min_target_support,
+               "a rewrite target must be seen this often", ("mine",), low=1),
+        Option("min_gain", float, _DEFAULTS.mining.min_gain, "target success minus source success", ("mine",),
+               low=-1, high=1),
+        Option("min_reach", float, _DEFAULTS.mining.min_reach, "expected visits of the target on the source's "
+                                                               "walks", ("mine",), low=1e-9, high=1),
+        Option("session_gap", float, _DEFAULTS.session_gap, "seconds between sessions", ("mine",), low=1e-9),
+        Option("online", bool, True, "also train and replay the online (retrieval) rewriter", ("mine",)),
+        Option("n_boot", int, 1000, "bootstrap replicates of the win/loss intervals", ("mine",), low=0,
+               high=100_000),
+    ),
+    more=(Action("mine", "Mine", _read, _run, "own", write=lambda conn, dataset, rows: write_run(conn, rows),
+                 help="mine rewrites, replay them on the later period and store the run"),),
+    describe=_describe,
+))

@@ -57,6 +57,7 @@ class JobView:
     started: float | None = None  # time.monotonic() when it began running
     finished: float | None = None
     message: str | None = None
+    result: dict | None = None  # what a finished job wrote (checkpoint, counts, ids), as kept in the jobs table
 
     @property
     def elapsed(self) -> float:
@@ -78,6 +79,7 @@ class _Job:
     family: Family
     options: dict
     checkpoint: str | None
+    out: Path | None = None  # where a train job's checkpoint goes, when not the default folder
     cancel: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
     proc: subprocess.Popen | None = None
@@ -109,29 +111,41 @@ class JobRunner:
     # ------------------------------------------------------------------------------------ for the pages
 
     def submit(self, family: str, action: str, dataset: str, options: dict | None = None, *,
-               started_by: str | None = None, checkpoint: str | None = None) -> int:
-        """Queue a job; returns its id. JobRefusedError (a ValueError) says why one cannot start."""
+               started_by: str | None = None, checkpoint: str | None = None, out: str | Path | None = None) -> int:
+        """Queue a job; returns its id. JobRefusedError (a ValueError) says why one cannot start. checkpoint:
+        the one a score or evaluate job uses (default: the newest trained on the dataset); out: the folder a
+        train job writes its checkpoint to (default models/<dataset>/<family>/job-<id>; must not hold files)."""
         if self._read_only:
             raise JobRefusedError("this app runs read-only (TURNLENS_READ_ONLY): jobs are switched off")
         fam = get(family)
-        if action not in fam.actions():
-            raise JobRefusedError(f"{fam.name} has no {action!r} action; it has {', '.join(fam.actions())}")
+        try:
+            act = fam.action(action)
+        except ValueError as exc:
+            raise JobRefusedError(str(exc)) from None
         if dataset not in store.list_datasets(self._conn):
             raise JobRefusedError(f"no dataset {dataset!r}")
         try:
             parsed = fam.parse_options(action, options or {})
         except ValueError as exc:
             raise JobRefusedError(str(exc)) from None
-        if action != "train":
+        if act.needs_checkpoint:
             checkpoint = checkpoint or store_jobs.get_latest_checkpoint(self._conn, fam.name, dataset)
             if not checkpoint or not Path(checkpoint).exists():
                 raise JobRefusedError(f"no trained {fam.title} model for dataset {dataset!r} yet: train one first")
+        else:
+            checkpoint = None
+        if out is not None:
+            out = Path(out).resolve()
+            if act.output != "checkpoint":
+                raise JobRefusedError(f"{fam.name} {action} writes no checkpoint: out applies to train only")
+            if out.exists() and (not out.is_dir() or any(out.iterdir())):
+                raise JobRefusedError(f"{out} already exists and is not an empty folder: choose a new one")
         job_id = store_jobs.insert_job(self._conn, family=fam.name, action=action, dataset=dataset,
                                        config={**parsed, **({"checkpoint": checkpoint} if checkpoint else {})},
                                        started_by=started_by)
         view = JobView(job_id, fam.name, action, dataset, started_by, "queued")
         with self._lock:
-            job = _Job(view, fam, parsed, checkpoint)
+            job = _Job(view, fam, parsed, checkpoint, out)
             self._jobs[job_id] = job
             self._queue.append(job)
             self._renumber()
@@ -196,7 +210,8 @@ class JobRunner:
 
     def _finish(self, job: _Job, status: str, message: str | None = None, result: dict | None = None) -> None:
         store_jobs.insert_job_event(self._conn, job.view.job_id, status, message=message, result=result)
-        job.view = replace(job.view, status=status, message=message, finished=time.monotonic(), place=0)
+        job.view = replace(job.view, status=status, message=message, finished=time.monotonic(), place=0,
+                           result=result)
         job.finished.set()
         finished = [j for j in self._jobs.values() if j.finished.is_set()]
         for old in sorted(finished, key=lambda j: j.view.job_id)[:-self._keep]:
@@ -225,19 +240,20 @@ class JobRunner:
 
     def _run(self, job: _Job) -> tuple[str, str | None, dict | None]:
         fam, view = job.family, job.view
-        read = {"train": fam.read_train, "score": fam.read_score, "evaluate": fam.read_evaluate}[view.action]
+        act = fam.action(view.action)
         try:
-            inputs = read(self._conn, view.dataset, job.options)
+            inputs = act.read(self._conn, view.dataset, job.options)
         except ValueError as exc:
             return "failed", str(exc), None
         folder = self._models / _slug(view.dataset) / fam.name
         folder.mkdir(parents=True, exist_ok=True)
-        final = folder / f"job-{view.job_id}"
+        final = job.out or folder / f"job-{view.job_id}"
         with tempfile.TemporaryDirectory(prefix=f".job-{view.job_id}-", dir=folder) as work:
             partial = Path(work) / "checkpoint"
+            path = partial if act.output == "checkpoint" else job.checkpoint
             request = {"family": fam.name, "module": fam.module, "action": view.action, "options": job.options,
                        "inputs": inputs, "result": str(Path(work) / "result.pickle"),
-                       "checkpoint": str(partial if view.action == "train" else job.checkpoint)}
+                       "path": None if path is None else str(path)}
             del inputs
             (Path(work) / "request.pickle").write_bytes(pickle.dumps(request))
             error = self._child(job, Path(work) / "request.pickle")
@@ -247,21 +263,30 @@ class JobRunner:
                 return "failed", error, None
             outcome = pickle.loads(Path(request["result"]).read_bytes())
             self._update(job, stage="writing")
-            if view.action == "train":
-                shutil.move(str(partial), str(final))  # in place only now: a failed job leaves no checkpoint
-                return "done", fam.describe("train", outcome), {"checkpoint": str(final.resolve()),
-                                                                "summary": outcome}
-            if view.action == "score":
-                written = store.insert_candidates(self._conn, outcome)
-                return "done", fam.describe("score", written.rows_added), {
-                    "checkpoint": job.checkpoint, "candidates_added": written.rows_added,
-                    "candidates_present": written.rows_already_present}
+            return "done", *self._write(job, act, outcome, partial, final)
+
+    def _write(self, job: _Job, act, outcome, partial: Path, final: Path) -> tuple[str, dict]:
+        """Write what a successful child returned; (message, result to keep in the jobs table)."""
+        fam, view = job.family, job.view
+        if act.output == "checkpoint":
+            if final.is_dir():  # an empty --out folder: the checkpoint takes its place
+                final.rmdir()
+            final.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(partial), str(final))  # in place only now: a failed job leaves no checkpoint
+            return fam.describe(act.name, outcome), {"checkpoint": str(final.resolve()), "summary": outcome}
+        if act.output == "candidates":
+            written = store.insert_candidates(self._conn, outcome)
+            return fam.describe(act.name, written.rows_added), {
+                "checkpoint": job.checkpoint, "candidates_added": written.rows_added,
+                "candidates_present": written.rows_already_present}
+        if act.output == "evaluation":
             from app import store_evaluations
 
             run_id = store_jobs.get_run_for_checkpoint(self._conn, job.checkpoint)
             evaluation_id = store_evaluations.insert_evaluation(self._conn, run_id, view.dataset, outcome)
-            return "done", fam.describe("evaluate", outcome), {"checkpoint": job.checkpoint,
-                                                               "evaluation_id": evaluation_id}
+            return fam.describe(act.name, outcome), {"checkpoint": job.checkpoint, "evaluation_id": evaluation_id}
+        summary = act.write(self._conn, view.dataset, outcome)
+        return fam.describe(act.name, summary), summary
 
     def _child(self, job: _Job, request: Path) -> str | None:
         """Run the child and follow its progress; None on success, else the error to keep."""

@@ -111,7 +111,8 @@ def _sk_read(conn, dataset: str, options: dict) -> dict:
 
 def _sk_train(inputs: dict, options: dict, out: Path, progress) -> dict:
     config = RoutingConfig(epochs=options["epochs"], pseudo_labels=options["pseudo_labels"],
-                           negative_feedback=options["negative_feedback"], self_distill=options["self_distill"])
+                           negative_feedback=options["negative_feedback"], self_distill=options["self_distill"],
+                           p=options["p"], r=options["r"])
     summary = fit(inputs, out, config=config, progress=stages(progress))
     mark_held_out(out, options["hold_out"])
     return summary
@@ -119,7 +120,7 @@ def _sk_train(inputs: dict, options: dict, out: Path, progress) -> dict:
 
 def _sk_score(inputs: dict, options: dict, checkpoint: Path, progress):
     progress("proposing", 0, None)
-    return candidates(inputs, checkpoint)
+    return candidates(inputs, checkpoint, p=options["p"], r=options["r"])
 
 
 register(Family(
@@ -130,6 +131,9 @@ register(Family(
              Option("pseudo_labels", bool, True, "train with the pseudo-labels the dynamics propose"),
              Option("negative_feedback", bool, True, "penalise failed (request, skill) pairs"),
              Option("self_distill", bool, False, "moving averages of earlier epochs as soft targets"),
+             Option("p", int, 2, "pseudo-labels: skills among the top p ...", ("train", "score"), low=1, high=100),
+             Option("r", int, 4, "... ranked above the logged skill for r consecutive epochs", ("train", "score"),
+                    low=1, high=200),
              replace(HOLD_OUT, actions=("train", "score"),
                      help="keep a fifth of the dialogues out of training (and so out of the pseudo-labels, "
                           "which come from training), for the quick evaluation; score with the same setting")),
