@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -490,35 +491,112 @@ def test_second_process_gets_a_plain_lock_message(tmp_path):
         holder.wait(timeout=30)
 
 
+# The store is a package, app/store/, one module per concern; app/store.py was its single-module form.
+STORE_DIR = Path(store.__file__).resolve().parent
+ROOT = STORE_DIR.parent.parent
+# A statement run against DuckDB (duckdb may be imported for type hints elsewhere; a nearest-neighbour
+# tree's .query( is not SQL).
+RUNS_SQL = re.compile(r"(?<!tree)\.(execute|sql|query)\(|duckdb\.connect")
+
+
+def store_modules() -> list[Path]:
+    """Every module of the store package (its subpackages too, should it grow some)."""
+    modules = sorted(STORE_DIR.rglob("*.py"))
+    # the facade and its modules: an empty or wrong folder would make the checks below pass vacuously
+    assert STORE_DIR.name == "store" and len(modules) > 1 and STORE_DIR / "__init__.py" in modules, modules
+    return modules
+
+
 def test_append_only_tables_are_never_updated_or_deleted():
-    """No statement in the store may UPDATE or DELETE FROM a table that records what a person did."""
-    source = Path(store.__file__).read_text()
-    for table in store.APPEND_ONLY_TABLES:
-        assert not re.search(rf"\bUPDATE\s+{table}\b", source, re.I), table
-        assert not re.search(rf"\bDELETE\s+FROM\s+{table}\b", source, re.I), table
-        assert not re.search(rf"\bINSERT\s+OR\s+REPLACE\s+INTO\s+{table}\b", source, re.I), table
+    """No statement in any module of the store may UPDATE or DELETE FROM a table that records what a person
+    did."""
+    sources = {path.name: path.read_text() for path in store_modules()}
+    # the scan reads the modules that write these tables
+    assert any("INSERT INTO decisions" in text for text in sources.values())
+    for name, source in sources.items():
+        for table in store.APPEND_ONLY_TABLES:
+            assert not re.search(rf"\bUPDATE\s+{table}\b", source, re.I), (name, table)
+            assert not re.search(rf"\bDELETE\s+FROM\s+{table}\b", source, re.I), (name, table)
+            assert not re.search(rf"\bINSERT\s+OR\s+REPLACE\s+INTO\s+{table}\b", source, re.I), (name, table)
 
 
 def test_sql_lives_only_in_the_store():
-    """Only the store (app/store.py, and app/store_<concern>.py for jobs and evaluations) and app/migrations.py
-    talk to DuckDB; analysis/ is pure."""
-    root = Path(store.__file__).resolve().parent.parent
+    """Only the store (every module of the app/store/ package, and app/store_<concern>.py for jobs and
+    evaluations) and app/migrations.py talk to DuckDB; analysis/ is pure."""
+    exempt = {*store_modules(), ROOT / "app" / "migrations.py"}
+    # the pattern does find the store's statements: the check below is not vacuous
+    assert sum(bool(RUNS_SQL.search(path.read_text())) for path in store_modules()) > 1
     offenders = []
     for folder in ("analysis", "components", "app"):
-        for path in (root / folder).rglob("*.py"):
-            if path.name in ("store.py", "migrations.py") or (folder == "app" and path.name.startswith("store_")):
+        for path in (ROOT / folder).rglob("*.py"):
+            if path.resolve() in exempt or (path.parent == ROOT / "app" and path.name.startswith("store_")):
                 continue
-            text = path.read_text()
-            # duckdb may be imported for type hints; statements are run only by the store.
-            # a nearest-neighbour tree's .query( is not SQL
-            if re.search(r"(?<!tree)\.(execute|sql|query)\(|duckdb\.connect", text):
-                offenders.append(str(path.relative_to(root)))
+            if RUNS_SQL.search(path.read_text()):
+                offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
 
 
+# SQL text (upper-case keywords, as the store writes them; messages to people are in lower case).
+SQL_WORDS = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|FROM|WHERE|COPY|CREATE|ORDER BY|AND)\b")
+
+
+def spliced_outside_sql(path: Path) -> list[str]:
+    """Where a store module other than sql.py builds SQL text from anything but app/store/sql.py: a piece of an
+    f-string holding SQL that names nothing from the sql module (directly, through a name imported from it,
+    or through a local variable assigned from it), or SQL text joined with + or .format()."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    from_sql = {"sql"} | {a.asname or a.name for node in ast.walk(tree)
+                          if isinstance(node, ast.ImportFrom) and node.module == "app.store.sql" for a in node.names}
+
+    def names(node) -> set[str]:
+        return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+    # local variables assigned from the sql module (one step: where, params = sql.dialogue_where(...))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and names(node.value) & from_sql:
+            from_sql |= {n for t in node.targets for n in names(t)}
+
+    def is_sql(node) -> bool:
+        return isinstance(node, ast.Constant) and isinstance(node.value, str) and bool(SQL_WORDS.search(node.value))
+
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr) and any(is_sql(v) for v in node.values):
+            found += [v.lineno for v in node.values
+                      if isinstance(v, ast.FormattedValue) and not names(v.value) & from_sql]
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mod)) and \
+                (is_sql(node.left) or is_sql(node.right)):
+            found.append(node.lineno)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format" \
+                and is_sql(node.func.value):
+            found.append(node.lineno)
+    return [f"{path.name}:{line}" for line in sorted(set(found))]
+
+
+def test_spliced_sql_lives_in_the_sql_module():
+    """Every piece of SQL the store splices into a statement instead of passing it as a parameter is in
+    app/store/sql.py (each with why splicing it is safe); the other modules splice only what it gives them."""
+    offenders = [where for path in store_modules() if path.name != "sql.py" for where in spliced_outside_sql(path)]
+    assert offenders == []
+    # the check does see splicing: sql.py itself builds its statements so, and a value spliced is caught
+    assert spliced_outside_sql(STORE_DIR / "sql.py")
+
+
+def test_the_splice_check_catches_a_value(tmp_path):
+    module = tmp_path / "module.py"
+    module.write_text("from app.store import sql\n\n"
+                      "def ok(cur, flt):\n"
+                      "    where, params = sql.dialogue_where('t', flt)\n"
+                      "    cur.execute(f'SELECT {sql.SIGNALS} FROM turns WHERE {where}', params)\n\n"
+                      "def bad(cur, dataset, column):\n"
+                      "    cur.execute(f\"SELECT * FROM turns WHERE dataset = '{dataset}'\")\n"
+                      "    cur.execute('SELECT ' + column + ' FROM turns')\n"
+                      "    cur.execute('SELECT {} FROM turns'.format(column))\n")
+    assert spliced_outside_sql(module) == ["module.py:8", "module.py:9", "module.py:10"]
+
+
 def test_analysis_imports_no_streamlit_or_app():
-    root = Path(store.__file__).resolve().parent.parent
-    for path in (root / "analysis").rglob("*.py"):
+    for path in (ROOT / "analysis").rglob("*.py"):
         text = path.read_text()
         assert not re.search(r"^\s*(import|from)\s+(streamlit|app|components|duckdb)\b", text, re.M), path
 

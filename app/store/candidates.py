@@ -1,0 +1,204 @@
+"""Candidates (pseudo-labels proposed by a model run or a log source) and their probability vectors: the
+import, which creates the model runs, and the reads of one candidate, of the runs, tasks and counts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from analysis.candidates import check_distribution
+from app.store.connection import _CONFLICT_LIMIT, IngestConflictError, transaction
+
+# How many candidates without a target a refused import lists before "... and more".
+_MISSING_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class CandidateImportResult:
+    rows_read: int
+    rows_added: int
+    rows_already_present: int
+    distributions_added: int = 0  # probability vectors stored, for new candidates or ones stored without
+
+
+def _checked_distributions(candidates: pa.Table) -> pa.Table:
+    """candidates with a `distribution` column of canonical JSON (null where a row has none), each checked
+    against its row's value and score; tables made before the column existed get an all-null one. Raises
+    ValueError naming the first bad row: file imports were checked already, so this guards the producers
+    in code (a vector that contradicts its candidate would mislead a reviewer)."""
+    if "distribution" not in candidates.column_names:
+        return candidates.append_column("distribution", pa.nulls(candidates.num_rows, pa.string()))
+    column = candidates.column("distribution")
+    if column.null_count == candidates.num_rows:
+        return candidates
+    values, scores = candidates.column("value").to_pylist(), candidates.column("score").to_pylist()
+    checked = []
+    for i, text in enumerate(column.to_pylist()):
+        if text is None:
+            checked.append(None)
+            continue
+        try:
+            checked.append(check_distribution(json.loads(text), value=json.loads(values[i]), score=scores[i]))
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError too
+            raise ValueError(f"candidate row {i} ({candidates.column('task')[i].as_py()} for target "
+                             f"{candidates.column('target_key')[i].as_py()}): distribution: {exc}") from exc
+    return candidates.set_column(candidates.column_names.index("distribution"), "distribution",
+                                 pa.array(checked, pa.string()))
+
+
+def insert_candidates(conn: duckdb.DuckDBPyConnection, candidates: pa.Table) -> CandidateImportResult:
+    """Append candidates (``analysis.candidates.CANDIDATE_SCHEMA``) atomically, creating their model runs
+    and storing each one's probability vector (the optional ``distribution`` column) in the same transaction.
+
+    Every target must exist among the stored turns. A proposal already stored (same run, task and target)
+    with the same value, score and distribution is skipped; with a different one, the call fails. Either
+    failure raises IngestConflictError and writes nothing. A missing vector is not a difference: one stored
+    before vectors were kept gets its vector now (a new row, nothing updated); an import without vectors
+    changes nothing stored. A vector that contradicts its own row raises ValueError (check_distribution).
+    """
+    candidates = _checked_distributions(candidates)
+    cur = conn.cursor()
+    try:
+        with transaction(cur):
+            return _insert_candidates(cur, candidates)
+    finally:
+        cur.close()
+
+
+def _insert_candidates(cur: duckdb.DuckDBPyConnection, candidates: pa.Table) -> CandidateImportResult:
+    """insert_candidates' work inside the caller's transaction (candidates already checked)."""
+    cur.register("incoming_c", candidates)
+    try:
+        missing = cur.execute("""
+            SELECT i.task, i.dialogue_id, i.turn_index FROM incoming_c i
+            WHERE (i.turn_index IS NULL AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.dialogue_id = i.dialogue_id))
+               OR (i.turn_index IS NOT NULL AND NOT EXISTS (SELECT 1 FROM turns t
+                    WHERE t.dialogue_id = i.dialogue_id AND t.turn_index = i.turn_index))
+               OR (i.other_dialogue_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM turns t
+                    WHERE t.dialogue_id = i.other_dialogue_id AND t.turn_index = i.other_turn_index))
+            ORDER BY 2, 3 LIMIT ?
+        """, [_MISSING_LIMIT + 1]).fetchall()
+        if missing:
+            problems = [f"{task} candidate for {'dialogue' if ti is None else f'turn {ti} of dialogue'} {did!r}: "
+                        "no such target among the stored turns (ingest the logs first)"
+                        for task, did, ti in missing[:_MISSING_LIMIT]]
+            if len(missing) > _MISSING_LIMIT:
+                problems.append("... and more candidates without a target")
+            raise IngestConflictError(problems)
+        cur.execute("""
+            INSERT INTO model_runs (name, version, parameters, run_at)
+            SELECT model_name, model_version, model_parameters, min(run_at)
+            FROM incoming_c GROUP BY ALL
+            ON CONFLICT DO NOTHING
+        """)
+        cur.execute("""
+            CREATE OR REPLACE TEMP TABLE staged_c AS
+            SELECT r.run_id, i.* EXCLUDE (model_name, model_version, model_parameters, run_at)
+            FROM incoming_c i JOIN model_runs r
+              ON r.name = i.model_name AND r.version = i.model_version AND r.parameters = i.model_parameters
+        """)
+        conflicts = cur.execute("""
+            SELECT s.task, s.target_key FROM staged_c s JOIN candidates c USING (run_id, task, target_key)
+            LEFT JOIN candidate_distributions d ON d.candidate_id = c.candidate_id
+            WHERE s.value <> c.value OR s.score <> c.score OR s.distribution <> d.distribution LIMIT ?
+        """, [_CONFLICT_LIMIT]).fetchall()
+        if conflicts:
+            raise IngestConflictError([f"{task} candidate for target {key} is already stored from the same "
+                                       "model run with another value, score or distribution"
+                                       for task, key in conflicts])
+        present = cur.execute(
+            "SELECT count(*) FROM staged_c SEMI JOIN candidates USING (run_id, task, target_key)").fetchone()[0]
+        # The domain and dataset of the target's (first) turn, kept on the candidate for fast filtering.
+        cur.execute("""
+            INSERT INTO candidates (run_id, task, target_kind, dialogue_id, turn_index, other_dialogue_id,
+                                    other_turn_index, target_key, value, score, dataset, domain)
+            SELECT s.run_id, s.task, s.target_kind, s.dialogue_id, s.turn_index, s.other_dialogue_id,
+                   s.other_turn_index, s.target_key, s.value, s.score, t.dataset, t.nlu_domain
+            FROM staged_c s
+            JOIN turns t ON t.dialogue_id = s.dialogue_id AND t.turn_index = coalesce(s.turn_index, (
+                SELECT min(t2.turn_index) FROM turns t2 WHERE t2.dialogue_id = s.dialogue_id))
+            ANTI JOIN candidates c USING (run_id, task, target_key)
+            ORDER BY s.dialogue_id, s.turn_index, s.task
+        """)
+        # The vectors of the candidates just added, and of stored ones that had none.
+        distributions = cur.execute("""
+            INSERT INTO candidate_distributions (candidate_id, distribution)
+            SELECT c.candidate_id, s.distribution
+            FROM staged_c s JOIN candidates c USING (run_id, task, target_key)
+            ANTI JOIN candidate_distributions d ON d.candidate_id = c.candidate_id
+            WHERE s.distribution IS NOT NULL
+            ORDER BY c.candidate_id
+        """).fetchone()[0]
+        cur.execute("DROP TABLE staged_c")
+        return CandidateImportResult(candidates.num_rows, candidates.num_rows - present, present,
+                                     distributions)
+    finally:
+        cur.unregister("incoming_c")
+
+
+def get_candidate_distribution(conn: duckdb.DuckDBPyConnection, candidate_id: int) -> dict[str, float] | None:
+    """A candidate's full probability vector, label -> probability, most likely first (ties by label);
+    None when its model stored none."""
+    row = conn.cursor().execute("SELECT distribution FROM candidate_distributions WHERE candidate_id = ?",
+                                [candidate_id]).fetchone()
+    if row is None:
+        return None
+    return dict(sorted(json.loads(row[0]).items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def list_model_runs(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return conn.cursor().execute("""
+        SELECT run_id, name, version, parameters, run_at, created_at FROM model_runs ORDER BY run_id
+    """).df()
+
+
+def list_tasks(conn: duckdb.DuckDBPyConnection, dataset: str) -> list[str]:
+    return [r[0] for r in conn.cursor().execute(
+        "SELECT DISTINCT task FROM candidates WHERE dataset = ? ORDER BY 1", [dataset]).fetchall()]
+
+
+def count_candidates(conn: duckdb.DuckDBPyConnection, dataset: str | None = None) -> int:
+    if dataset is None:
+        return conn.cursor().execute("SELECT count(*) FROM candidates").fetchone()[0]
+    return conn.cursor().execute("SELECT count(*) FROM candidates WHERE dataset = ?", [dataset]).fetchone()[0]
+
+
+def get_candidate(conn: duckdb.DuckDBPyConnection, candidate_id: int) -> dict | None:
+    cur = conn.cursor()
+    cur.execute("""
+        SELECT c.*, r.name AS model_name, r.version AS model_version, r.parameters AS model_parameters
+        FROM candidates c JOIN model_runs r USING (run_id) WHERE c.candidate_id = ?
+    """, [candidate_id])
+    row = cur.fetchone()
+    return None if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
+
+
+def list_proposals(conn: duckdb.DuckDBPyConnection, task: str, target: str, dialogue_id: str) -> pd.DataFrame:
+    """Every source's proposal for one task and target, side by side, best score first.
+
+    dialogue_id is implied by target but filtering on it too lets DuckDB skip row groups by their min/max
+    (candidates are stored in dialogue order): a point lookup instead of a scan at a million candidates."""
+    return conn.cursor().execute("""
+        SELECT c.candidate_id, r.name AS model, r.version, c.value, c.score
+        FROM candidates c JOIN model_runs r USING (run_id)
+        WHERE c.dialogue_id = ? AND c.task = ? AND c.target_key = ? ORDER BY c.score DESC, c.candidate_id
+    """, [dialogue_id, task, target]).df()
+
+
+def list_known_values(conn: duckdb.DuckDBPyConnection, dataset: str, task: str) -> list[str]:
+    """Values proposed for a task (canonical JSON), for correction menus."""
+    return [r[0] for r in conn.cursor().execute(
+        "SELECT DISTINCT value FROM candidates WHERE dataset = ? AND task = ? ORDER BY 1", [dataset, task]).fetchall()]
+
+
+def list_candidate_targets(conn: duckdb.DuckDBPyConnection, dataset: str) -> pa.Table:
+    """Every candidate of a dataset with its target: candidate_id, task, value (canonical JSON), score,
+    dialogue_id, turn_index (null for a dialogue target), by candidate id (what simulated reviewers decide)."""
+    return conn.cursor().sql("""
+        SELECT candidate_id, task, value, score, dialogue_id, turn_index FROM candidates WHERE dataset = ?
+        ORDER BY candidate_id
+    """, params=[dataset]).to_arrow_table()

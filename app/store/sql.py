@@ -1,0 +1,305 @@
+"""Every piece of SQL text the store splices into a statement instead of passing it as a parameter.
+
+Values never come through here: everything below is either a constant of this module, an identifier taken from
+a fixed list (the log format's fields, a whitelist checked before use), or a statement assembled only from such
+pieces, with a ``?`` wherever a value goes. Each entry says why splicing it is safe. The other modules of the
+store splice nothing but names from this module into their statements; a new dynamic fragment belongs here,
+with its reason.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from analysis.log_format import FIELDS
+
+if TYPE_CHECKING:
+    from app.store.review import QueueSpec
+    from app.store.turns import DialogueFilter
+
+# ------------------------------------------------------------------------------------------ turns
+
+# The stored columns of the log format, in its order: the format's fixed field list, never input.
+V1_COLUMNS = [f.name for f in FIELDS]
+# Quoted, for the INSERT of new turns (insert_turns).
+TURN_COLUMNS = ", ".join(f'"{c}"' for c in V1_COLUMNS)
+# Which stored fields of a turn differ from the incoming row, by name (insert_turns' conflict report): one CASE
+# per field of the fixed list (and extras); the names appear as identifiers and as their own string literals.
+CHANGED_FIELDS = ", ".join(f"""CASE WHEN i."{c}" IS DISTINCT FROM t."{c}" THEN '{c}' END"""
+                           for c in V1_COLUMNS + ["extras"])
+
+# What production traffic has: scoring reads only these (no reference transcript, no gold labels; the speaker
+# embedding is left out too, as no turn-level model reads it and it is the largest field). Both lists are
+# the format's fixed field list (list_turn_records).
+PRODUCTION_COLUMNS = [c for c in V1_COLUMNS
+                      if not c.startswith("gold_") and c not in ("reference_text", "speaker_embedding")]
+RECORD_COLUMNS = ", ".join(V1_COLUMNS)
+PRODUCTION_RECORD_COLUMNS = ", ".join(PRODUCTION_COLUMNS)
+
+# The quoted names of the log format's gold fields (list_turn_gold), fixed in code.
+GOLD_COLUMNS = ", ".join(f'"{f.name}"' for f in FIELDS if f.name.startswith("gold_"))
+
+# The logged NLU output of a turn (list_nlu_outputs): a fixed column list.
+NLU_COLUMNS = ", ".join(("dialogue_id", "turn_index", "nlu_intent", "nlu_slots", "nlu_confidence"))
+
+# Pooled WER and the rate of each failure signal, for any grouping of turns: a constant.
+SIGNALS = """
+    count(*) AS turns,
+    sum(wer_sub + wer_del + wer_ins) FILTER (wer_ref_words >= 0)
+      / nullif(sum(wer_ref_words) FILTER (wer_ref_words >= 0), 0) AS pooled_wer,
+    avg(CASE WHEN response_status = 'unhandled' THEN 1 ELSE 0 END) AS unhandled_rate,
+    avg(CASE WHEN response_status = 'error' THEN 1 ELSE 0 END) AS error_rate,
+    avg(CASE WHEN barge_in THEN 1 ELSE 0 END) AS barge_in_rate,
+    avg(CASE WHEN user_feedback = 'negative' THEN 1 ELSE 0 END) AS negative_feedback_rate
+"""
+
+# The categorical columns a filter menu may list (list_values): the column is checked against this set
+# before it is spliced.
+FILTERABLE_COLUMNS = frozenset({"nlu_domain", "nlu_intent", "response_status", "user_id", "device_type",
+                                "response_skill"})
+
+
+def distinct_values(column: str) -> str:
+    """The distinct values of one filterable column of a dataset's turns (parameter: dataset). Raises
+    ValueError for a column not in FILTERABLE_COLUMNS: only a whitelisted identifier is spliced."""
+    if column not in FILTERABLE_COLUMNS:
+        raise ValueError(f"not a filterable column: {column}")
+    return f"SELECT DISTINCT {column} FROM turns WHERE dataset = ? AND {column} IS NOT NULL ORDER BY 1"
+
+
+def dialogue_where(dataset: str, flt: DialogueFilter) -> tuple[str, list]:
+    """The WHERE condition of the Dialogues page's filter and its parameters: only the fixed fragments below
+    are joined; the dataset and every filter value go into the parameters."""
+    clauses, params = ["dataset = ?"], [dataset]
+    if flt.text:
+        # ILIKE with the user's text as a parameter; % and _ in it are escaped to match literally.
+        pattern = "%" + flt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        clauses.append("(asr_text ILIKE ? ESCAPE '\\' OR response_text ILIKE ? ESCAPE '\\')")
+        params += [pattern, pattern]
+    for column, value in (("nlu_domain", flt.domain), ("nlu_intent", flt.intent),
+                          ("response_status", flt.response_status), ("user_id", flt.user_id)):
+        if value:
+            clauses.append(f"{column} = ?")  # column names come from the fixed list above
+            params.append(value)
+    if flt.barge_in_only:
+        clauses.append("barge_in")
+    if flt.since:
+        clauses.append("timestamp >= ?::DATE")
+        params.append(flt.since)
+    if flt.until:
+        clauses.append("timestamp < ?::DATE + INTERVAL 1 DAY")
+        params.append(flt.until)
+    return " AND ".join(clauses), params
+
+
+# ----------------------------------------------------------------------------------------- queues
+
+# The queue orders (QueueSpec.order is checked against ORDERS); the random order's seed is a parameter.
+ORDER_SQL = {
+    "score_asc": "c.score ASC, c.candidate_id",
+    "score_desc": "c.score DESC, c.candidate_id",
+    "random": "hash(c.candidate_id, ?::BIGINT), c.candidate_id",
+    "disagreement": "(coalesce(src.n_values, 1) > 1)::INT + (coalesce(rev.n_labels, 1) > 1)::INT DESC, "
+                    "c.score ASC, c.candidate_id",
+}
+# What a queue query selects, by name: its candidate ids or their count.
+QUEUE_SELECT = {"ids": "c.candidate_id", "count": "count(*)"}
+
+
+def queue_sql(reviewer: str, spec: QueueSpec, *, select: str, order: bool, standing_only: bool = False,
+              min_score: float | None = None, limit: int | None = None) -> tuple[str, list]:
+    """The queue's query and its parameters. Only fixed SQL fragments are joined here; every value (the
+    reviewer, the spec's filters, min_score, limit) is a parameter.
+
+    select: a key of QUEUE_SELECT. standing_only: only candidates this reviewer has a standing decision on
+    (accept, reject or correct). min_score: only candidates scoring at least this. limit: at most this many
+    rows (with order)."""
+    params: list = [reviewer]
+    ctes = ["""mine AS (
+        SELECT candidate_id, arg_max(verdict, seq) AS last_verdict,
+               arg_max(verdict, seq) FILTER (verdict <> 'skip') AS last_real
+        FROM decisions WHERE reviewer = ? AND role IN ('review', 'bulk', 'audit') GROUP BY candidate_id)"""]
+    where = ["c.dataset = ?"]
+    params_where: list = [spec.dataset]
+    joins = ["LEFT JOIN mine USING (candidate_id)"]
+    if spec.audit_bulk_id is not None:
+        ctes.append("""audited AS (SELECT DISTINCT candidate_id FROM current_decisions WHERE role = 'audit')""")
+        where.append("c.candidate_id IN (SELECT candidate_id FROM audit_items WHERE bulk_id = ?)")
+        params_where.append(spec.audit_bulk_id)
+        if spec.status == "undecided":
+            where.append("c.candidate_id NOT IN (SELECT candidate_id FROM audited)")
+    else:
+        # Each reviewer's latest non-skip verdict per candidate, by aggregation: the same as current_decisions,
+        # without its window over the whole log (that costs ~4x more with hundreds of thousands of decisions).
+        ctes.append("""latest AS (SELECT candidate_id, reviewer, arg_max(verdict, seq) AS verdict,
+                              arg_max(CASE verdict WHEN 'correct' THEN corrected_value WHEN 'reject' THEN '<rejected>'
+                                      ELSE '<accepted>' END, seq) AS label_key
+                       FROM decisions WHERE verdict <> 'skip' AND role IN ('review', 'bulk', 'audit')
+                       GROUP BY candidate_id, reviewer)""")
+        ctes.append("""taken AS (SELECT candidate_id, count(*) AS n FROM latest WHERE verdict <> 'retract'
+                       GROUP BY candidate_id)""")
+        joins.append("LEFT JOIN taken USING (candidate_id)")
+        for column, value in (("c.task", spec.task), ("c.value", spec.value), ("c.run_id", spec.run_id),
+                              ("c.domain", spec.domain)):
+            if value is not None:
+                where.append(f"{column} = ?")  # column names come from the fixed list above
+                params_where.append(value)
+        if spec.score_min > 0 or spec.score_max < 1:
+            where.append("c.score BETWEEN ? AND ?")
+            params_where += [spec.score_min, spec.score_max]
+        if spec.status == "undecided":
+            where.append("(mine.last_real IS NULL OR mine.last_real = 'retract') AND coalesce(taken.n, 0) < ?")
+            params_where.append(spec.overlap)
+        elif spec.status == "decided":
+            where.append("coalesce(taken.n, 0) > 0")
+    if standing_only:
+        where.append("mine.last_real IN ('accept', 'reject', 'correct')")
+    if min_score is not None:
+        where.append("c.score >= ?")
+        params_where.append(min_score)
+    if order and spec.order == "disagreement":
+        ctes.append("""src AS (SELECT task, target_key, count(DISTINCT value) AS n_values FROM candidates
+                       WHERE dataset = ? GROUP BY ALL)""")
+        params.append(spec.dataset)
+        if spec.audit_bulk_id is None:
+            ctes.append("""rev AS (SELECT candidate_id, count(DISTINCT label_key) AS n_labels FROM latest
+                           WHERE verdict <> 'retract' GROUP BY candidate_id)""")
+        else:
+            ctes.append("""rev AS (SELECT candidate_id, count(DISTINCT label_key) AS n_labels FROM decision_labels
+                           WHERE role <> 'adjudicate' GROUP BY candidate_id)""")
+        joins += ["LEFT JOIN src USING (task, target_key)", "LEFT JOIN rev USING (candidate_id)"]
+    sql = (f"WITH {', '.join(ctes)} SELECT {QUEUE_SELECT[select]} FROM candidates c {' '.join(joins)} "
+           f"WHERE {' AND '.join(where)}")
+    params += params_where
+    if order:
+        # A candidate this reviewer skipped comes back, but after everything not yet seen.
+        sql += f" ORDER BY coalesce(mine.last_verdict = 'skip', false), {ORDER_SQL[spec.order]}"
+        if spec.order == "random":
+            params.append(spec.seed)
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return sql, params
+
+
+def bulk_pick(queue: str) -> str:
+    """The temporary table of the candidates a bulk accept takes: queue is a query built by queue_sql."""
+    return f"CREATE OR REPLACE TEMP TABLE bulk_pick AS {queue}"
+
+
+# One stored decision is the same as one simulated (staged_d s, decisions d): the same id, candidate, reviewer,
+# verdict and value, by a review. A constant; the values are the rows' own (insert_simulated_decisions).
+SAME_DECISION = """s.decision_id = d.decision_id AND s.candidate_id = d.candidate_id AND s.reviewer = d.reviewer
+                      AND s.verdict = d.verdict AND s.corrected_value IS NOT DISTINCT FROM d.corrected_value
+                      AND d.role = 'review'"""
+
+# ------------------------------------------------------------------------------------------ export
+
+# The export's SELECT, with the reviewers' and roles' column expressions (lists, or JSON text for CSV) filled
+# in by export_query from the two fixed choices there; dataset and task are parameters.
+_EXPORT_SELECT = """
+    SELECT c.candidate_id, c.task, c.target_kind, c.dialogue_id, c.turn_index, c.other_dialogue_id,
+           c.other_turn_index, t.asr_text AS text, c.value AS proposed_value, c.score,
+           rl.status, rl.verdict, rl.label, {reviewers} AS reviewers, {roles} AS decided_by_roles, rl.adjudicator,
+           rl.decided_at,
+           r.name AS model_name, r.version AS model_version, r.parameters AS model_parameters,
+           r.run_at AS model_run_at, c.dataset
+    FROM candidates c JOIN model_runs r USING (run_id)
+    LEFT JOIN resolved_labels rl USING (candidate_id)
+    LEFT JOIN turns t ON t.dialogue_id = c.dialogue_id AND t.turn_index = c.turn_index
+    WHERE c.dataset = ? AND (? IS NULL OR c.task = ?)
+"""
+# Each export kind's condition, by kind (the caller checks kind against EXPORT_KINDS): constants.
+EXPORT_WHERE = {
+    "accepted": " AND rl.status IN ('agreed', 'adjudicated') AND rl.verdict IN ('accept', 'correct')",
+    "resolved": " AND rl.status IN ('agreed', 'adjudicated')",
+    "candidates": "",
+}
+# COPY's options, by format (checked against EXPORT_FORMATS): constants.
+COPY_OPTIONS = {"jsonl": "FORMAT json", "csv": "FORMAT csv, HEADER true", "parquet": "FORMAT parquet"}
+
+
+def export_query(kind: str, fmt: str) -> str:
+    """The labels export's query (parameters: dataset, task, task), from the fixed fragments above. CSV has no
+    lists: there they are JSON text, so every cell parses back; its rows are ordered by csv_guarded, the other
+    formats' here."""
+    select = _EXPORT_SELECT.format(reviewers="to_json(rl.reviewers)" if fmt == "csv" else "rl.reviewers",
+                                   roles="to_json(rl.roles)" if fmt == "csv" else "rl.roles")
+    query = f"{select}{EXPORT_WHERE[kind]}"
+    return query if fmt == "csv" else query + " ORDER BY c.candidate_id"
+
+
+def no_rows(query: str) -> str:
+    """query (built here) returning no rows, to read its result columns and types."""
+    return f"SELECT * FROM ({query}) LIMIT 0"
+
+
+def csv_guarded(query: str, columns: list[tuple]) -> str:
+    """query (built here, its rows having a candidate_id) with analysis.csv_safety's rule applied to every text
+    column, in candidate order. columns: the query's own cursor description, so the names are those of our
+    own fixed SELECT; the rule's characters and prefix are the first two parameters."""
+    cells = [f'CASE WHEN list_contains(rule.starts, left(x."{name}", 1)) THEN rule.prefix || x."{name}" '
+             f'ELSE x."{name}" END AS "{name}"' if str(kind) in ("VARCHAR", "JSON") else f'x."{name}"'
+             for name, kind, *_ in columns]
+    return (f"WITH rule AS (SELECT ?::VARCHAR[] AS starts, ?::VARCHAR AS prefix) "
+            f"SELECT {', '.join(cells)} FROM ({query}) x CROSS JOIN rule ORDER BY x.candidate_id")
+
+
+def copy_to(query: str, target: str, fmt: str) -> str:
+    """COPY (query) to the file target in fmt. COPY cannot take the file name as a parameter: it is quoted here
+    as a string literal (its quotes doubled), the only value ever spliced into SQL."""
+    quoted = "'" + target.replace("'", "''") + "'"
+    return f"COPY ({query}) TO {quoted} ({COPY_OPTIONS[fmt]})"
+
+
+# --------------------------------------------------------------------------------- family results
+
+# The groupings of the failure-point pages, name -> expression over the turns t: callers pass a name, checked
+# against this table (FAILURE_GROUPS) before its expression is spliced.
+FAILURE_GROUPS = {"domain": "t.nlu_domain", "device": "t.device_type", "locale": "t.locale",
+                  "day": "strftime(date_trunc('day', t.timestamp), '%Y-%m-%d')"}
+
+
+def failure_turn_filter(by: str | None, with_gold: bool) -> str:
+    """list_failure_turns' extra conditions: one group of FAILURE_GROUPS (by, already checked), one gold label;
+    the group and the label are parameters."""
+    group_sql = f" AND coalesce({FAILURE_GROUPS[by]}, '(none)') = ?" if by else ""
+    group_sql += " AND coalesce(t.gold_failure_point, '(none)') = ?" if with_gold else ""
+    return group_sql
+
+
+# Each label task's gold label in the log, as JSON text (NULL where the log has none); the task is checked
+# against this table before its expression is spliced.
+LABEL_GOLD = {"intent": "to_json(t.gold_intent)", "slots": "to_json(t.gold_slots)",
+              "goal_start": "to_json(t.gold_goal_start)", "goal_success": "to_json(t.gold_goal_success)",
+              "defect": "to_json(t.gold_failure_point <> 'NO_FAILURE')"}
+
+# A skill candidate's review status from the resolved label: accepted (the proposal itself), rejected (a
+# rejection, or a correction to another skill, which rejects the proposal); undecided otherwise (no
+# decision yet, or reviewers who disagree and no adjudication). A constant.
+SKILL_STATUS = """CASE WHEN rl.status IN ('agreed', 'adjudicated') AND rl.verdict = 'accept' THEN 'accepted'
+                        WHEN rl.status IN ('agreed', 'adjudicated') AND rl.verdict IN ('reject', 'correct')
+                             THEN 'rejected'
+                        ELSE 'undecided' END"""
+
+# The turn columns rewrite mining reads (list_rewrite_inputs): production fields, and the gold fields the
+# detector is fitted on and the replay judged against. Fixed column lists.
+REWRITE_INPUT = ", ".join(("dialogue_id", "turn_index", "timestamp", "user_id", "asr_text", "asr_confidence",
+                           "nlu_domain", "nlu_intent", "nlu_slots", "nlu_confidence", "nlu_alt_intent", "er_status",
+                           "response_status", "tts_status", "barge_in", "user_feedback"))
+REWRITE_INPUT_WITH_GOLD = ", ".join((REWRITE_INPUT, "gold_intent", "gold_slots", "gold_goal_start",
+                                     "gold_failure_point"))
+
+# The tables a mining run's rows are appended to through Arrow (insert_rows).
+REWRITE_TABLES = frozenset({"rewrites", "rewrite_evidence", "rewrite_states", "rewrite_transitions",
+                            "rewrite_metrics"})
+
+
+def insert_rows(table: str, columns: list[str]) -> str:
+    """Append the registered Arrow table incoming_rows to table. Raises ValueError unless table is one of
+    REWRITE_TABLES; the columns are the keys of the dicts our own code builds (insert_rewrite_run), never
+    input."""
+    if table not in REWRITE_TABLES:
+        raise ValueError(f"not a rewrite table: {table}")
+    cols = ", ".join(columns)
+    return f"INSERT INTO {table} ({cols}) SELECT {cols} FROM incoming_rows"
