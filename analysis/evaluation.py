@@ -1,5 +1,5 @@
 """An evaluation of a model run as one typed record: metrics with intervals, what they were measured on, and
-the Markdown report; stored in the ``evaluations`` table (app/store_evaluations.py) and shown by the pages.
+the Markdown report; stored in the ``evaluations`` table (app/store/evaluations.py) and shown by the pages.
 
 Every family's evaluator returns an ``Evaluation``; the quick evaluators over a dataset's held-out dialogues
 (analysis/holdout.py) are ``failure_eval.evaluate_heldout``, ``label_metrics.evaluate_heldout`` and

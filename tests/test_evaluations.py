@@ -30,8 +30,9 @@ from analysis.simulate import load_pool, simulate_turns, write_log
 from analysis.skills import evaluation as skill_eval
 from analysis.skills.model import RoutingConfig, SkillRouter
 from analysis.skills.model import build_examples as skill_examples
-from app import store, store_evaluations
+from app import store
 from app.ingest import ingest_files
+from app.store import evaluations as store_evaluations
 from components.evaluation_view import NONE_YET
 from components.markdown import escape_markdown
 from tests.helpers import ROOT, make_turn, open_app_page, write_jsonl

@@ -3,8 +3,9 @@ background and its state shows, and read-only mode switches jobs off."""
 
 from __future__ import annotations
 
-from app import resources, store, store_jobs
+from app import resources, store
 from app.ingest import ingest_files
+from app.store import jobs as store_jobs
 from tests import jobs_family  # noqa: F401  (registers the test family the page then lists)
 from tests.helpers import make_turn, open_app_page, write_jsonl
 

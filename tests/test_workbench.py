@@ -1,12 +1,16 @@
 """`make run` opens a full workbench: the database app/workbench.py builds (the same steps; here without the two
 large demo datasets, which only add datasets) shows real content on every page, for the default dataset, and
-no page falls back to an empty-state info box. Slow: it trains, scores and evaluates three model families."""
+no page falls back to an empty-state info box. Slow: it runs every action of every shipped family (three models
+trained, scored and evaluated)."""
 
 from __future__ import annotations
 
 import pytest
 
-from app import store, store_jobs
+from app import store
+from app.jobs.registry import built_in
+from app.store import evaluations as store_evaluations
+from app.store import jobs as store_jobs
 from app.workbench import build
 from tests.helpers import open_app_page
 
@@ -30,8 +34,10 @@ def test_the_build_trains_scores_and_evaluates_every_family(workbench):
         jobs = store_jobs.list_jobs(conn, dataset="sample")
         assert (jobs["status"] == "done").all(), jobs[["family", "action", "status", "message"]]
         done = set(zip(jobs["family"], jobs["action"], strict=True))
-        for family in ("failure-points", "labels", "skills"):
-            assert {(family, "train"), (family, "score")} <= done
+        # every action of every shipped family, through the job runner
+        assert done == {(f.name, action) for f in built_in() for action in f.actions()}, done
+        assert store_evaluations.list_evaluations(conn, dataset="sample")["family"].nunique() == 3
+        assert store_evaluations.get_latest_analysis(conn, "disparity", "sample") is not None
         tasks = set(store.list_tasks(conn, "sample"))
         assert {"failure_point", "intent", "slots", "skill", "rewrite"} <= tasks
         assert store.count_decisions(conn) > 0

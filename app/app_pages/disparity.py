@@ -15,9 +15,10 @@ import streamlit as st
 from analysis.disparity import cohorts as co
 from analysis.disparity import report as dr
 from analysis.wer import align
-from app import resources, store, store_evaluations
+from app import resources, store
 from app.jobs import registry
 from app.page import start
+from app.store import evaluations as store_evaluations
 from components import job_panel
 from components.dialogue_view import alignment_text, render_dialogue
 from components.exports import csv_safe

@@ -6,9 +6,10 @@ import streamlit as st
 from analysis.failure_points.model import TEXT_SLOTS, build_examples
 from analysis.failure_points.report import COMPONENTS, cascade, shares_by_group, what_if_perfect
 from analysis.log_format import FAILURE_POINTS
-from app import resources, store, store_evaluations
+from app import resources, store
 from app.jobs import registry
 from app.page import start
+from app.store import evaluations as store_evaluations
 from components import charts, job_panel
 from components.evaluation_view import show_evaluation
 

@@ -7,10 +7,11 @@ import streamlit as st
 from analysis.calibration import audit_sample_size
 from analysis.labels import evaluation as lmx
 from analysis.labels.model import BINARY_TASKS, TASKS
-from app import resources, store, store_evaluations
+from app import resources, store
 from app.jobs import registry
 from app.page import start
 from app.review import session as review_session
+from app.store import evaluations as store_evaluations
 from components import charts, job_panel
 from components.evaluation_view import show_evaluation
 

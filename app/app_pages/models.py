@@ -7,9 +7,11 @@ import json
 import pandas as pd
 import streamlit as st
 
-from app import resources, store_evaluations, store_jobs
+from app import resources
 from app.jobs import registry
 from app.page import start
+from app.store import evaluations as store_evaluations
+from app.store import jobs as store_jobs
 from components import job_panel
 
 page = start("Models")

@@ -10,10 +10,11 @@ import numpy as np
 import streamlit as st
 
 from analysis.skills import model as sr
-from app import resources, store, store_evaluations
+from app import resources, store
 from app.jobs import registry
 from app.page import start
 from app.review import session as review_session
+from app.store import evaluations as store_evaluations
 from components import charts, job_panel
 from components.evaluation_view import show_evaluation
 from components.markdown import escape_markdown

@@ -113,7 +113,7 @@ def _markdown(summary: dict) -> str:
 
 
 def _write(conn, dataset: str, outcome: dict) -> dict:
-    from app import store_evaluations
+    from app.store import evaluations as store_evaluations
 
     analysis_id = store_evaluations.insert_analysis(
         conn, family="disparity", dataset=dataset, options=outcome["options"],

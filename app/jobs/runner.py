@@ -29,9 +29,10 @@ from pathlib import Path
 
 import duckdb
 
-from app import store, store_jobs
+from app import store
 from app.jobs.child import TAG
 from app.jobs.registry import Family, get
+from app.store import jobs as store_jobs
 
 _ROOT = Path(__file__).resolve().parents[2]
 
@@ -280,7 +281,7 @@ class JobRunner:
                 "checkpoint": job.checkpoint, "candidates_added": written.rows_added,
                 "candidates_present": written.rows_already_present}
         if act.output == "evaluation":
-            from app import store_evaluations
+            from app.store import evaluations as store_evaluations
 
             run_id = store_jobs.get_run_for_checkpoint(self._conn, job.checkpoint)
             evaluation_id = store_evaluations.insert_evaluation(self._conn, run_id, view.dataset, outcome)

@@ -19,6 +19,9 @@ which re-exports every public name of its modules:
 - ``export``: the labels export (JSONL, CSV made safe for spreadsheets, Parquet).
 - ``results``: each model family's reads (failure points, generated labels, skill routing, query rewrites and
   their stored mining runs) and the logged NLU output.
+- ``jobs``: model jobs and their append-only events (job_status is the latest), checkpoints of finished runs;
+  ``evaluations``: evaluations tied to their model run, and stored analyses (disparity). These two are used
+  as modules (``from app.store import jobs as store_jobs``), not through this facade.
 - ``sql``: the SQL fragments spliced into statements (column lists, whitelisted expressions, the queue and
   dialogue-filter builders, the export's COPY): constants and whitelisted identifiers only.
 
@@ -131,7 +134,7 @@ from app.store.turns import (
 )
 
 APPEND_ONLY_TABLES = ("imports", "decisions", "bulk_actions", "audit_items", "model_runs", "candidates",
-                      "candidate_distributions", "jobs", "job_events", "evaluations")
+                      "candidate_distributions", "jobs", "job_events", "evaluations", "analyses")
 
 __all__ = [
     "APPEND_ONLY_TABLES",
