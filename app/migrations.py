@@ -307,6 +307,16 @@ def m004_rewrites(conn: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+# A job's current state: its latest event. m006 recreates it over the rebuilt jobs table.
+_JOB_STATUS_VIEW = """
+    CREATE VIEW job_status AS
+    SELECT j.*, e.status, e.message, e.result, e.happened_at AS status_at
+    FROM jobs j JOIN (SELECT job_id, arg_max(status, seq) AS status, arg_max(message, seq) AS message,
+                             arg_max(result, seq) AS result, max(happened_at) AS happened_at
+                      FROM job_events GROUP BY job_id) e USING (job_id)
+"""
+
+
 def m005_jobs_and_evaluations(conn: duckdb.DuckDBPyConnection) -> None:
     """Model jobs started from the app, and evaluations stored with the model run they measured.
 
@@ -336,13 +346,7 @@ def m005_jobs_and_evaluations(conn: duckdb.DuckDBPyConnection) -> None:
             happened_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
         )
     """)
-    conn.execute("""
-        CREATE VIEW job_status AS
-        SELECT j.*, e.status, e.message, e.result, e.happened_at AS status_at
-        FROM jobs j JOIN (SELECT job_id, arg_max(status, seq) AS status, arg_max(message, seq) AS message,
-                                 arg_max(result, seq) AS result, max(happened_at) AS happened_at
-                          FROM job_events GROUP BY job_id) e USING (job_id)
-    """)
+    conn.execute(_JOB_STATUS_VIEW)
     conn.execute("CREATE SEQUENCE evaluation_id_seq START 1")
     conn.execute("""
         CREATE TABLE evaluations (
@@ -380,13 +384,7 @@ def m006_family_actions_and_analyses(conn: duckdb.DuckDBPyConnection) -> None:
     """)
     conn.execute("INSERT INTO jobs SELECT * FROM jobs_m005")
     conn.execute("DROP TABLE jobs_m005")
-    conn.execute("""
-        CREATE VIEW job_status AS
-        SELECT j.*, e.status, e.message, e.result, e.happened_at AS status_at
-        FROM jobs j JOIN (SELECT job_id, arg_max(status, seq) AS status, arg_max(message, seq) AS message,
-                                 arg_max(result, seq) AS result, max(happened_at) AS happened_at
-                          FROM job_events GROUP BY job_id) e USING (job_id)
-    """)
+    conn.execute(_JOB_STATUS_VIEW)
     conn.execute("CREATE SEQUENCE analysis_id_seq START 1")
     conn.execute("""
         CREATE TABLE analyses (
