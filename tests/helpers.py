@@ -1,4 +1,4 @@
-"""Test helpers shared by the test modules: hand-made turns and small logs."""
+"""Test helpers shared by the test modules: hand-made turns and small logs, test databases, AppTest pages."""
 
 from __future__ import annotations
 
@@ -73,28 +73,119 @@ def open_app_page(page: str, *, reviewer: str | None = "ana", state: dict | None
     return at
 
 
-def one_turn_app_db(tmp_path: Path, monkeypatch) -> Path:
-    """A database with one turn in dataset "demo", made the app's (TURNLENS_DB): a page with nothing to show."""
+def ingest_log(conn, log: Path, dataset: str, *, candidates: bool = False) -> None:
+    """Ingest the log at ``log`` as ``dataset``; with ``candidates``, also store the logged NLU's intent and slot
+    candidates (analysis.candidates.candidates_from_logged_nlu)."""
+    from analysis.candidates import candidates_from_logged_nlu
     from app import store
     from app.ingest import ingest_files
 
-    path = tmp_path / "empty.duckdb"
+    ingest_files(conn, [log], dataset=dataset)
+    if candidates:
+        store.insert_candidates(conn, candidates_from_logged_nlu(store.list_nlu_outputs(conn, dataset)))
+
+
+def app_db(path: Path, log: Path, monkeypatch, *, dataset: str = "demo", candidates: bool = False) -> Path:
+    """A database at ``path`` holding ``log`` as ``dataset`` (see ingest_log), made the app's (TURNLENS_DB)."""
+    from app import store
+
     conn = store.connect(path)
-    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", [make_turn("x", 0)])], dataset="demo")
-    conn.close()
+    try:
+        ingest_log(conn, log, dataset, candidates=candidates)
+    finally:
+        conn.close()
     monkeypatch.setenv("TURNLENS_DB", str(path))
+    return path
+
+
+def app_db_copy(src: Path, tmp_path: Path, monkeypatch) -> Path:
+    """A fresh copy of the database at ``src`` (one built once per module), made the app's (TURNLENS_DB): for
+    tests that write to it."""
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(src.read_bytes())
+    monkeypatch.setenv("TURNLENS_DB", str(copy))
+    return copy
+
+
+def one_turn_app_db(tmp_path: Path, monkeypatch) -> Path:
+    """A database with one turn in dataset "demo", made the app's (TURNLENS_DB): a page with nothing to show."""
+    return app_db(tmp_path / "empty.duckdb", write_jsonl(tmp_path / "log.jsonl", [make_turn("x", 0)]), monkeypatch)
+
+
+def intent_turns() -> list[dict]:
+    """Three turns, one per dialogue (dlg-0 to dlg-2, on 1 to 3 January), whose logged NLU proposes weather_query
+    (confidence 0.2), music_play (0.5) and alarm_set (0.9): with ingest_log's candidates, three intent
+    candidates, lowest score first in that order."""
+    return [make_turn(f"dlg-{d}", 0, nlu_intent=intent, nlu_confidence=conf, nlu_domain=intent.split("_")[0],
+                      timestamp=f"2026-01-0{d + 1}T10:00:00Z")
+            for d, (intent, conf) in enumerate([("weather_query", 0.2), ("music_play", 0.5), ("alarm_set", 0.9)])]
+
+
+def simulated_log(path: Path, *, n_turns: int, seed: int) -> Path:
+    """A log at ``path`` of ``n_turns`` simulated turns (analysis.simulate)."""
+    from analysis.simulate import load_pool, simulate_turns, write_log
+
+    write_log(simulate_turns(load_pool(), n_turns=n_turns, seed=seed), path)
     return path
 
 
 def simulated_db(path: Path, *, n_turns: int, seed: int, dataset: str = "t") -> Path:
     """A database at ``path`` holding ``n_turns`` simulated turns (analysis.simulate) as ``dataset``."""
-    from analysis.simulate import load_pool, simulate_turns, write_log
     from app import store
-    from app.ingest import ingest_files
 
-    log = path.with_suffix(".jsonl")
-    write_log(simulate_turns(load_pool(), n_turns=n_turns, seed=seed), log)
+    log = simulated_log(path.with_suffix(".jsonl"), n_turns=n_turns, seed=seed)
     conn = store.connect(path)
-    ingest_files(conn, [log], dataset=dataset)
+    ingest_log(conn, log, dataset)
     conn.close()
     return path
+
+
+def build_rewrite_db(tmp: Path) -> Path:
+    """A database with dataset "t" (20,000 simulated turns) and one mining run by `turnlens mine rewrites` with a
+    fast fake embedder; returns its path."""
+    from analysis.rewrites.pipeline import PipelineConfig
+    from app import store
+    from app.jobs import rewrites as rewrite_jobs
+    from tests.test_label_model import random_embed
+
+    path = simulated_db(tmp / "rewrites.duckdb", n_turns=20000, seed=3)
+    conn = store.connect(path)
+    rewrite_jobs.mine(conn, "t", config=PipelineConfig(n_boot=50), embed=random_embed(16))
+    conn.close()
+    return path
+
+
+def first_rewrite(path: Path) -> tuple[str, int]:
+    """The rewrite the Query rewrites page lists first (highest support × gain): its source and candidate id.
+    Read through a read-only connection (no migration, no write), as before or after an app server holds it."""
+    import duckdb
+
+    conn = duckdb.connect(str(path), read_only=True)
+    try:
+        (source, candidate_id), = conn.execute(
+            "SELECT source, candidate_id FROM rewrites ORDER BY source_support * gain DESC, source LIMIT 1").fetchall()
+    finally:
+        conn.close()
+    return source, candidate_id
+
+
+def read_db(path: Path, fn, *args):
+    """fn(conn, *args) on a connection to the database at ``path``, closed again."""
+    from app import store
+
+    conn = store.connect(path)
+    try:
+        return fn(conn, *args)
+    finally:
+        conn.close()
+
+
+def decision_rows(conn) -> list[tuple]:
+    """Every stored decision, oldest first: (candidate_id, reviewer, verdict, corrected_value, role)."""
+    return conn.execute("SELECT candidate_id, reviewer, verdict, corrected_value, role FROM decisions "
+                        "ORDER BY seq").fetchall()
+
+
+def stored_decisions(path: Path) -> list[tuple]:
+    """decision_rows of the database at ``path``."""
+    return read_db(path, decision_rows)

@@ -10,13 +10,22 @@ from dataclasses import replace
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analysis.candidates import candidates_from_logged_nlu
 from app import store
-from app.ingest import ingest_files
 from app.review import decisions
 from app.review.claims import ClaimRegistry
-from tests.helpers import ROOT, make_turn, open_app_page, write_jsonl
-from tests.test_rewrites_page import build_rewrite_db
+from tests.helpers import (
+    ROOT,
+    app_db,
+    app_db_copy,
+    build_rewrite_db,
+    decision_rows,
+    ingest_log,
+    intent_turns,
+    open_app_page,
+    read_db,
+    stored_decisions,
+    write_jsonl,
+)
 
 # ------------------------------------------------------------------------------------- the writer
 
@@ -24,26 +33,14 @@ from tests.test_rewrites_page import build_rewrite_db
 @pytest.fixture
 def cdb(db, tmp_path):
     """Three intent candidates (weather_query, music_play, alarm_set), one per dialogue, in dataset "demo"."""
-    ingest_files(db, [write_jsonl(tmp_path / "log.jsonl", records())], dataset="demo")
-    store.insert_candidates(db, candidates_from_logged_nlu(store.list_nlu_outputs(db, "demo")))
+    ingest_log(db, write_jsonl(tmp_path / "log.jsonl", intent_turns()), "demo", candidates=True)
     return db
-
-
-def records() -> list[dict]:
-    return [make_turn(f"dlg-{d}", 0, nlu_intent=intent, nlu_confidence=conf, nlu_domain=intent.split("_")[0],
-                      timestamp=f"2026-01-0{d + 1}T10:00:00Z")
-            for d, (intent, conf) in enumerate([("weather_query", 0.2), ("music_play", 0.5), ("alarm_set", 0.9)])]
 
 
 def intent_candidates(conn) -> list[int]:
     """Lowest score first: weather_query, music_play, alarm_set."""
     return [cid for (cid,) in conn.execute(
         "SELECT candidate_id FROM candidates WHERE task = 'intent' ORDER BY score").fetchall()]
-
-
-def rows(conn) -> list[tuple]:
-    return conn.execute("SELECT candidate_id, reviewer, verdict, corrected_value, role FROM decisions "
-                        "ORDER BY seq").fetchall()
 
 
 @pytest.mark.parametrize("verdict", ["accept", "skip"])
@@ -53,7 +50,7 @@ def test_a_decision_id_is_stored_once(cdb, verdict):
     first = decisions.decide(cdb, decision_id=did, candidate_id=cid, reviewer="ana", verdict=verdict)
     again = decisions.decide(cdb, decision_id=did, candidate_id=cid, reviewer="ana", verdict=verdict)
     assert first.outcome is decisions.Outcome.STORED and first.saved
-    assert again.saved and rows(cdb) == [(cid, "ana", verdict, None, "review")]  # saved, by the first click
+    assert again.saved and decision_rows(cdb) == [(cid, "ana", verdict, None, "review")]  # saved, by the first click
     # a skip leaves no standing decision to compare with: the primary key refuses the repeat
     assert again.outcome is (decisions.Outcome.ALREADY_STORED if verdict == "skip" else decisions.Outcome.UNCHANGED)
 
@@ -68,17 +65,17 @@ def test_tokens_bind_one_id_per_button_until_it_is_spent(cdb):
     assert (cid, "accept") not in tokens and (cid, "reject") in tokens
     assert tokens.bind((cid, "accept")) != shown  # drawn again after the decision: a new decision can be made
     decisions.decide(cdb, decision_id=shown, candidate_id=cid, reviewer="ana", verdict="accept", tokens=tokens)
-    assert len(rows(cdb)) == 1
+    assert len(decision_rows(cdb)) == 1
 
 
 def test_reviewer_names_are_stored_normalised_and_unusable_ones_refused(cdb):
     cid = intent_candidates(cdb)[0]
     result = decisions.decide(cdb, decision_id=decisions.new_id(), candidate_id=cid, reviewer=" ana\u200b ",
                               verdict="reject")
-    assert result.reviewer == "ana" and rows(cdb) == [(cid, "ana", "reject", None, "review")]
+    assert result.reviewer == "ana" and decision_rows(cdb) == [(cid, "ana", "reject", None, "review")]
     with pytest.raises(decisions.DecisionRefused, match="reviewer name"):
         decisions.decide(cdb, decision_id=decisions.new_id(), candidate_id=cid, reviewer="\u200b", verdict="accept")
-    assert len(rows(cdb)) == 1
+    assert len(decision_rows(cdb)) == 1
 
 
 def test_read_only_mode_refuses_with_a_clear_error(cdb, monkeypatch):
@@ -90,7 +87,7 @@ def test_read_only_mode_refuses_with_a_clear_error(cdb, monkeypatch):
         decisions.decide(cdb, decision_id=did, candidate_id=cid, reviewer="ana", verdict="accept", tokens=tokens)
     with pytest.raises(decisions.ReadOnlyError):
         decisions.retract(cdb, decision_id=did, candidate_id=cid, reviewer="ana")
-    assert rows(cdb) == []
+    assert decision_rows(cdb) == []
 
 
 def test_a_correction_to_the_proposal_is_an_accept(cdb):
@@ -100,13 +97,14 @@ def test_a_correction_to_the_proposal_is_an_accept(cdb):
     other = decisions.decide(cdb, decision_id=decisions.new_id(), candidate_id=cid, reviewer="bob",
                              verdict="correct", corrected_value='"music_play"')
     assert (same.verdict, other.verdict) == ("accept", "correct")
-    assert rows(cdb) == [(cid, "ana", "accept", None, "adjudicate"), (cid, "bob", "correct", '"music_play"', "review")]
+    assert decision_rows(cdb) == [(cid, "ana", "accept", None, "adjudicate"),
+                                  (cid, "bob", "correct", '"music_play"', "review")]
 
 
 def test_an_unknown_candidate_stores_nothing_and_says_so(cdb):
     result = decisions.decide(cdb, decision_id=decisions.new_id(), candidate_id=10**9, reviewer="ana",
                               verdict="accept")
-    assert result.outcome is decisions.Outcome.NO_CANDIDATE and not result.saved and rows(cdb) == []
+    assert result.outcome is decisions.Outcome.NO_CANDIDATE and not result.saved and decision_rows(cdb) == []
 
 
 def test_an_overlap_queue_rechecks_the_slots_and_releases_the_claim(cdb):
@@ -119,7 +117,7 @@ def test_an_overlap_queue_rechecks_the_slots_and_releases_the_claim(cdb):
     late = decisions.decide(cdb, decision_id=decisions.new_id(), candidate_id=cid, reviewer="bob",
                             verdict="reject", queue=queue, claims=claims)  # bob's claim is all he had
     assert first.outcome is decisions.Outcome.STORED and late.outcome is decisions.Outcome.SLOT_TAKEN
-    assert claims.holders(cid) == [] and rows(cdb) == [(cid, "ana", "accept", None, "review")]
+    assert claims.holders(cid) == [] and decision_rows(cdb) == [(cid, "ana", "accept", None, "review")]
     audit = decisions.decide(cdb, decision_id=decisions.new_id(), candidate_id=cid, reviewer="carl",
                              verdict="accept", queue=store.QueueSpec(dataset="demo", status="all"))
     assert audit.outcome is decisions.Outcome.STORED  # decided/all queues revisit candidates on purpose
@@ -133,7 +131,7 @@ def test_outside_a_queue_a_decision_that_repeats_the_standing_one_is_not_stored_
                                      verdict="correct", corrected_value='"music_play"') for _ in range(2))
     assert first.outcome is decisions.Outcome.STORED
     assert again.outcome is decisions.Outcome.UNCHANGED and again.saved
-    assert len(rows(cdb)) == 1
+    assert len(decision_rows(cdb)) == 1
     # anything else is a new decision: another value, another role, a skip, and the same again after a change
     for verdict, value, role in (("correct", '"alarm_set"', "review"), ("correct", '"alarm_set"', "audit"),
                                  ("skip", None, "review"), ("skip", None, "review"), ("reject", None, "review"),
@@ -148,7 +146,7 @@ def test_outside_a_queue_a_decision_that_repeats_the_standing_one_is_not_stored_
     assert decisions.decide(cdb, decision_id=decisions.new_id(), candidate_id=cid, reviewer="ana",
                             verdict="correct", corrected_value='"music_play"',
                             queue=revisit).outcome is decisions.Outcome.STORED
-    assert len(rows(cdb)) == 9
+    assert len(decision_rows(cdb)) == 9
 
 
 def test_undoing_one_decision_twice_stores_one_retraction(cdb):
@@ -158,7 +156,7 @@ def test_undoing_one_decision_twice_stores_one_retraction(cdb):
     once = decisions.retract(cdb, decision_id=did, candidate_id=cid, reviewer="ana")
     twice = decisions.retract(cdb, decision_id=did, candidate_id=cid, reviewer="ana")
     assert once.outcome is decisions.Outcome.STORED and twice.outcome is decisions.Outcome.ALREADY_STORED
-    assert [r[2] for r in rows(cdb)] == ["accept", "retract"]
+    assert [r[2] for r in decision_rows(cdb)] == ["accept", "retract"]
 
 
 # ------------------------------------------------------------------- every write goes through it
@@ -245,38 +243,25 @@ def rewrite_db(tmp_path_factory):
 
 @pytest.fixture
 def rewrites_app(rewrite_db, tmp_path, monkeypatch):
-    copy = tmp_path / "copy.duckdb"
-    copy.write_bytes(rewrite_db.read_bytes())
-    monkeypatch.setenv("TURNLENS_DB", str(copy))
-    return copy
-
-
-def stored(path) -> list[tuple]:
-    conn = store.connect(path)
-    try:
-        return rows(conn)
-    finally:
-        conn.close()
+    return app_db_copy(rewrite_db, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("verdict", ["accept", "reject"])
 def test_a_double_click_on_the_rewrites_page_stores_one_decision(rewrites_app, verdict):
     at = open_app_page("app_pages/rewrites.py", reviewer="zoe")
-    conn = store.connect(rewrites_app)
-    run_id = int(store.list_rewrite_runs(conn, "t")["run_id"].iloc[0])
-    cid = int(store.list_rewrites(conn, run_id)["candidate_id"].iloc[0])
-    conn.close()
+    run_id = int(read_db(rewrites_app, store.list_rewrite_runs, "t")["run_id"].iloc[0])
+    cid = int(read_db(rewrites_app, store.list_rewrites, run_id)["candidate_id"].iloc[0])
     double_click(at, lambda at: at.button(key=f"rw_{verdict}"))
-    assert stored(rewrites_app) == [(cid, "zoe", verdict, None, "review")]
+    assert stored_decisions(rewrites_app) == [(cid, "zoe", verdict, None, "review")]
     assert f"Saved: {verdict} #{cid}" in [s.value for s in at.success]
     # a slower double click, whose second click comes after the page was drawn again: still one decision
     at.button(key=f"rw_{verdict}").click().run()
-    assert len(stored(rewrites_app)) == 1 and f"Saved: {verdict} #{cid}" in [s.value for s in at.success]
+    assert len(stored_decisions(rewrites_app)) == 1 and f"Saved: {verdict} #{cid}" in [s.value for s in at.success]
     # a change of mind is a new decision, and so is changing it back
     other = "reject" if verdict == "accept" else "accept"
     at.button(key=f"rw_{other}").click().run()
     at.button(key=f"rw_{verdict}").click().run()
-    assert [r[2] for r in stored(rewrites_app)] == [verdict, other, verdict]
+    assert [r[2] for r in stored_decisions(rewrites_app)] == [verdict, other, verdict]
 
 
 def test_the_writer_refuses_in_read_only_mode_whatever_a_page_shows(rewrites_app, monkeypatch):
@@ -294,19 +279,14 @@ def test_the_writer_refuses_in_read_only_mode_whatever_a_page_shows(rewrites_app
     monkeypatch.setattr(decisions, "Settings", ReadOnly)
     at.button(key="rw_accept").click().run()
     assert not at.exception, at.exception
-    assert stored(rewrites_app) == []
+    assert stored_decisions(rewrites_app) == []
     assert any("Read-only mode" in e.value for e in at.error)
 
 
 @pytest.fixture
 def review_app(tmp_path, monkeypatch):
-    path = tmp_path / "review.duckdb"
-    conn = store.connect(path)
-    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", records())], dataset="demo")
-    store.insert_candidates(conn, candidates_from_logged_nlu(store.list_nlu_outputs(conn, "demo")))
-    conn.close()
-    monkeypatch.setenv("TURNLENS_DB", str(path))
-    return path
+    return app_db(tmp_path / "review.duckdb", write_jsonl(tmp_path / "log.jsonl", intent_turns()), monkeypatch,
+                  candidates=True)
 
 
 def review_page(reviewer: str, **params) -> AppTest:
@@ -328,7 +308,7 @@ def test_a_double_click_on_settle_stores_one_adjudication(review_app):
     picked = at.selectbox(key="conflict_pick").value
     next(s for s in at.selectbox if s.label == "Adjudicated label").set_value('"weather_query"').run()
     double_click(at, lambda at: at.button(key="settle"))
-    settled = [r for r in stored(review_app) if r[4] == "adjudicate"]
+    settled = [r for r in stored_decisions(review_app) if r[4] == "adjudicate"]
     assert settled == [(picked, "carl", "accept", None, "adjudicate")]
     assert at.success[0].value == f"Settled candidate #{picked}: accept."
     assert "1 candidate(s) whose reviewers disagree" in at.caption[1].value  # the other one is still to settle
@@ -338,7 +318,7 @@ def test_a_double_key_press_on_the_review_page_stores_one_decision(review_app):
     at = review_page("ana")
     first = at.code[0].value
     double_click(at, button("Accept"))
-    assert [r[2] for r in stored(review_app)] == ["accept"]
+    assert [r[2] for r in stored_decisions(review_app)] == ["accept"]
     assert at.code[0].value != first  # the next card, not decided by the repeat
     assert any(c.value.startswith("Saved: accept #") for c in at.caption)
 
@@ -350,10 +330,10 @@ def test_a_double_undo_takes_back_one_decision(review_app):
         shown.append(at.code[0].value)
         button("Accept")(at).click().run()
     double_click(at, button("Undo"))
-    assert [r[2] for r in stored(review_app)] == ["accept", "accept", "retract"]
+    assert [r[2] for r in stored_decisions(review_app)] == ["accept", "accept", "retract"]
     assert at.code[0].value == shown[1]  # the card of the decision taken back, shown again
     button("Undo")(at).click().run()  # a deliberate second undo takes back the first decision
-    assert [r[2] for r in stored(review_app)] == ["accept", "accept", "retract", "retract"]
+    assert [r[2] for r in stored_decisions(review_app)] == ["accept", "accept", "retract", "retract"]
     assert at.code[0].value == shown[0]
 
 
@@ -362,7 +342,7 @@ def test_the_review_page_still_decides_after_a_repeat(review_app):
     at = review_page("ana")
     double_click(at, button("Reject"))
     button("Accept")(at).click().run()
-    log = stored(review_app)
+    log = stored_decisions(review_app)
     assert [r[2] for r in log] == ["reject", "accept"] and len({r[0] for r in log}) == 2
     button("Undo")(at).click().run()
-    assert [r[2] for r in stored(review_app)] == ["reject", "accept", "retract"]
+    assert [r[2] for r in stored_decisions(review_app)] == ["reject", "accept", "retract"]

@@ -7,53 +7,26 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analysis.candidates import candidates_from_logged_nlu
 from app import store
 from app.ingest import ingest_files
-from tests.helpers import ROOT, make_turn, write_jsonl
+from tests.helpers import ROOT, app_db, intent_turns, make_turn, open_app_page, stored_decisions, write_jsonl
 
 ENTRY = str(ROOT / "app" / "streamlit_app.py")
 
 
 def records() -> list[dict]:
-    out = []
-    for d, (intent, conf) in enumerate([("weather_query", 0.2), ("music_play", 0.5), ("alarm_set", 0.9)]):
-        out.append(make_turn(f"dlg-{d}", 0, nlu_intent=intent, nlu_confidence=conf,
-                             nlu_domain=intent.split("_")[0], asr_text=f"request {d} <b>bold</b>",
-                             timestamp=f"2026-01-0{d + 1}T10:00:00Z"))
-    return out
+    """helpers.intent_turns, with log text that Markdown would draw as bold."""
+    return [{**turn, "asr_text": f"request {d} <b>bold</b>"} for d, turn in enumerate(intent_turns())]
 
 
 @pytest.fixture
 def review_db(tmp_path, monkeypatch):
-    path = tmp_path / "review.duckdb"
-    conn = store.connect(path)
-    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", records())], dataset="demo")
-    store.insert_candidates(conn, candidates_from_logged_nlu(store.list_nlu_outputs(conn, "demo")))
-    conn.close()
-    monkeypatch.setenv("TURNLENS_DB", str(path))
-    return path
+    return app_db(tmp_path / "review.duckdb", write_jsonl(tmp_path / "log.jsonl", records()), monkeypatch,
+                  candidates=True)
 
 
 def open_page(page: str, reviewer: str | None = "ana", **params) -> AppTest:
-    at = AppTest.from_file(ENTRY, default_timeout=60)
-    for k, v in params.items():
-        at.query_params[k] = v
-    if reviewer:
-        at.session_state["reviewer"] = reviewer
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
-
-
-def decisions(path) -> list[tuple]:
-    conn = store.connect(path)
-    try:
-        return conn.execute("SELECT candidate_id, reviewer, verdict, corrected_value, role FROM decisions "
-                            "ORDER BY seq").fetchall()
-    finally:
-        conn.close()
+    return open_app_page(page, reviewer=reviewer, params=params, timeout=60)
 
 
 def shown_value(at: AppTest) -> str:
@@ -85,7 +58,7 @@ def test_accept_reject_skip_and_undo(review_db):
     button(at, "Undo").click().run()  # undo the reject: music_play is back
     assert shown_value(at) == "music_play"
     assert next(m for m in at.metric if m.label == "Decided by you in this queue").value == "1"
-    verdicts = [(v, role) for _, _, v, _, role in decisions(review_db)]
+    verdicts = [(v, role) for _, _, v, _, role in stored_decisions(review_db)]
     assert verdicts == [("accept", "review"), ("reject", "review"), ("skip", "review"), ("retract", "review")]
 
 
@@ -95,7 +68,7 @@ def test_correct_an_intent(review_db):
     next(s for s in at.selectbox if s.label == "Correct value").set_value("alarm_set").run()
     button(at, "Save correction").click().run()
     assert shown_value(at) == "music_play"
-    (_, reviewer, verdict, corrected, _), = decisions(review_db)
+    (_, reviewer, verdict, corrected, _), = stored_decisions(review_db)
     assert (reviewer, verdict, json.loads(corrected)) == ("ana", "correct", "alarm_set")
 
 
@@ -107,7 +80,7 @@ def test_correct_slots_by_editing_the_spans(review_db):
     assert at.data_editor[0].value.to_dict("records") == [{"type": "place_name", "value": "boston"}]
     # AppTest cannot type into the data editor; saving the spans unchanged is an accept, not a correction
     button(at, "Save correction").click().run()
-    (_, _, verdict, corrected, _), = decisions(review_db)
+    (_, _, verdict, corrected, _), = stored_decisions(review_db)
     assert (verdict, corrected) == ("accept", None)
 
 
@@ -160,7 +133,7 @@ def test_overlap_and_agreement_and_adjudication(review_db):
     next(r for r in at.selectbox if r.label == "Adjudicated label").set_value('"weather_query"')
     at.button(key="settle").click().run()
     assert at.success[0].value.startswith("Settled candidate")
-    assert decisions(review_db)[-1][1:] == ("carl", "accept", None, "adjudicate")
+    assert stored_decisions(review_db)[-1][1:] == ("carl", "accept", None, "adjudicate")
     assert "0 candidate(s)" in at.caption[1].value
 
 
@@ -170,7 +143,7 @@ def test_bulk_accept_with_audit_and_precision(review_db):
     assert next(m for m in at.metric if m.label == "Would be accepted").value == "2"
     at.button(key="bulk_go").click().run()
     assert at.success[0].value == "Bulk accept #1: 2 accepted; 2 drawn for audit."
-    assert [r[2:] for r in decisions(review_db)] == [("accept", None, "bulk")] * 2
+    assert [r[2:] for r in stored_decisions(review_db)] == [("accept", None, "bulk")] * 2
     audit = open_page("app_pages/review.py", reviewer="dora", audit="1")
     assert "Auditing the random sample of bulk accept #1" in audit.info[0].value
     button(audit, "Accept").click().run()
@@ -262,7 +235,7 @@ def test_correct_a_boolean_task(tmp_path, monkeypatch):
     radio = next(r for r in at.radio if r.label == "Correct value")
     assert radio.value is False  # the opposite of the proposal is offered first
     button(at, "Save correction").click().run()
-    (_, _, verdict, corrected, _), = decisions(path)
+    (_, _, verdict, corrected, _), = stored_decisions(path)
     assert (verdict, corrected) == ("correct", "false")
 
 
@@ -288,7 +261,7 @@ def test_correct_a_rewrite(tmp_path, monkeypatch):
     assert any("cannot be empty" in e.value for e in at.error)
     next(t for t in at.text_input if t.label == "Correct rewrite").set_value("play  imagine dragons").run()
     button(at, "Save correction").click().run()
-    (_, _, verdict, corrected, _), = decisions(path)
+    (_, _, verdict, corrected, _), = stored_decisions(path)
     assert verdict == "correct"
     assert json.loads(corrected) == {"source": "play maj and dragons", "rewrite": "play imagine dragons"}
 
@@ -317,6 +290,6 @@ def test_review_card_shows_the_models_probabilities_when_stored(tmp_path, monkey
     assert list(shown["probability"]) == [0.6, 0.3, 0.04, 0.03, 0.02]
     assert any("top 5 of 6" in c.value for c in at.caption)
     button(at, "Accept").click().run()
-    assert [(cid, verdict) for cid, _, verdict, _, _ in decisions(path)] == [(1, "accept")]  # dlg-0's candidate
+    assert [(cid, verdict) for cid, _, verdict, _, _ in stored_decisions(path)] == [(1, "accept")]  # dlg-0's candidate
     # the second card (dlg-1) has no stored vector: no table
     assert not any(list(d.value.columns) == ["label", "probability"] for d in at.dataframe)

@@ -11,13 +11,11 @@ import pyarrow as pa
 import pytest
 
 from analysis.calibration import audit_sample_size
-from analysis.candidates import CANDIDATE_SCHEMA, candidates_from_logged_nlu
-from analysis.simulate import load_pool, simulate_turns, write_log
+from analysis.candidates import CANDIDATE_SCHEMA
 from app import store
-from app.ingest import ingest_files
 from app.review import session as review_session
 from app.review.claims import ClaimRegistry
-from tests.helpers import make_turn, write_jsonl
+from tests.helpers import ingest_log, make_turn, simulated_log, write_jsonl
 from tests.test_review_store import candidate_rows
 
 N_THREADS = 8
@@ -27,7 +25,7 @@ N_THREADS = 8
 def sdb(db, tmp_path):
     """Dataset "t": six turns with one intent candidate each."""
     turns = [make_turn(f"d{i}", 0) for i in range(6)]
-    ingest_files(db, [write_jsonl(tmp_path / "log.jsonl", turns)], dataset="t")
+    ingest_log(db, write_jsonl(tmp_path / "log.jsonl", turns), "t")
     rows = candidate_rows("m1", [f"intent_{i}" for i in range(6)], [0.1 * (i + 1) for i in range(6)])
     store.insert_candidates(db, pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA))
     return db
@@ -159,10 +157,7 @@ def test_decision_slots_per_queue():
 @pytest.fixture
 def queue_db(db, tmp_path):
     """Dataset "t": 200 simulated turns, with the logged NLU's intent and slot candidates."""
-    path = tmp_path / "log.jsonl"
-    write_log(simulate_turns(load_pool(), n_turns=200, seed=11), path)
-    ingest_files(db, [path], dataset="t")
-    store.insert_candidates(db, candidates_from_logged_nlu(store.list_nlu_outputs(db, "t")))
+    ingest_log(db, simulated_log(tmp_path / "log.jsonl", n_turns=200, seed=11), "t", candidates=True)
     return db
 
 

@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.candidates import candidates_from_logged_nlu
-from analysis.simulate import load_pool, simulate_turns, write_log
 from app import store
-from app.ingest import ingest_files
 from app.review import session as review_session
 from app.review.claims import ClaimRegistry
+from tests.helpers import ingest_log, simulated_log
 
 
 @pytest.fixture
 def rdb(db, tmp_path):
-    path = tmp_path / "log.jsonl"
-    write_log(simulate_turns(load_pool(), n_turns=120, seed=5), path)
-    ingest_files(db, [path], dataset="t")
-    store.insert_candidates(db, candidates_from_logged_nlu(store.list_nlu_outputs(db, "t")))
+    ingest_log(db, simulated_log(tmp_path / "log.jsonl", n_turns=120, seed=5), "t", candidates=True)
     return db
 
 

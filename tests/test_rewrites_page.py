@@ -11,25 +11,13 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analysis.rewrites.pipeline import PipelineConfig
 from app import store
-from app.jobs import rewrites as rewrite_jobs
 from app.review import session as review_session
 from components import charts
-from tests.helpers import one_turn_app_db, open_app_page, simulated_db
-from tests.test_label_model import random_embed
+from tests.helpers import app_db_copy, build_rewrite_db, one_turn_app_db, open_app_page, read_db
 from tests.test_label_page import charts_values
 
 PAGE = "app_pages/rewrites.py"
-
-
-def build_rewrite_db(tmp) -> object:
-    """A database with dataset "t" (20,000 simulated turns) and one mining run; returns its path."""
-    path = simulated_db(tmp / "rewrites.duckdb", n_turns=20000, seed=3)
-    conn = store.connect(path)
-    rewrite_jobs.mine(conn, "t", config=PipelineConfig(n_boot=50), embed=random_embed(16))
-    conn.close()
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -40,26 +28,15 @@ def rewrite_db(tmp_path_factory):
 @pytest.fixture
 def db(rewrite_db, tmp_path, monkeypatch):
     """A fresh copy per test: some tests record decisions."""
-    copy = tmp_path / "copy.duckdb"
-    copy.write_bytes(rewrite_db.read_bytes())
-    monkeypatch.setenv("TURNLENS_DB", str(copy))
-    return copy
+    return app_db_copy(rewrite_db, tmp_path, monkeypatch)
 
 
 def open_page(**state) -> AppTest:
     return open_app_page(PAGE, state=state)
 
 
-def read(path, fn, *args):
-    conn = store.connect(path)
-    try:
-        return fn(conn, *args)
-    finally:
-        conn.close()
-
-
 def run_of(path) -> int:
-    return int(read(path, store.list_rewrite_runs, "t")["run_id"].iloc[0])
+    return int(read_db(path, store.list_rewrite_runs, "t")["run_id"].iloc[0])
 
 
 def table(at: AppTest, column: str) -> pd.DataFrame:
@@ -85,7 +62,7 @@ def test_win_loss_figures_match_the_stored_metrics(db):
     at = open_page()
     run_id = run_of(db)
     assert at.selectbox(key="rw_run").value == run_id
-    metrics = read(db, store.list_rewrite_metrics, run_id)
+    metrics = read_db(db, store.list_rewrite_metrics, run_id)
     present = [r for r in ("chain", "chain_retiring_oracle", "online", "combined") if r in set(metrics["rewriter"])]
     assert present == ["chain", "chain_retiring_oracle", "online", "combined"]
     assert at.radio(key="rw_rewriter").options == present
@@ -135,7 +112,7 @@ def test_win_loss_figures_match_the_stored_metrics(db):
 
 def test_detection_table(db):
     at = open_page()
-    detection = json.loads(read(db, store.list_rewrite_runs, "t")["summary"].iloc[0])["detection"]
+    detection = json.loads(read_db(db, store.list_rewrite_runs, "t")["summary"].iloc[0])["detection"]
     shown = table(at, "detector").set_index("detector")
     for name, label in (("contextual", "contextual detector"), ("text_similarity", "text-similarity baseline")):
         rep = detection[name]
@@ -147,7 +124,7 @@ def test_detection_table(db):
 def test_rewrite_table_chain_and_selection(db):
     at = open_page()
     run_id = run_of(db)
-    rewrites = read(db, store.list_rewrites, run_id)
+    rewrites = read_db(db, store.list_rewrites, run_id)
     shown = table(at, "retire_probability")
     assert shown["source"].tolist() == rewrites["source"].tolist()
     assert shown["rewrite"].tolist() == rewrites["target"].tolist()
@@ -160,7 +137,7 @@ def test_rewrite_table_chain_and_selection(db):
             select(at, "rw_table", row)
         source = rewrites["source"].iloc[row]
         assert any(t.value.startswith(f"{source}  →  ") for t in at.text)
-        graph = charts.prune_chain(read(db, store.list_rewrite_graph, run_id, source), source,
+        graph = charts.prune_chain(read_db(db, store.list_rewrite_graph, run_id, source), source,
                                    rewrites["target"].iloc[row])
         assert rewrites["target"].iloc[row] in set(graph["to_state"])  # the rewrite is always drawn
         sankey = chain(at)
@@ -173,7 +150,7 @@ def test_rewrite_table_chain_and_selection(db):
             assert label == ends[to_state] if to_state in ends else label.split(" (success")[0] == html.escape(to_state)
         for _, edges in graph.groupby(["depth", "from_state"]):  # grouping keeps each state's moves summing to 1
             assert edges["probability"].sum() == pytest.approx(1.0)
-        evidence = read(db, store.list_rewrite_evidence, run_id, source)
+        evidence = read_db(db, store.list_rewrite_evidence, run_id, source)
         assert table(at, "target_request")["dialogue_id"].tolist() == evidence["dialogue_id"].tolist()
 
 
@@ -182,19 +159,19 @@ def test_accept_records_a_decision_and_exports_it(db):
     run_id = run_of(db)
     assert any("No rewrite of this run is approved yet" in i.value for i in at.caption)
     select(at, "rw_table", 1)
-    source = read(db, store.list_rewrites, run_id)["source"].iloc[1]
+    source = read_db(db, store.list_rewrites, run_id)["source"].iloc[1]
     at.button(key="rw_accept").click().run()
     assert not at.exception, at.exception
-    after = read(db, store.list_rewrites, run_id).set_index("source")
+    after = read_db(db, store.list_rewrites, run_id).set_index("source")
     assert after.loc[source, "status"] == "accepted" and metric(at, "Status") == "accepted"
-    approved = read(db, store.list_approved_rewrites, run_id)
+    approved = read_db(db, store.list_approved_rewrites, run_id)
     assert approved["source"].tolist() == [source]
     assert table(at, "mined_rewrite")["source"].tolist() == [source]
     downloads = [b for b in at.get("download_button")]
     assert len(downloads) == 2 and all("(1 rows)" in b.proto.label for b in downloads)
     at.button(key="rw_reject").click().run()
-    assert read(db, store.list_rewrites, run_id).set_index("source").loc[source, "status"] == "rejected"
-    assert read(db, store.list_approved_rewrites, run_id).empty
+    assert read_db(db, store.list_rewrites, run_id).set_index("source").loc[source, "status"] == "rejected"
+    assert read_db(db, store.list_approved_rewrites, run_id).empty
     links = {p.proto.label: parse_qs(p.proto.query_string) for p in at.get("page_link")}
     params = links["Review this run's rewrites in the queue"]
     assert params == {"task": ["rewrite"], "run": [str(run_id)]}
@@ -205,13 +182,13 @@ def test_accept_records_a_decision_and_exports_it(db):
 def test_evidence_selection_shows_the_dialogue(db):
     at = open_page()
     run_id = run_of(db)
-    first = read(db, store.list_rewrites, run_id).iloc[0]
-    evidence = read(db, store.list_rewrite_evidence, run_id, first["source"])
+    first = read_db(db, store.list_rewrites, run_id).iloc[0]
+    evidence = read_db(db, store.list_rewrite_evidence, run_id, first["source"])
     assert not any(t.value.startswith("Dialogue ") for t in at.text)
     select(at, f"rw_evidence_{int(first['candidate_id'])}", 0)
     d, t = evidence["dialogue_id"].iloc[0], int(evidence["turn_index"].iloc[0])
     assert any(x.value == f"Dialogue {d}, turn {t}" for x in at.text)
-    turns = read(db, store.get_dialogue_turns, d, "t")
+    turns = read_db(db, store.get_dialogue_turns, d, "t")
     components = [df.value for df in at.dataframe if "component" in df.value.columns]
     assert len(components) >= len(turns)
     asr = [c.set_index("component").loc["ASR", "output"] for c in components][:len(turns)]

@@ -7,6 +7,8 @@ import shutil
 
 import pytest
 
+from tests.helpers import build_rewrite_db
+
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
 
@@ -45,3 +47,9 @@ def page(browser):
     pg.outside_requests = outside
     yield pg
     context.close()
+
+
+@pytest.fixture
+def rewrite_db(tmp_path):
+    """A database with one rewrite-mining run (tests.helpers.build_rewrite_db), for the Query rewrites page."""
+    return build_rewrite_db(tmp_path)

@@ -1,5 +1,6 @@
 """The real app server on a free 127.0.0.1 port, started as `make run` starts it, for the browser tests;
-stop() ends it."""
+stop() ends it (or use it as a context manager). Also what the browser tests do on its pages: sign in as a
+reviewer, wait for the script to finish its run, and read the database before or after the server holds it."""
 
 from __future__ import annotations
 
@@ -10,9 +11,16 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
+
 ROOT = Path(__file__).resolve().parents[2]
+
+# The app's script has finished its run: the page is drawn and waits for the next event.
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 
 def _free_port() -> int:
@@ -52,6 +60,12 @@ class AppServer:
         self.stop()
         raise RuntimeError("streamlit did not become healthy within 60 s:\n" + self.output())
 
+    def __enter__(self) -> AppServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def output(self) -> str:
         """What the server printed so far."""
         self.log.flush()
@@ -72,3 +86,36 @@ class AppServer:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+def wait_idle(page, timeout: int = 30_000) -> None:
+    """Wait until the app's script has finished its run (IDLE)."""
+    page.wait_for_selector(IDLE, timeout=timeout)
+
+
+def sign_in(page, url: str, reviewer: str) -> None:
+    """Open ``url`` and enter ``reviewer`` as the Reviewer name in the sidebar (Enter submits it)."""
+    page.goto(url)
+    name = page.get_by_placeholder("your name")
+    name.fill(reviewer)
+    name.press("Enter")
+
+
+@contextmanager
+def serving(page, db: Path, path: str, reviewer: str) -> Iterator[AppServer]:
+    """The app on ``db`` (AppServer) with ``page`` open at ``path`` (e.g. "/rewrites?dataset=t"), signed in as
+    ``reviewer`` and idle; the server is stopped on leaving."""
+    with AppServer(db) as server:
+        sign_in(page, f"{server.url}{path}", reviewer)
+        wait_idle(page)
+        yield server
+
+
+def query(db: Path, sql: str) -> list[tuple]:
+    """The rows of ``sql`` in the database at ``db``, through a read-only connection: for after the server has
+    stopped (it holds the DuckDB lock while it runs)."""
+    conn = duckdb.connect(str(db), read_only=True)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()

@@ -3,30 +3,17 @@
 
 from __future__ import annotations
 
-import duckdb
 import pytest
 
-from tests.e2e.server import AppServer
-from tests.test_rewrites_page import build_rewrite_db
+from tests.e2e.server import query, serving, wait_idle
+from tests.helpers import first_rewrite
 
 pytestmark = pytest.mark.e2e
 
-IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
-
-def test_a_double_click_on_accept_stores_one_decision(tmp_path, page):
-    db = build_rewrite_db(tmp_path)
-    conn = duckdb.connect(str(db), read_only=True)
-    (candidate_id,), = conn.execute(
-        "SELECT candidate_id FROM rewrites ORDER BY source_support * gain DESC, source LIMIT 1").fetchall()
-    conn.close()
-    server = AppServer(db)
-    try:
-        page.goto(f"{server.url}/rewrites?dataset=t")
-        name = page.get_by_placeholder("your name")
-        name.fill("zoe")
-        name.press("Enter")
-        page.wait_for_selector(IDLE, timeout=30_000)
+def test_a_double_click_on_accept_stores_one_decision(rewrite_db, page):
+    _, candidate_id = first_rewrite(rewrite_db)
+    with serving(page, rewrite_db, "/rewrites?dataset=t", "zoe"):
         accept = page.get_by_role("button", name="Accept")
         accept.wait_for(timeout=30_000)
         # A person's double click: 150 ms between the clicks (Playwright's delay is between each press and
@@ -35,18 +22,14 @@ def test_a_double_click_on_accept_stores_one_decision(tmp_path, page):
         # a person, and the old page stored a second decision.
         accept.dblclick(delay=150)
         page.get_by_text(f"Saved: accept #{candidate_id}").wait_for(timeout=30_000)
-        page.wait_for_selector(IDLE, timeout=30_000)
+        wait_idle(page)
         # A later click, sent after both clicks on the same connection, so the server has handled both by the
         # time its acknowledgement shows (no waiting on a clock): a deliberate decision, stored as usual.
         page.get_by_role("button", name="Reject").click()
         page.get_by_text(f"Saved: reject #{candidate_id}").wait_for(timeout=30_000)
-        page.wait_for_selector(IDLE, timeout=30_000)
+        wait_idle(page)
         assert page.outside_requests == []
-    finally:
-        server.stop()
-    conn = duckdb.connect(str(db), read_only=True)
-    rows = conn.execute("SELECT candidate_id, reviewer, verdict FROM decisions ORDER BY seq").fetchall()
-    conn.close()
+    rows = query(rewrite_db, "SELECT candidate_id, reviewer, verdict FROM decisions ORDER BY seq")
     accepts = [r for r in rows if r[2] == "accept"]
     assert accepts == [(candidate_id, "zoe", "accept")], f"the double click stored {len(accepts)} decisions"
     assert rows == [(candidate_id, "zoe", "accept"), (candidate_id, "zoe", "reject")]

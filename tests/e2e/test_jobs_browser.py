@@ -4,17 +4,12 @@ keyboard; then start a second job and cancel it. The database is checked after t
 
 from __future__ import annotations
 
-import duckdb
 import pytest
 
-from tests.e2e.server import AppServer
+from tests.e2e.server import AppServer, query, sign_in, wait_idle
 from tests.helpers import simulated_db
 
 pytestmark = pytest.mark.e2e
-
-
-def idle(page) -> None:
-    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=30_000)
 
 
 def start_job(page, verb: str, epochs: int | None = None) -> None:
@@ -24,7 +19,7 @@ def start_job(page, verb: str, epochs: int | None = None) -> None:
         field = page.get_by_role("spinbutton", name="epochs").first
         field.fill(str(epochs))
         field.press("Tab")
-        idle(page)
+        wait_idle(page)
     page.get_by_role("button", name=f"{verb} on this dataset").click()
     page.get_by_text("queued.").first.wait_for(timeout=30_000)
     page.get_by_text(f"{verb} · Failure points").click()  # fold it again: the next expander's field is alone
@@ -32,14 +27,10 @@ def start_job(page, verb: str, epochs: int | None = None) -> None:
 
 def test_train_score_review_and_cancel_from_the_failure_page(tmp_path, page):
     db = simulated_db(tmp_path / "jobs.duckdb", n_turns=400, seed=5, dataset="demo")
-    server = AppServer(db)
-    try:
-        page.goto(f"{server.url}/failures")
-        name = page.get_by_placeholder("your name")
-        name.fill("ana")
-        name.press("Enter")
+    with AppServer(db) as server:
+        sign_in(page, f"{server.url}/failures", "ana")
         page.get_by_text("No failure-point model has scored this dataset yet").wait_for(timeout=60_000)
-        idle(page)
+        wait_idle(page)
 
         start_job(page, "Train", epochs=3)
         # Progress is shown live (a fragment refreshes it every second): a training stage, then done.
@@ -51,7 +42,7 @@ def test_train_score_review_and_cancel_from_the_failure_page(tmp_path, page):
         # The new candidates are in the Review queue: accept the first by keyboard.
         page.get_by_test_id("stSidebarNav").get_by_role("link", name="Review", exact=True).click()
         page.get_by_role("button", name="Accept").wait_for(timeout=60_000)
-        idle(page)
+        wait_idle(page)
         page.locator("h1").first.click()  # focus the page, not an input: keys go to the shortcuts
         page.keyboard.press("a")
         page.get_by_text("Saved: accept").first.wait_for(timeout=30_000)
@@ -59,25 +50,19 @@ def test_train_score_review_and_cancel_from_the_failure_page(tmp_path, page):
         # A second, long job is cancelled while it runs, from the Models page.
         page.get_by_test_id("stSidebarNav").get_by_role("link", name="Models", exact=True).click()
         page.get_by_text("Train · Failure points").wait_for(timeout=60_000)
-        idle(page)
+        wait_idle(page)
         start_job(page, "Train", epochs=200)
         page.get_by_text("failure-points train on demo: training").first.wait_for(timeout=120_000)
         page.get_by_role("button", name="Cancel").first.click()
         page.get_by_text("failure-points train on demo: cancelled").first.wait_for(timeout=60_000)
         assert page.outside_requests == []
-    finally:
-        server.stop()
 
-    conn = duckdb.connect(str(db), read_only=True)
-    try:
-        jobs = conn.execute("SELECT action, status, started_by FROM job_status ORDER BY job_id").fetchall()
-        assert jobs == [("train", "done", "ana"), ("score", "done", "ana"), ("train", "cancelled", "ana")]
-        decided = conn.execute("""SELECT c.task, d.verdict, d.reviewer FROM decisions d JOIN candidates c
-                                  USING (candidate_id)""").fetchall()
-        assert decided == [("failure_point", "accept", "ana")]
-        # The cancelled job wrote nothing: one model run, one checkpoint.
-        assert conn.execute("SELECT count(*) FROM model_runs").fetchone()[0] == 1
-    finally:
-        conn.close()
+    jobs = query(db, "SELECT action, status, started_by FROM job_status ORDER BY job_id")
+    assert jobs == [("train", "done", "ana"), ("score", "done", "ana"), ("train", "cancelled", "ana")]
+    decided = query(db, """SELECT c.task, d.verdict, d.reviewer FROM decisions d JOIN candidates c
+                           USING (candidate_id)""")
+    assert decided == [("failure_point", "accept", "ana")]
+    # The cancelled job wrote nothing: one model run, one checkpoint.
+    assert query(db, "SELECT count(*) FROM model_runs") == [(1,)]
     checkpoints = sorted(p.name for p in (db.parent / "models" / "demo" / "failure-points").iterdir())
     assert checkpoints == ["job-1"]
