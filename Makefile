@@ -32,6 +32,7 @@ $(DB): | $(STAMP)
 	rm -f $(DB).partial
 	$(BIN)/python -m app.workbench --db $(DB).partial
 	mv $(DB).partial $(DB)
+	mv $(DB).partial.build.json $(DB).build.json
 
 sample-db: $(DB)
 
