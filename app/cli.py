@@ -142,31 +142,23 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     conn, db, code = _open(args)
     if conn is None:
         return code
-    labels = {"read": "reading and checking", "wer": "word error counts", "write": "writing"}
-    bar = None if args.quiet else tqdm(desc=labels["read"], unit=" turns", file=sys.stderr)
-    stage_now = ["read"]
+    from app.stage_bars import StageBars
 
-    def progress(stage: str, done: int, total: int | None) -> None:
-        if bar is None:
-            return
-        if stage != stage_now[0]:  # one bar, reset for each stage
-            stage_now[0] = stage
-            bar.reset(total=total)
-            bar.set_description(labels[stage])
-        bar.update(done - bar.n)
-
+    bars = StageBars(labels={"read": "reading and checking", "wer": "word error counts", "write": "writing"},
+                     unit=" turns", disable=args.quiet)
     started = time.perf_counter()
+    completed = False
     try:
         result, unknown = ingest_files(conn, [str(p) for p in args.paths], dataset=args.dataset,
-                                       imported_by=args.by, progress=progress)
+                                       imported_by=args.by, progress=bars.update)
+        completed = True
     except LogFormatError as exc:
         return _fail(f"nothing was written; {exc.total:,} problem(s):\n"
                      + format_problems(exc.problems), EXIT_INVALID)
     except store.IngestConflictError as exc:
         return _fail("nothing was written; the input contradicts the database:\n" + str(exc), EXIT_INVALID)
     finally:
-        if bar is not None:
-            bar.close()
+        bars.close(completed=completed)
         conn.close()
     seconds = time.perf_counter() - started
     print(f"{result.rows_read:,} turns read, {result.rows_added:,} added, "

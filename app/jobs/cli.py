@@ -12,9 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
 from app.jobs.registry import Family, Option, load_built_in
+from app.stage_bars import StageBars
 
 _HELP = {"train": "train a model family on a stored dataset (a fifth of its dialogues held out by default)",
          "score": "score a stored dataset with a family's newest trained model; its proposals become candidates",
@@ -81,8 +80,9 @@ def run(args: argparse.Namespace, open_db) -> int:
     if conn is None:
         return code
     runner = JobRunner(conn, Path(db).resolve().parent / "models")
-    bar = tqdm(desc=args.action, file=sys.stderr, disable=args.quiet)
+    bars = StageBars(disable=args.quiet)
     started = time.perf_counter()
+    view = None
     try:
         try:
             job_id = runner.submit(family.name, args.action, args.dataset, options, started_by="cli",
@@ -90,20 +90,15 @@ def run(args: argparse.Namespace, open_db) -> int:
         except JobRefusedError as exc:
             print(f"turnlens: {exc}", file=sys.stderr)
             return 2
-        stage = ""
         while True:
             view = runner.view(job_id)
-            if view.stage != stage:  # one bar per stage
-                stage = view.stage
-                bar.set_description(stage)
-                bar.reset(total=view.total)
-            bar.total = view.total
-            bar.update(view.done - bar.n)
             if view.status not in ("queued", "running"):
                 break
+            if view.stage:
+                bars.update(view.stage, view.done, view.total)
             time.sleep(0.2)
     finally:
-        bar.close()
+        bars.close(completed=view is not None and view.status == "done")
         runner.stop()
         conn.close()
     seconds = time.perf_counter() - started
