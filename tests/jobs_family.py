@@ -5,6 +5,7 @@ which is how any new family is added: its own module plus one register() call.""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,7 +29,9 @@ def train(intents: list[str], options: dict, out: Path, progress) -> dict:
         time.sleep(options["pause"])
     out.mkdir(parents=True)
     majority, n = Counter(intents).most_common(1)[0]
-    (out / "model.json").write_text(json.dumps({"intent": majority, "share": n / len(intents)}))
+    # the child's own priority, so a test can check jobs run below the server
+    (out / "model.json").write_text(json.dumps({"intent": majority, "share": n / len(intents),
+                                                "niceness": os.nice(0)}))
     return {"turns": len(intents)}
 
 
