@@ -12,7 +12,8 @@ which re-exports every public name of its modules:
 - ``connection``: connect (DuckDB's one-process file lock: StoreLockedError), transaction, schema version,
   the default database path, and the errors every writer shares (IngestConflictError).
 - ``turns``: ingest of the logs (insert_turns, imports) and every read of turns: datasets, overview counts,
-  failure signals, dialogues, filter values, turn records, WER pairs, gold fields, speaker turns.
+  failure signals (by domain, with the per-dialogue sums their intervals need), dialogues, filter values, turn
+  records, WER pairs, gold fields, speaker turns.
 - ``candidates``: candidate import (with model runs and probability vectors) and the reads of candidates.
 - ``review``: review queues, the decision log and its slots, reviewers, simulated reviewers' decisions, bulk
   accepts with their audits, agreement, conflicts, calibration verdicts, reviewed labels.
@@ -112,6 +113,7 @@ from app.store.review import (
 )
 from app.store.sql import FAILURE_GROUPS, LABEL_GOLD
 from app.store.turns import (
+    DIALOGUE_ORDERS,
     DialogueFilter,
     IngestResult,
     OverviewCounts,
@@ -121,6 +123,7 @@ from app.store.turns import (
     insert_turns,
     list_datasets,
     list_dialogues,
+    list_domain_signal_sums,
     list_imports,
     list_signals_by_day,
     list_signals_by_domain,
@@ -141,10 +144,10 @@ __all__ = [
     # connection
     "IngestConflictError", "StoreLockedError", "connect", "default_db_path", "get_schema_version", "transaction",
     # turns
-    "DialogueFilter", "IngestResult", "OverviewCounts", "count_turns", "get_dialogue_turns", "get_overview_counts",
-    "insert_turns", "list_datasets", "list_dialogues", "list_imports", "list_signals_by_day",
-    "list_signals_by_domain", "list_speaker_turns", "list_speaker_utterances", "list_turn_gold",
-    "list_turn_records", "list_values", "list_wer_pairs", "list_worst_utterances",
+    "DIALOGUE_ORDERS", "DialogueFilter", "IngestResult", "OverviewCounts", "count_turns", "get_dialogue_turns",
+    "get_overview_counts", "insert_turns", "list_datasets", "list_dialogues", "list_domain_signal_sums",
+    "list_imports", "list_signals_by_day", "list_signals_by_domain", "list_speaker_turns", "list_speaker_utterances",
+    "list_turn_gold", "list_turn_records", "list_values", "list_wer_pairs", "list_worst_utterances",
     # candidates
     "CandidateImportResult", "count_candidates", "get_candidate", "get_candidate_distribution",
     "insert_candidates", "list_candidate_targets", "list_known_values", "list_model_runs", "list_proposals",

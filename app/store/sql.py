@@ -56,7 +56,17 @@ SIGNALS = """
 # The categorical columns a filter menu may list (list_values): the column is checked against this set
 # before it is spliced.
 FILTERABLE_COLUMNS = frozenset({"nlu_domain", "nlu_intent", "response_status", "user_id", "device_type",
-                                "response_skill"})
+                                "response_skill", "user_feedback"})
+
+# A turn with a visible component failure in the log: the response was unhandled or an error, entity resolution
+# left the request unresolved, or speech synthesis failed (the components the dialogue view marks FAILED). A
+# barge-in is not one: the user interrupting is a signal, not a failure of a component. A constant.
+FAILED_TURN = "(response_status IN ('unhandled', 'error') OR er_status = 'unresolved' OR tts_status = 'failed')"
+
+# The orders of the Dialogues page's list (list_dialogues checks the name against this table): constants over
+# the list's own result columns.
+DIALOGUE_ORDERS = {"newest": "started DESC, dialogue_id",
+                   "wer": "pooled_wer DESC NULLS LAST, started DESC, dialogue_id"}
 
 
 def distinct_values(column: str) -> str:
@@ -77,12 +87,17 @@ def dialogue_where(dataset: str, flt: DialogueFilter) -> tuple[str, list]:
         clauses.append("(asr_text ILIKE ? ESCAPE '\\' OR response_text ILIKE ? ESCAPE '\\')")
         params += [pattern, pattern]
     for column, value in (("nlu_domain", flt.domain), ("nlu_intent", flt.intent),
-                          ("response_status", flt.response_status), ("user_id", flt.user_id)):
+                          ("response_status", flt.response_status), ("user_id", flt.user_id),
+                          ("user_feedback", flt.user_feedback)):
         if value:
             clauses.append(f"{column} = ?")  # column names come from the fixed list above
             params.append(value)
+    if flt.no_domain:
+        clauses.append("nlu_domain IS NULL")
     if flt.barge_in_only:
         clauses.append("barge_in")
+    if flt.failure_only:
+        clauses.append(FAILED_TURN)
     if flt.since:
         clauses.append("timestamp >= ?::DATE")
         params.append(flt.since)

@@ -178,39 +178,89 @@ def list_signals_by_day(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.Dat
     """, [dataset]).df()
 
 
+def list_domain_signal_sums(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
+    """Per NLU domain (NULL: none), sums over its dialogues for intervals with the dialogue as the unit
+    (analysis.rates.group_rates and group_wer): with m a dialogue's turns in the domain and y its turns with a
+    signal (unhandled, error, barge_in, negative_feedback): dialogues, turns (sum m), turns_sq (sum m^2), and per
+    signal its sum y, the dialogues with y > 0 (_dialogues), sum y^2 (_sq) and sum y*m (_by_turns); for WER,
+    over the dialogues with a reference transcript (wer_dialogues), with e their word errors and w reference
+    words: wer_turns, wer_errors, wer_ref_words, and sums e^2, e*w, w^2. Aggregated here so the page receives
+    one row per domain, not one per dialogue."""
+    return conn.cursor().execute("""
+        WITH d AS (
+            SELECT nlu_domain AS domain, dialogue_id, count(*) AS m,
+                   count(*) FILTER (response_status = 'unhandled') AS unhandled,
+                   count(*) FILTER (response_status = 'error') AS error,
+                   count(*) FILTER (barge_in) AS barge_in,
+                   count(*) FILTER (user_feedback = 'negative') AS negative_feedback,
+                   count(*) FILTER (wer_ref_words >= 0) AS wer_turns,
+                   coalesce(sum(wer_sub + wer_del + wer_ins) FILTER (wer_ref_words >= 0), 0) AS e,
+                   coalesce(sum(wer_ref_words) FILTER (wer_ref_words >= 0), 0) AS w
+            FROM turns WHERE dataset = ? GROUP BY ALL
+        )
+        SELECT domain, count(*) AS dialogues, sum(m) AS turns, sum(m * m) AS turns_sq,
+               sum(unhandled) AS unhandled, count(*) FILTER (unhandled > 0) AS unhandled_dialogues,
+               sum(unhandled * unhandled) AS unhandled_sq, sum(unhandled * m) AS unhandled_by_turns,
+               sum(error) AS error, count(*) FILTER (error > 0) AS error_dialogues,
+               sum(error * error) AS error_sq, sum(error * m) AS error_by_turns,
+               sum(barge_in) AS barge_in, count(*) FILTER (barge_in > 0) AS barge_in_dialogues,
+               sum(barge_in * barge_in) AS barge_in_sq, sum(barge_in * m) AS barge_in_by_turns,
+               sum(negative_feedback) AS negative_feedback,
+               count(*) FILTER (negative_feedback > 0) AS negative_feedback_dialogues,
+               sum(negative_feedback * negative_feedback) AS negative_feedback_sq,
+               sum(negative_feedback * m) AS negative_feedback_by_turns,
+               count(*) FILTER (wer_turns > 0) AS wer_dialogues, sum(wer_turns) AS wer_turns,
+               sum(e) AS wer_errors, sum(w) AS wer_ref_words, sum(e * e) AS wer_errors_sq,
+               sum(e * w) AS wer_errors_by_words, sum(w * w) AS wer_words_sq
+        FROM d GROUP BY domain ORDER BY turns DESC, domain
+    """, [dataset]).df()
+
+
 @dataclass(frozen=True)
 class DialogueFilter:
     """Filters of the Dialogues page; every field optional. text matches request or response text."""
 
     text: str | None = None
     domain: str | None = None
+    no_domain: bool = False  # turns NLU gave no domain (the Overview's "(no domain)" bar)
     intent: str | None = None
     response_status: str | None = None
     user_id: str | None = None
+    user_feedback: str | None = None
     barge_in_only: bool = False
+    failure_only: bool = False  # turns with a visible component failure (sql.FAILED_TURN)
     since: date | None = None
     until: date | None = None
 
 
+DIALOGUE_ORDERS = tuple(sql.DIALOGUE_ORDERS)  # "newest" first, or highest pooled "wer" first
+
+
 def list_dialogues(conn: duckdb.DuckDBPyConnection, dataset: str, flt: DialogueFilter, *,
-                   limit: int = 50, offset: int = 0) -> tuple[pd.DataFrame, int]:
-    """Dialogues with at least one turn matching the filter, newest first, and how many there are."""
+                   limit: int = 50, offset: int = 0, order: str = "newest") -> tuple[pd.DataFrame, int]:
+    """Dialogues with at least one turn matching the filter, in ``order`` (DIALOGUE_ORDERS; ValueError for
+    another), and how many there are. Per dialogue: its turns, pooled WER over its turns with a reference
+    (NaN without one), failed_turns (a visible component failure, sql.FAILED_TURN) and has_failure, and
+    barge_ins (counted apart: a barge-in is not a failure)."""
+    if order not in sql.DIALOGUE_ORDERS:
+        raise ValueError(f"unknown dialogue order {order!r}; expected one of {', '.join(DIALOGUE_ORDERS)}")
     where, params = sql.dialogue_where(dataset, flt)
     cur = conn.cursor()
-    # where: fixed fragments from sql.dialogue_where; every value is in params
+    # where: fixed fragments from sql.dialogue_where; every value is in params; the order is a fixed fragment
     total = cur.execute(f"SELECT count(DISTINCT dialogue_id) FROM turns WHERE {where}", params).fetchone()[0]
     page = cur.execute(f"""
         WITH hits AS (SELECT DISTINCT dialogue_id FROM turns WHERE {where})
         SELECT t.dialogue_id, any_value(t.user_id) AS user_id, any_value(t.device_type) AS device,
                min(t.timestamp) AS started, count(*) AS turns,
                arg_min(t.asr_text, t.turn_index) AS first_request,
-               count(*) FILTER (t.response_status <> 'success') AS failed_responses,
+               count(*) FILTER ({sql.FAILED_TURN}) AS failed_turns,
+               count(*) FILTER ({sql.FAILED_TURN}) > 0 AS has_failure,
                count(*) FILTER (t.barge_in) AS barge_ins,
                sum(t.wer_sub + t.wer_del + t.wer_ins) FILTER (t.wer_ref_words >= 0)
                  / nullif(sum(t.wer_ref_words) FILTER (t.wer_ref_words >= 0), 0) AS pooled_wer
         FROM turns t SEMI JOIN hits USING (dialogue_id)
         WHERE t.dataset = ?
-        GROUP BY t.dialogue_id ORDER BY started DESC, t.dialogue_id LIMIT ? OFFSET ?
+        GROUP BY t.dialogue_id ORDER BY {sql.DIALOGUE_ORDERS[order]} LIMIT ? OFFSET ?
     """, params + [dataset, limit, offset]).df()
     return page, total
 
