@@ -7,6 +7,7 @@ import html
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 SIGNALS = {
     "unhandled_rate": "unhandled",
@@ -14,6 +15,11 @@ SIGNALS = {
     "barge_in_rate": "barge-in",
     "negative_feedback_rate": "negative feedback",
 }
+# The same signals as analysis.rates counts them (its EVENTS), by name, for the per-domain charts.
+EVENT_LABELS = {"unhandled": "unhandled", "error": "skill error", "barge_in": "barge-in",
+                "negative_feedback": "negative feedback"}
+NO_DOMAIN = "(no domain)"  # the label of turns NLU gave no domain
+DWARF_RATIO = 10  # log scale when the largest rate is at least this many times the median of the others
 
 
 def as_text(values: pd.Series) -> pd.Series:
@@ -22,36 +28,114 @@ def as_text(values: pd.Series) -> pd.Series:
     return values.astype(str).map(html.escape)
 
 
-def signals_by_domain(df: pd.DataFrame, *, top: int = 20) -> go.Figure:
-    """Grouped bars: the rate of each failure signal in the top domains by traffic."""
-    df = df.sort_values("turns", ascending=False).head(top)
-    df = df.assign(domain=as_text(df["domain"]))
-    fig = go.Figure([go.Bar(name=label, x=df["domain"], y=df[col],
-                            customdata=df["turns"], hovertemplate="%{x}: %{y:.1%} of %{customdata} turns")
-                     for col, label in SIGNALS.items()])
-    fig.update_layout(barmode="group", yaxis_tickformat=".0%", yaxis_title="share of turns",
-                      legend_title_text="signal", margin=dict(t=30, b=10, l=10, r=10), height=360)
+def _domain_labels(domains: pd.Series) -> pd.Series:
+    return as_text(domains.astype(object).where(domains.notna(), NO_DOMAIN))
+
+
+def _bar_data(kind: str, df: pd.DataFrame, *columns: str) -> list[list]:
+    """customdata of a per-domain bar: [kind, raw domain ("" if none), 1 if the domain is missing, columns...]:
+    what clicked_domain reads back, then the numbers the hover shows."""
+    missing = df["group"].isna()
+    return [[kind, "" if m else str(g), int(m), *rest] for g, m, *rest in
+            zip(df["group"], missing, *(df[c] for c in columns), strict=True)]
+
+
+def dwarfed(rates: pd.Series | np.ndarray, *, ratio: float = DWARF_RATIO) -> bool:
+    """Whether one bar dwarfs the rest: the largest rate is at least ``ratio`` times the median of the other
+    positive rates (then a linear axis flattens every other bar)."""
+    values = np.sort(np.asarray(rates, dtype=float)[np.asarray(rates, dtype=float) > 0])
+    return len(values) >= 3 and values[-1] >= ratio * float(np.median(values[:-1]))
+
+
+def event_by_domain(rates: pd.DataFrame, *, log: bool | None = None) -> go.Figure:
+    """Horizontal bars of one event's rate per domain (rows of analysis.rates.group_rates for one event), the
+    highest on top, each labelled "domain · events/turns", with the interval as error bars. log: a log axis
+    (None: when one bar dwarfs the rest, ``dwarfed``); on it a rate of 0 cannot be drawn as a bar and is a
+    marker at the axis start instead, still clickable. Each bar's customdata starts with (event, domain,
+    missing) for clicked_domain."""
+    df = rates.sort_values(["rate", "turns"], ascending=[False, False], ignore_index=True)
+    event = str(df["event"].iloc[0]) if len(df) else ""
+    label = EVENT_LABELS.get(event, event)
+    log = dwarfed(df["rate"]) if log is None else log
+    # the counts in the row label, where neither a bar nor its error bar can cover them
+    y = _domain_labels(df["group"]) + [f" · {e:,}/{t:,}" for e, t in zip(df["events"], df["turns"], strict=True)]
+    data = _bar_data(event, df, "events", "turns", "event_dialogues", "dialogues", "ci_low", "ci_high")
+    hover = (f"%{{y}}: %{{customdata[3]:,}} of %{{customdata[4]:,}} turns {html.escape(label)} (%{{x:.1%}}; 95% CI "
+             "%{customdata[7]:.1%}–%{customdata[8]:.1%}), in %{customdata[5]:,} of %{customdata[6]:,} dialogues"
+             "<extra></extra>")
+    positive = (df["rate"] > 0).to_numpy()
+    floor = 0.0
+    if log and positive.any():
+        # one decade below the smallest drawn value, so the shortest bar is still a bar
+        floor = 10.0 ** np.floor(np.log10(df.loc[positive, "rate"].min())) / 10
+    low = df["ci_low"].clip(lower=floor) if log else df["ci_low"]
+    traces = [go.Bar(x=df["rate"].where(positive | (not log)), y=y, orientation="h", name=label, customdata=data,
+                     hovertemplate=hover,
+                     error_x=dict(type="data", symmetric=False, array=(df["ci_high"] - df["rate"]).clip(lower=0),
+                                  arrayminus=(df["rate"] - low).clip(lower=0)))]
+    if log and not positive.all():
+        zero = ~positive
+        traces.append(go.Scatter(x=[floor if floor else 1e-3] * int(zero.sum()), y=y[zero], mode="markers",
+                                 name=f"{label}: 0%", marker=dict(symbol="line-ns-open", size=12),
+                                 customdata=[d for d, z in zip(data, zero, strict=True) if z],
+                                 hovertemplate=hover.replace("%{x:.1%}", "0%"), showlegend=False))
+    fig = go.Figure(traces)
+    fig.update_layout(yaxis=dict(autorange="reversed", type="category"), showlegend=False,
+                      xaxis=dict(type="log" if log else "linear", tickformat=".1~%" if log else ".0%",
+                                 title=f"share of turns {label}" + (" (log scale)" if log else "")),
+                      margin=dict(t=10, b=10, l=10, r=10), height=80 + 22 * max(len(df), 1))
+    if log and floor:
+        fig.update_xaxes(range=[np.log10(floor), np.log10(max(float(df["ci_high"].max()), 1e-9)) + 0.05], dtick=1)
     return fig
 
 
-def wer_by_domain(df: pd.DataFrame, *, top: int = 20) -> go.Figure:
-    """Pooled WER per domain (sum of errors / sum of reference words), worst first."""
-    df = df.dropna(subset=["pooled_wer"]).sort_values("turns", ascending=False).head(top)
-    df = df.sort_values("pooled_wer", ascending=False)
-    df = df.assign(domain=as_text(df["domain"]))
-    fig = go.Figure(go.Bar(x=df["domain"], y=df["pooled_wer"], customdata=df["turns"],
-                           hovertemplate="%{x}: WER %{y:.1%} over %{customdata} turns", name="pooled WER"))
-    fig.update_layout(yaxis_tickformat=".0%", yaxis_title="pooled WER", margin=dict(t=30, b=10, l=10, r=10),
-                      height=360)
+def wer_by_domain(wer: pd.DataFrame) -> go.Figure:
+    """Pooled WER per domain (rows of analysis.rates.group_wer: sum of errors / sum of reference words), worst
+    on top, each labelled with the reference words it rests on, with its interval as error bars; its own axis
+    (a word error rate, not a share of turns). customdata starts with ("wer", domain, missing) for
+    clicked_domain."""
+    df = wer.sort_values(["pooled_wer", "ref_words"], ascending=[False, False], ignore_index=True)
+    data = _bar_data("wer", df, "errors", "ref_words", "turns", "dialogues", "ci_low", "ci_high")
+    fig = go.Figure(go.Bar(
+        x=df["pooled_wer"], y=_domain_labels(df["group"]) + [f" · {w:,} words" for w in df["ref_words"]],
+        orientation="h", name="pooled WER", customdata=data,
+        error_x=dict(type="data", symmetric=False, array=(df["ci_high"] - df["pooled_wer"]).clip(lower=0),
+                     arrayminus=(df["pooled_wer"] - df["ci_low"]).clip(lower=0)),
+        hovertemplate="%{y}: WER %{x:.1%} (95% CI %{customdata[7]:.1%}–%{customdata[8]:.1%}): %{customdata[3]:,} "
+                      "word errors in %{customdata[4]:,} reference words, %{customdata[5]:,} turns of "
+                      "%{customdata[6]:,} dialogues<extra></extra>"))
+    fig.update_layout(yaxis=dict(autorange="reversed", type="category"),
+                      xaxis=dict(tickformat=".0%", title="pooled WER (errors / reference words)", rangemode="tozero"),
+                      margin=dict(t=10, b=10, l=10, r=10), height=80 + 22 * max(len(df), 1))
     return fig
+
+
+def clicked_domain(selection: object) -> tuple[str, str | None] | None:
+    """(what, domain) of the bar clicked in an event_by_domain or wer_by_domain chart, from st.plotly_chart's
+    selection state: what is an event of EVENT_LABELS or "wer"; domain is None for the bar of turns without a
+    domain. None when nothing, or something other than one of their bars, is selected."""
+    points = getattr(selection, "points", None)
+    if points is None and isinstance(selection, dict):
+        points = selection.get("points")
+    for point in points or []:
+        data = point.get("customdata") if isinstance(point, dict) else None
+        if isinstance(data, (list, tuple)) and len(data) >= 3 and data[0] in (*EVENT_LABELS, "wer") \
+                and isinstance(data[1], str) and data[2] in (0, 1):
+            return str(data[0]), None if data[2] else data[1]
+    return None
 
 
 def signals_over_time(df: pd.DataFrame) -> go.Figure:
-    """One line per failure signal (and pooled WER) by day."""
-    fig = go.Figure([go.Scatter(name=label, x=df["day"], y=df[col], mode="lines+markers")
-                     for col, label in {**SIGNALS, "pooled_wer": "pooled WER"}.items()])
-    fig.update_layout(yaxis_tickformat=".0%", yaxis_title="rate", legend_title_text="signal",
-                      margin=dict(t=30, b=10, l=10, r=10), height=360)
+    """By day: one line per failure signal (share of turns) on top, pooled WER below on an axis of its own
+    (a word error rate is not a share of turns, and its scale would squash theirs)."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.6, 0.4], vertical_spacing=0.08)
+    for col, label in SIGNALS.items():
+        fig.add_trace(go.Scatter(name=label, x=df["day"], y=df[col], mode="lines+markers"), row=1, col=1)
+    fig.add_trace(go.Scatter(name="pooled WER", x=df["day"], y=df["pooled_wer"], mode="lines+markers",
+                             line=dict(color="#7f8c8d")), row=2, col=1)
+    fig.update_yaxes(tickformat=".0%", title_text="share of turns", row=1, col=1)
+    fig.update_yaxes(tickformat=".0%", title_text="pooled WER", rangemode="tozero", row=2, col=1)
+    fig.update_layout(legend_title_text="signal", margin=dict(t=30, b=10, l=10, r=10), height=460)
     return fig
 
 

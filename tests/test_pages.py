@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from analysis import rates
 from app import store
 from app.ingest import ingest_files
+from components import charts
 from tests.helpers import ROOT, make_turn, write_jsonl
 
 ENTRY = str(ROOT / "app" / "streamlit_app.py")
@@ -60,6 +65,17 @@ def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
+def chart(at: AppTest, key: str) -> dict:
+    """The figure of the Plotly chart with this key, as the browser receives it."""
+    return json.loads(next(c for c in at.get("plotly_chart") if c.key == key).proto.spec)
+
+
+def values(trace: dict, axis: str) -> list:
+    """A trace's x or y values (Plotly sends numeric arrays base64-encoded, as {"dtype", "bdata"})."""
+    v = trace[axis]
+    return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist() if isinstance(v, dict) else v
+
+
 def test_overview_shows_counts_wer_and_charts(app_db):
     at = run_page()
     assert at.title[0].value == "Overview"
@@ -71,13 +87,126 @@ def test_overview_shows_counts_wer_and_charts(app_db):
     # pooled WER: 2 errors ("what is" for "what's") over 5 words, + 0/2 + 0/2 + 6/2 ("hello there" against
     # the 6 words of the XSS text: 2 substitutions, 4 insertions) = (2 + 0 + 0 + 6) / (5 + 2 + 2 + 2)
     assert metric(at, "Pooled WER") == f"{8 / 11:.1%}"
-    charts = at.get("plotly_chart")
-    assert len(charts) == 3
-    spec = json.loads(charts[0].proto.spec)
-    assert {trace["name"] for trace in spec["data"]} == {"unhandled", "skill error", "barge-in",
-                                                         "negative feedback"}
-    assert set(spec["data"][0]["x"]) == {"weather", "music", "general"}
+    # one chart per failure signal, pooled WER on a chart of its own, and the signals over time
+    assert {c.key for c in at.get("plotly_chart")} == {"ov_unhandled", "ov_error", "ov_barge_in",
+                                                        "ov_negative_feedback", "ov_wer", "signals_over_time"}
     assert at.sidebar.selectbox[0].value == "demo"
+
+
+def test_overview_bars_carry_counts_and_dialogue_intervals(app_db):
+    at = run_page()
+    unhandled = chart(at, "ov_unhandled")["data"][0]
+    # highest rate first, each row labelled with turns with it / turns
+    assert unhandled["y"] == ["weather · 1/2", "general · 0/1", "music · 0/1"]
+    weather = unhandled["customdata"][0]
+    # one dialogue: each dialogue counts as one observation, so the interval is Wilson's on n = 1
+    assert weather[:7] == ["unhandled", "weather", 0, 1, 2, 1, 1]
+    assert weather[7:] == pytest.approx(list(rates.wilson(0.5, 1, 1.959963984540054)))
+    assert values(unhandled, "x") == [0.5, 0.0, 0.0]
+    assert "95% CI" in unhandled["hovertemplate"] and "dialogues" in unhandled["hovertemplate"]
+    # pooled WER: its own chart, its own axis, worst first: xss-1 6/2, weather-1 2/7, music-1 0/2
+    wer = chart(at, "ov_wer")
+    assert wer["data"][0]["y"] == ["general · 2 words", "weather · 7 words", "music · 2 words"]
+    assert values(wer["data"][0], "x") == pytest.approx([3.0, 2 / 7, 0.0])
+    assert "WER" in wer["layout"]["xaxis"]["title"]["text"]
+    assert all("WER" not in t.get("name", "") for t in chart(at, "ov_unhandled")["data"])
+    over_time = chart(at, "signals_over_time")["data"]
+    assert {t["yaxis"] for t in over_time if t["name"] == "pooled WER"} == {"y2"}
+    assert {t.get("yaxis", "y") for t in over_time if t["name"] != "pooled WER"} == {"y"}
+    # the same figures as tables
+    table = at.dataframe[0].value
+    row = table[(table["group"] == "weather") & (table["event"] == "unhandled")].iloc[0]
+    assert (row["events"], row["turns"], row["dialogues"]) == (1, 2, 1)
+
+
+def overview_records() -> list[dict]:
+    """65 one-turn dialogues: social (3) and no domain (2) always unhandled, dwarfing weather, music and news
+    (20 each, one unhandled in each); a weather dialogue with a high WER; a music barge-in on a successful
+    response; a music turn with negative feedback."""
+    start, out = datetime(2026, 1, 1, tzinfo=UTC), []
+
+    def add(dialogue: str, domain: str | None, **fields) -> None:
+        when = (start + timedelta(minutes=len(out))).strftime("%Y-%m-%dT%H:%M:%SZ")
+        out.append(make_turn(dialogue, 0, timestamp=when, nlu_domain=domain, **fields))
+
+    for i in range(3):
+        add(f"social-{i}", "social", response_status="unhandled")
+    for i in range(2):
+        add(f"none-{i}", None, response_status="unhandled")
+    for domain in ("weather", "music", "news"):
+        for i in range(20):
+            add(f"{domain}-{i}", domain, response_status="unhandled" if i == 0 else "success",
+                asr_text="whether boss ten" if (domain, i) == ("weather", 1) else "what is the weather in boston",
+                barge_in=(domain, i) == ("music", 1), user_feedback="negative" if (domain, i) == ("music", 2) else None)
+    return out
+
+
+@pytest.fixture
+def overview_db(tmp_path, monkeypatch):
+    path = tmp_path / "overview.duckdb"
+    conn = store.connect(path)
+    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", overview_records())], dataset="demo")
+    conn.close()
+    monkeypatch.setenv("TURNLENS_DB", str(path))
+    return path
+
+
+def click(at: AppTest, key: str, domain: str | None, trace: int = 0) -> AppTest:
+    """What a click on the bar of ``domain`` (None: no domain) in chart ``key`` sets: the chart's selection state,
+    with the point's own customdata (as st.plotly_chart reports it)."""
+    data = chart(at, key)["data"][trace]
+    k = next(i for i, c in enumerate(data["customdata"]) if (c[1], c[2]) == (domain or "", int(domain is None)))
+    at.session_state[key] = {"selection": {"points": [{"y": data["y"][k], "customdata": data["customdata"][k]}],
+                                           "point_indices": [k], "box": [], "lasso": []}}
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def listed(at: AppTest) -> list[str]:
+    return at.dataframe[0].value["dialogue_id"].tolist()
+
+
+def test_overview_uses_a_log_axis_where_one_domain_dwarfs_the_rest(overview_db):
+    at = run_page()
+    unhandled = chart(at, "ov_unhandled")
+    assert unhandled["layout"]["xaxis"]["type"] == "log"
+    # sorted: the two at 100% on top
+    assert unhandled["data"][0]["y"][:3] == ["social · 3/3", f"{charts.NO_DOMAIN} · 2/2", "music · 1/20"]
+    assert chart(at, "ov_barge_in")["layout"]["xaxis"]["type"] == "linear"  # nothing dwarfs there
+    at.toggle(key="ov_log").set_value(False).run()
+    assert chart(at, "ov_unhandled")["layout"]["xaxis"]["type"] == "linear"
+
+
+def test_a_bar_opens_its_domains_dialogues_with_the_signal(overview_db):
+    at = click(run_page(), "ov_unhandled", "social")
+    assert at.title[0].value == "Dialogues"
+    assert at.selectbox(key="flt_domain").value == "social" and at.selectbox(key="flt_status").value == "unhandled"
+    assert sorted(listed(at)) == ["social-0", "social-1", "social-2"]
+    assert at.query_params["domain"] in ("social", ["social"]) and at.query_params["status"] in ("unhandled",
+                                                                                                 ["unhandled"])
+    # back on the Overview, the click is not followed again
+    at.switch_page("app_pages/overview.py").run()
+    assert at.title[0].value == "Overview"
+
+
+def test_the_no_domain_bar_and_the_other_signals_open_their_dialogues(overview_db):
+    at = click(run_page(), "ov_unhandled", None)
+    assert at.selectbox(key="flt_domain").value == charts.NO_DOMAIN
+    assert sorted(listed(at)) == ["none-0", "none-1"]
+    at = click(run_page(), "ov_barge_in", "music")
+    assert at.checkbox(key="flt_barge").value is True and listed(at) == ["music-1"]
+    at = click(run_page(), "ov_negative_feedback", "music")
+    assert at.selectbox(key="flt_feedback").value == "negative" and listed(at) == ["music-2"]
+
+
+def test_a_wer_bar_opens_the_domains_dialogues_highest_wer_first(overview_db):
+    at = click(run_page(), "ov_wer", "weather")
+    assert at.title[0].value == "Dialogues" and at.selectbox(key="flt_domain").value == "weather"
+    assert at.segmented_control(key="flt_sort").value == "wer"
+    rows = at.dataframe[0].value
+    assert rows["dialogue_id"].iloc[0] == "weather-1" and rows["pooled_wer"].is_monotonic_decreasing
+    assert len(rows) == 20
 
 
 def test_overview_without_data_says_what_to_do(tmp_path, monkeypatch):
@@ -196,3 +325,53 @@ def test_barge_in_filter_lives_in_the_url(app_db):
     linked.switch_page("app_pages/dialogues.py").run()
     assert linked.checkbox(key="flt_barge").value is True
     assert list(linked.dataframe[0].value["dialogue_id"]) == ["weather-1"]
+
+
+def test_dialogue_list_shows_wer_and_failure_and_counts_barge_ins_apart(overview_db):
+    at = run_page("app_pages/dialogues.py")
+    table = at.dataframe[0]
+    labels = {c: cfg.get("label") for c, cfg in json.loads(table.proto.columns).items()}
+    assert labels["pooled_wer"] == "WER" and labels["has_failure"] == "failure" and labels["barge_ins"] == "barge-ins"
+    # the short columns first: they show without scrolling the list sideways
+    assert list(table.proto.column_order)[:4] == ["dialogue_id", "pooled_wer", "has_failure", "barge_ins"]
+    at.selectbox(key="flt_domain").set_value("music").run()
+    rows = at.dataframe[0].value.set_index("dialogue_id")
+    # music-1: the user barged in on a successful response: a barge-in, not a failure
+    assert rows.loc["music-1", "barge_ins"] == 1 and not rows.loc["music-1", "has_failure"]
+    assert rows.loc["music-0", "has_failure"] and rows.loc["music-0", "failed_turns"] == 1
+    assert rows.loc["music-1", "pooled_wer"] == pytest.approx(2 / 5)  # "what is" for "what's"
+    assert "a barge-in" in at.caption[0].value and "not as a failure" in at.caption[0].value
+
+
+@pytest.mark.xfail(reason="the turn view's component table (components/dialogue_view.py, outside this change) still "
+                          "marks a barge-in FAILED", strict=False)
+def test_the_turn_view_labels_a_barge_in_as_such(overview_db):
+    at = run_page("app_pages/dialogues.py")
+    at.selectbox(key="open_dialogue").set_value("music-1").run()
+    user = component_tables(at)[0].loc["User"]
+    assert user["output"] == "barge-in" and user["status"] != "FAILED"
+
+
+def test_dialogue_failure_feedback_and_order_filters_live_in_the_url(overview_db):
+    at = run_page("app_pages/dialogues.py")
+    at.checkbox(key="flt_failed").check().run()
+    assert sorted(listed(at)) == ["music-0", "news-0", "none-0", "none-1", "social-0", "social-1", "social-2",
+                                  "weather-0"]
+    assert at.query_params["failed"] in ("1", ["1"])
+    at.checkbox(key="flt_failed").uncheck()
+    at.selectbox(key="flt_feedback").set_value("negative").run()
+    assert listed(at) == ["music-2"] and at.query_params["feedback"] in ("negative", ["negative"])
+    at.selectbox(key="flt_feedback").set_value("(any)")
+    at.segmented_control(key="flt_sort").set_value("wer").run()
+    assert listed(at)[0] == "weather-1" and at.query_params["sort"] in ("wer", ["wer"])
+    # a link with an order or a value that does not exist is ignored, and says so
+    linked = AppTest.from_file(ENTRY, default_timeout=60)
+    linked.query_params["sort"] = "started; DROP TABLE turns"
+    linked.query_params["feedback"] = "furious"
+    linked.run()
+    linked.switch_page("app_pages/dialogues.py").run()
+    assert not linked.exception
+    warnings = [w.value for w in linked.warning]
+    assert "Ignoring the link's sort order: no such order." in warnings
+    assert "Ignoring the link's feedback filter: no such value in this dataset." in warnings
+    assert linked.segmented_control(key="flt_sort").value == "newest" and len(listed(linked)) == 25

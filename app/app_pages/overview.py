@@ -1,13 +1,33 @@
-"""Overview: size of the dataset, pooled WER and failure signals by domain and over time."""
+"""Overview: size of the dataset, failure signals and pooled WER by domain (counts, dialogue-clustered intervals;
+each bar opens its dialogues), and over time."""
 
 import streamlit as st
 
-from app import resources
+from analysis.rates import EVENTS, group_rates, group_wer
+from app import resources, store
 from app.page import start
 from components import charts
 
+# What a clicked bar filters the Dialogues page by, beside its domain (that page validates every parameter).
+DIALOGUE_PARAMS = {"unhandled": {"status": "unhandled"}, "error": {"status": "error"}, "barge_in": {"barge": "1"},
+                   "negative_feedback": {"feedback": "negative"}, "wer": {"sort": "wer"}}
+
 page = start("Overview")
 settings, conn, db, dataset, reviewer = page.settings, page.conn, page.db, page.dataset, page.reviewer
+
+
+def follow(key: str, pick: tuple[str, str | None] | None) -> None:
+    """Open the Dialogues page filtered to a clicked bar, once per click: a selection the chart still holds
+    when the reader comes back must not send them away again."""
+    seen = f"{key}_followed"
+    if pick is None:
+        st.session_state.pop(seen, None)
+    elif st.session_state.get(seen) != pick:
+        st.session_state[seen] = pick
+        what, domain = pick
+        st.switch_page("app_pages/dialogues.py",
+                       query_params={"domain": domain or charts.NO_DOMAIN, **DIALOGUE_PARAMS[what]})
+
 
 counts, by_domain, by_day = resources.overview(conn, str(settings.db_path), dataset)
 
@@ -22,13 +42,36 @@ cols[4].metric("Unhandled", f"{counts.unhandled / counts.turns:.1%}", help="Resp
 cols[5].metric("Barge-ins", f"{counts.barge_ins / counts.turns:.1%}", help="Turns the user interrupted.")
 st.caption(f"From {counts.first:%Y-%m-%d} to {counts.last:%Y-%m-%d} (UTC).")
 
+sums = store.list_domain_signal_sums(conn, dataset)
+rates, wer = group_rates(sums), group_wer(sums)
+
 st.subheader("Failure signals by domain")
-st.plotly_chart(charts.signals_by_domain(by_domain), key="signals_by_domain")
+st.caption("Each bar: the share of the domain's turns with the signal, labelled turns with it / turns, highest "
+           "first. Error bars: 95% intervals with the dialogue as the unit (a Wilson interval on the effective "
+           "number of turns, as turns of one dialogue are not independent). Click a bar to open its dialogues.")
+log = st.toggle("Log scale where one domain dwarfs the rest", value=True, key="ov_log")
+grid = st.columns(2)
+for i, event in enumerate(EVENTS):
+    with grid[i % 2]:
+        st.markdown(f"**{charts.EVENT_LABELS[event]}**")
+        fig = charts.event_by_domain(rates[rates["event"] == event], log=None if log else False)
+        bars = st.plotly_chart(fig, key=f"ov_{event}", on_select="rerun", selection_mode="points")
+        follow(f"ov_{event}", charts.clicked_domain(bars["selection"]))
+
 st.subheader("Pooled WER by domain")
-st.plotly_chart(charts.wer_by_domain(by_domain), key="wer_by_domain")
+st.caption("Word errors over reference words, on its own axis; error bars: 95% intervals with the dialogue as "
+           "the unit. Click a bar to open the domain's dialogues, highest WER first.")
+bars = st.plotly_chart(charts.wer_by_domain(wer), key="ov_wer", on_select="rerun", selection_mode="points")
+follow("ov_wer", charts.clicked_domain(bars["selection"]))
+
 st.subheader("Over time")
 st.plotly_chart(charts.signals_over_time(by_day), key="signals_over_time")
-with st.expander("By domain, as a table"):
-    st.dataframe(by_domain, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="percent")
-                                for c in by_domain.columns if c.endswith("_rate") or c == "pooled_wer"})
+with st.expander("By domain, as tables"):
+    pct = {c: st.column_config.NumberColumn(c.replace("ci_", "95% ").replace("_", " "), format="percent")
+           for c in ("rate", "pooled_wer", "ci_low", "ci_high")}
+    named = {"group": rates["group"].fillna(charts.NO_DOMAIN)}
+    st.dataframe(rates.assign(**named, event=rates["event"].map(charts.EVENT_LABELS)), hide_index=True,
+                 width="stretch", column_config={**pct, "group": "domain", "event_dialogues": "dialogues with it",
+                                                 "n_eff": None})
+    st.dataframe(wer.assign(group=wer["group"].fillna(charts.NO_DOMAIN)), hide_index=True, width="stretch",
+                 column_config={**pct, "group": "domain"})
