@@ -38,10 +38,14 @@ Ground truth of the simulation (kept here, never written into records)
   (``gold_goal_start`` false). How, is the ``rephrase`` style of ``simulate_turns``: "intent" (the
   default, that of the bundled sample and of the model evaluations) says another sentence of the same
   gold intent; "meaning" keeps the meaning, as real users mostly do: half the time the same sentence
-  again (another recording of it, so the recogniser may hear it differently), else another sentence with
-  the same gold intent and slots when there is one, else any other sentence of the gold intent. Rewrite
-  mining needs "meaning": a rewrite to a sentence with other slot values would be wrong. Or the user gives
-  up; then may start another goal. ``gold_goal_success`` is true iff the last turn of the goal was not defective.
+  again (another recording of it, so the recogniser may hear it differently), else a paraphrase, another
+  SLURP sentence with the same gold intent and slot values that shares a content word with it
+  (``analysis.rewrites.meaning.is_rephrase``), when there is one; otherwise the same sentence again. A
+  catch-all intent's sentences (``general_quirky``, ``qa_factoid``: ``meaning.catch_all_intents`` derives
+  them from the pool) have no paraphrase: their members share an intent, not a meaning, so the user says
+  the same sentence again. Rewrite mining needs "meaning": a rewrite to a sentence with other slot values,
+  or to a stranger that shares a label, would be wrong. Or the user gives up; then may start another
+  goal. ``gold_goal_success`` is true iff the last turn of the goal was not defective.
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis.log_format import FIELDS, arrow_type
+from analysis.rewrites import meaning
+from analysis.rewrites.rephrase import interpretation_key
 from analysis.slurp import Recording, load_recordings, read_jsonl
 from analysis.wer import error_counts
 
@@ -105,10 +111,10 @@ P_RESPONSE_FAIL = 0.044  # given everything so far worked and a skill serves the
 P_TTS_FAIL = 0.014  # given everything so far worked
 P_SYMPTOM_UNRESOLVED = 0.3  # a misrecognised/misunderstood request with slots often fails to resolve too
 P_REPHRASE = 0.7  # after a defective turn; otherwise the user gives up
-# How a user rephrases: repeat the sentence, or say another with the same meaning (gold intent and slots),
-# else another sentence of the same intent. Keeping the meaning is what makes rephrases minable as rewrites.
+# How a user rephrases with the "meaning" style: repeat the sentence, else say a paraphrase (same gold intent and
+# slot values, a shared content word, not a catch-all intent) when there is one, else repeat. Keeping the meaning
+# is what makes rephrases minable as rewrites.
 P_REPEAT = 0.5
-P_SAME_MEANING = 0.3
 REPHRASE_STYLES = ("intent", "meaning")
 P_ANOTHER_GOAL = 0.3
 P_PRIMARY_ROUTE = 0.8  # the router picks an intent's first skill, else another valid one
@@ -402,31 +408,32 @@ class _Sampler:
         self.by_intent: dict[str, list[int]] = {}
         self.err_by_intent: dict[str, list[int]] = {}
         self.by_sentence: dict[int, list[int]] = {}
-        self.by_meaning: dict[tuple, list[int]] = {}
         for i, r in enumerate(recs):
             self.by_intent.setdefault(r.gold_intent, []).append(i)
             self.by_sentence.setdefault(r.slurp_id, []).append(i)
-            self.by_meaning.setdefault(_meaning(r), []).append(i)
             if r.wer > 0:
                 self.err_by_intent.setdefault(r.gold_intent, []).append(i)
+        self.catch_all: tuple[str, ...] = ()
+        self.paraphrases: dict[int, list[int]] = {}
+        if rephrase == "meaning":
+            self.catch_all, self.paraphrases = paraphrases(recs)
 
     def draw(self, rng: random.Random, bias: float) -> _Rec:
         src = self.err if self.err and rng.random() < bias else self.all
         return self.recs[src[int(rng.random() * len(src))]]
 
     def rephrase(self, rng: random.Random, bias: float, prev: _Rec) -> _Rec:
-        """What a user says after ``prev`` failed: the same sentence again (another recording of it), another
-        sentence with the same gold intent and slots, or another sentence of the same gold intent (only
-        the last with the "intent" style, which draws exactly as before the styles existed)."""
-        u = rng.random() if self.style == "meaning" else 1.0
-        if u < P_REPEAT:
+        """What a user says after ``prev`` failed. "intent" style: another sentence of the same gold intent.
+        "meaning" style: the same sentence again (another recording of it when there is one) or a paraphrase
+        (``paraphrases``); never a sentence that means something else."""
+        if self.style == "meaning":
+            if rng.random() >= P_REPEAT:
+                para = self.paraphrases.get(prev.slurp_id)
+                if para:
+                    return self.recs[self._pick(rng, bias, para)]
             again = [i for i in self.by_sentence[prev.slurp_id] if i != prev.index]
-            if again:
-                return self.recs[self._pick(rng, bias, again)]
-        elif u < P_REPEAT + P_SAME_MEANING:
-            same = [i for i in self.by_meaning[_meaning(prev)] if self.recs[i].slurp_id != prev.slurp_id]
-            if same:
-                return self.recs[self._pick(rng, bias, same)]
+            # a sentence with a single recording is said again as it was (later components may work this time)
+            return self.recs[self._pick(rng, bias, again)] if again else prev
         err = self.err_by_intent.get(prev.gold_intent)
         src = err if err and rng.random() < bias else self.by_intent[prev.gold_intent]
         rec = prev
@@ -445,9 +452,36 @@ class _Sampler:
         return candidates[int(rng.random() * len(candidates))]
 
 
-def _meaning(rec: _Rec) -> tuple:
-    """What a sentence asks for: its gold intent and slots (values compared case-insensitively)."""
-    return rec.gold_intent, tuple(sorted((t, v.lower()) for t, v in rec.gold_slots))
+def interpretation(rec: _Rec) -> str:
+    """What a sentence asks for: its gold intent and slot values, as ``rephrase.interpretation_key``."""
+    return interpretation_key(rec.gold_intent, _slots(rec.gold_slots))
+
+
+def paraphrases(recs: list[_Rec]) -> tuple[tuple[str, ...], dict[int, list[int]]]:
+    """(the pool's catch-all intents, per sentence (slurp_id) the recordings of its paraphrases): the other
+    sentences that are a rephrase of it by ``meaning.is_rephrase`` (same gold intent and slot values, a shared
+    content word, not a catch-all intent), found from the pool's gold sentences."""
+    sentences: dict[int, tuple[str, str]] = {}
+    for r in recs:
+        sentences.setdefault(r.slurp_id, (r.reference_text, interpretation(r)))
+    ids = sorted(sentences)
+    catch_all = meaning.catch_all_intents([sentences[k][0] for k in ids], [sentences[k][1] for k in ids]).intents
+    groups: dict[str, list[int]] = {}
+    for k in ids:
+        groups.setdefault(sentences[k][1], []).append(k)
+    by_sentence: dict[int, list[int]] = {}
+    for r in recs:
+        by_sentence.setdefault(r.slurp_id, []).append(r.index)
+    out: dict[int, list[int]] = {}
+    for interp, members in groups.items():
+        if len(members) < 2 or meaning.intent_of(interp) in catch_all:
+            continue
+        for a in members:
+            para = [i for b in members if b != a and meaning.is_rephrase(
+                sentences[a][0], sentences[b][0], interp, interp, catch_all) for i in by_sentence[b]]
+            if para:
+                out[a] = para
+    return catch_all, out
 
 
 # ---------------------------------------------------------------- turns and dialogues

@@ -1,6 +1,8 @@
 """Sessions and rephrase detection: normalisation, sessions on hand-built users, every feature of a hand-built
 session worked out in the comments, gold labels from the goal structure, the two detectors (fit, storage,
-thresholds), chains, and the contextual detector beating the text-similarity baseline on a held-out log."""
+thresholds), chains, and the contextual detector beating the text-similarity baseline on a held-out log; and
+what counts as the same request (analysis/rewrites/meaning.py): content words, the rephrase rule and the
+catch-all intents worked out by hand."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from analysis.rewrites import meaning
 from analysis.rewrites import rephrase as rp
 from analysis.simulate import load_pool, records_to_table, simulate_turns
 from tests.helpers import make_turn
@@ -374,3 +377,66 @@ def test_fitted_detector_on_hand_built_sessions(pool):
     assert detected == {("r", 0): False, ("r", 1): True, ("s", 0): False, ("s", 1): False, ("t", 0): False,
                         ("t", 1): False}
     assert proba[("r", 1)] > 0.8 and proba[("s", 1)] < 0.2
+
+
+# ---------------------------------------------------------------- the same request (meaning.py)
+
+
+def test_content_words():
+    assert meaning.content_words("Olly, please tell me the NEWS about trains!") == {"tell", "news", "train"}
+    # plurals lose their "s" from four letters on; "news", "bus", "class", "this" keep theirs (or are dropped)
+    assert meaning.content_words("alarms news bus class this lights") == {"alarm", "news", "bus", "class", "light"}
+    assert meaning.content_words("what is it") == frozenset() and meaning.content_words(None) == frozenset()
+
+
+def test_is_rephrase():
+    volume = "audio_volume_up"
+    assert meaning.is_rephrase("turn the volume up", "raise volume", volume, volume)  # "volume"
+    assert not meaning.is_rephrase("where is the car", "raise volume", volume, volume)  # a stranger, same label
+    assert not meaning.is_rephrase("turn the volume up", "raise volume", volume, "audio_volume_down")
+    assert not meaning.is_rephrase("set an alarm for seven", "set an alarm for six", "alarm_set|time=seven",
+                                   "alarm_set|time=six")  # other slot values
+    quirky = "general_quirky"
+    assert meaning.is_rephrase("hello how is your day", "how is your day going", quirky, quirky)
+    assert not meaning.is_rephrase("hello how is your day", "how is your day going", quirky, quirky, [quirky])
+    # the same sentence is always itself, catch-all or not
+    assert meaning.is_rephrase("Hello, how is your day?", "hello how is your day", quirky, quirky, {quirky})
+    assert not meaning.is_rephrase("", "", quirky, quirky)
+
+
+# Three intents of three sentences each, and two sentences that share an intent but not slot values:
+#   coffee: {make, coffee} {coffee, now} {want, coffee}        3 pairs, all share "coffee"      -> 3/3
+#   chat:   {sing, song} {love} {tell, story}                  3 pairs, none shares a word      -> 0/3
+#   lights: {turn, light} {light} {make, light, brighter}      3 pairs, all share "light"       -> 3/3
+#   play_music|genre=jazz, play_music|genre=rock: one each, so no pair: play_music is not judged
+# Pairs of different intents: 11 sentences, 55 pairs, 9 within coffee/chat/lights and 1 within play_music
+# (its two sentences differ in slots but share the intent), so 45; those sharing a word: "make" (coffee 1 -
+# lights 3) and "play" (the two play_music sentences share an intent: not counted), so 1/45.
+SENTENCES = [("make me a coffee", "coffee"), ("coffee please now", "coffee"), ("i want coffee", "coffee"),
+             ("sing a song", "chat"), ("what is love", "chat"), ("tell a story", "chat"),
+             ("turn on the light", "lights"), ("lights on please", "lights"), ("make the lights brighter", "lights"),
+             ("play jazz", "play_music|genre=jazz"), ("play rock", "play_music|genre=rock")]
+
+
+def test_catch_all_intents_by_hand():
+    texts, interps = zip(*SENTENCES, strict=True)
+    c = meaning.catch_all_intents(list(texts) * 2, list(interps) * 2, min_pairs=1)  # repeats count once
+    assert c.pairs == {"coffee": 3, "chat": 3, "lights": 3}
+    assert c.share == {"coffee": 1.0, "chat": 0.0, "lights": 1.0}
+    assert c.base_pairs == 45 and c.base_share == pytest.approx(1 / 45)
+    assert c.intents == ("chat",)
+    # a ratio that puts the line above 1 makes every judged intent catch-all; too few pairs judge none
+    assert meaning.catch_all_intents(texts, interps, min_pairs=1, ratio=50).intents == ("chat", "coffee", "lights")
+    assert meaning.catch_all_intents(texts, interps, min_pairs=4).intents == ()
+    assert json.loads(json.dumps(c.to_dict()))["intents"] == ["chat"]
+
+
+def test_catch_all_intents_samples_deterministically_beyond_max_pairs():
+    texts, interps = zip(*SENTENCES, strict=True)
+    a = meaning.catch_all_intents(texts, interps, min_pairs=1, max_pairs=2, seed=3)
+    assert a == meaning.catch_all_intents(texts, interps, min_pairs=1, max_pairs=2, seed=3)
+    assert a.base_pairs == 2 and set(a.pairs.values()) == {2}
+    with pytest.raises(ValueError):
+        meaning.catch_all_intents(texts, interps, ratio=0)
+    with pytest.raises(ValueError, match="one entry per sentence"):
+        meaning.catch_all_intents(texts, interps[:-1])

@@ -19,6 +19,8 @@ import pytest
 
 from analysis import simulate
 from analysis.log_format import FIELD_BY_NAME, FIELDS
+from analysis.rewrites import meaning
+from analysis.rewrites.rephrase import normalise
 from analysis.simulate import (
     EMBEDDING_DIM,
     MAX_TURNS,
@@ -223,6 +225,74 @@ def test_rephrase_and_goal_labels(turns: list[dict]) -> None:
             ended_by_user = g is not goals[-1] or len(d) < MAX_TURNS  # not cut short by the turn limit
             give_ups += not ok and ended_by_user
     assert rephrases > 0.1 * len(turns) and give_ups > 0.02 * len(turns)
+
+
+@pytest.fixture(scope="module")
+def meaning_turns(pool: list[dict]) -> list[dict]:
+    return list(simulate_turns(pool, n_turns=N, seed=0, rephrase="meaning"))
+
+
+def rephrase_pairs(records: list[dict]) -> list[tuple[dict, dict]]:
+    """(turn, the rephrase that followed it) for every goal that went on after a defect."""
+    return [(a, b) for a, b in zip(records, records[1:], strict=False)
+            if a["dialogue_id"] == b["dialogue_id"] and not b["gold_goal_start"]]
+
+
+def slot_values(r: dict) -> list[tuple[str, str]]:
+    return sorted((s["type"], s["value"].lower()) for s in r["gold_slots"])
+
+
+def test_catch_all_intents_of_the_pool_are_derived(pool: list[dict]) -> None:
+    """The rule (meaning.catch_all_intents) finds SLURP's catch-all intents in the pool's gold sentences; nobody
+    listed them."""
+    sampler = simulate._Sampler(simulate._prepare(pool), "meaning")
+    assert sampler.catch_all == ("general_quirky", "qa_factoid")
+    assert simulate._Sampler(simulate._prepare(pool), "intent").catch_all == ()  # the default style is unchanged
+
+
+def test_meaning_rephrases_keep_intent_and_slot_values(meaning_turns: list[dict]) -> None:
+    pairs = rephrase_pairs(meaning_turns)
+    assert len(pairs) > 0.1 * len(meaning_turns)
+    assert [(a["reference_text"], b["reference_text"]) for a, b in pairs
+            if a["gold_intent"] != b["gold_intent"] or slot_values(a) != slot_values(b)] == []
+
+
+def test_meaning_rephrases_are_the_same_sentence_or_a_paraphrase(pool: list[dict], meaning_turns: list[dict]) -> None:
+    """Another sentence only when it shares a content word and the intent is not catch-all: never a catch-all
+    intent's random member, never a stranger that shares a label ("where is the car" for "raise volume")."""
+    catch_all = set(simulate._Sampler(simulate._prepare(pool), "meaning").catch_all)
+    same = other = in_catch_all = 0
+    for a, b in rephrase_pairs(meaning_turns):
+        if normalise(a["reference_text"]) == normalise(b["reference_text"]):
+            same += 1
+            in_catch_all += a["gold_intent"] in catch_all
+            continue
+        other += 1
+        assert a["gold_intent"] not in catch_all, (a["reference_text"], b["reference_text"])
+        assert meaning.content_words(a["reference_text"]) & meaning.content_words(b["reference_text"]), (
+            a["reference_text"], b["reference_text"])
+    # both kinds happen, and catch-all requests were rephrased (by saying them again)
+    assert same > other > 0.05 * (same + other) and in_catch_all > 0
+
+
+def test_paraphrases_by_the_rule(pool: list[dict]) -> None:
+    recs = simulate._prepare(pool)
+    catch_all, para = simulate.paraphrases(recs)
+    by_id = {r.slurp_id: r for r in recs}
+    assert para and all(by_id[k].gold_intent not in catch_all for k in para)
+    for k, indices in list(para.items())[:300]:
+        a = by_id[k]
+        others = {recs[i].slurp_id for i in indices}
+        assert k not in others
+        for o in others:
+            b = by_id[o]
+            assert simulate.interpretation(b) == simulate.interpretation(a)
+            assert meaning.share_a_word(a.reference_text, b.reference_text)
+        # every recording of every paraphrase is there to draw from
+        assert sorted(indices) == sorted(r.index for r in recs if r.slurp_id in others)
+    # "where is the car" is labelled like "raise volume" (audio_volume_up, no slot) but has no paraphrase there
+    car = [r for r in recs if r.reference_text == "where is the car"]
+    assert car and all(recs[i].reference_text != "raise volume" for i in para.get(car[0].slurp_id, []))
 
 
 def test_failure_point_cascade(turns: list[dict], pool: list[dict]) -> None:
