@@ -447,10 +447,12 @@ def test_fit_online_chooses_the_grid_point_the_judge_likes_best(sim, monkeypatch
 
     judged: list[int] = []
 
-    def judge(rows: np.ndarray, interps: list[str | None]) -> tuple[int, int]:
+    def judge(rows: np.ndarray, interps: list[str | None], texts: list[str | None]) -> tuple[int, int]:
         """A win per rewrite, and losses growing with the square of the rewrites: wins - losses peaks at
         300 rewrites, so the best grid point is neither the one rewriting most nor the one rewriting least."""
-        assert np.array_equal(rows, late) and len(interps) == len(rows)
+        assert np.array_equal(rows, late) and len(interps) == len(rows) == len(texts)
+        # a rewrite has both its text and its interpretation, or neither
+        assert [t is None for t in texts] == [i is None for i in interps]
         k = sum(i is not None for i in interps)
         judged.append(k)
         return k, k * k // 600

@@ -1,37 +1,74 @@
-"""Win/loss counting and its report on hand-built tables (analysis/rewrites/evaluation.py)."""
+"""Win/loss counting and its report on hand-built tables (analysis/rewrites/evaluation.py): a win needs the
+rewrite's interpretation to be the gold one *and* the rewrite to be a rephrase of what the user said."""
 
 import numpy as np
 import pytest
 
 from analysis.rewrites import evaluation as ev
 
-# logged interpretation, gold, defective, rewrite (None: left alone) -> expected outcome
+# logged interpretation, gold, defective, rewrite (None: left alone), a rephrase of the source -> outcome
 TABLE = [
-    ("weather_query", "weather_query", False, None, ev.NONE),          # not rewritten
+    ("weather_query", "weather_query", False, None, False, ev.NONE),          # not rewritten
     ("play_music|artist_name=maj", "play_music|artist_name=imagine dragons", True,
-     "play_music|artist_name=imagine dragons", ev.WIN),                # wrong -> right on a defective turn
-    ("datetime_query", "datetime_query", False, "alarm_query", ev.LOSS),  # right -> wrong
-    ("datetime_query", "datetime_query", True, "alarm_query", ev.LOSS),   # right (TTS defect) -> wrong
-    ("alarm_set", "alarm_query", True, "calendar_set", ev.TIE),       # wrong -> still wrong
-    ("alarm_set", "alarm_set", True, "alarm_set", ev.TIE),            # right, defect elsewhere: nothing fixed
-    ("alarm_set", "alarm_query", False, "alarm_query", ev.TIE),       # not defective: no win to claim
-    ("", None, True, "general_greet", ev.TIE),                        # no gold: never a win or a loss
+     "play_music|artist_name=imagine dragons", True, ev.WIN),                # wrong -> right, a rephrase
+    ("datetime_query", "datetime_query", False, "alarm_query", True, ev.LOSS),  # right -> wrong
+    ("datetime_query", "datetime_query", True, "alarm_query", False, ev.LOSS),  # right (TTS defect) -> wrong
+    ("alarm_set", "alarm_query", True, "calendar_set", True, ev.TIE),       # wrong -> still wrong
+    ("alarm_set", "alarm_set", True, "alarm_set", True, ev.TIE),            # right, defect elsewhere: nothing fixed
+    ("alarm_set", "alarm_query", False, "alarm_query", True, ev.TIE),       # not defective: no win to claim
+    ("", None, True, "general_greet", True, ev.TIE),                        # no gold: never a win or a loss
+    ("audio_volume_mute", "audio_volume_up", True, "audio_volume_up", False, ev.TIE),  # right label, a stranger
 ]
 
 
+def _outcomes(table=TABLE):
+    logged, gold, defective, rewritten, rephrase, _ = zip(*table, strict=True)
+    return ev.outcomes(list(logged), list(gold), list(defective), list(rewritten), list(rephrase))
+
+
 def test_outcomes_by_hand():
-    logged, gold, defective, rewritten, expected = zip(*TABLE, strict=True)
-    assert ev.outcomes(list(logged), list(gold), list(defective), list(rewritten)).tolist() == list(expected)
+    assert _outcomes().tolist() == [row[-1] for row in TABLE]
+
+
+def test_the_win_rule_needs_both_conditions():
+    # a defective turn read wrongly, rewritten to the gold reading: a win only when the rewrite is a rephrase
+    turn = (["alarm_query"], ["alarm_set|time=seven"], [True], ["alarm_set|time=seven"])
+    assert ev.outcomes(*turn, [True]).tolist() == [ev.WIN]
+    assert ev.outcomes(*turn, [False]).tolist() == [ev.TIE]
+    # a rephrase to a wrong reading is no win either
+    assert ev.outcomes(["alarm_query"], ["alarm_set|time=seven"], [True], ["alarm_set|time=six"],
+                       [True]).tolist() == [ev.TIE]
 
 
 def test_outcomes_need_equal_lengths():
     with pytest.raises(ValueError, match="one entry per turn"):
-        ev.outcomes(["a"], ["a", "b"], [True], [None])
+        ev.outcomes(["a"], ["a", "b"], [True], [None], [False])
+    with pytest.raises(ValueError, match="one entry per turn"):
+        ev.outcomes(["a"], ["a"], [True], [None], [False, True])
+
+
+def test_rephrase_of_by_hand():
+    sources = ["turn the volume up", "where is the car", "raise the volume please", "hello how is your day",
+               "hello how is your day", "what s up", "set an alarm for seven"]
+    rewrites = ["raise volume", "raise volume", None, "hello how was your day", "Hello, how is your day?",
+                "what is up", "wake me at seven"]
+    gold = ["audio_volume_up", "audio_volume_up", "audio_volume_up", "general_quirky", "general_quirky",
+            "general_quirky", "alarm_set|time=seven"]
+    got = ev.rephrase_of(sources, rewrites, gold, ["general_quirky"])
+    # "volume" shared; no content word shared ("where is the car"); not rewritten; a catch-all intent needs the
+    # same sentence ("was" and "is" differ); the same sentence once normalised; catch-all again ("up" is a
+    # function word and "what s" no content); a slot value shared
+    assert got.tolist() == [True, False, False, False, True, False, True]
+    # without the catch-all list, a shared content word is enough ("hello" and "day")
+    assert ev.rephrase_of(sources[3:4], rewrites[3:4], gold[3:4]).tolist() == [True]
+    with pytest.raises(ValueError, match="one entry per turn"):
+        ev.rephrase_of(["a"], [None, None], ["x"])
 
 
 def test_report_counts_and_rates_by_hand():
-    logged, gold, defective, rewritten, _ = zip(*TABLE, strict=True)
-    out = ev.outcomes(list(logged), list(gold), list(defective), list(rewritten))
+    table = TABLE[:-1]
+    _, _, defective, _, _, _ = zip(*table, strict=True)
+    out = _outcomes(table)
     users = ["u1", "u1", "u2", "u2", "u3", "u3", "u4", "u4"]
     r = ev.winloss_report(out, list(defective), users, n_boot=200, seed=1)
     assert (r["turns"], r["rewritten"], r["wins"], r["losses"], r["ties"], r["defects"]) == (8, 7, 1, 2, 4, 5)

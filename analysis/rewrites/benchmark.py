@@ -121,7 +121,9 @@ def metrics(results: dict) -> dict[str, object]:
             out[f"{name} detection {det} f1"] = rep["f1"]
         for rewriter, rep in ev["reports"].items():
             for k in HEADLINE:
-                out[f"{name} {rewriter} {k}"] = rep["overall"][k]
+                v = rep["overall"][k]
+                # an infinite ratio (no loss) as text: inf - inf is no difference report_cli can measure
+                out[f"{name} {rewriter} {k}"] = "∞" if isinstance(v, float) and math.isinf(v) else v
     return out
 
 

@@ -4,12 +4,16 @@ Each evaluated turn has its logged interpretation (the NLU's intent and slots), 
 and whether it was defective. A rewriter either leaves the turn alone or replaces the request, and with it
 the interpretation (the rewrite's). Per turn:
 
-* **win**: the turn was defective and the rewrite's interpretation is right (it matches the gold intent
-  and slots) and differs from the logged one; since the logged one then was wrong, this is the issue's
-  definition without no-op rewrites, which change nothing and cannot win;
+* **win**: the turn was defective, the rewrite's interpretation is right (it matches the gold intent and
+  slots) and differs from the logged one, *and* the rewrite is a rephrase of the source (``rephrase_of``:
+  the rewrite's sentence and what the user said are the same sentence, or share a content word under an
+  intent that is not catch-all, ``analysis.rewrites.meaning``). Since the logged interpretation then was
+  wrong, this is the definition without no-op rewrites, which change nothing and cannot win; the rephrase
+  condition keeps a rewrite to a stranger that happens to carry the same label (SLURP labels "where is the
+  car" ``audio_volume_up``, like "raise volume") from counting as a win;
 * **loss**: its logged interpretation was right and the rewrite's is wrong;
-* **tie**: any other rewritten turn (both wrong, both right, or a defect a rewrite cannot fix, such as
-  failed speech synthesis).
+* **tie**: any other rewritten turn (both wrong, both right, a right interpretation reached through a
+  sentence that is no rephrase, or a defect a rewrite cannot fix, such as failed speech synthesis).
 
 The replayed defect rate counts a win as a removed defect and a loss on a turn that was not defective as
 a new one: (defects - wins + losses on clean turns) / turns. Intervals are percentile intervals of a
@@ -26,6 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from analysis.labels.evaluation import cluster_bootstrap
+from analysis.rewrites import meaning
 from analysis.rewrites.mining import should_retire
 
 NONE, WIN, LOSS, TIE = 0, 1, 2, 3
@@ -33,24 +38,46 @@ OUTCOME_NAMES = ("none", "win", "loss", "tie")
 
 
 def outcomes(logged: Sequence[str], gold: Sequence[str | None], defective: Sequence[bool],
-             rewritten: Sequence[str | None]) -> np.ndarray:
+             rewritten: Sequence[str | None], rephrase: Sequence[bool]) -> np.ndarray:
     """Per turn, NONE / WIN / LOSS / TIE. logged, gold and rewritten are interpretation keys
-    (``analysis.rewrites.rephrase.interpretation_key``); rewritten None: the turn was left alone. Turns without a
-    gold interpretation are never a win or a loss."""
-    if not len(logged) == len(gold) == len(defective) == len(rewritten):
-        raise ValueError("logged, gold, defective and rewritten must have one entry per turn")
+    (``analysis.rewrites.rephrase.interpretation_key``); rewritten None: the turn was left alone. rephrase:
+    per turn, is the rewrite a rephrase of the source (``rephrase_of``); a right interpretation without it is
+    a tie. Turns without a gold interpretation are never a win or a loss."""
+    if not len(logged) == len(gold) == len(defective) == len(rewritten) == len(rephrase):
+        raise ValueError("logged, gold, defective, rewritten and rephrase must have one entry per turn")
     out = np.zeros(len(logged), dtype=np.int8)
-    for i, (lg, g, d, rw) in enumerate(zip(logged, gold, defective, rewritten, strict=True)):
+    for i, (lg, g, d, rw, same) in enumerate(zip(logged, gold, defective, rewritten, rephrase, strict=True)):
         if rw is None:
             continue
         if g is None:
             out[i] = TIE
-        elif bool(d) and lg != g and rw == g:
+        elif bool(d) and lg != g and rw == g and bool(same):
             out[i] = WIN
         elif lg == g and rw != g:
             out[i] = LOSS
         else:
             out[i] = TIE
+    return out
+
+
+def rephrase_of(sources: Sequence[str | None], rewrites: Sequence[str | None], gold: Sequence[str | None],
+                catch_all: Sequence[str] = ()) -> np.ndarray:
+    """Per turn: is the rewrite a rephrase of the source? sources: what the user said (the reference sentence,
+    or the logged request where there is none); rewrites: the rewrite's sentence (None: not rewritten);
+    gold: the turn's gold interpretation key. True when the two are the same sentence, or when the gold
+    intent is not in ``catch_all`` and they share a content word (``meaning.is_rephrase`` with the gold
+    interpretation on both sides: a win needs the rewrite's interpretation to be the gold one anyway)."""
+    if not len(sources) == len(rewrites) == len(gold):
+        raise ValueError("sources, rewrites and gold must have one entry per turn")
+    catch = frozenset(catch_all)
+    seen: dict[tuple, bool] = {}
+    out = np.zeros(len(sources), dtype=bool)
+    for i, key in enumerate(zip(sources, rewrites, gold, strict=True)):
+        if key[1] is None:
+            continue
+        if key not in seen:
+            seen[key] = meaning.is_rephrase(key[0], key[1], key[2], key[2], catch)
+        out[i] = seen[key]
     return out
 
 

@@ -296,15 +296,16 @@ GRID = (0.01, 0.02, 0.05) + tuple(round(float(x), 1) for x in np.arange(0.1, 0.9
 
 def fit_online(turns: Turns, defective: np.ndarray, chains: np.ndarray, user_names: Sequence[str],
                embed: Embed, config: OnlineConfig = OnlineConfig(), *, seed: int = 0,
-               judge: Callable[[np.ndarray, list[str | None]], tuple[int, int]] | None = None) -> OnlineRewriter:
+               judge: Callable[[np.ndarray, list[str | None], list[str | None]], tuple[int, int]] | None = None
+               ) -> OnlineRewriter:
     """Fit the online rewriter on mining-period turns (sorted, as ``Turns``).
 
     Chains are assigned to periods by the time of their first turn: the first 60% index, the next 20% train
     the ranker and the trigger against that index, and the last 20% validate. A stable ``unseen_share`` of
     the distinct utterances is kept out of the indexes used for fitting and validation, so both models and
     the thresholds also learn about requests never seen before (most requests of a new population are).
-    With ``judge`` (rows of the turns, their rewritten interpretations -> (wins, losses), from labelled
-    turns) the trigger and ranker
+    With ``judge`` (rows of the turns, their rewritten interpretations and rewrite texts -> (wins, losses),
+    from labelled turns) the trigger and ranker
     thresholds are chosen on the validation period, from an index of everything before it, to maximise wins
     minus losses (fewest rewrites on ties); without it the configured ones stay. Finally the index is
     rebuilt from all the turns.
@@ -353,10 +354,11 @@ def fit_online(turns: Turns, defective: np.ndarray, chains: np.ndarray, user_nam
         vreq = Requests.of(turns, user_names, vrows)
         results = []
         for tr in GRID:
-            _, interps, scores = rewriter.rewrite(vreq, embed, trigger=tr, threshold=0.0)
+            texts, interps, scores = rewriter.rewrite(vreq, embed, trigger=tr, threshold=0.0)
             for th in GRID:
                 kept = [i if s >= th else None for i, s in zip(interps, scores, strict=True)]
-                wins, losses = judge(vrows, kept)
+                kept_texts = [t if s >= th else None for t, s in zip(texts, scores, strict=True)]
+                wins, losses = judge(vrows, kept, kept_texts)
                 results.append({"trigger": tr, "threshold": th, "wins": wins, "losses": losses,
                                 "rewritten": sum(k is not None for k in kept)})
         best = max(results, key=lambda r: (r["wins"] - r["losses"], -r["rewritten"], r["trigger"], r["threshold"]))

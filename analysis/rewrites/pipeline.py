@@ -6,10 +6,17 @@
 3. The online rewriter (``analysis.rewrites.online``) trained on the same period.
 4. On the evaluation period: both detectors against its goal structure, and the win/loss replay of the
    chain rewriter, the online rewriter and both combined (chain first), overall, by domain (of the gold
-   intent) and by week; and each chain rewrite's own wins, losses and retirement probability.
+   intent) and by week; and each chain rewrite's own wins, losses and retirement probability. A win needs
+   the rewrite's interpretation to be the gold one *and* the rewrite to be a rephrase of what the user said
+   (``evaluation.rephrase_of``): the rewrite's sentence (the reference sentence its request was most often
+   recognised from in the mining period) and the turn's reference sentence are the same sentence, or share
+   a content word under an intent that is not catch-all.
 
-Production fields drive every model; gold fields are used as fitting targets on the mining period and as
-the truth on the evaluation period, never as inputs.
+Catch-all intents (``meaning.catch_all_intents``) are derived from the mining period: from its reference
+sentences and gold interpretations when it has them, else from its logged requests and NLU interpretations.
+
+Production fields drive every model; gold fields (and reference sentences) are used as fitting targets on
+the mining period and as the truth on the evaluation period, never as inputs.
 """
 
 from __future__ import annotations
@@ -24,8 +31,8 @@ import pyarrow.compute as pc
 
 from analysis.labels.evaluation import binary_report
 from analysis.rewrites import evaluation as ev
+from analysis.rewrites import meaning, online
 from analysis.rewrites import mining as rw
-from analysis.rewrites import online
 from analysis.rewrites import rephrase as rp
 
 # chain_retiring_oracle: the chain rewrites, each retired once its Beta posterior says it is worse than the
@@ -79,6 +86,11 @@ class PipelineResult:
     reports: dict = field(default_factory=dict)  # rewriter -> {"overall": r, "domain": {..}, "week": {..}}
     per_rewrite: dict[str, dict] = field(default_factory=dict)  # source -> wins, losses, ties, retire
     timings: dict[str, float] = field(default_factory=dict)
+    catch_all: meaning.CatchAll | None = None  # the mining period's catch-all intents
+    catch_all_from: str = ""  # "gold sentences" or "logged requests"
+    # what was said (reference sentence) per state and per normalised request of the mining period, to judge
+    # whether a rewrite is a rephrase; empty without reference sentences
+    said: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def _sorted_column(table: pa.Table, name: str, order: np.ndarray) -> list:
@@ -90,6 +102,36 @@ def _gold_keys(table: pa.Table, order: np.ndarray) -> list[str | None]:
     intents = _sorted_column(table, "gold_intent", order)
     slots = _sorted_column(table, "gold_slots", order)
     return [None if i is None else rp.interpretation_key(i, s) for i, s in zip(intents, slots, strict=True)]
+
+
+def _references(table: pa.Table, order: np.ndarray) -> list[str | None]:
+    """reference_text per sorted turn (None where missing or without the column)."""
+    if "reference_text" not in table.column_names:
+        return [None] * len(order)
+    return _sorted_column(table, "reference_text", order)
+
+
+def modal_sentences(codes: np.ndarray, states: list[str], references: list[str | None]) -> dict[str, str]:
+    """Per state (``codes`` per turn into ``states``), the reference sentence most often said in its turns
+    (ties: the first in sorted order); states whose turns have no reference are left out."""
+    counts: dict[int, dict[str, int]] = {}
+    for c, ref in zip(codes.tolist(), references, strict=True):
+        if ref is not None:
+            per = counts.setdefault(c, {})
+            per[ref] = per.get(ref, 0) + 1
+    return {states[c]: min(per, key=lambda r: (-per[r], r)) for c, per in counts.items()}
+
+
+def catch_all_of(table: pa.Table, turns: rp.Turns) -> tuple[meaning.CatchAll, str]:
+    """The catch-all intents of a period and what they were derived from: its reference sentences with their
+    gold interpretations when it has them, else its logged requests with the logged interpretations."""
+    refs = _references(table, turns.order)
+    if has_gold(table) and any(r is not None for r in refs):
+        gold = _gold_keys(table, turns.order)
+        keep = [i for i, (r, g) in enumerate(zip(refs, gold, strict=True)) if r is not None and g]
+        return (meaning.catch_all_intents([refs[i] for i in keep], [gold[i] for i in keep]), "gold sentences")
+    return (meaning.catch_all_intents([turns.texts[c] for c in turns.text.tolist()],
+                                      [turns.interps[c] for c in turns.interp.tolist()]), "logged requests")
 
 
 def seconds_of(table: pa.Table) -> np.ndarray:
@@ -156,6 +198,10 @@ def run(mine_table: pa.Table, eval_table: pa.Table | None, embed: online.Embed |
     defective = turns.signals_defective() | cont
     user_names = _sorted_column(mine_table, "user_id", turns.order)
     user_names = [u if u is not None else f"\x00{d}" for u, d in zip(user_names, turns.dialogue_id, strict=True)]
+    catch_all, catch_all_from = catch_all_of(mine_table, turns)
+    refs = _references(mine_table, turns.order)
+    said = {"utterance": modal_sentences(turns.text, turns.texts, refs),
+            "interpretation": modal_sentences(turns.interp, turns.interps, refs)}
     rewriter = None
     if config.with_online:
         if embed is None:
@@ -168,17 +214,24 @@ def run(mine_table: pa.Table, eval_table: pa.Table | None, embed: online.Embed |
             m_gold = _gold_keys(mine_table, turns.order)
             m_failure = _sorted_column(mine_table, "gold_failure_point", turns.order)
             m_defective = np.array([f is not None and f != "NO_FAILURE" for f in m_failure])
+            m_source = [ref if ref is not None else turns.texts[c] for ref, c in zip(refs, turns.text.tolist(),
+                                                                                    strict=True)]
 
-            def judge(rows: np.ndarray, interps: list[str | None]) -> tuple[int, int]:
+            def judge(rows: np.ndarray, interps: list[str | None], texts: list[str | None]) -> tuple[int, int]:
                 r = rows.tolist()
-                out = ev.outcomes([m_logged[i] for i in r], [m_gold[i] for i in r], m_defective[rows], interps)
+                gold = [m_gold[i] for i in r]
+                same = ev.rephrase_of([m_source[i] for i in r],
+                                      [None if t is None else said["utterance"].get(t, t) for t in texts], gold,
+                                      catch_all.intents)
+                out = ev.outcomes([m_logged[i] for i in r], gold, m_defective[rows], interps, same)
                 return int(np.sum(out == ev.WIN)), int(np.sum(out == ev.LOSS))
 
         rewriter = online.fit_online(turns, defective, rp.chain_ids(is_rephrase), user_names, embed,
                                      config.online, seed=config.seed, judge=judge)
         timings["online"] = time.perf_counter() - t
     result = PipelineResult(config=config, detector=detector, baseline=baseline, mining=mining, online=rewriter,
-                            n_mining_turns=len(turns), n_rephrases=int(is_rephrase.sum()), timings=timings)
+                            n_mining_turns=len(turns), n_rephrases=int(is_rephrase.sum()), timings=timings,
+                            catch_all=catch_all, catch_all_from=catch_all_from, said=said)
     if eval_table is not None and eval_table.num_rows:
         if not has_gold(eval_table):
             raise ValueError("the evaluation period has no gold intents and slots to replay against")
@@ -213,6 +266,14 @@ def _evaluate(result: PipelineResult, table: pa.Table, embed: online.Embed | Non
     domain = np.array([(g.split("_")[0] if g else "(none)") for g in gold_intent], dtype=object)
     week = ev.week_of(turns.seconds, float(turns.seconds.min()))
     logged = [turns.interps[i] for i in turns.interp.tolist()]
+    # what the user said: the reference sentence, else the logged request
+    sources = [ref if ref is not None else turns.texts[c]
+               for ref, c in zip(_references(table, order), turns.text.tolist(), strict=True)]
+    catch = result.catch_all.intents if result.catch_all else ()
+
+    def judged(interps: list[str | None], texts: list[str | None], said: dict[str, str]) -> np.ndarray:
+        same = ev.rephrase_of(sources, [None if t is None else said.get(t, t) for t in texts], gold, catch)
+        return ev.outcomes(logged, gold, defective, interps, same)
 
     states = turns.texts if config.mining.states == "utterance" else turns.interps
     codes = turns.text if config.mining.states == "utterance" else turns.interp
@@ -225,7 +286,8 @@ def _evaluate(result: PipelineResult, table: pa.Table, embed: online.Embed | Non
         chain_text.append(r.target if r else None)
     rewritten = {"chain": chain_interp}
     texts = {"chain": chain_text}
-    outcome = {"chain": ev.outcomes(logged, gold, defective, chain_interp)}
+    chain_said = result.said.get(config.mining.states, {})
+    outcome = {"chain": judged(chain_interp, chain_text, chain_said)}
     source_of = [states[c] if t is not None else None for c, t in zip(codes.tolist(), chain_text, strict=True)]
     outcome["chain_retiring_oracle"] = ev.with_retirement(outcome["chain"], source_of, turns.seconds)
     kept = outcome["chain_retiring_oracle"] != ev.NONE
@@ -237,16 +299,24 @@ def _evaluate(result: PipelineResult, table: pa.Table, embed: online.Embed | Non
         texts["online"] = o_text
         rewritten["combined"] = [c if c is not None else o for c, o in zip(chain_interp, o_interp, strict=True)]
         texts["combined"] = [c if c is not None else o for c, o in zip(chain_text, o_text, strict=True)]
-        outcome["online"] = ev.outcomes(logged, gold, defective, o_interp)
-        outcome["combined"] = ev.outcomes(logged, gold, defective, rewritten["combined"])
+        text_said = result.said.get("utterance", {})
+        outcome["online"] = judged(o_interp, o_text, text_said)
+        # combined: each turn judged as the rewriter that fired (chain first)
+        combined_said = [chain_said.get(c, c) if c is not None else (None if o is None else text_said.get(o, o))
+                         for c, o in zip(chain_text, o_text, strict=True)]
+        outcome["combined"] = judged(rewritten["combined"], combined_said, {})
     result.replay = Replay(turns=turns, users=users, domain=domain, week=week, defective=defective, logged=logged,
                            gold=gold, rewritten=rewritten, rewrite_text=texts, outcome=outcome)
+    everything = [True] * len(gold)
     for name, out in outcome.items():
         result.reports[name] = {
             "overall": ev.winloss_report(out, defective, users, n_boot=config.n_boot, seed=config.seed),
             "domain": ev.grouped_reports(out, defective, users, domain, n_boot=config.n_boot, seed=config.seed),
             "week": ev.grouped_reports(out, defective, users, week, n_boot=config.n_boot, seed=config.seed),
         }
+        # what a label-only judge (no rephrase condition) would call a win: the wins the rule takes away
+        by_label = ev.outcomes(logged, gold, defective, rewritten[name], everything)
+        result.reports[name]["overall"]["label_wins"] = int(np.sum(by_label == ev.WIN))
     # each chain rewrite's own record on the evaluation period
     chain_out = outcome["chain"]
     for r in result.mining.rewrites:

@@ -121,7 +121,8 @@ def mine_rows(inputs: dict, *, config: pl.PipelineConfig, embed: Callable | None
     for col, name in enumerate(_ABSORBING):
         transitions += [{"from_state": m.states[i], "to_state": name, "n": int(m.absorbed[i, col])}
                         for i in np.flatnonzero(m.absorbed[:, col] > 0).tolist()]
-    summary = {"detection": result.detection, "detector": result.detector.to_dict(),
+    catch_all = ({**result.catch_all.to_dict(), "from": result.catch_all_from} if result.catch_all else None)
+    summary = {"detection": result.detection, "detector": result.detector.to_dict(), "catch_all": catch_all,
                "baseline_threshold": result.baseline.threshold, "timings": result.timings,
                "online": ({"ranker": result.online.ranker.to_dict(), "trigger": result.online.trigger.to_dict(),
                            "chosen": {"trigger": result.online.config.trigger,

@@ -181,10 +181,11 @@ REWRITE_MODEL = "rewrite-miner"  # the model runs of `turnlens mine rewrites` (a
 
 
 def list_rewrite_inputs(conn: duckdb.DuckDBPyConnection, dataset: str, *, with_gold: bool) -> pa.Table:
-    """A dataset's turns as Arrow columns for rewrite mining: production fields, plus the gold fields the
-    detector is fitted on and the replay is judged against when with_gold."""
-    columns = sql.REWRITE_INPUT_WITH_GOLD if with_gold else sql.REWRITE_INPUT
-    # the column list is one of two fixed lists (sql)
+    """A dataset's turns as Arrow columns for rewrite mining: production fields, plus, when with_gold, the
+    gold fields the detector is fitted on and the replay is judged against, and reference_text (what was
+    said: the replay judges whether a rewrite is a rephrase of it)."""
+    columns = sql.REWRITE_INPUT_WITH_GOLD + ", reference_text" if with_gold else sql.REWRITE_INPUT
+    # the column list is one of two fixed lists (sql), reference_text a fixed column name
     return conn.cursor().sql(
         f"SELECT {columns} FROM turns WHERE dataset = ? ORDER BY dialogue_id, turn_index",
         params=[dataset]).to_arrow_table()
