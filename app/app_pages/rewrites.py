@@ -3,12 +3,12 @@ later held-out period (wins, losses, defect rate), how well rephrases were detec
 evidence sessions, accepting or rejecting them, and the approved rewrite table to deploy."""
 
 import json
-import math
 import shlex
 
 import pandas as pd
 import streamlit as st
 
+from analysis.rewrites import tables
 from app import resources, store
 from app.jobs import registry
 from app.page import start
@@ -19,24 +19,17 @@ from components.dialogue_view import render_dialogue
 from components.exports import csv_safe
 
 REWRITERS = ("chain", "chain_retiring_oracle", "online", "combined")
-COMPARED = ("rewritten", "wins", "losses", "ties", "win_rate", "loss_rate", "win_loss_ratio",
-            "defect_rate_without", "defect_rate_with", "defect_reduction")
-PERCENT = ("rewrite_rate", "win_rate", "loss_rate", "defect_rate_without", "defect_rate_with", "defect_reduction")
+# the rewriter comparison: (column, metric, format), each figure with its interval
+COMPARED = (("rewritten", "rewritten", ",.0f"), ("wins", "wins", ",.0f"), ("losses", "losses", ",.0f"),
+            ("ties", "ties", ",.0f"), ("win/loss", "win_loss_ratio", ".1f"), ("win rate", "win_rate", ".1%"),
+            ("loss rate", "loss_rate", ".1%"), ("defect rate without", "defect_rate_without", ".1%"),
+            ("defect rate with", "defect_rate_with", ".1%"), ("defect reduction", "defect_reduction", ".1%"))
+MIN_TREND_WEEKS = 3  # fewer weeks are a table: a line through two points would look like a trend
+MIN_DOMAIN_SUPPORT = 20  # rewritten turns a domain needs before its rates are shown (the default)
+# the chain diagram: at most this many nodes above each other, this many pixels each, labels this long
+CHAIN_COLUMN_NODES, CHAIN_NODE_PX, CHAIN_LABEL = 10, 44, 28
 
-
-def with_interval(value: float | None, low: float | None = None, high: float | None = None, *,
-                  fmt: str = ".1f") -> str:
-    """A figure with its 95% interval, e.g. "8.8 [6.1, 13.0]"; "–" for a missing value, the value alone
-    without an interval."""
-    def missing(x: object) -> bool:
-        return x is None or (isinstance(x, float) and math.isnan(x))
-
-    def show(x: float) -> str:
-        return "∞" if math.isinf(x) else format(x, fmt)
-
-    if missing(value):
-        return "–"
-    return show(value) if missing(low) or missing(high) else f"{show(value)} [{show(low)}, {show(high)}]"
+with_interval = tables.figure_text
 
 
 def decide(conn, candidate_id: int, reviewer: str, verdict: str, decision_id: str) -> None:
@@ -96,24 +89,27 @@ else:
                              "feedback); online: the nearest successful request of the user's own and everyone's "
                              "history, when the trigger fires; combined: chain first, then online.")
     overall = metrics[metrics["grouping"] == "overall"]
-    mine = overall[overall["rewriter"] == rewriter].set_index("metric")
+
+    def stored(name: str, metric: str) -> tuple:
+        """(value, ci_low, ci_high) of one overall metric of one rewriter; Nones when it was not stored."""
+        row = overall[(overall["rewriter"] == name) & (overall["metric"] == metric)]
+        return tuple(row[["value", "ci_low", "ci_high"]].iloc[0]) if len(row) else (None, None, None)
 
     def cell(name: str) -> tuple:
-        if name not in mine.index:
-            return None, None, None
-        row = mine.loc[name]
-        return row["value"], row["ci_low"], row["ci_high"]
+        return stored(rewriter, name)
 
     def figure(col, label: str, name: str, fmt: str, help: str) -> None:
         """A metric with its 95% interval underneath (an interval in the value itself would be cut off)."""
+        text = tables.ratio_text if name == "win_loss_ratio" else tables.figure_text
         value, low, high = cell(name)
-        col.metric(label, with_interval(value, fmt=fmt), help=help)
-        both = with_interval(value, low, high, fmt=fmt)
-        col.caption("95% interval " + both[len(with_interval(value, fmt=fmt)):].strip() if "[" in both
-                    else "no interval")
+        alone = text(value, fmt=fmt)
+        col.metric(label, alone, help=help)
+        both = text(value, low, high, fmt=fmt)
+        col.caption("95% interval " + both[len(alone):].strip() if "[" in both
+                    else "undefined: no loss" if name == "win_loss_ratio" and alone == tables.DASH else "no interval")
 
     c1, c2, c3, c4, c5 = st.columns(5)
-    figure(c1, "Win/loss ratio", "win_loss_ratio", ".1f", "Wins per loss.")
+    figure(c1, "Win/loss ratio", "win_loss_ratio", ".1f", "Wins per loss; undefined (–) without a loss.")
     figure(c2, "Win rate", "win_rate", ".1%", "Share of rewritten turns won.")
     figure(c3, "Loss rate", "loss_rate", ".1%", "Share of rewritten turns lost.")
     figure(c4, "Rewritten turns", "rewrite_rate", ".1%",
@@ -123,34 +119,46 @@ else:
            f"Replayed defect rate, (defects - wins + losses on non-defective turns) / turns; without rewrites "
            f"{with_interval(*cell('defect_rate_without'), fmt='.1%')}.")
     n_boot, n_groups = cell("n_boot")[0], cell("n_groups")[0]
-    st.caption("Per rewritten turn: a **win** when the turn was defective, its logged interpretation wrong and the "
-               "rewrite's right; a **loss** when its logged interpretation was right and the rewrite's wrong; a "
-               "**tie** otherwise (both wrong, both right, or a defect a rewrite cannot fix). The replayed defect "
+    st.caption("Per rewritten turn: a **win** when the turn was defective, its logged interpretation wrong, the "
+               "rewrite's right **and** the rewrite a rephrase of what the user said (the same sentence, or a shared "
+               "content word under an intent that is not catch-all); a **loss** when its logged interpretation was "
+               "right and the rewrite's wrong; a **tie** otherwise (both wrong, both right, a right reading reached "
+               "through a sentence that is no rephrase, or a defect a rewrite cannot fix). The replayed defect "
                "rate counts a win as a removed defect and a loss on a non-defective turn as a new one. Intervals: 95% "
                "percentile "
                f"intervals of a bootstrap resampling users ({with_interval(n_groups, fmt=',.0f')} users, "
-               f"{with_interval(n_boot, fmt=',.0f')} replicates).")
+               f"{with_interval(n_boot, fmt=',.0f')} replicates); \"–\": undefined.")
 
-    compare = overall.pivot_table(index="rewriter", columns="metric", values="value", aggfunc="first", dropna=False)
-    compare = compare.reindex(index=present, columns=[c for c in COMPARED if c in compare.columns]).reset_index()
-    st.dataframe(compare, hide_index=True, width="stretch", key="rw_compare",
-                 column_config={c: st.column_config.NumberColumn(format="percent") for c in PERCENT}
-                 | {"win_loss_ratio": st.column_config.NumberColumn(format="%.2f")})
+    def shown(name: str, metric: str, fmt: str) -> str:
+        text = tables.ratio_text if metric == "win_loss_ratio" else tables.figure_text
+        return text(*stored(name, metric), fmt=fmt)
 
-    weekly = metrics[(metrics["grouping"] == "week") & (metrics["rewriter"] == rewriter)]
-    if not weekly.empty:
+    compare = pd.DataFrame([{"rewriter": name} | {column: shown(name, metric, fmt) for column, metric, fmt in COMPARED}
+                            for name in present])
+    st.dataframe(compare, hide_index=True, width="stretch", key="rw_compare")
+
+    n_weeks = tables.count_groups(metrics, rewriter, "week")
+    if n_weeks:
         st.markdown("**By week** (weeks of the held-out period)")
-        st.plotly_chart(charts.rewrite_trend(weekly), key="rw_trend")
-    domains = metrics[(metrics["grouping"] == "domain") & (metrics["rewriter"] == rewriter)]
-    if not domains.empty:
+    if n_weeks >= MIN_TREND_WEEKS:
+        st.plotly_chart(charts.rewrite_trend(metrics[(metrics["grouping"] == "week")
+                                                     & (metrics["rewriter"] == rewriter)]), key="rw_trend")
+    elif n_weeks:
+        st.dataframe(tables.group_rows(metrics, rewriter, "week"), hide_index=True, width="stretch", key="rw_weeks")
+        st.caption(f"{n_weeks} week{'s' if n_weeks != 1 else ''}: a table, not a trend line (a line needs at least "
+                   f"{MIN_TREND_WEEKS} weeks). 95% intervals in brackets.")
+    n_domains = tables.count_groups(metrics, rewriter, "domain")
+    if n_domains:
         st.markdown("**By domain** (the scenario of the turn's gold intent)")
-        by_domain = domains.pivot_table(index="grp", columns="metric", values="value", aggfunc="first",
-                                        dropna=False)
-        by_domain = by_domain[[c for c in ("turns", *COMPARED) if c in by_domain.columns]]
-        by_domain = by_domain.sort_values("turns", ascending=False).rename_axis("domain").reset_index()
-        st.dataframe(by_domain, hide_index=True, width="stretch", key="rw_domains",
-                     column_config={c: st.column_config.NumberColumn(format="percent") for c in PERCENT}
-                     | {"win_loss_ratio": st.column_config.NumberColumn(format="%.2f")})
+        min_support = st.number_input("Minimum rewritten turns per domain", min_value=0, value=MIN_DOMAIN_SUPPORT,
+                                      step=5, key="rw_min_support",
+                                      help="Domains with fewer rewritten turns are left out: their rates would "
+                                           "rest on a handful of turns.")
+        by_domain = tables.group_rows(metrics, rewriter, "domain", min_support=int(min_support))
+        st.dataframe(by_domain, hide_index=True, width="stretch", key="rw_domains")
+        st.caption(f"{len(by_domain)} of {n_domains} domains have at least {int(min_support):,} rewritten turns. "
+                   "95% intervals in brackets; \"–\": undefined (a ratio without a loss, a rate without a "
+                   "rewritten turn).")
 
 # --- rephrase detection ----------------------------------------------------------------------------------
 detection = summary.get("detection")
@@ -170,25 +178,43 @@ if detection:
 
 # --- the rewrite table -----------------------------------------------------------------------------------
 st.subheader("Rewrites")
-rewrites = store.list_rewrites(conn, run_id)
-shown = rewrites[["source", "target", "source_support", "source_success", "target_success", "gain", "wins",
-                  "losses", "retire_probability", "status"]].rename(columns={"target": "rewrite",
-                                                                            "source_support": "support"})
-st.caption("Most support × gain first. Success: the probability that a chain through the state ends in success. "
-           "Wins and losses: on the held-out period. Click a row to see its chain, evidence and decide.")
+catch_all = summary.get("catch_all")
+rewrites = tables.rewrite_rows(store.list_rewrites(conn, run_id), (catch_all or {}).get("intents", ()))
+if catch_all is None:
+    hide = False
+    st.caption("This run was mined before catch-all intents were derived; mine again to be able to hide them.")
+else:
+    hide = st.toggle("Hide catch-all intents", value=True, key="rw_hide_catch_all",
+                     help="Catch-all intents hold requests that share a label, not a meaning: two requests the NLU "
+                          "reads alike share a content word less than twice as often as requests of different "
+                          "intents do. A rewrite into one is a guess.")
+    # intent names come from the log: shown as text
+    st.text(f"Catch-all intents of this run (from its {catch_all.get('from', 'data')}): "
+            + (", ".join(catch_all["intents"]) or "none"))
+listed = rewrites[~rewrites["catch_all"]] if hide else rewrites
+shown = listed[["source", "target", "similarity", "source_support", "intent", "gain", "wins", "losses", "win_share",
+                "retire_probability", "status"]].rename(columns={"target": "rewrite", "source_support": "support",
+                                                                  "win_share": "win share"})
+st.caption("Most support × gain first. Similarity: of the source and the rewrite, by characters (1: the same). "
+           "Support: the source's turns in the mining period. Wins and losses: on the held-out period; win share: "
+           "of wins among wins and losses, the mean and 95% interval of its Beta(1 + wins, 1 + losses) posterior "
+           "(–: nothing decided). Click a row to see its chain, evidence and decide."
+           + (f" {int(rewrites['catch_all'].sum()):,} rewrites into catch-all intents are hidden." if hide else ""))
 picked = st.dataframe(shown, hide_index=True, width="stretch", key="rw_table", on_select="rerun",
                       selection_mode="single-row",
                       column_config={c: st.column_config.NumberColumn(format="%.2f")
-                                     for c in ("source_success", "target_success", "gain", "retire_probability")}
+                                     for c in ("similarity", "gain", "retire_probability")}
                       ).selection.rows
-if rewrites.empty:
+if listed.empty:
     st.stop()
-index = picked[0] if picked and picked[0] < len(rewrites) else 0
-chosen = rewrites.iloc[index]
+index = picked[0] if picked and picked[0] < len(listed) else 0
+chosen = listed.iloc[index]
 source, candidate_id = chosen["source"], int(chosen["candidate_id"])
 
 st.markdown("**The chosen rewrite**")
 st.text(f"{source}  →  {chosen['target']}")  # log text: as text
+st.text(f"similarity {chosen['similarity']:.2f} · support {int(chosen['source_support']):,} · "
+        f"intent {chosen['intent']} · win share {chosen['win_share']}")
 if isinstance(chosen["reviewed_rewrite"], str) and chosen["reviewed_rewrite"] != chosen["target"]:
     st.text(f"corrected by reviewers to: {chosen['reviewed_rewrite']}")
 a, b, c = st.columns([1, 1, 3])
@@ -207,11 +233,21 @@ c.page_link("app_pages/review.py", label="Review this run's rewrites in the queu
                                                                        run_id=run_id)))
 
 st.markdown("**Its chain**")
-graph = charts.prune_chain(store.list_rewrite_graph(conn, run_id, source), source, str(chosen["target"]))
+full_graph = store.list_rewrite_graph(conn, run_id, source)
+for max_out in range(6, 0, -1):  # fewer moves per state until no column is crowded (labels would overlap)
+    graph = charts.prune_chain(full_graph, source, str(chosen["target"]), max_out=max_out)
+    if max(tables.chain_columns(graph, charts.REWRITE_END), default=0) <= CHAIN_COLUMN_NODES:
+        break
 st.caption("Where users went after this request, two moves deep: link width and label = the probability of the "
            "move from its state; node labels carry each state's probability of ending in success. Each state shows "
-           "its six most frequent moves, the rewrite and the ends; the rest are grouped.")
-st.plotly_chart(charts.rewrite_chain(graph, source), key="rw_chain")
+           f"its {max_out} most frequent move{'s' if max_out != 1 else ''}, the rewrite and the ends; the rest are "
+           f"grouped. Requests longer than {CHAIN_LABEL} characters are cut (…); hover for the whole link.")
+short_graph, short_source = tables.short_states(graph, source, width=CHAIN_LABEL)
+chain_figure = charts.rewrite_chain(short_graph, short_source)
+# room for every node of the busiest column, so labels never sit on each other
+chain_figure.update_layout(height=max(320, CHAIN_NODE_PX * max(tables.chain_columns(graph, charts.REWRITE_END),
+                                                                default=0)))
+st.plotly_chart(chain_figure, key="rw_chain")
 
 st.markdown("**Evidence sessions**")
 evidence = store.list_rewrite_evidence(conn, run_id, source)
