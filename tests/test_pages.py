@@ -296,6 +296,7 @@ def test_import_page_refuses_a_bad_upload_and_lists_problems(app_db):
     at = run_page("app_pages/import_logs.py")
     body = json.dumps(make_turn("bad-1", 0)) + "\n" + json.dumps(make_turn("bad-1", 1, er_status="nope"))
     at.file_uploader[0].set_value(("bad.jsonl", body.encode(), "application/json"))
+    at.text_input(key="import_dataset").set_value("pilot")
     at.button[0].click().run()
     assert "Nothing was imported: 1 problem(s)." == at.error[0].value
     assert at.code[0].value == "bad.jsonl:2: er_status: unknown value 'nope'; expected one of resolved, " \
@@ -303,6 +304,25 @@ def test_import_page_refuses_a_bad_upload_and_lists_problems(app_db):
     conn = store.connect(app_db)
     try:
         assert store.count_turns(conn) == 4
+    finally:
+        conn.close()
+
+
+def test_the_import_dataset_field_starts_empty_and_must_be_filled(app_db):
+    """A real log must not land in the demo dataset that happens to be selected: the field starts empty, and
+    an import without a name is refused, writing nothing."""
+    at = run_page("app_pages/import_logs.py", reviewer="ana")
+    assert at.session_state["dataset"]  # a dataset is selected in the sidebar ...
+    assert at.text_input(key="import_dataset").value == ""  # ... and the import does not default to it
+    at.file_uploader[0].set_value(("new.jsonl", json.dumps(make_turn("new-1", 0)).encode(), "application/json"))
+    conn = store.connect(app_db)
+    before = store.count_turns(conn)
+    conn.close()
+    at.button[0].click().run()
+    assert at.error[0].value == "The dataset name must not be empty."
+    conn = store.connect(app_db)
+    try:
+        assert store.count_turns(conn) == before
     finally:
         conn.close()
 

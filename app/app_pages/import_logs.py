@@ -22,8 +22,9 @@ else:
     with st.form("import", clear_on_submit=False):
         files = st.file_uploader("Log files", accept_multiple_files=True,
                                  help="Accepted: " + ", ".join(SUFFIXES))
-        dataset = st.text_input("Dataset", value=st.session_state.get(state.DATASET) or "default",
-                                key="import_dataset")
+        # Empty on purpose: a real log must not land in whatever dataset (a demo) happens to be selected.
+        dataset = st.text_input("Dataset", value="", key="import_dataset", placeholder="e.g. pilot-2026-12",
+                                help="The dataset these turns belong to: a new name, or an existing one to add to.")
         submitted = st.form_submit_button("Import", type="primary")
     if submitted:
         reviewer = (st.session_state.get(state.REVIEWER) or "").strip() or None
