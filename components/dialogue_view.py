@@ -71,8 +71,9 @@ def component_table(turn: dict) -> pd.DataFrame:
         ["component", "output", "status", "details"]]
 
 
-def render_turn(turn: dict, *, highlight: bool = False) -> None:
-    """One turn inside a bordered box; highlight marks the turn under review."""
+def render_turn(turn: dict, *, highlight: bool = False, ground_truth: bool = True) -> None:
+    """One turn inside a bordered box; highlight marks the turn under review; ground_truth: show the turn's gold_*
+    fields (in an expander), which the Review page leaves out unless its evaluation view is on."""
     with st.container(border=True):
         head = f"Turn {turn['turn_index']}  ·  {turn['timestamp']:%Y-%m-%d %H:%M:%S} UTC"
         st.markdown(("**▶ " if highlight else "**") + head + "**")  # built from numbers and dates only
@@ -81,13 +82,13 @@ def render_turn(turn: dict, *, highlight: bool = False) -> None:
         st.dataframe(component_table(turn), hide_index=True, width="stretch")
         if turn.get("reference_text") is not None:
             st.code(alignment_text(align(turn["reference_text"], turn.get("asr_text") or "")), language=None)
-        gold = {k: v for k, v in turn.items() if k.startswith("gold_") and v is not None}
+        gold = {k: v for k, v in turn.items() if k.startswith("gold_") and v is not None} if ground_truth else {}
         if gold:
             with st.expander("Ground truth (evaluation only)"):
                 st.dataframe(pd.DataFrame({"field": list(gold), "value": [_fmt(v) for v in gold.values()]}),
                              hide_index=True, width="stretch")
 
 
-def render_dialogue(turns: list[dict], *, highlight_turn: int | None = None) -> None:
+def render_dialogue(turns: list[dict], *, highlight_turn: int | None = None, ground_truth: bool = True) -> None:
     for turn in turns:
-        render_turn(turn, highlight=turn["turn_index"] == highlight_turn)
+        render_turn(turn, highlight=turn["turn_index"] == highlight_turn, ground_truth=ground_truth)

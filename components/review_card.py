@@ -1,15 +1,21 @@
-"""The review card: the proposal under review, the other sources' proposals and the other reviewers'
-decisions, and the correction editor. Values are JSON text; they are shown as text, never as Markdown."""
+"""The review card: the utterance with its slot spans, the proposal and the target turn's component outputs
+(built as HTML for the card component, components/keys.py); the other sources' proposals, the other reviewers'
+decisions and the correction editor. Values are JSON text. Text from logs, models and people is shown as text:
+in Streamlit's text elements, or in the card's HTML with every ASCII punctuation character escaped."""
 
 from __future__ import annotations
 
 import json
+import re
+import string
+import zlib
 
 import pandas as pd
 import streamlit as st
 
 from analysis.candidates import canonical_json
 from analysis.log_format import FAILURE_POINTS
+from components.dialogue_view import component_table
 from components.markdown import escape_markdown
 
 BOOL_TASKS = ("goal_start", "goal_success")
@@ -34,9 +40,9 @@ def show_value(value_json: str) -> str:
 
 
 def render_proposal(card: dict) -> None:
-    st.caption(f"Task · {escape_markdown(card['task'])}  —  candidate #{card['candidate_id']}")
+    """The proposal as stored (to copy), and the run that made it; the card above shows it too."""
+    st.caption(f"Proposed {escape_markdown(card['task'])}, as stored")
     st.code(show_value(card["value"]), language=None)
-    st.metric("Score", f"{card['score']:.2f}")
     st.text(f"proposed by {card['model_name']} {card['model_version']}")  # model names come from files
 
 
@@ -106,3 +112,133 @@ def correction_editor(card: dict, known_values: list[str], key: str) -> str | No
     except json.JSONDecodeError:
         st.error("Not valid JSON.")
         return None
+
+
+# ------------------------------------------------------------------------------------------- the card's HTML
+
+_HTML_SPECIAL = set(string.punctuation)
+SPAN_COLOURS = 6  # slot types are coloured by a stable hash into this many classes (tl-c0 .. tl-c5)
+
+
+def escape_html(text: object) -> str:
+    """text (str() of any value) as literal HTML text: every ASCII punctuation character as a numeric character
+    reference (OWASP's rule for untrusted text), so no tag, attribute, entity or Markdown survives, and line
+    breaks as spaces. Letters, digits and spaces are kept."""
+    return "".join(f"&#{ord(c)};" if c in _HTML_SPECIAL else " " if c in "\r\n\t" else c for c in str(text))
+
+
+def slot_spans(text: str, slots: list[dict]) -> tuple[list[tuple[int, int, str]], list[dict]]:
+    """Where each slot's value lies in text: ([(start, end, slot type), ...] in text order, slots not found).
+
+    Slots come as {type, value} without offsets, so a value is looked for in the text, ignoring case: the first
+    whole-word occurrence not already taken by an earlier slot, else the first such occurrence inside a word.
+    A value the text does not hold (a normalised date, a value the recogniser misheard) is returned as missing."""
+    folded = text.lower() if len(text.lower()) == len(text) else text  # offsets must stay those of text
+    taken: list[tuple[int, int, str]] = []
+    missing: list[dict] = []
+    for slot in slots:
+        value = str(slot.get("value") or "").strip()
+        if not value:
+            missing.append(slot)
+            continue
+        found = None
+        for match in re.finditer(re.escape(value.lower() if folded is not text else value), folded):
+            start, end = match.span()
+            if any(start < e and s < end for s, e, _ in taken):
+                continue
+            whole = (start == 0 or not folded[start - 1].isalnum()) and (end == len(folded) or
+                                                                         not folded[end].isalnum())
+            if whole:
+                found = (start, end)
+                break
+            found = found or (start, end)
+        if found is None:
+            missing.append(slot)
+        else:
+            taken.append((*found, str(slot.get("type") or "")))
+    return sorted(taken), missing
+
+
+def _colour(slot_type: str) -> int:
+    return zlib.crc32(slot_type.encode("utf-8")) % SPAN_COLOURS  # stable across runs and processes
+
+
+def utterance_html(text: str, slots: list[dict]) -> str:
+    """The utterance with its slot values marked as spans and labelled with their type (as Prodigy shows spans);
+    slots whose value is not in the text are listed after it."""
+    spans, missing = slot_spans(text, slots)
+    out, at = [], 0
+    for start, end, slot_type in spans:
+        out.append(escape_html(text[at:start]))
+        out.append(f'<mark class="tl-span tl-c{_colour(slot_type)}">{escape_html(text[start:end])}'
+                   f'<span class="tl-span-label">{escape_html(slot_type)}</span></mark>')
+        at = end
+    out.append(escape_html(text[at:]))
+    html = f'<div class="tl-utt">{"".join(out)}</div>'
+    if missing:
+        listed = "; ".join(f"{escape_html(s.get('type'))} = {escape_html(s.get('value'))}" for s in missing)
+        html += f'<div class="tl-missing">not in the text: {listed}</div>'
+    return html
+
+
+def _slots(value: object) -> list[dict]:
+    """A slot list ({type, value} dicts), or [] for anything else."""
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, dict) and {"type", "value"} <= set(v)]
+    return []
+
+
+def _outputs_html(turn: dict) -> str:
+    """The turn's component outputs, one row each, wrapping (a dataframe cell would cut them off)."""
+    rows = []
+    for r in component_table(turn).itertuples(index=False):
+        # a status only when it says something the output does not ("ok" after "resolved" says nothing)
+        detail = " · ".join(escape_html(x) for x in (r.status, r.details) if x and x not in ("—", "ok"))
+        rows.append(f'<dt>{escape_html(r.component)}</dt><dd><span class="tl-out">{escape_html(r.output)}</span>'
+                    + (f' <span class="tl-detail">{detail}</span>' if detail else "") + "</dd>")
+    return f'<dl class="tl-outputs">{"".join(rows)}</dl>'
+
+
+def _gold_html(turn: dict) -> str:
+    gold = {k: v for k, v in turn.items() if k.startswith("gold_") and v is not None}
+    if not gold:
+        return ""
+    shown = "; ".join(f"{escape_html(k)} = {escape_html(show_value(json.dumps(v, default=str)))}"
+                      for k, v in gold.items())
+    return f'<div class="tl-gold">ground truth (evaluation view): {shown}</div>'
+
+
+def card_html(card: dict, turns: list[dict], other_turns: list[dict] | None = None, *,
+              ground_truth: bool = False) -> str:
+    """The card as HTML: the run and score, the full utterance with slot spans highlighted, the proposal, and
+    the target turn's component outputs. turns: the card's dialogue (store.get_dialogue_turns); other_turns: the
+    dialogue of a pair target's second utterance. ground_truth: add the target turn's gold_* fields (the
+    evaluation view; a reviewer decides blind otherwise). Every string from data is escaped (escape_html)."""
+    value = json.loads(card["value"])
+    by_index = {t["turn_index"]: t for t in turns}
+    target = by_index.get(card["turn_index"]) if card["turn_index"] is not None else None
+    head = (f'<div class="tl-head"><span class="tl-task">{escape_html(card["task"])}</span>'
+            f'<span>candidate #{int(card["candidate_id"])}</span><span>score {float(card["score"]):.2f}</span>'
+            f'<span>{escape_html(card["model_name"])} {escape_html(card["model_version"])}</span>'
+            f'<span>dialogue {escape_html(card["dialogue_id"])}'
+            + (f' · turn {int(card["turn_index"])}' if card["turn_index"] is not None else " (whole dialogue)")
+            + "</span></div>")
+    body = []
+    if target is not None:
+        # a slot task's own proposal is what is under review: its spans, not the logged NLU's
+        slots = _slots(value) if card["task"] == "slots" else _slots(target.get("nlu_slots"))
+        body.append(utterance_html(str(target.get("asr_text") or ""), slots))
+    else:  # a dialogue target: every request of the dialogue, in order
+        body.extend(f'<div class="tl-line"><span class="tl-turn">{int(t["turn_index"])}</span>'
+                    f'{utterance_html(str(t.get("asr_text") or ""), _slots(t.get("nlu_slots")))}</div>'
+                    for t in turns)
+    if card.get("other_dialogue_id") is not None:  # a pair target (e.g. a rewrite): its second utterance
+        other = {t["turn_index"]: t for t in other_turns or []}.get(card.get("other_turn_index"))
+        if other is not None:
+            body.append('<div class="tl-pair">then</div>'
+                        + utterance_html(str(other.get("asr_text") or ""), _slots(other.get("nlu_slots"))))
+    proposal = (f'<div class="tl-proposal"><span class="tl-key">proposed {escape_html(card["task"])}</span>'
+                f'<span class="tl-value">{escape_html(show_value(card["value"]))}</span></div>')
+    extra = (_outputs_html(target) + (_gold_html(target) if ground_truth else "")) if target is not None else ""
+    return (f'<div class="tl-card" data-card-id="{int(card["candidate_id"])}">{head}{"".join(body)}{proposal}'
+            f"{extra}</div>")

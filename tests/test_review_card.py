@@ -1,0 +1,70 @@
+"""The review card's HTML (components/review_card.py): escaping, slot spans, and what each kind of target shows."""
+
+from __future__ import annotations
+
+import html
+import json
+import string
+from datetime import datetime
+
+from components.review_card import card_html, escape_html, slot_spans, utterance_html
+
+
+def test_escape_html_leaves_no_markup_and_keeps_the_text():
+    text = "<script>alert('x')</script> **b** [l](http://e) &amp; é 東京 42"
+    escaped = escape_html(text)
+    assert not set(escaped) & (set(string.punctuation) - {"&", "#", ";"})
+    assert html.unescape(escaped) == text
+    assert escape_html("a\nb\r\tc") == "a b  c"  # line breaks as spaces
+    assert escape_html(None) == "None"
+
+
+def test_slot_spans_prefer_whole_words_and_do_not_overlap():
+    text = "Play the party mix at the party in Hartford"
+    spans, missing = slot_spans(text, [{"type": "playlist", "value": "party mix"}, {"type": "event", "value": "party"},
+                                       {"type": "genre", "value": "art"}, {"type": "date", "value": "today"},
+                                       {"type": "empty", "value": ""}])
+    # "party" is taken inside "party mix", so the event is the second one; "art" is in no word of its own, so it
+    # is marked inside the first word holding it that no other span took
+    assert [(s, text[s:e], t) for s, e, t in spans] == [(9, "party mix", "playlist"), (26, "party", "event"),
+                                                         (36, "art", "genre")]
+    assert [m["type"] for m in missing] == ["date", "empty"]
+
+
+def test_slot_spans_ignore_case_and_keep_offsets_when_lowercasing_would_move_them():
+    assert slot_spans("Wake me in BOSTON", [{"type": "city", "value": "boston"}])[0] == [(11, 17, "city")]
+    text = "İstanbul weather"  # "İ".lower() is two characters: matched as written instead
+    assert slot_spans(text, [{"type": "city", "value": "İstanbul"}])[0] == [(0, 8, "city")]
+
+
+def test_utterance_html_marks_spans_with_their_type():
+    shown = utterance_html("set a <i>timer</i>", [{"type": "x<y", "value": "<i>timer</i>"}])
+    assert shown == ('<div class="tl-utt">set a <mark class="tl-span tl-c' + shown.split("tl-c")[1][0] + '">'
+                     "&#60;i&#62;timer&#60;&#47;i&#62;<span class=\"tl-span-label\">x&#60;y</span></mark></div>")
+
+
+def turn(dialogue: str, index: int, text: str, **fields) -> dict:
+    return {"dialogue_id": dialogue, "turn_index": index, "timestamp": datetime(2026, 1, 1), "asr_text": text,
+            "nlu_slots": None, **fields}
+
+
+def card(task: str, value, *, turn_index: int | None = 0, other: tuple[str, int] | None = None) -> dict:
+    return {"candidate_id": 7, "task": task, "value": json.dumps(value), "score": 0.5, "model_name": "m",
+            "model_version": "1", "dialogue_id": "d", "turn_index": turn_index,
+            "other_dialogue_id": other and other[0], "other_turn_index": other and other[1]}
+
+
+def test_a_dialogue_target_shows_every_request_and_a_pair_its_second_utterance():
+    turns = [turn("d", 0, "first request"), turn("d", 1, "second request")]
+    shown = html.unescape(card_html(card("goal_success", True, turn_index=None), turns))
+    assert "first request" in shown and "second request" in shown and "(whole dialogue)" in shown
+    pair = card_html(card("rewrite", {"source": "a", "rewrite": "b"}, other=("e", 2)), turns,
+                     [turn("e", 2, "the rephrase")])
+    assert "the rephrase" in pair and "then" in pair
+    assert 'data-card-id="7"' in pair
+
+
+def test_ground_truth_only_in_the_evaluation_view():
+    turns = [turn("d", 0, "hello", gold_intent="greet", gold_slots=[{"type": "a", "value": "b"}])]
+    assert "greet" not in card_html(card("intent", "hi"), turns)
+    assert "gold&#95;intent = greet" in card_html(card("intent", "hi"), turns, ground_truth=True)
