@@ -154,3 +154,88 @@ def test_decide_in_an_undecided_queue_asks_the_store_to_check_the_slots(rdb, mon
         review_session.decide(rdb, "ana", spec, claims, card["candidate_id"], card["decision_id"], "accept")
     assert seen == [2, None]  # the queue's overlap; decided/all queues revisit candidates on purpose
     assert claims.holders(card["candidate_id"]) == []  # the claim is released with the decision
+
+
+# ------------------------------------------------------------------------ prefetched cards and key events
+
+
+def key(seq: int, verdict: str, card: dict | None = None, **extra) -> dict:
+    """A key event as the browser's card sends it (app/static/review_keys.js)."""
+    return {"seq": seq, "verdict": verdict, "card": card and card["candidate_id"],
+            "token": card and card["decision_id"], **extra}
+
+
+def decided(db) -> list[tuple[int, str]]:
+    return db.execute("SELECT candidate_id, verdict FROM decisions ORDER BY seq").fetchall()
+
+
+def test_prefetched_cards_are_claimed_and_released_when_no_longer_offered(rdb, monkeypatch):
+    sessions, claims = Sessions(monkeypatch), ClaimRegistry()
+    spec = store.QueueSpec(dataset="t", task="intent")
+    sessions.use("ana")
+    ahead = review_session.cards(rdb, "ana", spec, claims)
+    assert len(ahead) == 1 + review_session.PREFETCH
+    sessions.use("bob")  # the same queue, overlap 1: bob is handed none of ana's cards
+    theirs = review_session.cards(rdb, "bob", spec, claims)
+    assert not {c["candidate_id"] for c in theirs} & {c["candidate_id"] for c in ahead}
+    sessions.use("ana")
+    review_session.cards(rdb, "ana", store.QueueSpec(dataset="t", task="slots"), claims)  # another queue
+    assert all(claims.holders(c["candidate_id"]) == [] for c in ahead)
+
+
+def test_key_events_land_on_the_card_they_name_each_once(rdb, monkeypatch):
+    sessions, claims = Sessions(monkeypatch), ClaimRegistry()
+    sessions.use("ana")
+    spec = store.QueueSpec(dataset="t", task="intent")
+    first, second, third = review_session.cards(rdb, "ana", spec, claims)
+    # two keys before the page ran again: the card on screen and the prefetched one after it
+    events = [key(1, "accept", first), key(2, "reject", second)]
+    review_session.keys_pressed(rdb, "ana", spec, claims, {"client": "p1", "events": events})
+    # the next event comes with the two again (not acknowledged yet when it was sent): each is handled once
+    review_session.keys_pressed(rdb, "ana", spec, claims, {"client": "p1", "events": [*events, key(3, "skip", third)]})
+    assert decided(rdb) == [(first["candidate_id"], "accept"), (second["candidate_id"], "reject"),
+                            (third["candidate_id"], "skip")]
+    s = review_session.state()
+    assert (s.key_client, s.key_seq) == ("p1", 3)
+    assert review_session.cards(rdb, "ana", spec, claims)[0]["candidate_id"] not in {
+        first["candidate_id"], second["candidate_id"]}
+
+
+def test_a_key_for_a_card_no_longer_shown_is_ignored(rdb, monkeypatch):
+    sessions, claims = Sessions(monkeypatch), ClaimRegistry()
+    sessions.use("ana")
+    spec = store.QueueSpec(dataset="t", task="intent")
+    card = review_session.cards(rdb, "ana", spec, claims)[0]
+    review_session.keys_pressed(rdb, "ana", spec, claims, {"client": "p1", "events": [key(1, "accept", card)]})
+    # the same card again, under a new number (a second page, a forged event): its decision id is spent
+    review_session.keys_pressed(rdb, "ana", spec, claims, {"client": "p2", "events": [key(1, "reject", card)]})
+    assert decided(rdb) == [(card["candidate_id"], "accept")]
+    assert review_session.state().ignored == f"Ignored a reject on #{card['candidate_id']}: that card is no " \
+                                             "longer on screen."
+    # a card of a queue the page has left since
+    old = review_session.cards(rdb, "ana", spec, claims)[0]
+    slots = store.QueueSpec(dataset="t", task="slots")
+    review_session.cards(rdb, "ana", slots, claims)
+    review_session.keys_pressed(rdb, "ana", slots, claims, {"client": "p2", "events": [key(2, "accept", old)]})
+    assert decided(rdb) == [(card["candidate_id"], "accept")]
+    # a forged card id or token decides nothing either
+    review_session.keys_pressed(rdb, "ana", slots, claims, {"client": "p2", "events": [
+        {"seq": 3, "verdict": "accept", "card": 1, "token": "not-a-token"}, {"seq": 4, "verdict": "accept"}]})
+    assert decided(rdb) == [(card["candidate_id"], "accept")]
+
+
+def test_undo_and_correct_by_key(rdb, monkeypatch):
+    sessions, claims = Sessions(monkeypatch), ClaimRegistry()
+    sessions.use("ana")
+    spec = store.QueueSpec(dataset="t", task="intent")
+    first, second, _ = review_session.cards(rdb, "ana", spec, claims)
+    events = [key(1, "accept", first), key(2, "undo", second, undo_of=first["decision_id"])]
+    review_session.keys_pressed(rdb, "ana", spec, claims, {"client": "p1", "events": events})
+    review_session.keys_pressed(rdb, "ana", spec, claims, {"client": "p1", "events": events})  # resent: once
+    assert decided(rdb) == [(first["candidate_id"], "accept"), (first["candidate_id"], "retract")]
+    again = review_session.cards(rdb, "ana", spec, claims)[0]
+    assert again["candidate_id"] == first["candidate_id"]  # the card taken back is on screen again
+    review_session.keys_pressed(rdb, "ana", spec, claims, {"client": "p1", "events": [key(3, "correct", second)]})
+    assert not review_session.state().correcting  # not the card on screen: ignored
+    review_session.keys_pressed(rdb, "ana", spec, claims, {"client": "p1", "events": [key(4, "correct", again)]})
+    assert review_session.state().correcting

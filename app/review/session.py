@@ -5,6 +5,11 @@ Decisions are stored by the one decision writer (app/review/decisions.py): a car
 the card is first shown and bound into its buttons, and the Undo button is bound to the decision it takes
 back, so a double click, a double key press or a resubmitted request stores one decision.
 Callbacks run before the page's next run, so the next card is rendered in the same run as the decision.
+
+The page shows the card and prefetches the next PREFETCH ones (cards(): claimed like the card on screen), so
+the browser can show the next card the moment a key is pressed (components/keys.py). Every decision, by key or
+button, names the card it was made on (candidate id and decision id); one on a card this session is no longer
+offering (decided already, or gone with a change of queue) is ignored: nothing is stored.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from app.review.claims import ClaimRegistry
 _KEY = "review_session"
 COUNT_EVERY_SECONDS = 30.0  # progress counts are re-queried at a refill at most this often
 BATCH = 50  # candidate ids fetched per queue query; the card on screen is re-checked on every run
+PREFETCH = 2  # cards sent to the browser after the one on screen: a reviewer can decide this many ahead of it
 
 
 class Decided(NamedTuple):
@@ -50,6 +56,12 @@ class ReviewState:
     remaining: int = 0
     decided: int = 0
     counted_at: float = float("-inf")  # when the two counts were last queried (time.monotonic())
+    offered: dict[int, str] = field(default_factory=dict)  # cards sent to the browser: candidate id -> decision id
+    turns: dict[tuple, list] = field(default_factory=dict)  # (dataset, dialogue, other dialogue) of offered cards
+    ignored: str | None = None  # what the last ignored decision was (shown beside the acknowledgement)
+    key_client: str = ""  # the browser page whose key events were last handled, and its last event's number
+    key_seq: int = 0
+    runs: int = 0  # renders of the card, so the browser hears of every run (components.keys.review_card)
 
 
 def state() -> ReviewState:
@@ -166,9 +178,18 @@ def sync_url(spec: store.QueueSpec) -> None:
 
 def current_card(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec,
                  claims: ClaimRegistry) -> dict | None:
-    """The candidate to show now, or None when the queue is empty.
+    """The candidate to show now, or None when the queue is empty (cards() without prefetching)."""
+    shown = cards(conn, reviewer, spec, claims, ahead=0)
+    return shown[0] if shown else None
 
-    A card is shown only while the candidate still has room (overlap) and this reviewer can claim it, so
+
+def cards(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec, claims: ClaimRegistry, *,
+          ahead: int = PREFETCH) -> list[dict]:
+    """The candidate to show now and up to `ahead` after it, in queue order ([] when the queue is empty); each
+    with its decision id ("decision_id"). These are the cards this session offers: a decision on any other card
+    is ignored (decide), and claims on cards it offered before and no longer does are released.
+
+    A card is offered only while the candidate still has room (overlap) and this reviewer can claim it, so
     two reviewers working the same queue at once are not handed the same candidate beyond its overlap. The
     room is checked and the card claimed in one step (ClaimRegistry.claim_if_open), so a decision stored
     meanwhile by another session (ClaimRegistry.record) cannot slip in between."""
@@ -177,28 +198,64 @@ def current_card(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.Que
     if s.spec != spec:
         s.spec, s.batch, s.correcting, s.done = spec, [], False, set()
         s.counted_at = float("-inf")
+    out: list[dict] = []
     refilled = False
-    while True:
-        if not s.batch:
+    i = 0
+    while len(out) <= ahead:
+        if i >= len(s.batch):
             if refilled:
-                return None
-            # decided/all queues still match what was just decided: ask for enough to get past it
-            fetched = store.list_queue(conn, reviewer, spec, limit=BATCH + len(s.done))
-            s.batch = [c for c in fetched if c not in s.done][:BATCH]
-            if time.monotonic() - s.counted_at > COUNT_EVERY_SECONDS or not s.batch:
-                s.remaining = store.count_queue(conn, reviewer, replace(spec, status="undecided"))
-                s.decided = store.count_my_decided(conn, reviewer, spec)
-                s.counted_at = time.monotonic()
+                break
+            _refill(conn, reviewer, spec, s)
             refilled = True
-            if not s.batch:
-                return None
-        cid = s.batch[0]
+            continue
+        cid = s.batch[i]
         if claims.claim_if_open(cid, reviewer, partial(store.open_slots, conn, reviewer, spec, cid)):
             card = store.get_candidate(conn, cid)
             if card is not None:
                 card["decision_id"] = s.tokens.bind(cid)
-                return card
-        s.batch.pop(0)
+                out.append(card)
+                i += 1
+                continue
+        s.batch.pop(i)
+    offered = {card["candidate_id"]: card["decision_id"] for card in out}
+    for cid in s.offered.keys() - offered.keys():  # no longer on offer (a change of queue, an undo): free it
+        claims.release(cid, reviewer)
+    s.offered = offered
+    wanted = {(c["dialogue_id"], c["other_dialogue_id"]) for c in out}
+    s.turns = {k: v for k, v in s.turns.items() if k[1:] in wanted}
+    return out
+
+
+def _refill(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec, s: ReviewState) -> None:
+    """Append the queue's next ids to the batch (those not in it yet and not decided in this session); the
+    progress counts are queried again at most every COUNT_EVERY_SECONDS, and when the queue has run dry."""
+    # decided/all queues still match what was just decided: ask for enough to get past it
+    fetched = store.list_queue(conn, reviewer, spec, limit=BATCH + len(s.done) + len(s.batch))
+    have = set(s.batch) | s.done
+    added = [c for c in fetched if c not in have][:BATCH]
+    s.batch.extend(added)
+    if time.monotonic() - s.counted_at > COUNT_EVERY_SECONDS or not s.batch:
+        s.remaining = store.count_queue(conn, reviewer, replace(spec, status="undecided"))
+        s.decided = store.count_my_decided(conn, reviewer, spec)
+        s.counted_at = time.monotonic()
+
+
+def card_turns(conn: duckdb.DuckDBPyConnection, card: dict, dataset: str) -> tuple[list[dict], list[dict] | None]:
+    """The card's dialogue and, for a pair target, its second utterance's dialogue; read once per offered card
+    (a prefetched card's dialogues are read when it is first offered and reused when it comes on screen)."""
+    s = state()
+    key = (dataset, card["dialogue_id"], card["other_dialogue_id"])
+    if key not in s.turns:
+        other = card["other_dialogue_id"]
+        s.turns[key] = [store.get_dialogue_turns(conn, card["dialogue_id"], dataset),
+                        None if other is None else store.get_dialogue_turns(conn, other, dataset)]
+    turns, other_turns = s.turns[key]
+    return turns, other_turns
+
+
+def offered(candidate_id: int, decision_id: str) -> bool:
+    """Whether this session offers that card with that decision id now (the card is on screen or prefetched)."""
+    return state().offered.get(candidate_id) == decision_id
 
 
 def decide(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec, claims: ClaimRegistry,
@@ -208,8 +265,17 @@ def decide(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec
     In an undecided queue the database stores it only while the candidate still has room (the queue's
     overlap, store.decision_slots): a card whose claim expired may have been decided by others meanwhile.
     Then nothing is stored, the acknowledgement says so, and the next card follows. A repeat of a click
-    already stored (the same decision_id) changes nothing: its acknowledgement stays."""
+    already stored (the same decision_id) changes nothing: its acknowledgement stays.
+
+    A decision on a card this session no longer offers (its decision id spent: a second click of a double
+    click, a key pressed on a card already replaced; or a card of a queue since changed) is ignored: nothing
+    is stored, the acknowledgement stays, and s.ignored says what was ignored."""
     s = state()
+    if not offered(candidate_id, decision_id):
+        s.ignored = f"Ignored a {verdict} on #{candidate_id}: that card is no longer on screen."
+        return
+    s.ignored = None
+    s.offered.pop(candidate_id, None)
     try:
         result = decisions.decide(conn, decision_id=decision_id, candidate_id=candidate_id, reviewer=reviewer,
                                   verdict=verdict, corrected_value=corrected_value, queue=spec, claims=claims,
@@ -229,9 +295,41 @@ def decide(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec
         if result.verdict != "skip":
             s.remaining, s.decided = max(s.remaining - 1, 0), s.decided + 1
             s.done.add(candidate_id)
-    if s.batch and s.batch[0] == candidate_id:
-        s.batch.pop(0)
+    if candidate_id in s.batch:  # a prefetched card may be decided before the page has caught up
+        s.batch.remove(candidate_id)
     s.correcting = False
+
+
+def keys_pressed(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec, claims: ClaimRegistry,
+                 payload: dict) -> None:
+    """Key events from the browser's card (components.keys.review_card), each handled once, in order.
+
+    payload: {"client": the browser page, "events": [{"seq", "verdict", "card", "token", "undo_of"}, ...]}. The
+    browser sends every event the server has not acknowledged (ReviewState.key_seq) with each new one, so a seq
+    handled already is skipped. accept/reject/skip decide the card the key was pressed on (decide: ignored
+    unless that card is still offered with that decision id); correct opens the editor if that card is the one
+    on screen; undo takes back the decision undo_of if it is still the last one (undo)."""
+    s = state()
+    client = str(payload.get("client") or "")
+    if client != s.key_client:  # another page (a reload): its events are numbered from 1
+        s.key_client, s.key_seq = client, 0
+    events = [e for e in payload.get("events") or [] if isinstance(e, dict) and isinstance(e.get("seq"), int)]
+    for event in sorted(events, key=lambda e: e["seq"]):
+        if event["seq"] <= s.key_seq:
+            continue
+        s.key_seq = event["seq"]
+        verdict, card, token = event.get("verdict"), event.get("card"), event.get("token")
+        if verdict == "undo":
+            undo(conn, spec, str(event.get("undo_of") or ""))
+        elif not isinstance(card, int) or not isinstance(token, str):
+            continue  # not from our script
+        elif verdict == "correct":
+            if offered(card, token) and s.batch[:1] == [card]:
+                start_correcting()
+            else:
+                s.ignored = f"Ignored a correct on #{card}: that card is no longer on screen."
+        elif verdict in ("accept", "reject", "skip"):
+            decide(conn, reviewer, spec, claims, card, token, verdict)
 
 
 def undo(conn: duckdb.DuckDBPyConnection, spec: store.QueueSpec, decision_id: str | None = None) -> None:
@@ -258,6 +356,8 @@ def undo(conn: duckdb.DuckDBPyConnection, spec: store.QueueSpec, decision_id: st
         s.remaining, s.decided = s.remaining + 1, max(s.decided - 1, 0)
         s.done.discard(last.candidate_id)
     s.history.pop()
+    if last.candidate_id in s.batch:  # refilled into the batch meanwhile (a skipped card comes back at the end)
+        s.batch.remove(last.candidate_id)
     s.batch.insert(0, last.candidate_id)
     s.correcting = False
     s.last_saved = f"Undone: {last.verdict} #{last.candidate_id}"
