@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from html.parser import HTMLParser
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -293,3 +294,100 @@ def test_review_card_shows_the_models_probabilities_when_stored(tmp_path, monkey
     assert [(cid, verdict) for cid, _, verdict, _, _ in stored_decisions(path)] == [(1, "accept")]  # dlg-0's candidate
     # the second card (dlg-1) has no stored vector: no table
     assert not any(list(d.value.columns) == ["label", "probability"] for d in at.dataframe)
+
+
+# ------------------------------------------------------------------------------------------- the card
+
+
+class CardHTML(HTMLParser):
+    """The elements and the text of a card's HTML: [(tag, classes)], the text of each <mark> (without its
+    label), and all the text as shown."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, str]] = []
+        self.marks: list[str] = []
+        self.text: list[str] = []
+        self._open: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        classes = dict(attrs).get("class") or ""
+        self.tags.append((tag, classes))
+        self._open.append(classes)
+        if "tl-span" in classes.split():
+            self.marks.append("")
+
+    def handle_endtag(self, tag):
+        self._open.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._open and "tl-span" in self._open[-1].split():
+            self.marks[-1] += data
+
+
+def cards_sent(at: AppTest) -> list[dict]:
+    """The cards the page sent to the browser's card component: the card on screen first, then the prefetched."""
+    node = next(n for n in at._tree if n.type == "bidi_component")
+    which = node.proto.WhichOneof("data")
+    return json.loads(node.proto.mixed.json if which == "mixed" else node.proto.json)["cards"]
+
+
+GOLD = {"gold_intent": "secret_true_intent", "gold_slots": [{"type": "room", "value": "secret kitchen"}]}
+
+
+@pytest.fixture
+def span_db(tmp_path, monkeypatch):
+    """Two turns whose text and slot values hold markup, with ground truth; the logged NLU's candidates."""
+    turns = [make_turn("s-0", 0, asr_text="play <b>jazz</b> & [more](http://evil.test) in the Kitchen",
+                       nlu_intent="play_music", nlu_confidence=0.3, timestamp="2026-01-01T10:00:00Z",
+                       nlu_slots=[{"type": "genre", "value": "<b>jazz</b>"}, {"type": "room", "value": "kitchen"},
+                                  {"type": "date", "value": "tomorrow"}], **GOLD),
+             make_turn("s-1", 0, asr_text="wake me at seven", nlu_intent="alarm_set", nlu_confidence=0.6,
+                       timestamp="2026-01-02T10:00:00Z", nlu_slots=[{"type": "time", "value": "seven"}], **GOLD)]
+    return app_db(tmp_path / "spans.duckdb", write_jsonl(tmp_path / "log.jsonl", turns), monkeypatch,
+                  candidates=True)
+
+
+def test_the_card_highlights_slot_spans_and_keeps_log_text_as_text(span_db):
+    at = open_page("app_pages/review.py", task="intent")
+    sent = cards_sent(at)
+    assert len(sent) == 2  # the card on screen and the next one, prefetched
+    html = sent[0]["html"]
+    card = CardHTML(html)
+    # the log's markup is text: no element but the card's own, the text exactly as logged
+    assert {tag for tag, _ in card.tags} <= {"div", "span", "mark", "dl", "dt", "dd"}
+    assert "<b>" not in html and "](http" not in html
+    shown = "".join(card.text)
+    assert "play <b>jazz</b> & [more](http://evil.test) in the Kitchen" in shown.replace("genre", "").replace(
+        "room", "")
+    # the logged NLU's slots, as spans in the utterance (case kept), each with its type; one not in the text
+    assert card.marks == ["<b>jazz</b>", "Kitchen"]
+    assert "not in the text: date = tomorrow" in shown
+    assert "proposed intent" in shown and "play_music" in shown
+    # the next card is drawn from the same code
+    assert CardHTML(sent[1]["html"]).marks == ["seven"]
+
+
+def test_the_slot_task_shows_its_proposed_spans(span_db):
+    at = open_page("app_pages/review.py", task="slots")
+    card = CardHTML(cards_sent(at)[0]["html"])
+    assert card.marks == ["<b>jazz</b>", "Kitchen"]
+    assert shown_value(at) == "genre = <b>jazz</b>; room = kitchen; date = tomorrow"
+
+
+def test_ground_truth_is_hidden_in_review_unless_the_evaluation_view_is_on(span_db):
+    at = open_page("app_pages/review.py", task="intent")
+    assert at.toggle(key="review_evaluation").value is False  # off by default
+    sent = json.dumps(cards_sent(at))
+    assert "secret" not in sent
+    assert not [e for e in at.expander if "Ground truth" in e.label]
+    assert not any("secret" in str(d.value.to_dict()) for d in at.dataframe)
+    at.toggle(key="review_evaluation").set_value(True).run()
+    assert "ground truth (evaluation view): gold_intent = secret_true_intent" in "".join(
+        CardHTML(cards_sent(at)[0]["html"]).text)
+    assert [e for e in at.expander if "Ground truth" in e.label]
+    # the Dialogues page shows it, as it always did
+    dialogues = open_page("app_pages/dialogues.py", dialogue="s-0")
+    assert [e for e in dialogues.expander if "Ground truth" in e.label]

@@ -1,13 +1,14 @@
 """Review: one candidate at a time inside its dialogue; accept, reject, skip, correct and undo by key."""
 
+from functools import partial
+
 import streamlit as st
 
 from app import resources, store
 from app.page import start
 from app.review import session as review_session
-from components import review_card
+from components import keys, review_card
 from components.dialogue_view import render_dialogue
-from components.keys import bind_key
 
 page = start("Review")
 settings, conn, db, dataset, reviewer = page.settings, page.conn, page.db, page.dataset, page.reviewer
@@ -35,7 +36,10 @@ with st.expander("Queue: filters and order", expanded=False):
                    "random": "random (seeded)", "disagreement": "disagreement first"}
     order = c7.selectbox("Order", store.ORDERS, index=store.ORDERS.index(spec.order), format_func=order_names.get)
     seed = c8.number_input("Seed", min_value=0, value=spec.seed, step=1)
-    overlap = st.number_input("Overlap: reviewers per candidate", min_value=1, max_value=10, value=spec.overlap)
+    c9, c10 = st.columns(2)
+    overlap = c9.number_input("Overlap: reviewers per candidate", min_value=1, max_value=10, value=spec.overlap)
+    evaluation = c10.toggle("Evaluation view: show the ground truth", value=False, key="review_evaluation",
+                            help="Off while reviewing: decide blind. The Dialogues page always shows it.")
 
 unknown = [f"ignored {name}={wanted!r}: not in this dataset" for name, wanted, known in
            (("task", spec.task, tasks), ("domain", spec.domain, domains), ("run", spec.run_id, list(run_labels)))
@@ -66,55 +70,64 @@ except ValueError as exc:
     st.stop()
 
 claims = resources.claims(db)
-card = review_session.current_card(conn, reviewer, spec, claims)
+shown = review_session.cards(conn, reviewer, spec, claims)  # the card on screen, then the prefetched ones
 decided, remaining, rate = review_session.progress(conn, reviewer, spec)
 s = review_session.state()
 p1, p2, p3 = st.columns(3)
 p1.metric("Decided by you in this queue", f"{decided:,}")
 p2.metric("Remaining", f"{remaining:,}")
 p3.metric("Your rate", f"{rate:,}/h", help="Your accept, reject and correct decisions in the last hour.")
-if s.last_saved:
-    st.caption(s.last_saved)
-if card is None:
+for said in (s.last_saved, s.ignored):
+    if said:
+        st.caption(said)  # ours: verdicts and candidate numbers
+if not shown:
     st.success("This queue is empty: nothing left to review with these filters.")
     st.button("Undo", shortcut="Backspace", on_click=review_session.undo,
               args=(conn, spec, review_session.last_decision_id(s)), disabled=not s.history or settings.read_only)
     st.stop()
 
-left, right = st.columns([1, 1], gap="large")
-with left:
-    review_card.render_proposal(card)
-    review_card.render_distribution(store.get_candidate_distribution(conn, card["candidate_id"]))
-    review_card.render_sources(store.list_proposals(conn, card["task"], card["target_key"], card["dialogue_id"]),
-                               card["candidate_id"])
-    review_card.render_decisions(store.list_current_decisions(conn, card["candidate_id"]))
-    ro = settings.read_only
-    if ro:
-        st.info("Read-only mode: decisions are switched off.")
-    args = (conn, reviewer, spec, claims, card["candidate_id"], card["decision_id"])
-    if s.correcting and not ro:
-        with st.container(border=True):
-            corrected = review_card.correction_editor(
-                card, store.list_known_values(conn, dataset, card["task"]), key=f"fix_{card['candidate_id']}")
-            k1, k2 = st.columns(2)
-            k1.button("Save correction", type="primary", disabled=corrected is None, on_click=review_session.decide,
-                      args=args + ("correct", corrected))
-            k2.button("Cancel", on_click=review_session.stop_correcting, shortcut="Esc")
-    with st.container(horizontal=True):  # Streamlit shows each button's key next to its label
-        st.button("Accept", type="primary", shortcut="A", on_click=review_session.decide,
-                  args=args + ("accept",), disabled=ro)
-        st.button("Reject", shortcut="X", on_click=review_session.decide, args=args + ("reject",), disabled=ro)
-        st.button("Skip", shortcut="Space", on_click=review_session.decide, args=args + ("skip",), disabled=ro)
-        st.button("Correct (c)", on_click=review_session.start_correcting, disabled=ro)
-        # bound to the decision it takes back: a double press undoes one decision, not two
-        st.button("Undo", shortcut="Backspace", on_click=review_session.undo,
-                  args=(conn, spec, review_session.last_decision_id(s)), disabled=ro or not s.history)
-    bind_key("c", "Correct (c)")
-with right:
-    turns = store.get_dialogue_turns(conn, card["dialogue_id"], dataset)
-    st.caption(f"The target turn is marked ▶ ({card['target_kind']} target).")
-    render_dialogue(turns, highlight_turn=card["turn_index"])
-    if card["other_dialogue_id"] is not None:  # a pair target (e.g. a rewrite): its second utterance too
-        st.caption("The pair's second utterance:")
-        render_dialogue(store.get_dialogue_turns(conn, card["other_dialogue_id"], dataset),
-                        highlight_turn=card["other_turn_index"])
+card, ro = shown[0], settings.read_only
+card_slot = st.container()  # the card is drawn into it last, so the browser has this whole run when it arrives
+if ro:
+    st.info("Read-only mode: decisions are switched off.")
+args = (conn, reviewer, spec, claims, card["candidate_id"], card["decision_id"])
+if s.correcting and not ro:
+    with st.container(border=True, key="review_editor"):
+        corrected = review_card.correction_editor(
+            card, store.list_known_values(conn, dataset, card["task"]), key=f"fix_{card['candidate_id']}")
+        k1, k2 = st.columns(2)
+        k1.button("Save correction", type="primary", disabled=corrected is None, on_click=review_session.decide,
+                  args=args + ("correct", corrected))
+        k2.button("Cancel", on_click=review_session.stop_correcting, shortcut="Esc")
+# Keys are the card's (components/keys.py), each bound to the card it was pressed on; these are for the mouse.
+with st.container(horizontal=True, key=keys.BUTTONS_KEY):
+    st.button("Accept", type="primary", on_click=review_session.decide, args=args + ("accept",), disabled=ro)
+    st.button("Reject", on_click=review_session.decide, args=args + ("reject",), disabled=ro)
+    st.button("Skip", on_click=review_session.decide, args=args + ("skip",), disabled=ro)
+    st.button("Correct (c)", on_click=review_session.start_correcting, disabled=ro)
+    # bound to the decision it takes back: a double press undoes one decision, not two
+    st.button("Undo", on_click=review_session.undo,
+              args=(conn, spec, review_session.last_decision_id(s)), disabled=ro or not s.history)
+turns, other_turns = review_session.card_turns(conn, card, dataset)
+with st.container(key=keys.CONTEXT_KEY):
+    left, right = st.columns([1, 1], gap="large")
+    with left:
+        review_card.render_proposal(card)
+        review_card.render_distribution(store.get_candidate_distribution(conn, card["candidate_id"]))
+        review_card.render_sources(store.list_proposals(conn, card["task"], card["target_key"],
+                                                        card["dialogue_id"]), card["candidate_id"])
+        review_card.render_decisions(store.list_current_decisions(conn, card["candidate_id"]))
+    with right:
+        st.caption(f"The target turn is marked ▶ ({card['target_kind']} target).")
+        render_dialogue(turns, highlight_turn=card["turn_index"], ground_truth=evaluation)
+        if other_turns is not None:  # a pair target (e.g. a rewrite): its second utterance too
+            st.caption("The pair's second utterance:")
+            render_dialogue(other_turns, highlight_turn=card["other_turn_index"], ground_truth=evaluation)
+s.runs += 1
+with card_slot:
+    keys.review_card(
+        [{"id": c["candidate_id"], "token": c["decision_id"],
+          "html": review_card.card_html(c, *review_session.card_turns(conn, c, dataset), ground_truth=evaluation)}
+         for c in shown],
+        acked={"client": s.key_client, "seq": s.key_seq, "run": s.runs}, undo=review_session.last_decision_id(s),
+        read_only=ro, on_keys=partial(review_session.keys_pressed, conn, reviewer, spec, claims))

@@ -10,7 +10,8 @@ import pytest
 from analysis.candidates import candidates_from_logged_nlu
 from app import store
 from app.ingest import ingest_files
-from tests.e2e.server import AppServer
+from app.review import session as review_session
+from tests.e2e.server import AppServer, query, serving, wait_idle
 from tests.helpers import make_turn, write_jsonl
 
 pytestmark = pytest.mark.e2e
@@ -161,3 +162,59 @@ def test_markup_in_candidate_values_and_links_stays_text(tmp_path, page):
         assert dialogs == [] and page.outside_requests == []
     finally:
         server.stop()
+
+
+# The card on screen (components/keys.py draws the prefetched ones hidden).
+ON_SCREEN = ".tl-slot:not([hidden]) .tl-card"
+# The test's own record of every key: which card was on screen when it was pressed, and whether the page was
+# still catching up with an earlier key (busy). Window, capturing: it runs before the card's own listener.
+RECORD_KEYS = """() => { window.__keys = [];
+  window.addEventListener('keydown', (e) => { const c = document.querySelector(".tl-slot:not([hidden]) .tl-card");
+    window.__keys.push([e.key, c ? Number(c.dataset.cardId) : null,
+                        document.documentElement.hasAttribute('data-tl-busy')]); }, true); }"""
+# Keys pressed within one task of the page: no run of the page can come back between them.
+BURST = """(keys) => { for (const key of keys) document.body.dispatchEvent(
+    new KeyboardEvent('keydown', {key, bubbles: true, cancelable: true}));
+  const c = document.querySelector(".tl-slot:not([hidden]) .tl-card");
+  return [c ? Number(c.dataset.cardId) : null, document.documentElement.hasAttribute('data-tl-busy')]; }"""
+VERDICT = {"a": "accept", "x": "reject", " ": "skip"}
+
+
+def settled(page) -> None:
+    """Until the page has caught up with every key: no busy state, Streamlit's run over."""
+    page.wait_for_function("() => !document.documentElement.hasAttribute('data-tl-busy')", timeout=30_000)
+    wait_idle(page)
+
+
+def test_keys_faster_than_the_page_land_on_the_card_they_were_pressed_on(tmp_path, page):
+    db = tmp_path / "fast.duckdb"
+    turns = [make_turn(f"f-{i:02d}", 0, nlu_intent=f"intent_{i:02d}", nlu_confidence=0.02 + i / 50, nlu_slots=[],
+                       timestamp=f"2026-01-01T10:{i:02d}:00Z") for i in range(20)]
+    conn = store.connect(db)
+    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", turns)], dataset="demo")
+    store.insert_candidates(conn, candidates_from_logged_nlu(store.list_nlu_outputs(conn, "demo")))
+    conn.close()
+    with serving(page, db, "/review?task=intent", "ana"):
+        page.wait_for_selector(ON_SCREEN, timeout=30_000)
+        page.locator("h1").first.click()  # focus the page, not the name box
+        page.evaluate(RECORD_KEYS)
+        # Five keys in one task of the page: the card on screen and the PREFETCH cards after it take one each
+        # (the next card shows at once, and the page is busy until the server has them), the rest find no card
+        # on screen and are ignored.
+        on_screen, busy = page.evaluate(BURST, ["a", "x", "a", "a", "x"])
+        assert on_screen is None and busy
+        settled(page)
+        # Then real key presses as fast as the keyboard goes (how many land on a prefetched card, and how many
+        # find none, depends on the machine: whichever it is, the database must agree with the record).
+        for key in "axa xaxa":
+            page.keyboard.press(key)
+        settled(page)
+        assert page.outside_requests == []
+        pressed = page.evaluate("window.__keys")
+    first = pressed[:5]
+    assert [card is not None for _, card, _ in first] == [True] * (1 + review_session.PREFETCH) + [False] * 2
+    assert len({card for _, card, _ in first[:3]}) == 3 and all(busy for _, _, busy in first[1:])
+    landed = [(card, VERDICT[key]) for key, card, _ in pressed if card is not None]
+    rows = query(db, "SELECT candidate_id, verdict FROM decisions ORDER BY seq")
+    # every decision is the one pressed, on the card on screen when it was pressed, in the order pressed
+    assert rows == landed
