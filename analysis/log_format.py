@@ -1,14 +1,20 @@
-"""The dialogue-log format, version 1: one declaration from which the Arrow schema, the JSON Schema
-and the validator are all derived, so the three can never disagree."""
+"""The dialogue-log format, version 1.1: one declaration from which the Arrow schema, the JSON Schema
+and the validator are all derived, so the three can never disagree.
+
+Version 1.1 adds the request's audio (``audio``, ``audio_source``), n-best hypotheses with scores (``asr_nbest``
+items may be ``{text, score[, confidence]}`` objects; 1.0's plain strings are still read) and per-word
+posteriors of the 1-best (``asr_word_confidence``). Every 1.0 log is a valid 1.1 log."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = "1.1"
 
 FAILURE_POINTS = ("NO_FAILURE", "WAKEWORD", "ASR", "NLU", "ENTITY_RESOLUTION", "RESPONSE", "TTS")
 
@@ -19,7 +25,11 @@ SLOT_TYPE = pa.struct([("type", pa.string()), ("value", pa.string())])
 class Field:
     """One flat field of a turn record.
 
-    kind is one of: string, int, float, bool, timestamp, string_list, float_list, slots.
+    kind is one of: string, int, float, bool, timestamp, string_list, float_list, slots (format 1.0), and audio
+    (a reference to an audio file, see ``audio_problem``) and word_confidence (one number in 0..1 per word of
+    asr_text), added in 1.1. accepts names a wider input form the reader takes besides ``kind``: "nbest_objects"
+    (asr_nbest, 1.1) is a list of {text, score[, confidence]} objects, read into the texts (``kind``) plus the
+    parallel columns ``asr_nbest_score`` and ``asr_nbest_confidence`` of ``TURN_SCHEMA``.
     """
 
     name: str
@@ -29,6 +39,8 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     enum: tuple[str, ...] | None = None
+    accepts: str | None = None
+    since: str = "1.0"
 
 
 FIELDS: tuple[Field, ...] = (
@@ -47,7 +59,7 @@ FIELDS: tuple[Field, ...] = (
     # ASR
     Field("asr_confidence", "float", "The recogniser's confidence in its 1-best, 0..1.", minimum=0, maximum=1),
     Field("reference_text", "string", "The true transcript, where known (used for WER, never as a model input)."),
-    Field("asr_nbest", "string_list", "The recogniser's n-best hypotheses, best first."),
+    Field("asr_nbest", "string_list", "The recogniser's n-best hypotheses in its own order (best first): plain strings (1.0), or {text, score, confidence} objects (1.1) where score is the recogniser's log score of the hypothesis (higher is better; comparable only within one turn) and confidence, optional, a posterior in 0..1. The first entry need not equal asr_text.", accepts="nbest_objects"),
     # NLU
     Field("nlu_domain", "string", "Domain chosen by NLU, e.g. weather."),
     Field("nlu_intent", "string", "Intent chosen by NLU, e.g. weather_query."),
@@ -74,8 +86,22 @@ FIELDS: tuple[Field, ...] = (
     Field("gold_skills", "string_list", "Every skill that could validly serve the request (evaluation only)."),
 )
 
-FIELD_BY_NAME = {f.name: f for f in FIELDS}
-REQUIRED = tuple(f.name for f in FIELDS if f.required)
+# Added in format 1.1. The reader validates them and returns them in TURN_SCHEMA; the turns table does not store
+# them yet (app/store/sql.py stores FIELDS, the 1.0 columns), so FIELDS stays the 1.0 list.
+FIELDS_1_1: tuple[Field, ...] = (
+    Field("audio", "audio", "The request's audio: a path relative to the audio root (TURNLENS_AUDIO_ROOT), with / between folders, or an http(s) URL. A path may not be absolute, contain a .. segment or a backslash, or resolve outside the root through a symbolic link.", since="1.1"),
+    Field("audio_source", "string", "Where the audio came from: recorded from a person, or synthetic (text-to-speech; every page that plays it must say so).", enum=("recorded", "synthetic"), since="1.1"),
+    Field("asr_word_confidence", "word_confidence", "Per-word posteriors of the 1-best: one number in 0..1 per word of asr_text (words split on white space), in order.", minimum=0, maximum=1, since="1.1"),
+)
+
+# Every field of the format, 1.0 then 1.1: what the reader validates and the JSON Schema describes.
+ALL_FIELDS: tuple[Field, ...] = FIELDS + FIELDS_1_1
+FIELD_BY_NAME = {f.name: f for f in ALL_FIELDS}
+REQUIRED = tuple(f.name for f in ALL_FIELDS if f.required)
+
+# The keys of one asr_nbest object (format 1.1): text and score are required, confidence is optional.
+NBEST_KEYS = ("text", "score", "confidence")
+NBEST_REQUIRED = ("text", "score")
 
 _ARROW_TYPES = {
     "string": pa.string(),
@@ -86,6 +112,8 @@ _ARROW_TYPES = {
     "string_list": pa.list_(pa.string()),
     "float_list": pa.list_(pa.float32()),
     "slots": pa.list_(SLOT_TYPE),
+    "audio": pa.string(),
+    "word_confidence": pa.list_(pa.float64()),
 }
 
 
@@ -93,60 +121,148 @@ def arrow_type(field: Field) -> pa.DataType:
     return _ARROW_TYPES[field.kind]
 
 
-# The normalised table every reader produces: the v1 fields, then what ingestion adds.
+# Beside asr_nbest (the texts), the parts of 1.1 n-best objects: one score per hypothesis, and one confidence per
+# hypothesis (null where an object has none). Both null for a row whose n-best is plain strings (1.0) or absent.
+NBEST_SCORE = "asr_nbest_score"
+NBEST_CONFIDENCE = "asr_nbest_confidence"
+
+# The normalised table every reader produces: the 1.0 fields, the 1.1 fields, the n-best parts, then what
+# ingestion adds.
 TURN_SCHEMA = pa.schema(
-    [pa.field(f.name, arrow_type(f), nullable=not f.required) for f in FIELDS]
+    [pa.field(f.name, arrow_type(f), nullable=not f.required) for f in ALL_FIELDS]
+    + [pa.field(NBEST_SCORE, pa.list_(pa.float64())), pa.field(NBEST_CONFIDENCE, pa.list_(pa.float64()))]
     + [pa.field("extras", pa.string())]  # unknown fields of the record, as a JSON object
 )
 
 
+def _kind_schema(kind: str) -> dict:
+    if kind == "string":
+        return {"type": "string"}
+    if kind == "int":
+        return {"type": "integer"}
+    if kind == "float":
+        return {"type": "number"}
+    if kind == "bool":
+        return {"type": "boolean"}
+    if kind == "timestamp":
+        return {"type": "string", "format": "date-time"}
+    if kind == "string_list":
+        return {"type": "array", "items": {"type": "string"}}
+    if kind == "float_list":
+        return {"type": "array", "items": {"type": "number"}}
+    if kind == "audio":
+        return {"type": "string", "anyOf": [{"pattern": AUDIO_URL_PATTERN}, {"pattern": AUDIO_PATH_PATTERN}]}
+    if kind == "word_confidence":
+        return {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}}
+    # slots
+    return {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {"type": {"type": "string"}, "value": {"type": "string"}},
+            "required": ["type", "value"],
+        },
+    }
+
+
+# One asr_nbest object of format 1.1.
+_NBEST_OBJECT = {
+    "type": "object",
+    "properties": {"text": {"type": "string"}, "score": {"type": "number"},
+                   "confidence": {"type": "number", "minimum": 0, "maximum": 1}},
+    "required": list(NBEST_REQUIRED),
+    "additionalProperties": False,
+}
+
+
 def json_schema() -> dict:
-    """The JSON Schema (draft 2020-12) of one JSON Lines record."""
+    """The JSON Schema (draft 2020-12) of one JSON Lines record (format 1.1). What it cannot say, the reader
+    checks too: one asr_word_confidence per word of asr_text, and an audio path's symbolic links."""
     props: dict[str, dict] = {}
-    for f in FIELDS:
-        if f.kind == "string":
-            spec: dict = {"type": "string"}
-        elif f.kind == "int":
-            spec = {"type": "integer"}
-        elif f.kind == "float":
-            spec = {"type": "number"}
-        elif f.kind == "bool":
-            spec = {"type": "boolean"}
-        elif f.kind == "timestamp":
-            spec = {"type": "string", "format": "date-time"}
-        elif f.kind == "string_list":
-            spec = {"type": "array", "items": {"type": "string"}}
-        elif f.kind == "float_list":
-            spec = {"type": "array", "items": {"type": "number"}}
-        else:  # slots
-            spec = {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"type": {"type": "string"}, "value": {"type": "string"}},
-                    "required": ["type", "value"],
-                },
-            }
-        if f.minimum is not None:
+    for f in ALL_FIELDS:
+        spec = _kind_schema(f.kind)
+        if f.accepts == "nbest_objects":
+            spec = {"anyOf": [spec, {"type": "array", "items": _NBEST_OBJECT}]}
+        if f.minimum is not None and f.kind in ("int", "float"):
             spec["minimum"] = f.minimum
-        if f.maximum is not None:
+        if f.maximum is not None and f.kind in ("int", "float"):
             spec["maximum"] = f.maximum
         if f.enum is not None:
             spec["enum"] = list(f.enum)
         if not f.required:
             spec = {"anyOf": [spec, {"type": "null"}]}
-        spec["description"] = f.description
+        spec["description"] = f.description + (f" (format {f.since})" if f.since != "1.0" else "")
         props[f.name] = spec
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://turnlens.dev/schemas/log-format-v1.json",
-        "title": "turnlens dialogue-log record, format version 1",
-        "description": "One turn of a dialogue. Unknown fields are allowed; turnlens keeps them in an extras column.",
+        "$id": "https://turnlens.dev/schemas/log-format-v1.1.json",
+        "title": f"turnlens dialogue-log record, format version {FORMAT_VERSION}",
+        "description": "One turn of a dialogue. Unknown fields are allowed; turnlens keeps them in an extras column. "
+                       "Every format 1.0 record is a valid 1.1 record.",
         "type": "object",
         "required": list(REQUIRED),
         "properties": props,
         "additionalProperties": True,
     }
+
+
+# ------------------------------------------------------------------------------------------------ audio
+
+AUDIO_URL_SCHEMES = ("http", "https")
+# What the JSON Schema can say of an audio reference (audio_problem says it with reasons): an http(s) URL with a
+# host and no user name; or a relative path: no scheme-like first segment (which includes Windows drives), no
+# leading /, no backslash, no .. segment, no control character, not blank, not ending in /.
+AUDIO_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]+([/?#]\S*)?$"
+AUDIO_PATH_PATTERN = (r"^(?=.*\S)(?![A-Za-z][A-Za-z0-9+.-]*:)(?!/)(?!.*\\)(?!(.*/)?\.\.(/|$))(?!.*/$)"
+                      r"[^\x00-\x1f\x7f]+$")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def is_audio_url(value: str) -> bool:
+    """Whether an ``audio`` value is a URL (an http(s) one, if audio_problem finds nothing wrong with it)."""
+    return bool(_SCHEME.match(value))
+
+
+def audio_problem(value: str) -> str | None:
+    """Why ``value`` is not a valid ``audio`` reference, or None if it is. Text only (no file system): whether a
+    path exists, or leaves the root through a symbolic link, is ``analysis.logs.resolve_audio``'s to say.
+
+    A path is relative to the audio root, with ``/`` between folders, taken literally (never URL-decoded): it
+    may not be absolute (``/x``, ``C:x``), hold a backslash, a ``..`` segment or a control character, start with
+    a scheme-like segment (``file:``), or end in ``/``. A URL must be http or https, with a host and no user
+    name or password (a credential in a log would be shown to every reviewer)."""
+    if not value.strip():
+        return "must not be empty"
+    if _CONTROL.search(value):
+        return "must not contain control characters (newline, tab, NUL, ...)"
+    if is_audio_url(value):
+        scheme = value.split(":", 1)[0].lower()
+        if len(scheme) == 1:
+            return f"{value[:40]!r} is an absolute Windows path; give a path relative to the audio root"
+        if scheme not in AUDIO_URL_SCHEMES:
+            return f"unsupported URL scheme {scheme!r}; an audio URL must be http or https"
+        try:
+            parts = urlsplit(value)
+            host = parts.hostname
+        except ValueError as exc:
+            return f"is not a valid URL ({exc})"
+        if not value.lower().startswith(scheme + "://") or not host:
+            return "an http(s) URL needs a host (http://host/path)"
+        if parts.username is not None or parts.password is not None:
+            return "a URL must not carry a user name or password"
+        if re.search(r"\s", value):
+            return "a URL must not contain white space"
+        return None
+    if value.startswith("/"):
+        return "must be relative to the audio root, not an absolute path"
+    if "\\" in value:
+        return "must use / between folders, not a backslash"
+    if ".." in value.split("/"):
+        return "must not contain a '..' segment (a path stays inside the audio root)"
+    if value.endswith("/"):
+        return "must name a file, not a folder (ends in /)"
+    return None
 
 
 def timestamp_seconds(ts: object) -> float | None:

@@ -1,5 +1,6 @@
-"""Read dialogue logs (JSON Lines, .jsonl.gz, Parquet, CSV), validate them against format v1, and
-normalise them into one Arrow table (``log_format.TURN_SCHEMA``).
+"""Read dialogue logs (JSON Lines, .jsonl.gz, Parquet, CSV), validate them against format 1.1 (which reads every
+1.0 log), and normalise them into one Arrow table (``log_format.TURN_SCHEMA``); and resolve a log's ``audio``
+paths under an audio root without ever leaving it (``resolve_audio``, ``audio_problems``).
 
 Reading is all or nothing: any problem raises ``LogFormatError`` listing every problem as
 ``FILE:LINE: field: what is wrong``. The fast path lets Arrow's C++ JSON reader parse and type-check
@@ -36,7 +37,19 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 
-from analysis.log_format import FIELD_BY_NAME, FIELDS, TURN_SCHEMA, Field, arrow_type
+from analysis.log_format import (
+    ALL_FIELDS,
+    FIELD_BY_NAME,
+    NBEST_CONFIDENCE,
+    NBEST_KEYS,
+    NBEST_REQUIRED,
+    NBEST_SCORE,
+    TURN_SCHEMA,
+    Field,
+    arrow_type,
+    audio_problem,
+    is_audio_url,
+)
 
 MAX_PROBLEMS_SHOWN = 50
 _KEEP_PER_CHECK = 200  # problems materialised per check; the rest are counted, not listed
@@ -82,10 +95,14 @@ SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".parquet", ".csv")
 
 # Fields read as strings first, then parsed: Arrow's JSON reader cannot parse offsets in timestamps.
 _RAW_SCHEMA = pa.schema(
-    [pa.field(f.name, pa.string() if f.kind == "timestamp" else arrow_type(f)) for f in FIELDS]
+    [pa.field(f.name, pa.string() if f.kind == "timestamp" else arrow_type(f)) for f in ALL_FIELDS]
 )
-_LIST_KINDS = {"string_list", "float_list", "slots"}
+_LIST_KINDS = {"string_list", "float_list", "slots", "word_confidence"}
 _EXTRA = "__extra__"  # prefix of the internal columns holding unknown fields as JSON text
+# The parts of 1.1 n-best objects beside their texts, as the exact and Parquet paths carry them to _normalise
+# (named so that no field of a record can take the name: unknown fields get the _EXTRA prefix).
+_RAW_NBEST = {NBEST_SCORE: "__nbest__score", NBEST_CONFIDENCE: "__nbest__confidence"}
+_NBEST_PART_TYPE = pa.list_(pa.float64())
 
 
 @dataclass(frozen=True)
@@ -568,7 +585,7 @@ def _csv_record(name: str, line: int, cells: dict[str, str]) -> tuple[dict, list
         f = FIELD_BY_NAME.get(key)
         if cell == "":
             record[key] = None
-        elif f is None or f.kind in ("string", "timestamp"):
+        elif f is None or f.kind in ("string", "timestamp", "audio"):
             record[key] = cell
         elif f.kind in _LIST_KINDS:
             try:
@@ -611,7 +628,7 @@ def _parquet_type_ok(kind: str, t: pa.DataType) -> bool:
     if pa.types.is_dictionary(t):
         t = t.value_type
     is_str = pa.types.is_string(t) or pa.types.is_large_string(t)
-    if kind == "string":
+    if kind in ("string", "audio"):
         return is_str
     if kind == "int":
         return pa.types.is_integer(t)
@@ -624,14 +641,45 @@ def _parquet_type_ok(kind: str, t: pa.DataType) -> bool:
     if not (pa.types.is_list(t) or pa.types.is_large_list(t)):
         return False
     item = t.value_type
+    if kind == "nbest_objects":
+        return pa.types.is_struct(item) and _nbest_struct_ok(item)
     if kind == "string_list":
         return pa.types.is_string(item) or pa.types.is_large_string(item) or pa.types.is_null(item)
-    if kind == "float_list":
+    if kind in ("float_list", "word_confidence"):
         return pa.types.is_integer(item) or pa.types.is_floating(item) or pa.types.is_null(item)
     return pa.types.is_struct(item) and all(
         item.get_field_index(n) >= 0 and (pa.types.is_string(item.field(n).type)
                                           or pa.types.is_large_string(item.field(n).type))
         for n in ("type", "value"))
+
+
+def _nbest_struct_ok(item: pa.StructType) -> bool:
+    """A Parquet n-best item struct of format 1.1: text (string) and score (number), optionally confidence
+    (number), nothing else."""
+    names = [item.field(i).name for i in range(item.num_fields)]
+    if set(names) - set(NBEST_KEYS) or not set(NBEST_REQUIRED) <= set(names):
+        return False
+    number = [pa.types.is_integer(item.field(n).type) or pa.types.is_floating(item.field(n).type)
+              or pa.types.is_null(item.field(n).type) for n in names if n != "text"]
+    text = item.field("text").type
+    return all(number) and (pa.types.is_string(text) or pa.types.is_large_string(text) or pa.types.is_null(text))
+
+
+def _parquet_nbest(col: pa.ChunkedArray) -> dict[str, pa.ChunkedArray]:
+    """A Parquet column of 1.1 n-best structs as the exact path carries it: texts, and the raw score and
+    confidence columns (value checks follow in _normalise)."""
+    texts, scores, confidences = [], [], []
+    for value in col.to_pylist():
+        if value is None:
+            texts.append(None), scores.append(None), confidences.append(None)
+            continue
+        texts.append([v["text"] if v is not None else None for v in value])
+        scores.append([v["score"] if v is not None else None for v in value])
+        conf = [v.get("confidence") if v is not None else None for v in value]
+        confidences.append(None if all(c is None for c in conf) else conf)
+    return {"text": pa.chunked_array([pa.array(texts, type=pa.list_(pa.string()))]),
+            NBEST_SCORE: pa.chunked_array([pa.array(scores, type=_NBEST_PART_TYPE)]),
+            NBEST_CONFIDENCE: pa.chunked_array([pa.array(confidences, type=_NBEST_PART_TYPE)])}
 
 
 def _read_parquet(path: Path, name: str) -> pa.Table:
@@ -645,6 +693,11 @@ def _read_parquet(path: Path, name: str) -> pa.Table:
     for col_name in table.column_names:
         col = table.column(col_name)
         f = FIELD_BY_NAME.get(col_name)
+        if f is not None and f.accepts and _parquet_type_ok(f.accepts, col.type):
+            parts = _parquet_nbest(col)  # 1.1 n-best objects: texts, and their parts beside
+            columns += [parts["text"], parts[NBEST_SCORE], parts[NBEST_CONFIDENCE]]
+            names += [col_name, _RAW_NBEST[NBEST_SCORE], _RAW_NBEST[NBEST_CONFIDENCE]]
+            continue
         if f is not None and not _parquet_type_ok(f.kind, col.type):
             problems.append(Problem(name, None, col_name,
                                     f"column has type {col.type}, expected {_KIND_WORD[f.kind]}"))
@@ -688,6 +741,7 @@ _KIND_WORD = {
     "string": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
     "timestamp": "an ISO 8601 timestamp string", "string_list": "a list of strings",
     "float_list": "a list of numbers", "slots": "a list of {type, value} objects",
+    "audio": "a string (a relative path or an http(s) URL)", "word_confidence": "a list of numbers",
 }
 
 
@@ -710,7 +764,9 @@ def _type_error(f: Field, value: object) -> str | None:
     if value is None:
         return None
     kind = f.kind
-    if kind in ("string", "timestamp"):
+    if f.accepts == "nbest_objects" and isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        return _nbest_error(value)
+    if kind in ("string", "timestamp", "audio"):
         ok = isinstance(value, str)
     elif kind == "int":
         ok = isinstance(value, int) and not isinstance(value, bool)
@@ -722,14 +778,52 @@ def _type_error(f: Field, value: object) -> str | None:
         ok = isinstance(value, bool)
     elif kind == "string_list":
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-    elif kind == "float_list":
+    elif kind in ("float_list", "word_confidence"):
         ok = isinstance(value, list) and all(isinstance(v, int | float) and not isinstance(v, bool)
                                              for v in value)
     else:  # slots
         ok = isinstance(value, list) and all(
             isinstance(v, dict) and isinstance(v.get("type"), str) and isinstance(v.get("value"), str)
             for v in value)
+    if not ok and f.accepts == "nbest_objects":
+        return f"expected {_KIND_WORD[kind]} or of {{text, score[, confidence]}} objects, got {_json_type(value)}"
     return None if ok else f"expected {_KIND_WORD[kind]}, got {_json_type(value)}"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _nbest_error(items: list) -> str | None:
+    """Why a list holding objects is not a 1.1 n-best list (every item a {text, score[, confidence]} object), or
+    None. Values (finite scores, confidences in 0..1) are checked column-wise later, on every path."""
+    if not all(isinstance(v, dict) for v in items):
+        return "mixes strings and objects; an n-best list is all strings (1.0) or all {text, score} objects (1.1)"
+    for i, item in enumerate(items, start=1):
+        unknown = sorted(set(item) - set(NBEST_KEYS))
+        if unknown:
+            return (f"item {i}: unknown key {unknown[0]!r} (an n-best object has text, score and optionally "
+                    "confidence)")
+        for key in NBEST_REQUIRED:
+            if item.get(key) is None:
+                return f"item {i}: {key} is missing or null"
+        if not isinstance(item["text"], str):
+            return f"item {i}: text must be a string, got {_json_type(item['text'])}"
+        if not _is_number(item["score"]):
+            return f"item {i}: score must be a number, got {_json_type(item['score'])}"
+        if item.get("confidence") is not None and not _is_number(item["confidence"]):
+            return f"item {i}: confidence must be a number, got {_json_type(item['confidence'])}"
+    return None
+
+
+def _split_nbest(value: object) -> tuple[list | None, list | None, list | None]:
+    """(texts, scores, confidences) of a type-checked asr_nbest value: scores and confidences are None for
+    plain strings; confidences None too when no object of the list has one (else None per object without)."""
+    if not value or not isinstance(value[0], dict):
+        return value, None, None  # type: ignore[return-value]
+    confidences = [v.get("confidence") for v in value]
+    return ([v["text"] for v in value], [float(v["score"]) for v in value],
+            None if all(c is None for c in confidences) else [None if c is None else float(c) for c in confidences])
 
 
 def _records_to_raw(name: str, records: Iterator[tuple[int, dict | None, list[Problem]]]
@@ -743,7 +837,7 @@ def _records_to_raw(name: str, records: Iterator[tuple[int, dict | None, list[Pr
         if record is None:
             continue
         bad = False
-        for f in FIELDS:
+        for f in ALL_FIELDS:
             err = _type_error(f, record.get(f.name))
             if err:
                 problems.append(Problem(name, lineno, f.name, err))
@@ -764,9 +858,16 @@ def _records_to_raw(name: str, records: Iterator[tuple[int, dict | None, list[Pr
 
 
 def _rows_to_table(rows: list[dict]) -> pa.Table:
-    known = {f.name for f in FIELDS}
+    known = {f.name for f in ALL_FIELDS}
     columns = {f.name: pa.array([r.get(f.name) for r in rows], type=_RAW_SCHEMA.field(f.name).type)
-               for f in FIELDS}
+               for f in ALL_FIELDS if f.accepts != "nbest_objects"}
+    for f in ALL_FIELDS:
+        if f.accepts == "nbest_objects":
+            texts, scores, confidences = zip(*(_split_nbest(r.get(f.name)) for r in rows), strict=True) \
+                if rows else ((), (), ())
+            columns[f.name] = pa.array(texts, type=_RAW_SCHEMA.field(f.name).type)
+            columns[_RAW_NBEST[NBEST_SCORE]] = pa.array(scores, type=_NBEST_PART_TYPE)
+            columns[_RAW_NBEST[NBEST_CONFIDENCE]] = pa.array(confidences, type=_NBEST_PART_TYPE)
     extra_names = sorted({k for r in rows for k in r} - known)
     for extra in extra_names:
         # Extras of any JSON shape: kept as JSON text per row so mixed types never fail.
@@ -794,7 +895,7 @@ def _normalise(raw: pa.Table, locator: _Locator) -> tuple[pa.Table, dict[str, in
             problems.append(Problem(locator.file, None, fname, f"the same problem on {rest:,} more rows", rest))
 
     columns: dict[str, pa.ChunkedArray] = {}
-    for f in FIELDS:
+    for f in ALL_FIELDS:
         col = raw.column(f.name) if f.name in raw.column_names else pa.chunked_array(
             [pa.nulls(n, type=_RAW_SCHEMA.field(f.name).type)])
         if f.kind == "slots":
@@ -858,14 +959,61 @@ def _normalise(raw: pa.Table, locator: _Locator) -> tuple[pa.Table, dict[str, in
             report(bad_ts, f.name, lambda r, c=text_col: f"{_shown(c[r])} is not an ISO 8601 timestamp")
             report(out_of_range, f.name, lambda r, c=text_col: f"{_shown(c[r])} is outside the years 0001-9999 "
                                                                "after conversion to UTC")
+        if f.kind == "audio":
+            why = {r: audio_problem(v) for r, v in enumerate(col.to_pylist()) if v is not None}
+            report(np.array([why.get(r) is not None for r in range(n)], dtype=bool), f.name,
+                   lambda r, c=col, w=why: f"{_shown(c[r])[:80]}: {w[r]}")
+        if f.kind == "word_confidence":
+            _check_unit_interval(col, f.name, report)
+            words = [None if t is None else len(t.split()) for t in raw.column("asr_text").to_pylist()] \
+                if "asr_text" in raw.column_names else [None] * n
+            lengths = pc.list_value_length(col).to_pylist()
+            report(np.array([ln is not None and w is not None and ln != w for ln, w in zip(lengths, words,
+                                                                                           strict=True)]),
+                   f.name, lambda r, ln=lengths, w=words: f"has {ln[r]} values but asr_text has {w[r]} words; "
+                                                          "give one posterior per word of asr_text")
         columns[f.name] = col.cast(arrow_type(f))
 
-    extra_cols = [c for c in raw.column_names if c not in FIELD_BY_NAME]
+    # The parts of 1.1 n-best objects: a finite score for every hypothesis, confidences in 0..1 where given.
+    for part in (NBEST_SCORE, NBEST_CONFIDENCE):
+        raw_name = _RAW_NBEST[part]
+        col = raw.column(raw_name) if raw_name in raw.column_names else pa.chunked_array(
+            [pa.nulls(n, type=_NBEST_PART_TYPE)])
+        if part == NBEST_SCORE:
+            flat = pc.list_flatten(col)
+            if len(flat) and not pc.all(pc.fill_null(pc.is_finite(flat), False)).as_py():
+                bad = [v is not None and any(x is None or not math.isfinite(x) for x in v) for v in col.to_pylist()]
+                report(np.array(bad, dtype=bool), "asr_nbest", lambda r: "every n-best object needs a finite score")
+        else:
+            _check_unit_interval(col, "asr_nbest", report, what="an n-best confidence")
+        columns[part] = col.cast(_NBEST_PART_TYPE)
+
+    extra_cols = [c for c in raw.column_names if c not in FIELD_BY_NAME and c not in _RAW_NBEST.values()]
     unknown = {c.removeprefix(_EXTRA): int(n - raw.column(c).null_count) for c in extra_cols}
     columns["extras"] = _extras_json(raw, extra_cols)
     table = pa.table(columns, schema=TURN_SCHEMA) if not problems else pa.table(
         {k: v for k, v in columns.items()})
     return table, {k: v for k, v in unknown.items() if v}, problems
+
+
+def _check_unit_interval(col: pa.ChunkedArray, name: str, report: Callable, *, what: str = "a value") -> None:
+    """Report the rows of a list column holding a number that is not finite or outside 0..1 (null items are
+    the list checks' to report)."""
+    flat = pc.list_flatten(col)
+    if not len(flat):
+        return
+    ok = pc.fill_null(pc.and_(pc.is_finite(flat), pc.and_(pc.greater_equal(flat, 0), pc.less_equal(flat, 1))), True)
+    if pc.all(ok).as_py():
+        return
+    values = col.to_pylist()
+    first_bad: dict[int, float] = {}
+    for r, v in enumerate(values):
+        for x in v or ():
+            if x is not None and not (math.isfinite(x) and 0 <= x <= 1):
+                first_bad[r] = x
+                break
+    report(np.array([r in first_bad for r in range(len(values))], dtype=bool), name,
+           lambda r: f"{what} {first_bad[r]!r} is outside 0..1")
 
 
 def _shown(value: pa.Scalar) -> str:
@@ -996,4 +1144,73 @@ def _check_keys(table: pa.Table, where: _MultiLocator) -> list[Problem]:
     if len(late) > _KEEP_PER_CHECK:
         problems.append(Problem(where.locators[0].file, None, "timestamp", "the same problem on "
                                 f"{len(late) - _KEEP_PER_CHECK:,} more rows", len(late) - _KEEP_PER_CHECK))
+    return problems
+
+
+# ------------------------------------------------------------------------------------------------ audio
+
+
+class AudioPathError(ValueError):
+    """An ``audio`` value that cannot be served from the audio root: invalid, a URL, or outside the root."""
+
+
+def audio_root() -> Path | None:
+    """The configured audio root (TURNLENS_AUDIO_ROOT), or None when unset. Not checked here: resolve_audio
+    refuses a root that does not exist."""
+    raw = os.environ.get("TURNLENS_AUDIO_ROOT", "").strip()
+    return Path(raw) if raw else None
+
+
+def resolve_audio(value: str, root: str | Path) -> Path:
+    """The file an ``audio`` path names under ``root``, with every symbolic link followed; the file need not
+    exist (``audio_problems`` says whether it does). Raises AudioPathError when value is not a valid audio path
+    (``log_format.audio_problem``: absolute, a ``..`` segment, a backslash ...), is a URL (nothing to resolve),
+    or resolves outside the root: a symbolic link inside the root that points elsewhere is refused, wherever in
+    the path it is. Open the returned path, not root/value again: a link changed in between is not followed."""
+    problem = audio_problem(value)
+    if problem:
+        raise AudioPathError(f"{value[:80]!r}: {problem}")
+    if is_audio_url(value):
+        raise AudioPathError(f"{value[:80]!r} is a URL, not a file under the audio root")
+    try:
+        base = Path(root).resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise AudioPathError(f"the audio root {str(root)!r} cannot be used ({exc})") from None
+    if not base.is_dir():
+        raise AudioPathError(f"the audio root {str(root)!r} is not a folder")
+    try:
+        target = base.joinpath(*value.split("/")).resolve(strict=False)
+    except (OSError, RuntimeError) as exc:  # a symbolic-link loop
+        raise AudioPathError(f"{value[:80]!r} cannot be resolved ({exc})") from None
+    if not target.is_relative_to(base):
+        raise AudioPathError(f"{value[:80]!r} resolves outside the audio root (through a symbolic link)")
+    return target
+
+
+def audio_problems(parsed: ParsedLog, root: str | Path | None, *, allow_missing: bool = False) -> list[Problem]:
+    """FILE:LINE problems with the ``audio`` paths of a read log: a path that resolves outside ``root``, and
+    (unless allow_missing) one whose file does not exist or is not a file. URLs are not fetched. With audio
+    paths but no root, one problem says to set TURNLENS_AUDIO_ROOT. For ingest, before anything is written."""
+    values = parsed.table.column("audio").to_pylist()
+    rows = [r for r, v in enumerate(values) if v is not None and not is_audio_url(v)]
+    if not rows:
+        return []
+
+    def where(r: int) -> tuple[str, int | None]:
+        return parsed.locate(r) if parsed.locate else (parsed.files[0], r + 1)
+
+    if root is None:
+        file, line = where(rows[0])
+        return [Problem(file, line, "audio", f"{len(rows):,} turns name an audio file but no audio root is set "
+                                             "(TURNLENS_AUDIO_ROOT)", count=len(rows))]
+    problems: list[Problem] = []
+    for r in rows:
+        file, line = where(r)
+        try:
+            target = resolve_audio(values[r], root)
+        except AudioPathError as exc:
+            problems.append(Problem(file, line, "audio", str(exc)))
+            continue
+        if not allow_missing and not target.is_file():
+            problems.append(Problem(file, line, "audio", f"{values[r][:80]!r}: no such file under the audio root"))
     return problems

@@ -71,7 +71,10 @@ _PARQUET_KIND = {
     "timestamp": pa.string(),  # ISO 8601 strings, as the format allows
     "string_list": pa.list_(pa.string()), "float_list": pa.list_(pa.float64()),
     "slots": pa.list_(pa.struct([("type", pa.string()), ("value", pa.string())])),
+    "audio": pa.string(), "word_confidence": pa.list_(pa.float64()),
 }
+# Format 1.1 n-best objects in Parquet: a list of structs.
+NBEST_STRUCT = pa.list_(pa.struct([("text", pa.string()), ("score", pa.float64()), ("confidence", pa.float64())]))
 
 
 def _parquet_table(records: list[dict], overrides: dict[str, pa.Array] | None = None) -> pa.Table:
@@ -91,7 +94,9 @@ def _parquet_table(records: list[dict], overrides: dict[str, pa.Array] | None = 
         else:
             values = [r.get(name) for r in records]
             f = FIELD_BY_NAME.get(name)
-            arr = pa.array(values, type=_PARQUET_KIND[f.kind]) if f else pa.array(values)
+            objects = f is not None and f.accepts and any(isinstance(x, dict) for v in values for x in v or ())
+            arr = pa.array(values, type=NBEST_STRUCT if objects else _PARQUET_KIND[f.kind]) if f \
+                else pa.array(values)
         arrays.append(arr)
         fields.append(pa.field(name, arr.type, nullable=True))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
@@ -244,6 +249,57 @@ CASES: list[Case] = [
     # CSV-specific integer text that Python's int() would take
     Case("csv_turn_index_underscore", two_turns(turn_index="1_000"), 2, "turn_index", ("csv",)),
     Case("csv_turn_index_padded", two_turns(turn_index=" 7 "), 2, "turn_index", ("csv",)),
+    # format 1.1: audio references (never outside the audio root, never a scheme other than http(s))
+    *[Case(f"audio_{name}", two_turns(audio=value), 2, "audio", fragment=fragment)
+      for name, value, fragment in [
+          ("dotdot_first", "../secret.wav", "'..' segment"),
+          ("dotdot_inside", "a/b/../../../x.wav", "'..' segment"),
+          ("dotdot_last", "a/..", "'..' segment"),
+          ("absolute", "/etc/passwd", "not an absolute path"),
+          ("windows_drive", "C:\\audio\\x.wav", "absolute Windows path"),
+          ("backslash", "a\\..\\..\\x.wav", "backslash"),
+          ("file_url", "file:///etc/passwd", "unsupported URL scheme 'file'"),
+          ("ftp_url", "ftp://host/x.wav", "unsupported URL scheme 'ftp'"),
+          ("url_credentials", "https://user:secret@host/x.wav", "user name or password"),
+          ("url_without_host", "http:///x.wav", "needs a host"),
+          ("blank", "  ", "must not be empty"),
+          ("nul", "a\u0000b.wav", "control characters"),
+          ("folder", "clips/", "not a folder"),
+      ]],
+    _wrong_type("audio_number", "audio", 7, JSONL_FORMATS + ("parquet",), pa.array([7, 7], pa.int64())),
+    Case("audio_source_enum", two_turns(audio_source="tts"), 2, "audio_source", fragment="unknown value 'tts'"),
+    # format 1.1: n-best objects (CSV carries them as JSON; Parquet as structs, below)
+    *[Case(f"nbest_{name}", two_turns(asr_nbest=value), 2, "asr_nbest", TEXT_FORMATS, fragment=fragment)
+      for name, value, fragment in [
+          ("missing_score", [{"text": "a"}], "item 1: score is missing or null"),
+          ("null_text", [{"text": "a", "score": -1}, {"text": None, "score": -2}], "item 2: text is missing"),
+          ("text_number", [{"text": 5, "score": -1}], "item 1: text must be a string"),
+          ("score_string", [{"text": "a", "score": "high"}], "item 1: score must be a number"),
+          ("score_bool", [{"text": "a", "score": True}], "item 1: score must be a number"),
+          ("confidence_string", [{"text": "a", "score": 1, "confidence": "x"}], "confidence must be a number"),
+          ("unknown_key", [{"text": "a", "score": 1, "prob": 0.5}], "unknown key 'prob'"),
+          ("mixed", ["a", {"text": "b", "score": -2}], "mixes strings and objects"),
+          ("not_a_list", {"text": "a", "score": 1}, "expected a list of strings or of {text, score"),
+          ("confidence_above_1", [{"text": "a", "score": -1, "confidence": 1.5}], "1.5 is outside 0..1"),
+          ("confidence_negative", [{"text": "a", "score": -1, "confidence": -0.1}], "-0.1 is outside 0..1"),
+      ]],
+    Case("nbest_nan_score", two_turns(asr_nbest=[{"text": "a", "score": NAN}]), 2, ("asr_nbest", None),
+         TEXT_FORMATS),
+    # format 1.1: word posteriors, one per word of asr_text ("what is the weather in boston": 6 words)
+    Case("word_confidence_too_few", two_turns(asr_word_confidence=[0.9] * 5), 2, "asr_word_confidence",
+         fragment="has 5 values but asr_text has 6 words"),
+    Case("word_confidence_too_many", two_turns(asr_word_confidence=[0.9] * 7), 2, "asr_word_confidence",
+         fragment="has 7 values but asr_text has 6 words"),
+    Case("word_confidence_above_1", two_turns(asr_word_confidence=[0.9] * 5 + [1.2]), 2, "asr_word_confidence",
+         fragment="1.2 is outside 0..1"),
+    Case("word_confidence_negative", two_turns(asr_word_confidence=[-0.5] + [0.9] * 5), 2,
+         "asr_word_confidence", fragment="-0.5 is outside 0..1"),
+    Case("word_confidence_nan", two_turns(asr_word_confidence=[NAN] + [0.9] * 5), 2,
+         ("asr_word_confidence", None)),
+    Case("word_confidence_strings", two_turns(asr_word_confidence=["high"] * 6), 2, "asr_word_confidence",
+         TEXT_FORMATS, fragment="expected a list of numbers"),
+    Case("word_confidence_null_item", two_turns(asr_word_confidence=[None] + [0.9] * 5), 2,
+         "asr_word_confidence"),
 ]
 
 PARAMS = [p for case in CASES for p in case.params()]
@@ -537,3 +593,162 @@ def test_cli_bad_max_line_bytes_is_a_usage_error(tmp_path, log_file):
                    env={"TURNLENS_MAX_LINE_BYTES": "abc"})
     _assert_clean(out, (2,))
     assert "TURNLENS_MAX_LINE_BYTES" in out.stderr, out.stderr
+
+
+# ----------------------------------------------------------------------------------------- format 1.1
+
+NBEST_11 = [{"text": "what is the weather in boston", "score": -3120.5, "confidence": 0.8},
+            {"text": "what is the weather in austin", "score": -3177.0}]
+WORD_CONF = [0.99, 0.98, 0.97, 0.9, 0.95, 0.42]
+
+
+def _v11_records() -> list[dict]:
+    return [make_turn("v11", 0, asr_nbest=["what is the weather in boston", "what is the weather in austin"]),
+            make_turn("v11", 1, audio="clips/v11/1.wav", audio_source="synthetic", asr_nbest=NBEST_11,
+                      asr_word_confidence=WORD_CONF),
+            make_turn("v11", 2, audio="https://audio.example.com/v11/2.flac?sig=abc", audio_source="recorded"),
+            make_turn("v11", 3, asr_nbest=[{"text": "stop", "score": -10}], asr_text="stop",
+                      asr_word_confidence=[0.5])]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_format_1_1_records_are_read_with_their_parts_and_1_0_n_best_still_works(seeded, tmp_path, fmt):
+    from analysis.logs import read_log
+
+    conn, (turns, imports) = seeded
+    records = _v11_records()
+    if fmt == "parquet":  # one Arrow type per column: plain strings and structs cannot share one
+        records[0]["asr_nbest"] = None
+    path = write(fmt, tmp_path / "v11", records)
+    table = read_log(path).table
+    rows = table.to_pylist()
+    assert [r["asr_nbest"] for r in rows] == [
+        None if fmt == "parquet" else ["what is the weather in boston", "what is the weather in austin"],
+        ["what is the weather in boston", "what is the weather in austin"], None, ["stop"]]
+    assert [r["asr_nbest_score"] for r in rows] == [None, [-3120.5, -3177.0], None, [-10.0]]
+    assert [r["asr_nbest_confidence"] for r in rows] == [None, [0.8, None], None, None]
+    assert [r["audio"] for r in rows] == [None, "clips/v11/1.wav", "https://audio.example.com/v11/2.flac?sig=abc",
+                                          None]
+    assert [r["audio_source"] for r in rows] == [None, "synthetic", "recorded", None]
+    assert rows[1]["asr_word_confidence"] == WORD_CONF and rows[3]["asr_word_confidence"] == [0.5]
+    assert all(r["extras"] is None for r in rows)  # 1.1 fields are known fields, not extras
+    # Today's storage keeps the n-best texts (the 1.0 column); the 1.1 parts wait for their columns.
+    result, unknown = ingest_files(conn, [str(path)], dataset="t")
+    assert (result.rows_added, unknown) == (4, {})
+    stored = conn.execute("SELECT asr_nbest FROM turns WHERE dialogue_id = 'v11' ORDER BY turn_index").fetchall()
+    assert [r[0] for r in stored] == [r["asr_nbest"] for r in rows]
+    assert state(conn) == (turns + 4, imports + 1)
+
+
+def test_format_1_1_fast_and_exact_paths_agree(tmp_path, monkeypatch):
+    import pyarrow as pa
+
+    import analysis.logs as logs
+
+    # Plain-string n-best, audio and word posteriors go through Arrow's reader; objects force the exact path.
+    recs = [make_turn("f", i, audio=f"a/{i}.wav", asr_word_confidence=WORD_CONF, asr_nbest=["x", "y"])
+            for i in range(5)]
+    path = write("jsonl", tmp_path / "fast", recs)
+    fast = logs.read_log(path).table
+
+    def fail(*a, **k):
+        raise pa.ArrowInvalid("forced")
+
+    monkeypatch.setattr(logs.pj, "read_json", fail)
+    assert logs.read_log(path).table.equals(fast)
+
+
+def test_parquet_n_best_struct_values_are_checked(tmp_path):
+    from analysis.logs import LogFormatError, read_log
+
+    recs = [make_turn("pq", 0), make_turn("pq", 1)]
+    bad = pa.array([None, [{"text": "a", "score": -1.0, "confidence": 2.0}]], NBEST_STRUCT)
+    path = write("parquet", tmp_path / "conf", recs, parquet={"asr_nbest": bad})
+    with pytest.raises(LogFormatError) as info:
+        read_log(path)
+    problem = first_problem(info.value, path, "asr_nbest")
+    assert problem.line == 2 and "2.0 is outside 0..1" in str(problem), str(problem)
+    nan = pa.array([[{"text": "a", "score": float("nan"), "confidence": None}], None], NBEST_STRUCT)
+    path = write("parquet", tmp_path / "nan", recs, parquet={"asr_nbest": nan})
+    with pytest.raises(LogFormatError) as info:
+        read_log(path)
+    assert first_problem(info.value, path, "asr_nbest").line == 1
+    no_score = pa.array([[{"text": "a"}], None], pa.list_(pa.struct([("text", pa.string())])))
+    path = write("parquet", tmp_path / "noscore", recs, parquet={"asr_nbest": no_score})
+    with pytest.raises(LogFormatError) as info:
+        read_log(path)
+    assert "asr_nbest" in str(first_problem(info.value, path, "asr_nbest"))
+
+
+def test_json_schema_knows_format_1_1(tmp_path):
+    import jsonschema
+
+    from analysis.log_format import json_schema
+
+    validator = jsonschema.Draft202012Validator(json_schema())
+    for rec in _v11_records():
+        validator.validate(rec)
+    for bad in [{"audio": "../x.wav"}, {"audio": "/etc/passwd"}, {"audio": "file:///etc/passwd"},
+                {"audio": "a\\..\\x.wav"}, {"audio": "C:x.wav"}, {"audio": "https://u:p@h/x"},
+                {"asr_nbest": [{"text": "a"}]}, {"asr_nbest": [{"text": "a", "score": 1, "prob": 1}]},
+                {"asr_word_confidence": [1.5] * 6}, {"audio_source": "tts"}]:
+        assert not validator.is_valid(make_turn("d1", 0, **bad)), bad
+
+
+# ------------------------------------------------------------------------------- audio root resolution
+
+
+@pytest.fixture
+def audio_tree(tmp_path):
+    """root/ with clips/a.wav, a link inside pointing inside, links pointing outside, and a loop."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "clips").mkdir(parents=True)
+    outside.mkdir()
+    (root / "clips" / "a.wav").write_bytes(b"RIFF")
+    (outside / "secret.wav").write_bytes(b"secret")
+    (root / "inner").symlink_to(root / "clips")
+    (root / "escape").symlink_to(outside)
+    (root / "clips" / "leak.wav").symlink_to(outside / "secret.wav")
+    (root / "abs").symlink_to("/etc")
+    (root / "loop").symlink_to(root / "loop")
+    return root
+
+
+def test_resolve_audio_stays_inside_the_root(audio_tree):
+    from analysis.logs import AudioPathError, resolve_audio
+
+    assert resolve_audio("clips/a.wav", audio_tree) == (audio_tree / "clips" / "a.wav").resolve()
+    assert resolve_audio("inner/a.wav", audio_tree) == (audio_tree / "clips" / "a.wav").resolve()
+    assert resolve_audio("./clips/missing.wav", audio_tree).name == "missing.wav"  # existence is not its question
+    for value, fragment in [("escape/secret.wav", "outside the audio root"),
+                            ("clips/leak.wav", "outside the audio root"),
+                            ("abs/passwd", "outside the audio root"),
+                            ("loop/x.wav", "cannot be resolved"),
+                            ("../outside/secret.wav", "'..' segment"),
+                            ("clips/../../outside/secret.wav", "'..' segment"),
+                            (str(audio_tree / "clips" / "a.wav"), "absolute path"),
+                            ("https://host/a.wav", "is a URL")]:
+        with pytest.raises(AudioPathError, match=fragment.replace(".", r"\.")):
+            resolve_audio(value, audio_tree)
+    with pytest.raises(AudioPathError, match="cannot be used"):
+        resolve_audio("clips/a.wav", audio_tree / "nope")
+
+
+def test_audio_problems_name_file_and_line(audio_tree, tmp_path, monkeypatch):
+    from analysis.logs import audio_problems, audio_root, read_log
+
+    recs = [make_turn("au", 0, audio="clips/a.wav"), make_turn("au", 1, audio="clips/missing.wav"),
+            make_turn("au", 2, audio="escape/secret.wav"), make_turn("au", 3, audio="https://h/x.wav"),
+            make_turn("au", 4)]
+    path = write("jsonl", tmp_path / "audio", recs)
+    parsed = read_log(path)
+    problems = audio_problems(parsed, audio_tree)
+    assert [(p.line, p.field) for p in problems] == [(2, "audio"), (3, "audio")]
+    assert "no such file" in problems[0].message and "outside the audio root" in problems[1].message
+    assert [p.line for p in audio_problems(parsed, audio_tree, allow_missing=True)] == [3]
+    (none,) = audio_problems(parsed, None)
+    assert none.count == 3 and "TURNLENS_AUDIO_ROOT" in none.message
+    monkeypatch.setenv("TURNLENS_AUDIO_ROOT", str(audio_tree))
+    assert audio_root() == audio_tree
+    monkeypatch.setenv("TURNLENS_AUDIO_ROOT", "")
+    assert audio_root() is None
