@@ -35,7 +35,8 @@ def rows(db, sql: str) -> list[tuple]:
 def test_mine_stores_a_run_with_its_candidates(demo_db):
     p = turnlens("mine", "rewrites", "--dataset", "rw", "--db", str(demo_db), "--no-online", "--n-boot", "50")
     assert p.returncode == 0, p.stderr
-    assert "rewrites mined from" in p.stdout and "chain:" in p.stdout and "win/loss" in p.stdout
+    assert "rewrites mined from" in p.stdout and "chain:" in p.stdout and "wins /" in p.stdout
+    assert " inf" not in p.stdout and " nan" not in p.stdout  # an undefined ratio is left out, never printed raw
     (run_id, n_rewrites, n_cand, n_metrics), = rows(demo_db, """
         SELECT w.run_id, (SELECT count(*) FROM rewrites), (SELECT count(*) FROM candidates WHERE task = 'rewrite'),
                (SELECT count(*) FROM rewrite_metrics) FROM rewrite_runs w""")
@@ -76,3 +77,17 @@ def test_mine_errors_are_clean_and_write_nothing(demo_db, args, code, message):
 def test_mine_on_a_missing_database(tmp_path):
     p = turnlens("mine", "rewrites", "--dataset", "x", "--db", str(tmp_path / "none.duckdb"))
     assert p.returncode == 2 and "no such database" in p.stderr
+
+
+def test_the_summary_line_gives_a_ratio_only_where_it_is_defined():
+    from app.jobs import rewrites as jobs
+
+    result = {"run_id": 1, "rewrites": 3, "mining_turns": 100, "rephrases": 9, "evaluate_from": "2024-03-17",
+              "eval_turns": 50, "overall": {
+                  "chain": {"wins": 4, "losses": 0, "win_loss_ratio": float("inf")},
+                  "online": {"wins": 0, "losses": 0, "win_loss_ratio": float("nan")},
+                  "combined": {"wins": 6, "losses": 4, "win_loss_ratio": 1.5}}}
+    line = jobs._describe("mine", result)
+    assert "chain: 4 wins / 0 losses;" in line and "online: 0 wins / 0 losses;" in line
+    assert line.endswith("combined: 6 wins / 4 losses (win/loss 1.5)")
+    assert "inf" not in line and "nan" not in line

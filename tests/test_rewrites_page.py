@@ -188,13 +188,6 @@ def catch_all_of(path) -> list[str]:
     return json.loads(read_db(path, store.list_rewrite_runs, "t")["summary"].iloc[0])["catch_all"]["intents"]
 
 
-def listed_rewrites(path, run_id: int) -> pd.DataFrame:
-    """The rewrites the page lists by default: those not into a catch-all intent, in the store's order."""
-    rewrites = read_db(path, store.list_rewrites, run_id)
-    intent = rewrites["target_interpretation"].str.split("|").str[0]
-    return rewrites[~intent.isin(catch_all_of(path))].reset_index(drop=True)
-
-
 def test_rewrite_table_shows_similarity_support_and_a_beta_interval(db):
     from rapidfuzz.fuzz import ratio
     from scipy.stats import beta
@@ -208,8 +201,12 @@ def test_rewrite_table_shows_similarity_support_and_a_beta_interval(db):
     kept = rewrites[~intent.isin(catch_all)]
     assert 0 < len(kept) < len(rewrites)  # the test means something: some rewrites go into a catch-all intent
 
-    # hidden by default; the caption says how many
-    assert at.toggle(key="rw_hide_catch_all").value is True
+    # all shown by default (the review queue and the page agree on the first rewrite); hidden on request, and
+    # the caption says how many
+    assert at.toggle(key="rw_hide_catch_all").value is False
+    assert table(at, "retire_probability")["source"].tolist() == rewrites["source"].tolist()
+    assert not any("hidden" in c.value for c in at.caption)
+    at.toggle(key="rw_hide_catch_all").set_value(True).run()
     shown = table(at, "retire_probability")
     assert shown["source"].tolist() == kept["source"].tolist()
     assert shown["rewrite"].tolist() == kept["target"].tolist()
@@ -229,16 +226,15 @@ def test_rewrite_table_shows_similarity_support_and_a_beta_interval(db):
     assert any(f"{len(rewrites) - len(kept):,} rewrites into catch-all intents are hidden" in c.value
                for c in at.caption)
     assert any(t.value.startswith("Catch-all intents of this run (from its gold sentences): ") for t in at.text)
-
-    # shown again
-    at.toggle(key="rw_hide_catch_all").set_value(False).run()
-    assert table(at, "retire_probability")["source"].tolist() == rewrites["source"].tolist()
+    # a row picked in the shortened table is that row's rewrite
+    select(at, "rw_table", 1)
+    assert any(t.value == f"{kept['source'].iloc[1]}  →  {kept['target'].iloc[1]}" for t in at.text)
 
 
 def test_rewrite_table_chain_and_selection(db):
     at = open_page()
     run_id = run_of(db)
-    listed = listed_rewrites(db, run_id)
+    listed = read_db(db, store.list_rewrites, run_id)
     busiest = 0
     for row in (0, min(3, len(listed) - 1), len(listed) - 1):
         if row:
@@ -285,7 +281,7 @@ def test_accept_records_a_decision_and_exports_it(db):
     run_id = run_of(db)
     assert any("No rewrite of this run is approved yet" in i.value for i in at.caption)
     select(at, "rw_table", 1)
-    source = listed_rewrites(db, run_id)["source"].iloc[1]
+    source = read_db(db, store.list_rewrites, run_id)["source"].iloc[1]
     at.button(key="rw_accept").click().run()
     assert not at.exception, at.exception
     after = read_db(db, store.list_rewrites, run_id).set_index("source")
@@ -308,7 +304,7 @@ def test_accept_records_a_decision_and_exports_it(db):
 def test_evidence_selection_shows_the_dialogue(db):
     at = open_page()
     run_id = run_of(db)
-    first = listed_rewrites(db, run_id).iloc[0]
+    first = read_db(db, store.list_rewrites, run_id).iloc[0]
     evidence = read_db(db, store.list_rewrite_evidence, run_id, first["source"])
     assert not any(t.value.startswith("Dialogue ") for t in at.text)
     select(at, f"rw_evidence_{int(first['candidate_id'])}", 0)

@@ -184,7 +184,7 @@ if catch_all is None:
     hide = False
     st.caption("This run was mined before catch-all intents were derived; mine again to be able to hide them.")
 else:
-    hide = st.toggle("Hide catch-all intents", value=True, key="rw_hide_catch_all",
+    hide = st.toggle("Hide catch-all intents", value=False, key="rw_hide_catch_all",
                      help="Catch-all intents hold requests that share a label, not a meaning: two requests the NLU "
                           "reads alike share a content word less than twice as often as requests of different "
                           "intents do. A rewrite into one is a guess.")

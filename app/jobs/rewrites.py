@@ -210,8 +210,9 @@ def _describe(action: str, result: dict) -> str:
     parts = []
     for name, rep in result["overall"].items():
         ratio = rep["win_loss_ratio"]
+        # the ratio only where it is defined: with no loss (inf) or nothing decided (NaN) the counts say it all
         parts.append(f"{name}: {rep['wins']:,} wins / {rep['losses']:,} losses"
-                     + ("" if ratio != ratio else f" (win/loss {ratio:.1f})"))
+                     + (f" (win/loss {ratio:.1f})" if ratio is not None and math.isfinite(ratio) else ""))
     return f"{head}; replayed on {result['eval_turns']:,} later turns: " + "; ".join(parts)
 
 
