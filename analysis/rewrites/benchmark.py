@@ -8,15 +8,20 @@ Two evaluations, both mining on a log simulated from the DEV pool before day ``-
   (same users, other utterances), which nothing is fitted or tuned on.
 
 Simulated users rephrase keeping the meaning (``simulate_turns(..., rephrase="meaning")``). Writes the
-report (Markdown) and its numbers (JSON, beside it); the Markdown is a pure function of the JSON.
+report (Markdown) and its numbers (JSON, beside it); the Markdown is a pure function of the JSON. With
+``--before`` an earlier run (a git revision of this repository, whose committed report is read, or a JSON
+file), its headline figures are carried into this run's JSON and shown side by side with the new ones
+(``--before-label`` says what that run was).
 
     python scripts/evaluate_rewrites.py             # writes docs/results/rewrites.{md,json}
     python scripts/evaluate_rewrites.py --check     # reruns and compares with the committed JSON
+    python scripts/evaluate_rewrites.py --before REV --before-label "what REV did"
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import platform
 import shlex
@@ -29,6 +34,8 @@ import numpy as np
 
 from analysis import report_cli
 from analysis.rewrites import pipeline as pl
+from analysis.rewrites import tables
+from analysis.rewrites.rephrase import normalise
 from analysis.simulate import START, load_eval_pool, load_pool, records_to_table, simulate_turns
 from analysis.text_encoder import EmbeddingCache, TextEncoder
 
@@ -37,6 +44,7 @@ DEFAULT_SLURP_DIR = REPO.parent / "shared" / "datasets" / "slurp"
 DEFAULT_OUT = REPO / "docs" / "results" / "rewrites.md"
 HEADLINE = ("rewritten", "wins", "losses", "win_loss_ratio", "win_rate", "loss_rate", "defect_rate_without",
             "defect_rate_with", "defect_reduction")
+MIN_DOMAIN_SUPPORT = 20  # rewritten turns a domain needs to get a row in the report's by-domain table
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,6 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cut-day", type=int, default=17, help="mine before this day of the 30 (default 17)")
     p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--before", default=None,
+                   help="an earlier run, a git revision (its committed docs/results/rewrites.json) or a JSON file: "
+                        "its headline figures are shown side by side with this run's")
+    p.add_argument("--before-label", default="", help="what the --before run was (e.g. its commit and rules)")
     report_cli.add_common_args(p, repo=REPO, default_out=DEFAULT_OUT, slurp_dir=DEFAULT_SLURP_DIR)
     return p.parse_args(argv)
 
@@ -73,10 +85,46 @@ def _summarise(result: pl.PipelineResult) -> dict:
                              "trigger": result.online.config.trigger, "threshold": result.online.config.threshold,
                              "validation": (result.online.validation or {}).get("chosen")}
                             if result.online else None),
+        "catch_all": ({**result.catch_all.to_dict(), "from": result.catch_all_from} if result.catch_all else None),
         "top_rewrites": [{"source": r.source, "target": r.target, "support": r.source_support, "gain": r.gain,
+                          "similarity": tables.similarity(r.source, r.target),
+                          "intent": r.target_interpretation.split("|", 1)[0],
+                          # gold, for the reader: the sentence the rewrite's request was most often said as
+                          "target_said": result.said.get(result.config.mining.states, {}).get(r.target),
                           **{k: result.per_rewrite[r.source][k] for k in ("wins", "losses", "ties")}}
                          for r in result.mining.rewrites[:10]],
     })
+
+
+def read_before(spec: str) -> dict:
+    """An earlier run's results: the JSON file ``spec``, else this repository's committed report at the git
+    revision ``spec``."""
+    if Path(spec).is_file():
+        return json.loads(Path(spec).read_text())
+    import subprocess
+
+    rel = DEFAULT_OUT.with_suffix(".json").relative_to(REPO).as_posix()
+    shown = subprocess.run(["git", "-C", str(REPO), "show", f"{spec}:{rel}"], capture_output=True, text=True)
+    if shown.returncode:
+        raise ValueError(f"--before {spec}: neither a file nor a revision with {rel} ({shown.stderr.strip()})")
+    return json.loads(shown.stdout)
+
+
+def before_figures(results: dict) -> dict:
+    """What an earlier run is compared on: per split its counts, detection F1 and each rewriter's headline
+    figures (with intervals), as they were reported."""
+    out = {}
+    for name, ev in results["evaluations"].items():
+        out[name] = {
+            **{k: ev.get(k) for k in ("rewrites", "rephrases", "retired", "eval_turns")},
+            "detection_f1": {det: {"f1": rep["f1"], "f1_ci": rep.get("f1_ci")}
+                             for det, rep in (ev.get("detection") or {}).items()},
+            "reports": {rewriter: {k: by["overall"].get(k) for key in HEADLINE
+                                   for k in (key, f"{key}_ci") if k in by["overall"]}
+                        for rewriter, by in ev["reports"].items()},
+            "top_rewrites": ev.get("top_rewrites", [])[:5],
+        }
+    return out
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict:
@@ -104,10 +152,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     return {
         "command": "python " + " ".join(shlex.quote(a) for a in ["scripts/evaluate_rewrites.py", *argv]),
         "args": {k: v for k, v in vars(args).items() if k not in ("slurp_dir", "cache_dir", "out", "check",
-                                                                   "tolerance")},
+                                                                   "tolerance", "before", "before_label")},
         "machine": platform.machine(), "runtime_seconds": time.time() - t_start,
         "cut": datetime.fromtimestamp(cut, UTC).isoformat(), "config": _clean(config.to_dict()),
         "evaluations": evaluations,
+        **({"before": {"label": args.before_label or f"revision {args.before}",
+                       "figures": before_figures(read_before(args.before))}}
+           if getattr(args, "before", None) else {}),
     }
 
 
@@ -131,16 +182,128 @@ def compare(expected: dict, actual: dict, *, tolerance: float = 0.0) -> list[str
     return report_cli.compare_flat(metrics(expected), metrics(actual), tolerance=tolerance)
 
 
-def _ci(rep: dict, key: str, fmt: str = "{:.3f}") -> str:
-    value, ci = rep.get(key), rep.get(f"{key}_ci") or [None, None]
+def _ci(rep: dict, key: str, fmt: str = ".3f") -> str:
+    """A reported figure with its interval; "–" where undefined (a win/loss ratio without a loss included)."""
+    text = tables.ratio_text if key == "win_loss_ratio" else tables.figure_text
+    ci = rep.get(f"{key}_ci") or [None, None]
+    return text(rep.get(key), ci[0], ci[1], fmt=fmt)
 
-    def show(x: float) -> str:
-        return "∞" if math.isinf(x) else fmt.format(x)
 
-    if value is None:
-        return "n/a"
-    inner = "" if ci[0] is None or ci[1] is None else f" [{show(ci[0])}, {show(ci[1])}]"
-    return show(value) + inner
+def _catch_all_line(ev: dict) -> str:
+    c = ev.get("catch_all")
+    if not c:
+        return "Catch-all intents: not derived."
+    share, pairs = c["share"], c["pairs"]
+    found = ", ".join(f"`{i}` ({share[i]:.0%} of {pairs[i]:,} pairs share a word)" for i in c["intents"]) or "none"
+    judged = sorted(share, key=share.get)
+    nxt = next((i for i in judged if i not in c["intents"]), None)
+    return (f"Catch-all intents, from the mining period's {c['from']}: {found}; pairs of requests of different "
+            f"intents share a content word {c['base_share']:.1%} of the time, and an intent is catch-all below "
+            f"{c['ratio']:g} times that"
+            + (f" (the least alike other intent, `{nxt}`: {share[nxt]:.0%})" if nxt else "") + ".")
+
+
+def _moved(old: float | None, new: float | None) -> str:
+    """"rose", "fell" or "stayed" from an old to a new figure."""
+    if old is None or new is None or old == new:
+        return "stayed"
+    return "rose" if new > old else "fell"
+
+
+def _before_after(res: dict) -> list[str]:
+    before = res.get("before")
+    if not before:
+        return []
+    L = ["## Before and after", "",
+         f"**Before**: {before['label']}. **After**: this report. Figures of the before run are as it reported "
+         "them; *wins by label* are the wins this run's replay would count without the rephrase condition, so "
+         "(wins by label − wins) is what the new rule takes away and (wins before − wins by label) what the "
+         "simulator's users changed.", ""]
+    for name, ev in res["evaluations"].items():
+        old = before["figures"].get(name)
+        if not old:
+            continue
+        det_old = (old.get("detection_f1") or {}).get("contextual") or {}
+        det_new = (ev.get("detection") or {}).get("contextual") or {}
+        L += [f"{name.capitalize()}: {old['rewrites']:,} → {ev['rewrites']:,} rewrites mined, "
+              f"{old['rephrases']:,} → {ev['rephrases']:,} detected rephrases, contextual detector F1 "
+              f"{_ci(det_old, 'f1')} → {_ci(det_new, 'f1')}.", "",
+              "| rewriter | wins before | wins by label | wins | losses before | losses | win/loss before | "
+              "win/loss | defect reduction before | defect reduction |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for rewriter, by in ev["reports"].items():
+            o, b = by["overall"], old["reports"].get(rewriter, {})
+            L.append(f"| {rewriter} | {b.get('wins', 0):,} | {o.get('label_wins', 0):,} | {o['wins']:,} | "
+                     f"{b.get('losses', 0):,} | {o['losses']:,} | {_ci(b, 'win_loss_ratio', '.1f')} | "
+                     f"{_ci(o, 'win_loss_ratio', '.1f')} | {_ci(b, 'defect_reduction')} | "
+                     f"{_ci(o, 'defect_reduction')} |")
+        L.append("")
+    ts = res["evaluations"]["time split"]
+    old_ts = before["figures"].get("time split", {})
+    chain_old, chain_new = old_ts.get("reports", {}).get("chain", {}), ts["reports"]["chain"]["overall"]
+    onl_old, onl_new = old_ts.get("reports", {}).get("online", {}), ts["reports"].get("online", {}).get("overall", {})
+    det_f1_old = ((old_ts.get("detection_f1") or {}).get("contextual") or {}).get("f1")
+    det_f1_new = ((ts.get("detection") or {}).get("contextual") or {}).get("f1")
+    L += ["Why they moved:", "",
+          "- The simulator's users no longer rephrase into strangers. Before, a fifth of rephrases was any other "
+          "sentence of the same gold intent, so a catch-all intent (`general_quirky`) or an oddly labelled sentence "
+          "(SLURP labels \"where is the car\" `audio_volume_up`) linked unrelated requests, and the replay, judging "
+          "by labels alone, counted them as wins. Now users say the same sentence again or a paraphrase with the "
+          "same intent, slot values and a shared content word, so the chains link what was misheard to what was "
+          f"meant: the chain rewriter's wins {_moved(chain_old.get('wins'), chain_new['wins'])} "
+          f"({chain_old.get('wins', 0):,} → {chain_new['wins']:,}) and its losses "
+          f"{_moved(chain_old.get('losses'), chain_new['losses'])} ({chain_old.get('losses', 0):,} → "
+          f"{chain_new['losses']:,}); the contextual detector's F1 {_moved(det_f1_old, det_f1_new)} (a repeat is an "
+          "easy rephrase to recognise).",
+          "- The replay's rule takes away wins through strangers: the online rewriter retrieves the nearest "
+          "successful request with the right reading, often a different request; on the time split it has "
+          f"{onl_new.get('label_wins', 0):,} wins by label but {onl_new.get('wins', 0):,} rephrase wins "
+          f"(before: {onl_old.get('wins', 0):,} wins by label only). It also rewrote "
+          f"{'more' if onl_new.get('rewritten', 0) > onl_old.get('rewritten', 0) else 'fewer'} turns "
+          f"({onl_old.get('rewritten', 0):,} → {onl_new.get('rewritten', 0):,}), with more defective requests to "
+          "fire on (below), and its losses "
+          f"{_moved(onl_old.get('losses'), onl_new.get('losses'))} ({onl_old.get('losses', 0):,} → "
+          f"{onl_new.get('losses', 0):,}).",
+          "- The defect rate without rewrites "
+          f"{_moved(chain_old.get('defect_rate_without'), chain_new['defect_rate_without'])} "
+          f"({_ci(chain_old, 'defect_rate_without')} → {_ci(chain_new, 'defect_rate_without')}): a user who says "
+          "the same sentence again often meets the same recognition or NLU failure (a SLURP recording's outputs are "
+          "fixed), where a random other sentence of the intent often succeeded.", ""]
+    return L
+
+
+def _as_said(r: dict) -> str:
+    """The sentence a rewrite stands for, where it is not the rewrite's own (recognised) text."""
+    said = r.get("target_said")
+    return "" if not said or normalise(said) == r["target"] else said
+
+
+def _misheard(top: list[dict]) -> list[dict]:
+    """Top rewrites whose target is a recognition that differs from the sentence it was said as."""
+    return [r for r in top if _as_said(r)]
+
+
+def _misheard_bullet(top: list[dict]) -> list[str]:
+    misheard = _misheard(top)
+    if not misheard:
+        return []
+    r = misheard[0]
+    return [f"- A rewrite's target is a recognised request, the one whose readings succeeded most; {len(misheard)} of "
+            f"the {len(top)} most supported rewrites of the time split target a recognition that differs from the "
+            f"sentence it was said as (\"{r['source']}\" → \"{r['target']}\", said as \"{_as_said(r)}\": "
+            f"{r['wins']} wins, {r['ties']} ties). Where the recognition also changed the slot values, the rewrite's "
+            "reading is not the gold one and it can only tie; a low similarity shows them on the Query rewrites page."]
+
+
+def _domain_rows(by_domain: dict) -> tuple[list[str], int]:
+    rows, left = [], 0
+    for dom, rep in sorted(by_domain.items(), key=lambda kv: (-kv[1]["turns"], kv[0])):
+        if rep["rewritten"] < MIN_DOMAIN_SUPPORT:
+            left += 1
+            continue
+        rows.append(f"| {dom} | {rep['turns']:,} | {rep['rewritten']:,} | {rep['wins']:,} | {rep['losses']:,} | "
+                    f"{_ci(rep, 'win_loss_ratio', '.1f')} | {_ci(rep, 'win_rate')} |")
+    return rows, left
 
 
 def render(res: dict) -> str:
@@ -154,28 +317,37 @@ def render(res: dict) -> str:
          "the **evaluation split** replays the same days of `simulate_turns(load_eval_pool(slurp_dir), "
          f"n_turns={a['turns']}, seed={a['seed']}, id_prefix=\"eval-\", rephrase=\"meaning\")`: the same simulated "
          "users saying SLURP's held-out utterances. Nothing is fitted or tuned on either replay period (except the "
-         "oracle row, see below).", "",
+         "oracle row, see below). Simulated users rephrase keeping the meaning: the same sentence again, or a "
+         "paraphrase (same gold intent and slot values, a shared content word, never within a catch-all intent).", "",
          "**Read the two splits differently.** The time split replays the same recordings the miner saw (each of "
          "the dev pool's 10,427 recordings recurs about 19 times in 200,000 turns, and a recording's recognition and "
          "NLU output are fixed), so it measures how well rewrites fix *recurring* requests, which is what a "
          "rewrite table is for. The evaluation split replays utterances never seen in mining: the honest figure "
          "for new requests.", "",
          "Definitions (analysis/rewrites/evaluation.py): a **win** is a rewritten turn that was defective, "
-         "whose logged "
-         "interpretation (intent and slots) was wrong and whose rewrite's interpretation matches the gold one; a "
-         "**loss** a rewritten turn whose logged interpretation was right and whose rewrite's is not; a **tie** any "
-         "other rewritten turn. Replayed defect rate: (defects - wins + losses) / turns. Intervals: 95% "
-         f"percentile intervals of {res['config']['n_boot']} bootstrap replicates resampling users.", "",
+         "whose logged interpretation (intent and slots) was wrong, whose rewrite's interpretation matches the gold "
+         "one **and** whose rewrite is a rephrase of what the user said: the rewrite's sentence (the reference "
+         "sentence its request was most often recognised from in the mining period) and the turn's reference "
+         "sentence are the same sentence, or share a content word under an intent that is not catch-all "
+         "(analysis/rewrites/meaning.py); a **loss** a rewritten turn whose logged interpretation was right and "
+         "whose rewrite's is not; a **tie** any other rewritten turn. *Wins by label*: the wins without the rephrase "
+         "condition. Replayed defect rate: (defects - wins + losses) / turns. Win/loss reads \"–\" where it is "
+         "undefined (no loss). Intervals: 95% percentile intervals of "
+         f"{res['config']['n_boot']} bootstrap replicates resampling users; a rewrite's win share (wins among its "
+         "wins and losses) is the mean of its Beta(1 + wins, 1 + losses) posterior with the posterior's 95% interval.",
+         "",
          "Rewriters: **chain** applies every mined rewrite; **chain_retiring_oracle** retires each rewrite once its "
          "Beta posterior says it is probably worse than the original (P > 0.95), fed with the replay's own "
          "gold-judged wins and losses in time order: an oracle sizing what retirement could save with perfect "
          "feedback, not a deployable rewriter; **online** is the retrieval rewriter; **combined** runs chain first, "
          "else online.", ""]
+    L += _before_after(res)
     for name, ev in res["evaluations"].items():
         L += [f"## {name.capitalize()}", "",
               f"{ev['mining_turns']:,} mining turns, {ev['rephrases']:,} detected rephrases, {ev['states']:,} states, "
               f"**{ev['rewrites']:,} rewrites** mined; {ev['eval_turns']:,} replayed turns; {ev['retired']} "
-              "rewrites would be retired by their Beta posterior (P(worse than the original) > 0.95).", ""]
+              "rewrites would be retired by their Beta posterior (P(worse than the original) > 0.95).", "",
+              _catch_all_line(ev), ""]
         if ev["detection"]:
             L += ["| rephrase detector | precision | recall | F1 |", "| --- | --- | --- | --- |"]
             for det, rep in ev["detection"].items():
@@ -188,29 +360,36 @@ def render(res: dict) -> str:
                   f"candidate pairs); trigger >= {ot['trigger']} and ranker score >= {ot['threshold']}, chosen on "
                   f"the mining period's last fifth (validation: {v.get('wins', 0):,} wins, {v.get('losses', 0):,} "
                   f"losses, {v.get('rewritten', 0):,} rewritten).", ""]
-        L += ["| rewriter | rewritten | wins | losses | win/loss | win rate | loss rate | defect rate without | "
-              "defect rate with | defect reduction |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        L += ["| rewriter | rewritten | wins | wins by label | losses | win/loss | win rate | loss rate | "
+              "defect rate without | defect rate with | defect reduction |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for rewriter, by in ev["reports"].items():
             o = by["overall"]
-            L.append(f"| {rewriter} | {o['rewritten']:,} | {o['wins']:,} | {o['losses']:,} | "
-                     f"{_ci(o, 'win_loss_ratio', '{:.1f}')} | {_ci(o, 'win_rate')} | {_ci(o, 'loss_rate')} | "
-                     f"{_ci(o, 'defect_rate_without')} | {_ci(o, 'defect_rate_with')} | "
+            L.append(f"| {rewriter} | {o['rewritten']:,} | {o['wins']:,} | {o.get('label_wins', 0):,} | "
+                     f"{o['losses']:,} | {_ci(o, 'win_loss_ratio', '.1f')} | {_ci(o, 'win_rate')} | "
+                     f"{_ci(o, 'loss_rate')} | {_ci(o, 'defect_rate_without')} | {_ci(o, 'defect_rate_with')} | "
                      f"{_ci(o, 'defect_reduction')} |")
-        L += ["", "By week (combined rewriter):", "", "| week | turns | wins | losses | win/loss | defect rate with |",
-              "| --- | --- | --- | --- | --- | --- |"]
+        L += ["", "By week (combined rewriter; two weeks are two points, not a trend):", "",
+              "| week | turns | wins | losses | win/loss | defect rate with |", "| --- | --- | --- | --- | --- | --- |"]
         for week, rep in ev["reports"].get("combined", ev["reports"]["chain"])["week"].items():
             L.append(f"| {week} | {rep['turns']:,} | {rep['wins']:,} | {rep['losses']:,} | "
-                     f"{_ci(rep, 'win_loss_ratio', '{:.1f}')} | {_ci(rep, 'defect_rate_with')} |")
-        L += ["", "By domain (chain rewriter):", "", "| domain | turns | wins | losses | win/loss |",
-              "| --- | --- | --- | --- | --- |"]
-        for dom, rep in ev["reports"]["chain"]["domain"].items():
-            L.append(f"| {dom} | {rep['turns']:,} | {rep['wins']:,} | {rep['losses']:,} | "
-                     f"{_ci(rep, 'win_loss_ratio', '{:.1f}')} |")
-        L += ["", "Most supported rewrites:", "", "| source | rewrite | support | gain | wins | losses | ties |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+                     f"{_ci(rep, 'win_loss_ratio', '.1f')} | {_ci(rep, 'defect_rate_with')} |")
+        rows, left = _domain_rows(ev["reports"]["chain"]["domain"])
+        left_out = (f"the {left} domain{'s' if left != 1 else ''} with fewer than {MIN_DOMAIN_SUPPORT} rewritten turns "
+                    f"{'are' if left != 1 else 'is'} left out" if left
+                    else f"every domain has at least {MIN_DOMAIN_SUPPORT} rewritten turns")
+        L += ["", f"By domain (chain rewriter; {left_out}):", "",
+              "| domain | turns | rewritten | wins | losses | win/loss | win rate |",
+              "| --- | --- | --- | --- | --- | --- | --- |", *rows]
+        L += ["", "Most supported rewrites (rewrite as said: the reference sentence the rewrite's request was most "
+              "often recognised from, where it differs; similarity: of source and rewrite, by characters, 1 the same; "
+              "win share: of wins among wins and losses, Beta posterior mean and 95% interval):", "",
+              "| source | rewrite | rewrite as said | intent | similarity | support | gain | wins | losses | ties | "
+              "win share |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in ev["top_rewrites"]:
-            L.append(f"| {r['source']} | {r['target']} | {r['support']} | {r['gain']:.3f} | {r['wins']} | "
-                     f"{r['losses']} | {r['ties']} |")
+            L.append(f"| {r['source']} | {r['target']} | {_as_said(r)} | {r['intent']} | {r['similarity']:.2f} | "
+                     f"{r['support']} | {r['gain']:.3f} | {r['wins']} | {r['losses']} | {r['ties']} | "
+                     f"{tables.win_share_text(r['wins'], r['losses'])} |")
         L.append("")
     ts, es = res["evaluations"]["time split"]["reports"], res["evaluations"]["evaluation split"]["reports"]
     L += ["## Reading it", "",
@@ -227,6 +406,7 @@ def render(res: dict) -> str:
           "utterances' failures is wrong for the held-out ones. With oracle feedback, retirement would cut those "
           f"losses to {es['chain_retiring_oracle']['overall']['losses']:,}; a deployment needs retirement driven by "
           "its defect signals.",
+          *_misheard_bullet(res["evaluations"]["time split"]["top_rewrites"]),
           "- Chain rewrites are keyed by the exact normalised request, so on the evaluation split they only fire "
           "on the held-out utterances whose recognised text also occurs in the dev pool; the online rewriter is "
           "the one meant to generalise.",
