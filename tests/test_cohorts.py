@@ -260,7 +260,16 @@ def test_definitions_are_filled_in():
     d = cohorts.definitions(min_speakers=7, remote_km=12)
     assert "7 speakers" in d["wer_gap"] and "12 km" in d["city size"] and "250 km" in d["state"]
     assert set(cohorts.COMPARISON_COLUMNS) <= set(d)
+    assert "fewer than 50 speakers or less than 1% of all speakers" in d["thin_support"]
     assert not any("{" in text for text in d.values())
+
+
+def test_thin_support_under_fifty_speakers_or_one_percent():
+    assert cohorts.thin_support(22, 13_172)  # the demo's worst learned region: 22 speakers, 0.17%
+    assert cohorts.thin_support(49, 1_000) and not cohorts.thin_support(50, 1_000)
+    assert cohorts.thin_support(60, 10_000)  # 0.6% of the speakers, though over 50
+    assert not cohorts.thin_support(100, 10_000)  # exactly 1%
+    assert cohorts.thin_support(0, 0)
 
 
 # --- simulated logs: the worse-served voice cohort ----------------------------------------------------------
@@ -311,3 +320,16 @@ def test_umap_embedding_smoke():
     out = cohorts.umap_embedding(x, n_neighbors=10)
     assert out.shape == (200, 2) and np.isfinite(out).all()
     assert cohorts.umap_embedding(x[:3]).shape == (3, 2)  # too few points for UMAP's spectral start
+
+
+@pytest.mark.slow
+def test_umap_from_exact_neighbours_keeps_planted_clusters_apart():
+    # From 4,096 speakers the neighbours come from scikit-learn, not UMAP's NN-descent.
+    x, truth, _ = planted(4_200, seed=2)
+    out = cohorts.umap_embedding(x)
+    assert out.shape == (4_200, 2) and np.isfinite(out).all()
+    # the planted clusters stay apart: each point's nearest neighbour in the layout is of its own cluster
+    from sklearn.neighbors import NearestNeighbors
+
+    _, idx = NearestNeighbors(n_neighbors=2).fit(out).kneighbors(out)
+    assert np.mean(truth[idx[:, 1]] == truth) > 0.95

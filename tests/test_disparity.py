@@ -22,6 +22,7 @@ from analysis.disparity.regions import (
     merge_small_groups,
     pooled_wer,
     region_stability,
+    region_stability_detail,
     region_tree,
     regions_geojson,
     speaker_bootstrap,
@@ -332,6 +333,30 @@ def test_region_stability_high_on_planted_structure_lower_on_noise():
     assert unstable < 0.8 and unstable < stable - 0.15
     with pytest.raises(ValueError, match="unknown region_tree parameters"):
         region_stability(t, n_boot=2, depth=3)
+
+
+def test_region_stability_gives_every_region_its_own_figure():
+    # 600 speakers in the east served well and 30 in a western corner served much worse: the small region holds
+    # 435 of about 180,000 same-region pairs, so 200 pairs drawn over all of them almost surely miss it.
+    rng = np.random.default_rng(3)
+    n_big, n_small = 600, 30
+    lat = np.r_[rng.uniform(30, 48, n_big), rng.uniform(30, 34, n_small)]
+    lon = np.r_[rng.uniform(-95, -70, n_big), rng.uniform(-122, -118, n_small)]
+    words = np.full(n_big + n_small, 200)
+    t = table_of(rng.binomial(words, np.r_[np.full(n_big, 0.05), np.full(n_small, 0.4)]), words, lat, lon)
+    params = {"min_words": 1000, "min_speakers": 20, "max_regions": 8}
+    detail = region_stability_detail(t, n_boot=5, seed=0, max_pairs=200, pairs_per_region=50, **params)
+    regions = region_tree(t, seed=0, **params)
+    assert len(regions) >= 2 and min(r.speakers for r in regions) <= n_small
+    assert detail.by_region["region"].tolist() == [r.id for r in regions]
+    assert (detail.by_region["pairs"] == 50).all()
+    assert detail.by_region["together"].between(0, 1).all()  # every region, the smallest included
+    # the overall figure keeps its own draws, whatever the per-region sample
+    again = region_stability_detail(t, n_boot=5, seed=0, max_pairs=200, pairs_per_region=7, **params)
+    assert again.mean == detail.mean and np.array_equal(again.per_refit, detail.per_refit)
+    assert region_stability(t, n_boot=5, seed=0, max_pairs=200, **params) == detail.mean
+    with pytest.raises(ValueError, match="pairs_per_region"):
+        region_stability_detail(t, n_boot=2, pairs_per_region=0, **params)
 
 
 def test_summary_table_types_for_the_page():

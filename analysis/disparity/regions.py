@@ -913,8 +913,10 @@ class Stability:
 
     mean: the stability (mean over refits of the share of pairs kept together), NaN without pairs.
     per_refit: (n_boot,) that share in each refit.
-    by_region: one row per region of the full fit: region (id), pairs (sampled pairs drawn in it), together
-        (share of its sampled pair-refit combinations kept together; NaN when no pair was drawn in it).
+    by_region: one row per region of the full fit, every region: region (id), pairs (pairs drawn in it for
+        its own figure, ``pairs_per_region`` unless it has fewer than two speakers), together (share of its
+        pair-refit combinations kept together, in [0, 1]; NaN only for a region of fewer than two speakers,
+        which has no pair to keep).
     """
 
     mean: float
@@ -941,11 +943,19 @@ def region_stability(table: SpeakerTable, *, n_boot: int = 20, seed: int = 0, ma
 
 
 def region_stability_detail(table: SpeakerTable, *, n_boot: int = 20, seed: int = 0, max_pairs: int = 2000,
-                            **tree_params: Any) -> Stability:
+                            pairs_per_region: int = 200, **tree_params: Any) -> Stability:
     """:func:`region_stability` with its parts: the share per refit and per region of the full fit (the
-    stability figure of the Disparity page). Same definition, parameters and random draws."""
+    stability figure of the Disparity page). Same definition, parameters and random draws for ``mean`` and
+    ``per_refit``.
+
+    Per region, its own sample: ``pairs_per_region`` pairs of distinct speakers drawn uniformly (with
+    replacement) from the region's pairs, followed through the same refits. Drawn separately because the
+    overall sample is proportional to each region's number of pairs, so a small region (often the worst
+    served) would get no pair at all: 22 speakers have 231 pairs against 43 million in a region of 9,000.
+    The per-region draws use their own random stream, so ``mean`` does not depend on them."""
     n_boot = _check_int(n_boot, "n_boot", 1)
     max_pairs = _check_int(max_pairs, "max_pairs", 1)
+    pairs_per_region = _check_int(pairs_per_region, "pairs_per_region", 1)
     tree_params = dict(tree_params)
     extent = tree_params.pop("extent", None)
     # Refits use region_tree's own defaults for anything not given, so the two fits cannot drift apart.
@@ -969,25 +979,39 @@ def region_stability_detail(table: SpeakerTable, *, n_boot: int = 20, seed: int 
                          by_region=pd.DataFrame({"region": [r.id for r in regions], "pairs": 0,
                                                  "together": np.nan}))
     which = rng.choice(len(members), size=max_pairs, p=n_pairs / n_pairs.sum())
-    first = np.empty(max_pairs, dtype=np.int64)
-    second = np.empty(max_pairs, dtype=np.int64)
-    for r, m in enumerate(members):
-        sel = np.flatnonzero(which == r)
-        if len(sel):
-            i = rng.integers(0, len(m), len(sel))
-            j = (i + rng.integers(1, len(m), len(sel))) % len(m)  # a different member, uniformly
-            first[sel], second[sel] = m[i], m[j]
+    first, second = _pairs_within(members, which, rng)
+    # Each region's own pairs, from a stream no other draw uses (the refits' streams are [seed, b + 1], b >= 0).
+    has_pairs = np.array([len(m) >= 2 for m in members])
+    own = np.repeat(np.arange(len(members))[has_pairs], pairs_per_region)
+    own_first, own_second = _pairs_within(members, own, np.random.default_rng([seed, 0]))
     kept = np.empty((n_boot, max_pairs), dtype=bool)
+    kept_own = np.empty((n_boot, len(own)), dtype=bool)
     for b in range(n_boot):
         sample = rng.integers(0, len(lat), len(lat))
         leaves = _grow(lat[sample], lon[sample], e[sample], w[sample], extent,
                        rng=np.random.default_rng([seed, b + 1]), **opts)
         refit = _assign_boxes([leaf.box for leaf in leaves], list(range(len(leaves))), lat, lon)
         kept[b] = refit[first] == refit[second]
+        kept_own[b] = refit[own_first] == refit[own_second]
     per_refit = kept.mean(axis=1)
-    pairs = np.bincount(which, minlength=len(regions))
-    with np.errstate(invalid="ignore", divide="ignore"):  # a region without a sampled pair: NaN
-        together = np.bincount(which, weights=kept.sum(axis=0), minlength=len(regions)) / (pairs * n_boot)
+    pairs = np.bincount(own, minlength=len(regions))
+    with np.errstate(invalid="ignore", divide="ignore"):  # a region of one speaker has no pair: NaN
+        together = np.bincount(own, weights=kept_own.sum(axis=0), minlength=len(regions)) / (pairs * n_boot)
     return Stability(mean=float(per_refit.mean()), per_refit=per_refit,
                      by_region=pd.DataFrame({"region": [r.id for r in regions], "pairs": pairs,
                                              "together": together}))
+
+
+def _pairs_within(members: list[np.ndarray], which: np.ndarray, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """For each entry of ``which`` (an index into ``members``, each with at least two rows), a pair of
+    distinct rows of that group drawn uniformly: (first rows, second rows)."""
+    first = np.empty(len(which), dtype=np.int64)
+    second = np.empty(len(which), dtype=np.int64)
+    for r, m in enumerate(members):
+        sel = np.flatnonzero(which == r)
+        if len(sel):
+            i = rng.integers(0, len(m), len(sel))
+            j = (i + rng.integers(1, len(m), len(sel))) % len(m)  # a different member, uniformly
+            first[sel], second[sel] = m[i], m[j]
+    return first, second
