@@ -401,6 +401,49 @@ def m006_family_actions_and_analyses(conn: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+def m007_disparity_reports(conn: duckdb.DuckDBPyConnection) -> None:
+    """Disparity reports as the page draws them, computed once per (dataset, data fingerprint, options) by the
+    analyse job or the page and read back instead of recomputed (analysis/disparity/snapshot.py): the
+    scalars as strict JSON, each frame as an Arrow IPC stream (data, never pickle). A key is stored once
+    (a second writer of the same key stores nothing). And the UMAP layouts of the speakers' voices, keyed by
+    the dataset and the voices' key (their embeddings and the layout method), whatever the options."""
+    conn.execute("CREATE SEQUENCE disparity_report_id_seq START 1")
+    conn.execute("""
+        CREATE TABLE disparity_reports (
+            report_id BIGINT PRIMARY KEY DEFAULT nextval('disparity_report_id_seq'),
+            dataset VARCHAR NOT NULL,
+            data_fingerprint VARCHAR NOT NULL,
+            options VARCHAR NOT NULL,
+            format INTEGER NOT NULL,
+            meta VARCHAR NOT NULL,
+            computed_by VARCHAR NOT NULL CHECK (computed_by IN ('job', 'page')),
+            analysis_id BIGINT,
+            seconds DOUBLE,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
+            UNIQUE (dataset, data_fingerprint, options, format)
+        )
+    """)
+    conn.execute("""
+        CREATE TABLE disparity_report_parts (
+            report_id BIGINT NOT NULL,
+            part VARCHAR NOT NULL,
+            arrow BLOB NOT NULL,
+            PRIMARY KEY (report_id, part)
+        )
+    """)
+    conn.execute("""
+        CREATE TABLE disparity_layouts (
+            dataset VARCHAR NOT NULL,
+            voices_key VARCHAR NOT NULL,
+            method VARCHAR NOT NULL,
+            arrow BLOB NOT NULL,
+            seconds DOUBLE,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (dataset, voices_key)
+        )
+    """)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "m001_turns_and_imports", m001_turns_and_imports),
     (2, "m002_review", m002_review),
@@ -408,6 +451,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] =
     (4, "m004_rewrites", m004_rewrites),
     (5, "m005_jobs_and_evaluations", m005_jobs_and_evaluations),
     (6, "m006_family_actions_and_analyses", m006_family_actions_and_analyses),
+    (7, "m007_disparity_reports", m007_disparity_reports),
 ]
 
 

@@ -4,6 +4,7 @@ worker (app/jobs/disparity.py)."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -190,6 +191,27 @@ def test_umap_jobs_run_in_the_background_and_cache_by_key(monkeypatch):
     assert calls == [4]
 
 
+def test_the_apps_umap_worker_compiles_at_the_first_projection_not_at_start(monkeypatch):
+    compiled = []
+    release = threading.Event()
+
+    def compile_slowly():
+        assert release.wait(10)
+        compiled.append(True)
+
+    monkeypatch.setattr("analysis.disparity.cohorts.warm_up_umap", compile_slowly)
+    monkeypatch.setattr("analysis.disparity.cohorts.umap_embedding", lambda x: np.zeros((len(x), 2)))
+    jobs = UmapJobs(compile_at_start=False)
+    assert jobs.warm_up() is None and not jobs.warming and compiled == []  # nothing at start
+    job = jobs.projection("a", np.ones((4, 3)))
+    assert jobs.warming and not job.done()  # the compilation goes first on the one worker
+    release.set()
+    assert job.result(timeout=10).shape == (4, 2) and compiled == [True] and not jobs.warming
+    assert jobs.warm_up() is jobs.warm and jobs.warm.done()
+    jobs.projection("b", np.ones((4, 3))).result(timeout=10)
+    assert compiled == [True]  # once per process
+
+
 def test_a_failed_projection_is_retried(monkeypatch):
     outcomes = [ValueError("boom"), np.zeros((3, 2))]
 
@@ -200,6 +222,7 @@ def test_a_failed_projection_is_retried(monkeypatch):
         return out
 
     monkeypatch.setattr("analysis.disparity.cohorts.umap_embedding", flaky)
+    monkeypatch.setattr("analysis.disparity.cohorts.warm_up_umap", lambda: None)  # compiled before the first
     jobs = UmapJobs()
     failed = jobs.projection("k", np.ones((3, 2)))
     with pytest.raises(ValueError, match="boom"):

@@ -342,8 +342,27 @@ EXPECTED_TABLES.update({
         'job_id BIGINT', 'created_at TIMESTAMP WITH TIME ZONE DEFAULT(current_timestamp) NOT NULL);',
     ]),
 })
-EXPECTED_SEQUENCES = ['analysis_id_seq', 'bulk_id_seq', 'candidate_id_seq', 'decision_seq', 'evaluation_id_seq', 'import_id_seq',
-                      'job_event_seq', 'job_id_seq', 'model_run_id_seq']
+# m007: disparity reports as the page draws them (JSON + Arrow IPC parts), and the voices' UMAP layouts
+EXPECTED_TABLES.update({
+    'disparity_layouts': ", ".join([
+        'CREATE TABLE disparity_layouts(dataset VARCHAR', 'voices_key VARCHAR', '"method" VARCHAR NOT NULL',
+        'arrow BLOB NOT NULL', '"seconds" DOUBLE',
+        'created_at TIMESTAMP WITH TIME ZONE DEFAULT(current_timestamp) NOT NULL', 'PRIMARY KEY(dataset, voices_key));',
+    ]),
+    'disparity_report_parts': ", ".join([
+        'CREATE TABLE disparity_report_parts(report_id BIGINT', 'part VARCHAR', 'arrow BLOB NOT NULL',
+        'PRIMARY KEY(report_id, part));',
+    ]),
+    'disparity_reports': ", ".join([
+        "CREATE TABLE disparity_reports(report_id BIGINT DEFAULT(nextval('disparity_report_id_seq')) PRIMARY KEY",
+        'dataset VARCHAR NOT NULL', 'data_fingerprint VARCHAR NOT NULL', '"options" VARCHAR NOT NULL',
+        'format INTEGER NOT NULL', 'meta VARCHAR NOT NULL', 'computed_by VARCHAR NOT NULL', 'analysis_id BIGINT',
+        '"seconds" DOUBLE', 'created_at TIMESTAMP WITH TIME ZONE DEFAULT(current_timestamp) NOT NULL',
+        "CHECK((computed_by IN ('job'", "'page')))", 'UNIQUE(dataset, data_fingerprint, "options", format));',
+    ]),
+})
+EXPECTED_SEQUENCES = ['analysis_id_seq', 'bulk_id_seq', 'candidate_id_seq', 'decision_seq', 'disparity_report_id_seq',
+                      'evaluation_id_seq', 'import_id_seq', 'job_event_seq', 'job_id_seq', 'model_run_id_seq']
 
 
 def test_exact_schema_after_all_migrations(db):
@@ -387,7 +406,7 @@ def test_m003_applies_to_a_database_made_at_m002(tmp_path, monkeypatch):
     monkeypatch.undo()
 
     conn = store.connect(path)
-    assert store.get_schema_version(conn) == MIGRATIONS[-1][0] == 6
+    assert store.get_schema_version(conn) == MIGRATIONS[-1][0]
     assert store.get_candidate_distribution(conn, 1) is None
     assert store.count_candidates(conn, "t") == 1
     assert store.list_failure_turns(conn, "t", 1, "ASR")["candidate_id"].tolist() == [1]
@@ -781,7 +800,7 @@ def test_m006_keeps_the_jobs_of_a_database_made_at_m005(tmp_path, monkeypatch):
     monkeypatch.undo()
 
     conn = store.connect(path)
-    assert store.get_schema_version(conn) == 6
+    assert store.get_schema_version(conn) == MIGRATIONS[-1][0]
     jobs = store_jobs.list_jobs(conn)
     assert jobs[["job_id", "family", "action", "status", "started_by", "message"]].values.tolist() == [
         [job_id, "labels", "train", "done", "ana", "trained"]]

@@ -15,6 +15,7 @@ hidden is counted in ``Privacy`` so the page can say so.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -116,10 +117,7 @@ class Report:
 
     def speakers_of(self, cohorting: str, group: object) -> np.ndarray:
         """Speaker ids of one shown group (empty for a group that is hidden)."""
-        shown = self.summaries[cohorting]
-        if not (shown["group"] == group).any():
-            return np.array([], dtype=object)
-        return self.table.speaker[self.labels[cohorting] == group]
+        return speakers_of(self.table.speaker, self.labels, self.summaries, cohorting, group)
 
     def geojson(self) -> dict:
         """The shown regions as GeoJSON with their intervals (regions_geojson over the k-anonymous summary)."""
@@ -127,28 +125,58 @@ class Report:
 
     def assignments(self) -> pd.DataFrame:
         """One row per speaker: speaker_id, each cohorting's label (hidden groups and "no voice" / "no region"
-        blank), utterances, words, errors, wer. The cohort CSV export.
+        blank), utterances, words, errors, wer. The cohort CSV export (see ``assignments``)."""
+        t = self.table
+        return assignments(t.speaker, self.labels, self.summaries, k=self.options.k, utterances=t.utterances,
+                           words=t.words, errors=t.errors)
 
-        Each geographic column is k-anonymous alone, but their combination need not be (region 1 x AZ x >=1M
-        can be one speaker, pinning them to Phoenix): the geographic labels of speakers whose combination of
-        region, state and city-size band has fewer than k speakers are blanked together."""
-        out = pd.DataFrame({"speaker_id": self.table.speaker})
-        for name in COHORTINGS:
-            if name not in self.labels:
-                continue
-            labels = self.labels[name]
-            shown = {g for g in self.summaries[name]["group"] if not (isinstance(g, (int, np.integer)) and g < 0)}
-            out[name.replace(" ", "_")] = pd.Series([lab if lab in shown else "" for lab in labels], dtype=object)
-        geo = [c for c in ("learned_regions", "state", "city_size") if c in out.columns]
-        if geo:
-            combo = out[geo].astype(str).agg("|".join, axis=1)
-            rare = combo.map(combo.value_counts()) < self.options.k
-            out.loc[rare, geo] = ""
-        out["utterances"] = self.table.utterances
-        out["words"] = self.table.words
-        out["errors"] = self.table.errors
-        out["wer"] = self.table.wer
-        return out
+
+def speakers_of(speaker: np.ndarray, labels: dict[str, np.ndarray], summaries: dict[str, pd.DataFrame],
+                cohorting: str, group: object) -> np.ndarray:
+    """Speaker ids of one shown group of a cohorting (empty for a group that is hidden)."""
+    shown = summaries[cohorting]
+    if not (shown["group"] == group).any():
+        return np.array([], dtype=object)
+    return np.asarray(speaker, dtype=object)[np.asarray(labels[cohorting]) == group]
+
+
+def assignments(speaker: np.ndarray, labels: dict[str, np.ndarray], summaries: dict[str, pd.DataFrame], *, k: int,
+                utterances: np.ndarray, words: np.ndarray, errors: np.ndarray) -> pd.DataFrame:
+    """One row per speaker: speaker_id, each cohorting's label (hidden groups and "no voice" / "no region"
+    blank), utterances, words, errors, wer. The cohort CSV export.
+
+    Each geographic column is k-anonymous alone, but their combination need not be (region 1 x AZ x >=1M
+    can be one speaker, pinning them to Phoenix): the geographic labels of speakers whose combination of
+    region, state and city-size band has fewer than k speakers are blanked together."""
+    out = pd.DataFrame({"speaker_id": np.asarray(speaker, dtype=object)})
+    for name in COHORTINGS:
+        if name not in labels:
+            continue
+        shown = {g for g in summaries[name]["group"] if not (isinstance(g, (int, np.integer)) and g < 0)}
+        out[name.replace(" ", "_")] = pd.Series([lab if lab in shown else "" for lab in labels[name]], dtype=object)
+    geo = [c for c in ("learned_regions", "state", "city_size") if c in out.columns]
+    if geo:
+        combo = out[geo[0]].astype(str).str.cat([out[c].astype(str) for c in geo[1:]], sep="|")
+        rare = combo.map(combo.value_counts()) < k
+        out.loc[rare, geo] = ""
+    out["utterances"] = np.asarray(utterances)
+    out["words"] = np.asarray(words)
+    out["errors"] = np.asarray(errors)
+    out["wer"] = out["errors"] / out["words"]
+    return out
+
+
+def table_fingerprint(table: dp.SpeakerTable) -> str:
+    """The fingerprint of everything the analysis reads (every column of the speaker table: ids, counts, places
+    and voice embeddings): a report or layout made from a table is current exactly while the data give the
+    same fingerprint."""
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(map(str, table.speaker)).encode())
+    for name in ("utterances", "words", "sub", "dele", "ins", "lat", "lon", "embedding"):
+        values = np.ascontiguousarray(getattr(table, name))
+        digest.update(f"\x1e{name}{values.shape}{values.dtype.str}".encode())
+        digest.update(values.tobytes())
+    return digest.hexdigest()[:32]
 
 
 Progress = Callable[[str, float], None]  # (step being started, share of the work done so far)

@@ -1,18 +1,21 @@
 """The disparity analysis family: its registry entry (a job runs the whole analysis of a dataset in the child
-process and stores its summary in ``analyses``), and the UMAP projections the Disparity page computes in the
-background, one worker thread per server process.
+process, with the UMAP layout of the speakers' voices, and the server stores its summary in ``analyses`` and
+the report the Disparity page draws in ``disparity_reports``, the layout in ``disparity_layouts``), and the UMAP
+projections the page computes in the background when no stored layout fits, one worker thread per server
+process.
 
-The first UMAP fit in a process compiles numba code for about 45 s, so the app starts a warm-up on this
-worker when it starts (``warm_up``), and pages ask for projections (``projection``) without waiting: they get
-a Future and draw the projection once it is done. Projections are kept per key (database, dataset, speakers),
-the most recent ``KEEP`` of them. One worker, because two UMAP fits at once only slow each other down on a
-small machine, and the warm-up must finish before the first projection anyway.
+The first UMAP fit in a process compiles numba code for about 30 to 45 s, so pages ask for projections
+(``projection``) without waiting: they get a Future and draw the projection once it is done; the compilation
+runs on the worker just before the first projection (see ``UmapJobs``). Projections are kept per key
+(database, dataset, voices key), the most recent ``KEEP`` of them. One worker, because two UMAP fits at once
+only slow each other down on a small machine, and the compilation must finish before the first projection
+anyway.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,23 +30,38 @@ KEEP = 8
 
 
 class UmapJobs:
-    def __init__(self) -> None:
+    """One worker thread fitting UMAP projections in the background, each kept per key (the last ``KEEP``).
+
+    compile_at_start: ``warm_up`` compiles UMAP's numba code at once; otherwise the compilation runs just before
+    the first projection. The app's worker (``app.resources.umap_jobs``) compiles late: layouts are stored
+    with the reports, so most server processes never fit UMAP, and compiling at start-up held the server's
+    interpreter for 30 to 45 s, slowing every page opened meanwhile (a cold Disparity page on the 200k demo drew
+    its first figures after 5.3 s instead of 3.0 s, docs/benchmarks.md)."""
+
+    def __init__(self, *, compile_at_start: bool = True) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="turnlens-umap")
         self._lock = threading.Lock()
         self._jobs: OrderedDict[Hashable, Future] = OrderedDict()
-        self.warm: Future | None = None
+        self._compile_at_start = compile_at_start
+        self.warm: Future | None = None  # the compilation, once started
 
-    def warm_up(self) -> Future:
-        """Start compiling UMAP once (later calls return the same Future)."""
+    def _compile(self) -> Future:
+        """Start the compilation once (under the lock); it runs before any projection asked for later."""
+        if self.warm is None:
+            self.warm = self._pool.submit(cohorts.warm_up_umap)
+        return self.warm
+
+    def warm_up(self) -> Future | None:
+        """Compile UMAP once (later calls return the same Future), if this worker compiles at start; otherwise
+        None, and the compilation waits for the first projection."""
         with self._lock:
-            if self.warm is None:
-                self.warm = self._pool.submit(cohorts.warm_up_umap)
-            return self.warm
+            return self._compile() if self._compile_at_start else self.warm
 
     @property
     def warming(self) -> bool:
-        """The warm-up was started and has not finished: a projection asked for now waits for it."""
-        return self.warm is not None and not self.warm.done()
+        """The compilation is under way: a projection asked for now waits for it (about 30 s)."""
+        with self._lock:
+            return self.warm is not None and not self.warm.done()
 
     def projection(self, key: Hashable, embeddings: np.ndarray) -> Future:
         """The 2-d projection of ``embeddings`` (speakers x d) for ``key``, started if it is not known yet.
@@ -54,6 +72,7 @@ class UmapJobs:
                 del self._jobs[key]
                 return job
             if job is None:
+                self._compile()  # first on the one worker, so `warming` says what the wait is for
                 job = self._jobs[key] = self._pool.submit(cohorts.umap_embedding, np.array(embeddings, copy=True))
                 while len(self._jobs) > KEEP:
                     self._jobs.popitem(last=False)
@@ -66,11 +85,18 @@ class UmapJobs:
 
 def _read(conn, dataset: str, options: dict):
     from app import store
+    from app.store import disparity as store_disparity
 
+    # The fingerprint before the turns: an import landing in between stores the report under the older
+    # fingerprint, which no later open asks for (the other order would store the report of the older turns
+    # under the newer fingerprint, as if it were current).
+    fingerprint = store_disparity.get_data_fingerprint(conn, dataset)
     turns = store.list_speaker_turns(conn, dataset)
     if not turns.num_rows:
         raise ValueError(f"dataset {dataset!r} has no turns with a reference transcript and a speaker to analyse")
-    return turns
+    # The voices layouts stored for this dataset: the child skips a UMAP fit whose layout is stored already.
+    layouts = set(store_disparity.list_layout_keys(conn, dataset))
+    return turns, layouts, fingerprint
 
 
 def _options(options: dict):
@@ -79,65 +105,122 @@ def _options(options: dict):
     return dr.Options(k=options["k"], n_boot=options["n_boot"], seed=options["seed"])
 
 
-def fingerprint(table) -> str:
-    """The speaker table's fingerprint: a stored analysis is current while the data gives the same one."""
-    digest = hashlib.sha256()
-    for column in (table.speaker, table.words, table.errors):
-        digest.update(np.asarray(column).astype(str).tobytes())
-    return digest.hexdigest()[:16]
+# Share of the job's progress bar taken by the analysis; the UMAP layout takes the rest.
+_ANALYSIS_SHARE = 0.7
 
 
-def _run(turns, options: dict, _path, progress) -> dict:
+def _run(inputs, options: dict, _path, progress) -> dict:
     from analysis.disparity import report as dr
+    from analysis.disparity import snapshot as sn
 
+    turns, layouts, fingerprint = inputs
+    said = [0.0]
+
+    def stage(step: str, done: int) -> None:
+        # The job's child passes on at most 4 progress lines a second: a new stage said sooner after the last
+        # line would be dropped, and the bar would go on naming the previous one.
+        wait = said[0] + 0.3 - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        said[0] = time.monotonic()
+        progress(step, done, 100)
+
+    started = time.perf_counter()
     table = dr.speaker_table_from_turns(turns)
-    report = dr.analyse(table, _options(options), progress=lambda step, share: progress(step, int(share * 100), 100))
+    report = dr.analyse(table, _options(options),
+                        progress=lambda step, share: stage(step, int(share * _ANALYSIS_SHARE * 100)))
+    snap = sn.snapshot(report)
+    meta, parts = sn.to_stored(snap)
+    seconds = time.perf_counter() - started
+    layout = None
+    if snap.voices_key and snap.voices_key not in layouts:
+        stage("laying out the voices (UMAP)", int(_ANALYSIS_SHARE * 100))
+        layout = _layout(snap, table.embedding[snap.voice_rows])
+    stage("done", 100)
     summary = dr.summary(report)
-    return {"summary": summary, "fingerprint": fingerprint(table), "markdown": _markdown(summary),
-            "options": dr.plain(asdict(report.options))}
+    return {"summary": summary, "fingerprint": fingerprint, "markdown": _markdown(summary, snap),
+            "options": dr.plain(asdict(report.options)), "report": {
+                "options_key": sn.options_key(report.options), "format": sn.FORMAT, "meta": meta, "parts": parts,
+                "seconds": seconds}, "layout": layout}
+
+
+def _layout(snap, embeddings: np.ndarray) -> dict:
+    """The voices' UMAP layout of a snapshot, ready to store."""
+    import os
+
+    from analysis.disparity import cohorts
+    from analysis.disparity import snapshot as sn
+    from app.settings import Settings
+
+    # numba reads its cache folder when umap is first imported: the app's, so the server and jobs share it.
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(Settings.from_env().numba_cache))
+    started = time.perf_counter()
+    xy = cohorts.umap_embedding(embeddings)
+    speakers = snap.speakers["speaker_id"].to_numpy(object)[snap.voice_rows]
+    return {"voices_key": snap.voices_key, "method": cohorts.UMAP_METHOD, "arrow": sn.layout_bytes(speakers, xy),
+            "seconds": time.perf_counter() - started}
 
 
 def _percent(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.1%}"
 
 
-def _markdown(summary: dict) -> str:
+def _markdown(summary: dict, snap) -> str:
+    """The Models page's summary: the pooled WER and each cohorting's gap with its interval and support (a gap
+    on thin support flagged, as on the Disparity page)."""
+    from analysis.disparity import tables
+
     o = summary["overall"]
     lines = [f"Pooled WER {_percent(o.get('wer'))} [{_percent(o.get('wer_low'))}, {_percent(o.get('wer_high'))}] "
              f"over {o.get('speakers', 0):,} speakers (speaker bootstrap); {len(summary['regions'])} learned "
-             "region(s).", "", "| cohorting | WER gap | interval |", "|---|---|---|"]
-    for row in summary["comparison"]:
-        lines.append(f"| {row.get('cohorting')} | {_percent(row.get('wer_gap'))} | "
-                     f"[{_percent(row.get('wer_gap_low'))}, {_percent(row.get('wer_gap_high'))}] |")
+             "region(s).", "", "| cohorting | WER gap | interval | support |", "|---|---|---|---|"]
+    for _, row in snap.comparison.iterrows():
+        lines.append(f"| {row['cohorting']} | {tables.percent(row['wer_gap'])} | "
+                     f"{tables.interval(row['wer_gap_low'], row['wer_gap_high'])} | "
+                     f"{tables.support_text(row, len(snap.speakers))} |")
     return "\n".join(lines) + "\n"
 
 
 def _write(conn, dataset: str, outcome: dict) -> dict:
+    from app.store import disparity as store_disparity
     from app.store import evaluations as store_evaluations
 
     analysis_id = store_evaluations.insert_analysis(
         conn, family="disparity", dataset=dataset, options=outcome["options"],
         data_fingerprint=outcome["fingerprint"], summary=outcome["summary"], markdown=outcome["markdown"])
+    stored = outcome["report"]
+    report_id = store_disparity.insert_report(
+        conn, dataset=dataset, data_fingerprint=outcome["fingerprint"], options=stored["options_key"],
+        format=stored["format"], meta=stored["meta"], parts=stored["parts"], computed_by="job",
+        analysis_id=analysis_id, seconds=stored["seconds"])
+    layout = outcome["layout"]
+    if layout is not None:
+        store_disparity.insert_layout(conn, dataset=dataset, voices_key=layout["voices_key"], method=layout["method"],
+                                      arrow=layout["arrow"], seconds=layout["seconds"])
     o = outcome["summary"]["overall"]
-    return {"analysis_id": analysis_id, "speakers": o.get("speakers"), "wer": o.get("wer"),
-            "regions": len(outcome["summary"]["regions"])}
+    return {"analysis_id": analysis_id, "report_id": report_id, "speakers": o.get("speakers"), "wer": o.get("wer"),
+            "regions": len(outcome["summary"]["regions"]), "layout": layout is not None}
 
 
 def _describe(action: str, result: dict) -> str:
     return (f"analysis #{result['analysis_id']}: pooled WER {_percent(result['wer'])} over "
-            f"{result['speakers'] or 0:,} speakers, {result['regions']} learned region(s)")
+            f"{result['speakers'] or 0:,} speakers, {result['regions']} learned region(s); the Disparity page "
+            f"draws it from report #{result.get('report_id')}"
+            + (" with its voices layout" if result.get("layout") else ""))
 
 
 register(Family(
     name="disparity", title="Disparity", page="disparity",
     description="Who the recogniser serves worst: pooled WER per speaker group with speaker-bootstrap "
                 "intervals, learned regions, automatic and geographic cohorts (docs/disparity.md). An analysis, "
-                "not a model: the job stores its summary for the Models page and the Disparity page.",
+                "not a model: the job stores the report the Disparity page draws (with the voices' UMAP layout) "
+                "and its summary for the Models page.",
     options=(Option("k", int, 5, "privacy minimum: no group or map cell of fewer speakers is shown", ("analyse",),
                     low=1, high=1000),
              Option("n_boot", int, 1000, "speaker-bootstrap replicates", ("analyse",), low=10, high=100_000),
              Option("seed", int, 0, "random seed", ("analyse",), low=0)),
     more=(Action("analyse", "Analyse", _read, _run, "own", write=_write,
-                 help="run the whole disparity analysis and store its summary"),),
+                 help="run the whole disparity analysis and the voices' UMAP layout, and store the report the "
+                      "Disparity page draws (and its summary)"),),
     describe=_describe,
 ))

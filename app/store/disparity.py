@@ -1,0 +1,129 @@
+"""The SQL of stored disparity reports (m007): ``disparity_reports`` (one row per dataset, data fingerprint
+(``get_data_fingerprint``), options and format, with the scalars as JSON), ``disparity_report_parts`` (each frame of a report as Arrow IPC
+bytes) and ``disparity_layouts`` (the voices' UMAP layout per dataset and voices key).
+
+What is stored is written by analysis/disparity/snapshot.py and only read back as data (JSON and Arrow, never
+pickle). A key is stored once: the report of the same data with the same options is the same report, so a
+second writer (the job and a page at the same moment) stores nothing and gets the first one's id. Used as a
+module: ``from app.store import disparity as store_disparity``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import duckdb
+import pandas as pd
+
+from app.store import transaction
+
+
+def get_data_fingerprint(conn: duckdb.DuckDBPyConnection, dataset: str) -> str:
+    """The fingerprint of the dataset's turns as the disparity analysis reads them (the rows and columns of
+    ``list_speaker_turns``, their order keys included): the key a stored report is matched by. Computed in the
+    database (about 50 ms for 200k turns) so a stored report is found without reading the turns. A sum of
+    row hashes: any changed, added or removed row changes it, whatever the order of the rows."""
+    count, total = conn.cursor().execute("""
+        SELECT count(*), coalesce(sum(hash(dialogue_id, turn_index, speaker_id, latitude, longitude, wer_sub,
+                                           wer_del, wer_ins, wer_ref_words, speaker_embedding)::HUGEINT), 0)
+        FROM turns
+        WHERE dataset = ? AND wer_ref_words >= 0 AND speaker_id IS NOT NULL
+    """, [dataset]).fetchone()
+    return f"turns:{count}:{total:x}"
+
+
+def insert_report(conn: duckdb.DuckDBPyConnection, *, dataset: str, data_fingerprint: str, options: str,
+                  format: int, meta: str, parts: Mapping[str, bytes], computed_by: str,
+                  analysis_id: int | None = None, seconds: float | None = None) -> int:
+    """Store a report with its parts, unless one with the same key (dataset, data_fingerprint, options, format)
+    is stored already; returns the report_id of the stored one. computed_by: "job" or "page"."""
+    cur = conn.cursor()
+    try:
+        try:
+            with transaction(cur):
+                row = cur.execute("""
+                    INSERT INTO disparity_reports (dataset, data_fingerprint, options, format, meta, computed_by,
+                                                   analysis_id, seconds)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT DO NOTHING RETURNING report_id
+                """, [dataset, data_fingerprint, options, int(format), meta, computed_by, analysis_id,
+                      seconds]).fetchone()
+                if row is not None:
+                    cur.executemany("INSERT INTO disparity_report_parts (report_id, part, arrow) VALUES (?, ?, ?)",
+                                    [[row[0], name, data] for name, data in parts.items()])
+        except (duckdb.ConstraintException, duckdb.TransactionException):
+            row = None  # another transaction stored the same key meanwhile: theirs is the report
+        found = cur.execute("""
+            SELECT report_id FROM disparity_reports
+            WHERE dataset = ? AND data_fingerprint = ? AND options = ? AND format = ?
+        """, [dataset, data_fingerprint, options, int(format)]).fetchone()
+    finally:
+        cur.close()
+    if found is None:
+        raise RuntimeError(f"the disparity report of {dataset!r} could not be stored")
+    return int(found[0])
+
+
+def get_report(conn: duckdb.DuckDBPyConnection, dataset: str, data_fingerprint: str, options: str,
+               format: int) -> dict | None:
+    """The stored report of this key: {report_id, meta, parts {name: bytes}, computed_by, analysis_id, seconds,
+    created_at}, or None."""
+    cur = conn.cursor()
+    try:
+        row = cur.execute("""
+            SELECT report_id, meta, computed_by, analysis_id, seconds, created_at FROM disparity_reports
+            WHERE dataset = ? AND data_fingerprint = ? AND options = ? AND format = ?
+        """, [dataset, data_fingerprint, options, int(format)]).fetchone()
+        if row is None:
+            return None
+        parts = dict(cur.execute("SELECT part, arrow FROM disparity_report_parts WHERE report_id = ?",
+                                 [row[0]]).fetchall())
+    finally:
+        cur.close()
+    report_id, meta, computed_by, analysis_id, seconds, created_at = row
+    return {"report_id": int(report_id), "meta": meta, "parts": parts, "computed_by": computed_by,
+            "analysis_id": None if analysis_id is None else int(analysis_id), "seconds": seconds,
+            "created_at": created_at}
+
+
+def list_reports(conn: duckdb.DuckDBPyConnection, dataset: str | None = None) -> pd.DataFrame:
+    """Stored reports, newest first: report_id, dataset, data_fingerprint, options (JSON), format, computed_by,
+    analysis_id, seconds, created_at."""
+    return conn.cursor().execute("""
+        SELECT report_id, dataset, data_fingerprint, options, format, computed_by, analysis_id, seconds, created_at
+        FROM disparity_reports WHERE (?::VARCHAR IS NULL OR dataset = ?)
+        ORDER BY created_at DESC, report_id DESC
+    """, [dataset, dataset]).df()
+
+
+def insert_layout(conn: duckdb.DuckDBPyConnection, *, dataset: str, voices_key: str, method: str, arrow: bytes,
+                  seconds: float | None = None) -> bool:
+    """Store a voices layout unless one is stored for (dataset, voices_key); True when this call stored it."""
+    cur = conn.cursor()
+    try:
+        with transaction(cur):
+            row = cur.execute("""
+                INSERT INTO disparity_layouts (dataset, voices_key, method, arrow, seconds) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT DO NOTHING RETURNING voices_key
+            """, [dataset, voices_key, method, arrow, seconds]).fetchone()
+    except (duckdb.ConstraintException, duckdb.TransactionException):
+        return False  # stored by another transaction meanwhile
+    finally:
+        cur.close()
+    return row is not None
+
+
+def get_layout(conn: duckdb.DuckDBPyConnection, dataset: str, voices_key: str) -> dict | None:
+    """The stored layout {arrow, method, seconds, created_at} of (dataset, voices_key), or None."""
+    row = conn.cursor().execute("""
+        SELECT arrow, method, seconds, created_at FROM disparity_layouts WHERE dataset = ? AND voices_key = ?
+    """, [dataset, voices_key]).fetchone()
+    if row is None:
+        return None
+    return {"arrow": bytes(row[0]), "method": row[1], "seconds": row[2], "created_at": row[3]}
+
+
+def list_layout_keys(conn: duckdb.DuckDBPyConnection, dataset: str) -> list[str]:
+    """The voices keys of the layouts stored for a dataset."""
+    return [row[0] for row in conn.cursor().execute(
+        "SELECT voices_key FROM disparity_layouts WHERE dataset = ? ORDER BY voices_key", [dataset]).fetchall()]
