@@ -7,15 +7,21 @@ The app's server process owns the database file: one connection for all sessions
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import streamlit as st
 
+from analysis.disparity import cohorts as disparity_cohorts
 from analysis.disparity import report as disparity_report
+from analysis.disparity import snapshot as disparity_snapshot
 from analysis.labels.evaluation import candidates_correct
 from app import store
 from app.jobs.disparity import UmapJobs
@@ -138,14 +144,51 @@ def skill_checkpoint(_conn: duckdb.DuckDBPyConnection, db_path: str, dataset: st
 
 @st.cache_resource(show_spinner=False)
 def umap_jobs() -> UmapJobs:
-    """The process's background UMAP worker (see app/jobs/disparity.py)."""
-    return UmapJobs()
+    """The process's background UMAP worker (see app/jobs/disparity.py). It compiles UMAP only when a page
+    first needs a projection that is not stored, not at start-up (the app's start-up ``warm_up`` call is then
+    a no-op): compiling holds this process's interpreter for 30 to 45 s."""
+    return UmapJobs(compile_at_start=False)
+
+
+# --------------------------------------------------------------------------- disparity reports and layouts
+
+
+@dataclass(frozen=True)
+class DisparityReport:
+    """A disparity report for the page, and where it came from.
+
+    source: "stored" (read from ``disparity_reports``: no computation) or "computed" (in this process now).
+    report_id: the stored report it was read from, or stored as (None: computed and not stored).
+    computed_by: "job" or "page", who computed the stored report. created_at: when it was stored.
+    seconds: how long its computation took (in the job or the page). not_stored: why a computed report was
+    not stored ("" when it was, or when it was read from the store).
+    """
+
+    snapshot: disparity_snapshot.Snapshot
+    source: str
+    report_id: int | None = None
+    computed_by: str | None = None
+    created_at: object = None
+    seconds: float | None = None
+    not_stored: str = ""
+
+
+@dataclass(frozen=True)
+class DisparityLayout:
+    """The voices' UMAP layout of a report: xy (voice rows x 2) once known, else the background job computing
+    it (or the exception that stopped it); source "stored" or "computed" (now, in this process)."""
+
+    xy: np.ndarray | None
+    source: str
+    job: Future | None = None
+    error: BaseException | None = None
 
 
 @st.cache_resource(show_spinner=False)
-def _disparity_reports() -> OrderedDict:
-    """The process's disparity reports, newest last: {(db path, dataset, options): Report}."""
-    return OrderedDict()
+def _disparity_cache() -> dict:
+    """The process's disparity state: {"reports": {(db, dataset, options): DisparityReport} newest last,
+    "tables": {(db, dataset): (speaker table, fingerprint)}, "layouts": {(db, dataset, voices key): xy}}."""
+    return {"reports": OrderedDict(), "tables": OrderedDict(), "layouts": OrderedDict()}
 
 
 _DISPARITY_KEEP = 4
@@ -154,16 +197,53 @@ _disparity_generation = [0]  # bumped by clear_reads: a report computed across a
 _disparity_running: dict[tuple, threading.Lock] = {}  # key -> held by the session computing that report
 
 
+def _keep(cache: OrderedDict, key: tuple, value: object) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > _DISPARITY_KEEP:
+        cache.popitem(last=False)
+
+
+def _read_speaker_table(conn: duckdb.DuckDBPyConnection, dataset: str):
+    """The dataset's speaker table and its fingerprint (what a layout is checked against)."""
+    table = disparity_report.speaker_table_from_turns(store.list_speaker_turns(conn, dataset))
+    return table, disparity_report.table_fingerprint(table)
+
+
+def _compute(table, options: disparity_report.Options, progress) -> disparity_snapshot.Snapshot:
+    return disparity_snapshot.snapshot(disparity_report.analyse(table, options, progress=progress))
+
+
+def disparity_table(conn: duckdb.DuckDBPyConnection, db_path: str, dataset: str):
+    """(speaker table, data fingerprint) of a dataset, read once per process until the next write."""
+    cache = _disparity_cache()["tables"]
+    key = (db_path, dataset)
+    with _disparity_lock:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        generation = _disparity_generation[0]
+    found = _read_speaker_table(conn, dataset)
+    with _disparity_lock:
+        if generation == _disparity_generation[0]:
+            _keep(cache, key, found)
+    return found
+
+
 def disparity_analysis(conn: duckdb.DuckDBPyConnection, db_path: str, dataset: str,
-                       options: disparity_report.Options, progress: disparity_report.Progress | None = None
-                       ) -> disparity_report.Report:
-    """The disparity analysis of a dataset for one set of options, computed once per process and kept (the
-    last few): the report is read-only and holds per-speaker arrays. Not st.cache_resource itself, because
-    ``progress`` draws a progress bar while it computes, and cached functions may not draw on the page.
+                       options: disparity_report.Options, progress: disparity_report.Progress | None = None, *,
+                       store_result: bool = True) -> DisparityReport:
+    """The disparity report of a dataset for one set of options: the stored one when one matches the data (its
+    fingerprint) and the options, else computed now (``progress`` hears of each step) and, with
+    ``store_result``, stored so the next open, in any process, reads it. Kept per process (the last few)
+    until the next write. Not st.cache_resource itself, because ``progress`` draws a progress bar while it
+    computes, and cached functions may not draw on the page.
 
     Reviewers often open the page together: a session asking for a report another session is computing waits
     for that one instead of computing it again (it takes seconds to minutes on big logs and both cores)."""
-    reports = _disparity_reports()
+    from app.store import disparity as store_disparity
+
+    reports = _disparity_cache()["reports"]
     key = (db_path, dataset, options)
     with _disparity_lock:
         if key in reports:
@@ -179,27 +259,102 @@ def disparity_analysis(conn: duckdb.DuckDBPyConnection, db_path: str, dataset: s
                 return reports[key]
             generation = _disparity_generation[0]
         try:
-            if progress is not None:
-                progress("reading the turns", 0.0)
-            table = disparity_report.speaker_table_from_turns(store.list_speaker_turns(conn, dataset))
-            report = disparity_report.analyse(table, options, progress=progress)
+            # The stored report is found by the turns' fingerprint, computed in the database: the turns are read
+            # only when the report must be computed.
+            fingerprint = store_disparity.get_data_fingerprint(conn, dataset)
+            options_key = disparity_snapshot.options_key(options)
+            stored = store_disparity.get_report(conn, dataset, fingerprint, options_key, disparity_snapshot.FORMAT)
+            result = None
+            if stored is not None:
+                try:
+                    result = DisparityReport(
+                        disparity_snapshot.from_stored(stored["meta"], stored["parts"]), "stored",
+                        report_id=stored["report_id"], computed_by=stored["computed_by"],
+                        created_at=stored["created_at"], seconds=stored["seconds"])
+                except (ValueError, KeyError, pa.ArrowException) as exc:  # unreadable: computed again, and said
+                    unreadable = f"the stored report #{stored['report_id']} could not be read ({exc})"
+                else:
+                    unreadable = ""
+            if result is None:
+                started = time.perf_counter()
+                if progress is not None:
+                    progress("reading the turns", 0.0)
+                table, _ = disparity_table(conn, db_path, dataset)
+                snap = _compute(table, options, progress)
+                seconds = time.perf_counter() - started
+                report_id, not_stored = None, "read-only mode" if not store_result else ""
+                if stored is not None:
+                    not_stored = unreadable
+                elif store_result:
+                    meta, parts = disparity_snapshot.to_stored(snap)
+                    report_id = store_disparity.insert_report(
+                        conn, dataset=dataset, data_fingerprint=fingerprint, options=options_key,
+                        format=disparity_snapshot.FORMAT, meta=meta, parts=parts, computed_by="page",
+                        seconds=seconds)
+                result = DisparityReport(snap, "computed", report_id=report_id,
+                                         computed_by="page" if report_id is not None else None, seconds=seconds,
+                                         not_stored=not_stored)
             with _disparity_lock:
                 if generation == _disparity_generation[0]:  # no write happened meanwhile: the report is current
-                    reports[key] = report
-                    while len(reports) > _DISPARITY_KEEP:
-                        reports.popitem(last=False)
+                    _keep(reports, key, result)
         finally:
             with _disparity_lock:
                 if _disparity_running.get(key) is running:
                     del _disparity_running[key]
-    return report
+    return result
+
+
+def disparity_layout(conn: duckdb.DuckDBPyConnection, db_path: str, dataset: str,
+                     report: disparity_snapshot.Snapshot, *, store_result: bool = True) -> DisparityLayout | None:
+    """The voices' UMAP layout of a report: the stored one for its voices key, else one computed in the
+    background (``umap_jobs``; the page polls until it is done) and then, with ``store_result``, stored.
+    None when fewer than 3 speakers have a voice embedding."""
+    from app.store import disparity as store_disparity
+
+    if not report.voices_key:
+        return None
+    layouts = _disparity_cache()["layouts"]
+    key = (db_path, dataset, report.voices_key)
+    with _disparity_lock:
+        if key in layouts:
+            layouts.move_to_end(key)
+            return layouts[key]
+    stored = store_disparity.get_layout(conn, dataset, report.voices_key)
+    if stored is not None:
+        try:
+            found = DisparityLayout(disparity_snapshot.layout_for(report, stored["arrow"]), "stored")
+        except (ValueError, pa.ArrowException):
+            found = None  # a broken row: computed again below
+        if found is not None:
+            with _disparity_lock:
+                _keep(layouts, key, found)
+            return found
+    table, fingerprint = disparity_table(conn, db_path, dataset)
+    if fingerprint != report.table_fingerprint:
+        raise ValueError("the data changed since this report was made: open the page again")
+    voices = table.embedding[report.voice_rows]
+    job = umap_jobs().projection(key, voices)
+    if not job.done():
+        return DisparityLayout(None, "computing", job=job)
+    if job.exception() is not None:
+        return DisparityLayout(None, "failed", job=job, error=job.exception())
+    found = DisparityLayout(job.result(), "computed")
+    if store_result:
+        speakers = report.speakers["speaker_id"].to_numpy(object)[report.voice_rows]
+        store_disparity.insert_layout(conn, dataset=dataset, voices_key=report.voices_key,
+                                      method=disparity_cohorts.UMAP_METHOD,
+                                      arrow=disparity_snapshot.layout_bytes(speakers, found.xy))
+    with _disparity_lock:
+        _keep(layouts, key, found)
+    return found
 
 
 def clear_reads() -> None:
     """Call after any write, so every page shows the new state."""
     with _disparity_lock:
         _disparity_generation[0] += 1
-        _disparity_reports().clear()
+        for cache in _disparity_cache().values():
+            cache.clear()
     skill_checkpoint.clear()
     label_candidates.clear()
     overview.clear()

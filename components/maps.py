@@ -23,6 +23,8 @@ WER_COLORSCALE = sequential.YlOrRd[1:]
 REGION_COLUMNS = ("region", "lat_min", "lat_max", "lon_min", "lon_max", "wer", "wer_low", "wer_high",
                   "speakers", "words")
 POINT_COLUMNS = ("lat", "lon", "speakers", "wer")
+# The contiguous US (lat_min, lat_max, lon_min, lon_max): region numbers are placed inside it.
+CONTIGUOUS_US = (24.5, 49.5, -124.8, -66.9)
 # Region fills are translucent so the state outlines under them stay readable.
 FILL_OPACITY = 0.55
 MAX_POINT_PX = 28
@@ -69,6 +71,19 @@ def _with_alpha(rgb: str, alpha: float) -> str:
     return rgb.replace("rgb(", "rgba(").replace(")", f", {alpha})")
 
 
+def label_positions(regions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Where each region's marker and number go: the centre of the part of its box inside the contiguous US
+    (a box reaching out to Alaska or Hawaii has its middle at sea, off the Albers USA map), or the box's own
+    centre when none of it is inside. (lon, lat) arrays in ``regions`` order."""
+    lat_lo, lat_hi, lon_lo, lon_hi = CONTIGUOUS_US
+    lat_min, lat_max = regions["lat_min"].clip(lat_lo, lat_hi), regions["lat_max"].clip(lat_lo, lat_hi)
+    lon_min, lon_max = regions["lon_min"].clip(lon_lo, lon_hi), regions["lon_max"].clip(lon_lo, lon_hi)
+    inside = (lat_max > lat_min) & (lon_max > lon_min)
+    lon = np.where(inside, (lon_min + lon_max) / 2, (regions["lon_min"] + regions["lon_max"]) / 2)
+    lat = np.where(inside, (lat_min + lat_max) / 2, (regions["lat_min"] + regions["lat_max"]) / 2)
+    return lon.astype(float), lat.astype(float)
+
+
 def region_hover(row) -> str:
     """Hover label of one region: id, pooled WER with its 95% interval, speakers and words (escaped)."""
     interval = (f"95% CI {row.wer_low:.1%} to {row.wer_high:.1%}"
@@ -93,8 +108,9 @@ def regions_map(regions: pd.DataFrame, points: pd.DataFrame | None = None, *,
     wer_range: the (low, high) WER ends of the colour scale; default the span of the WER values shown.
 
     One trace per region (a closed, densified lon/lat ring filled with its colour, in `regions` order),
-    then one marker trace of region centres carrying the hover text, the region ids as customdata and the
-    colour bar, then the points. Uses geo scope "usa" (Albers USA): anything outside the US is not drawn.
+    then one marker trace of region centres (``label_positions``) carrying the hover text, the region ids as
+    customdata and the colour bar, then the points, then the region ids written at the centres (a text trace
+    named "region numbers", on top). Uses geo scope "usa" (Albers USA): anything outside the US is not drawn.
     Render with `st.plotly_chart(fig, config=PLOTLY_CONFIG)` so the outlines load from the app, not a CDN.
     """
     _require(regions, REGION_COLUMNS, "regions")
@@ -129,12 +145,13 @@ def regions_map(regions: pd.DataFrame, points: pd.DataFrame | None = None, *,
             name=f"region {html.escape(str(row.region))}", showlegend=False,
             hovertext=[hover] * len(lon), hoverinfo="text"))
 
-    # A fill has no hover in geo charts: a marker at each box's centre carries the label, and the colour bar.
+    # A fill has no hover in geo charts: a marker at each box's centre (of its part in the contiguous US) carries
+    # the label and the colour bar.
     coloraxis = dict(colorscale=WER_COLORSCALE, cmin=cmin, cmax=cmax,
                      colorbar=dict(title=dict(text="pooled WER"), tickformat=".0%", thickness=14))
+    label_lon, label_lat = label_positions(regions)
     fig.add_trace(go.Scattergeo(
-        lon=(regions["lon_min"] + regions["lon_max"]) / 2, lat=(regions["lat_min"] + regions["lat_max"]) / 2,
-        mode="markers", name="regions", showlegend=False,
+        lon=label_lon, lat=label_lat, mode="markers", name="regions", showlegend=False,
         marker=dict(symbol="square", size=9, color=regions["wer"], coloraxis="coloraxis",
                     line=dict(color="rgb(40, 40, 40)", width=1)),
         customdata=regions["region"].astype(str), hovertext=hovers, hoverinfo="text"))
@@ -150,6 +167,13 @@ def regions_map(regions: pd.DataFrame, points: pd.DataFrame | None = None, *,
             marker=dict(size=speakers, sizemode="area", sizeref=sizeref, sizemin=3, color=points["wer"],
                         coloraxis="coloraxis", opacity=0.9, line=dict(color="rgb(40, 40, 40)", width=0.8)),
             hovertext=point_hover, hoverinfo="text"))
+
+    # Each region's number (as the region table and the stability chart name it) beside its marker, drawn last
+    # so no speaker cell covers it.
+    fig.add_trace(go.Scattergeo(
+        lon=label_lon, lat=label_lat, mode="text", name="region numbers", showlegend=False, hoverinfo="skip",
+        text=[html.escape(str(r)) for r in regions["region"]], textposition="top center",
+        textfont=dict(size=13, color="rgb(15, 15, 15)", family="Arial Black, Arial, sans-serif")))
 
     fig.update_layout(
         coloraxis=coloraxis, height=height, margin=dict(t=10, b=10, l=10, r=10),

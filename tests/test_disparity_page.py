@@ -13,9 +13,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analysis.disparity import report as dr
-from app import store
+from analysis.disparity import snapshot as sn
+from analysis.disparity import tables
+from analysis.simulate import load_pool, simulate_turns, write_log
+from app import resources, store
 from app.ingest import ingest_files
-from tests.helpers import one_turn_app_db, open_app_page, simulated_db
+from tests.helpers import ingest_log, one_turn_app_db, open_app_page, simulated_db
 from tests.test_label_page import charts_values
 
 PAGE = "app_pages/disparity.py"
@@ -93,11 +96,19 @@ def test_regions_map_and_table_match_the_analysis(db):
     expected = dr.region_frame(report)
     assert len(expected) >= 2, "the planted regions should give the tree something to split"
     table = frame(at, "dp_regions")
-    assert table["group"].tolist() == expected["region"].astype(str).tolist()
-    for col in ("wer", "wer_low", "wer_high", "diff_rest", "diff_low", "diff_high", "speakers", "words"):
-        np.testing.assert_allclose(table[col].to_numpy(float), expected[col].to_numpy(float), err_msg=col)
-    assert (table["speakers"] >= 5).all()
-    assert table["excludes_overall"].tolist() == expected["excludes_overall"].tolist()  # the "finding" column
+    assert table["Region"].tolist() == expected["region"].astype(str).tolist()
+    for col, shown, scale in (("wer", "Pooled WER", 100), ("wer_low", "WER low", 100), ("wer_high", "WER high", 100),
+                              ("speakers", "Speakers", 1), ("words", "Reference words", 1)):
+        np.testing.assert_allclose(table[shown].to_numpy(float), scale * expected[col].to_numpy(float), err_msg=col)
+    assert table["vs the rest [95% CI]"].tolist() == [tables.points(*r) for r in expected[
+        ["diff_rest", "diff_low", "diff_high"]].itertuples(index=False)]
+    assert (table["Speakers"] >= 5).all()
+    assert table["Finding"].tolist() == expected["excludes_overall"].tolist()
+    # every region has its stability, the worst one first among them
+    by_region = report.stability.by_region.set_index("region")
+    assert table["Stability"].tolist() == [tables.stability_text(by_region.at[r, "together"], by_region.at[r, "pairs"])
+                                           for r in expected["region"]]
+    assert not table["Stability"].str.startswith("not computed").any()
     # the worst region's WER straight from the stored counts of its speakers
     conn = store.connect(db)
     try:
@@ -107,7 +118,7 @@ def test_regions_map_and_table_match_the_analysis(db):
             [list(report.speakers_of(dr.REGION, expected["region"][0]))]).fetchone()
     finally:
         conn.close()
-    assert table["wer"][0] == pytest.approx(errors / words)
+    assert table["Pooled WER"][0] == pytest.approx(100 * errors / words)  # in percent
 
     spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "dp_map" in c.proto.id)
     config = next(json.loads(c.proto.config) for c in at.get("plotly_chart") if "dp_map" in c.proto.id)
@@ -116,6 +127,8 @@ def test_regions_map_and_table_match_the_analysis(db):
     assert len(filled) == len(expected)
     centres = next(t for t in spec["data"] if t.get("name") == "regions")
     assert [int(x) for x in centres["customdata"]] == expected["region"].tolist()
+    numbers = next(t for t in spec["data"] if t.get("name") == "region numbers")
+    assert numbers["text"] == expected["region"].astype(str).tolist()  # numbered on the map
     first = centres["hovertext"][0]
     assert f"pooled WER {expected['wer'][0]:.1%}" in first
     assert f"95% CI {expected['wer_low'][0]:.1%} to {expected['wer_high'][0]:.1%}" in first
@@ -124,8 +137,11 @@ def test_regions_map_and_table_match_the_analysis(db):
     assert len(charts_values(points["marker"]["size"])) == len(report.points)
 
     stability = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "dp_stability" in c.proto.id)
-    np.testing.assert_allclose(charts_values(stability["data"][0]["y"]),
-                               report.stability.by_region.set_index("region").loc[expected["region"], "together"])
+    bars = stability["data"][0]
+    ids = sorted(expected["region"])
+    assert bars["x"] == [str(r) for r in ids]  # one bar per region, the worst (1) included
+    np.testing.assert_allclose(charts_values(bars["y"]), by_region.loc[ids, "together"])
+    assert "Every region has one." in " ".join(c.value for c in at.caption)
 
 
 def test_region_drill_down_lists_its_worst_utterances_and_their_alignment(db):
@@ -149,23 +165,24 @@ def test_cohorts_hide_or_merge_small_groups_and_say_so(db):
     at = open_app_page(PAGE)
     report = expected_report(db)
     auto = frame(at, "dp_cohort_automatic_cohorts")
-    np.testing.assert_allclose(auto["wer"], report.summaries[dr.AUTOMATIC]["wer"])
+    np.testing.assert_allclose(auto["Pooled WER"], 100 * report.summaries[dr.AUTOMATIC]["wer"])
     assert len(auto) == report.cohort_fit.k
     at.radio(key="dp_cohorting").set_value(dr.STATE).run()
     states = frame(at, "dp_cohort_state")
-    assert (states["speakers"] >= 5).all()
+    assert (states["Speakers"] >= 5).all()
     merged = report.privacy.merged[dr.STATE]
-    assert merged > 0 and dr.OTHER in states["group"].tolist()
+    assert merged > 0 and dr.OTHER in states["State"].tolist()
     info = " ".join(i.value for i in at.info)
     assert f"{merged} state groups with fewer than 5 speakers are merged into {dr.OTHER}" in info
     assert f"{report.privacy.hidden_cells:,} map cells with fewer than 5 speakers" in info
 
-    compare = next(d.value for d in at.dataframe if "cohorting" in d.value.columns).set_index("cohorting")
+    compare = next(d.value for d in at.dataframe if "Cohorting" in d.value.columns).set_index("Cohorting")
     for name in report.comparison.index:
-        np.testing.assert_allclose(compare.loc[name, ["wer_gap", "wer_gap_low", "wer_gap_high"]].to_numpy(float),
-                                   report.comparison.loc[name, ["wer_gap", "wer_gap_low", "wer_gap_high"]]
-                                   .to_numpy(float), err_msg=name)
-    assert compare.loc["published: automatic cohorts", "wer_gap"] == pytest.approx(0.65)
+        row = report.comparison.loc[name]
+        assert compare.loc[name, "WER gap"] == tables.percent(row["wer_gap"]), name
+        assert compare.loc[name, "WER gap 95% CI"] == tables.interval(row["wer_gap_low"], row["wer_gap_high"]), name
+    assert compare.loc["published: automatic cohorts", "WER gap"] == "65.0%"
+    assert compare.loc["published: automatic cohorts", "Support"] == "their data, not ours"
 
 
 def test_settings_change_the_analysis(db):
@@ -176,8 +193,8 @@ def test_settings_change_the_analysis(db):
     assert not at.exception, at.exception
     report = expected_report(db, k=40, cohorts=3)
     auto = frame(at, "dp_cohort_automatic_cohorts")
-    assert len(auto) == 3 and (auto["speakers"] >= 40).all()
-    np.testing.assert_allclose(auto["wer"], report.summaries[dr.AUTOMATIC]["wer"])
+    assert len(auto) == 3 and (auto["Speakers"] >= 40).all()
+    np.testing.assert_allclose(auto["Pooled WER"], 100 * report.summaries[dr.AUTOMATIC]["wer"])
     assert "nothing describing fewer than 40 speakers" in " ".join(i.value for i in at.info)
     labels = [b.proto.label for b in at.get("download_button")]
     assert any(label.startswith("Regions as GeoJSON") for label in labels)
@@ -269,7 +286,76 @@ def test_speakers_without_voices_or_places(tmp_path, monkeypatch):
     assert "Automatic cohorts: The speakers have no voice embeddings." in captions
     assert "Fewer than 3 speakers have a voice embedding: there is no projection." in captions
     regions = frame(at, "dp_regions")
-    assert "(no location)" in regions["group"].tolist()
-    assert regions.set_index("group").loc["(no location)", "speakers"] == 12
+    assert "(no location)" in regions["Region"].tolist()
+    assert regions.set_index("Region").loc["(no location)", "Speakers"] == 12
+    assert regions.set_index("Region").loc["(no location)", "Stability"] == "–"
+    assert set(regions["Stability"]) == {"–", "not computed (a single region)"}
     assert [r.label for r in at.radio if r.key == "dp_cohorting"] and \
         at.radio(key="dp_cohorting").options == ["state", "city size"]
+
+
+def test_no_table_on_the_page_shows_a_missing_value(db):
+    at = open_app_page(PAGE)
+    select(at, "dp_regions", 0)
+    top = frame(at, "dp_regions")["Region"].iloc[0]
+    select(at, f"dp_regions_worst_{top}", 0)
+    shown = [d.value for d in at.dataframe]
+    assert len(shown) >= 4  # regions, cohorts, comparison, worst utterances
+    for value in shown:
+        assert tables.missing_values(value) == [], list(value.columns)
+    # tidy headers: what is shown under a stored name is labelled (the column configs carry the labels)
+    labelled = {c for d in at.dataframe for c in json.loads(d.proto.columns or "{}")}
+    for value in shown:
+        raw = [c for c in value.columns if "_" in str(c)]
+        assert set(raw) <= labelled, raw
+
+
+def test_a_gap_on_thin_support_is_flagged_beside_the_published_figures(db):
+    at = open_app_page(PAGE)
+    snap = sn.snapshot(expected_report(db))
+    total = len(snap.speakers)
+    compare = next(d.value for d in at.dataframe if "Cohorting" in d.value.columns).set_index("Cohorting")
+    for _, row in snap.comparison.iterrows():
+        assert compare.loc[row["cohorting"], "Support"] == tables.support_text(row, total)
+    warnings = [w.value for w in at.warning]
+    assert warnings == tables.thin_gaps(snap.comparison, total)
+    assert snap.comparison["thin_support"].any(), "the fixture's worst learned region should be under 50 speakers"
+
+
+def test_the_stored_report_is_reused_on_a_second_open_and_recomputed_when_the_data_change(tmp_path, monkeypatch):
+    path = simulated_db(tmp_path / "stored.duckdb", n_turns=3000, seed=4)
+    monkeypatch.setenv("TURNLENS_DB", str(path))
+    computed = []
+    real = resources._compute
+
+    def compute(*args, **kwargs):
+        computed.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(resources, "_compute", compute)
+    # the voices' layout: a quick stand-in (UMAP's compilation is not what this test is about)
+    monkeypatch.setattr("analysis.disparity.cohorts.umap_embedding", lambda x: np.zeros((len(x), 2)))
+    monkeypatch.setattr("analysis.disparity.cohorts.warm_up_umap", lambda: None)
+    resources.clear_reads()
+
+    def opened() -> tuple[AppTest, str]:
+        at = open_app_page(PAGE)
+        return at, next(c.value for c in at.caption if "report" in c.value and "this data" in c.value)
+
+    at, said = opened()
+    assert said.startswith("Computed now") and "Stored as report #1: the next open draws from it." in said
+    assert len(computed) == 1
+    wer = metric(at, "Pooled WER")
+    resources.clear_reads()  # a new server process: nothing kept in memory
+    at, said = opened()
+    assert said.startswith("Drawn from stored report #1, computed by this page") and "nothing was recomputed" in said
+    assert len(computed) == 1 and metric(at, "Pooled WER") == wer
+    # the data change: an import into the dataset (through the app's own connection), then the app's clear_reads
+    more = tmp_path / "more.jsonl"
+    write_log(simulate_turns(load_pool(), n_turns=400, seed=99, id_prefix="more-"), more)
+    ingest_log(resources.get_connection(str(path)), more, "t")
+    resources.clear_reads()
+    at, said = opened()
+    assert said.startswith("Computed now") and "Stored as report #2" in said
+    assert len(computed) == 2
+    resources.clear_reads()

@@ -138,10 +138,36 @@ def test_hover_shows_the_interval_speakers_and_words():
     assert set(fig.data[1].hovertext) == {text} and fig.data[1].hoverinfo == "text"
 
 
+def test_each_region_is_numbered_on_the_map():
+    regions = region_frame().assign(region=[1, 2, 3])
+    fig = maps.regions_map(regions, point_frame())
+    numbers = fig.data[-1]  # drawn last, over the speaker cells
+    assert numbers.name == "region numbers" and numbers.mode == "text" and list(numbers.text) == ["1", "2", "3"]
+    centres = next(t for t in fig.data if t.name == "regions")
+    # the number sits at its region's marker, the centre of its box (these boxes lie inside the contiguous US)
+    assert list(numbers.lon) == list(centres.lon) == pytest.approx(((regions["lon_min"] + regions["lon_max"]) / 2)
+                                                                   .tolist())
+    assert list(numbers.lat) == list(centres.lat) == pytest.approx(((regions["lat_min"] + regions["lat_max"]) / 2)
+                                                                   .tolist())
+
+
+def test_a_region_reaching_out_to_sea_is_numbered_inside_the_contiguous_us():
+    # a box from Hawaii's longitude to Arizona: its middle (-136.5) is in the Pacific, off the Albers USA map
+    regions = region_frame(wer=(0.3, 0.2)).assign(lon_min=[-159.0, -114.0], lon_max=[-114.0, -100.0],
+                                                  lat_min=[20.0, 30.0], lat_max=[40.0, 40.0])
+    lon, lat = maps.label_positions(regions)
+    assert lon.tolist() == pytest.approx([(-124.8 - 114.0) / 2, -107.0])
+    assert lat.tolist() == pytest.approx([(24.5 + 40.0) / 2, 35.0])
+    hawaii = region_frame(wer=(0.3,)).assign(lon_min=[-161.0], lon_max=[-154.0], lat_min=[18.0], lat_max=[23.0])
+    assert [x.item() for x in maps.label_positions(hawaii)] == [-157.5, 20.5]  # wholly outside: its own centre
+
+
 def test_hover_text_is_escaped():
     regions = region_frame().assign(region=[MARKUP, "r1", "r2"])
     fig = maps.regions_map(regions)
-    labels = [h for t in fig.data for h in (t.hovertext or ())] + [t.name for t in fig.data]
+    labels = ([h for t in fig.data for h in (t.hovertext or ())] + [t.name for t in fig.data]
+              + [x for t in fig.data if t.text is not None for x in t.text])
+    assert "&lt;a href=&quot;https://evil.example/x&quot;&gt;x&lt;/a&gt;&lt;b&gt;B&lt;/b&gt;" in fig.data[-1].text
     assert not any("<a " in h or "<b>B" in h for h in labels)
     assert any("&lt;a href=&quot;https://evil.example/x&quot;&gt;" in h for h in labels)
 
@@ -158,7 +184,7 @@ def test_geo_is_the_usa_in_albers():
 
 def test_points_are_sized_by_speakers_and_share_the_colour_scale():
     fig = maps.regions_map(region_frame(), point_frame())
-    pts = fig.data[-1]
+    pts = fig.data[-2]  # under the region numbers only
     assert pts.name == "speakers"
     assert list(pts.marker.size) == [40, 10]  # the row without coordinates is dropped
     assert pts.marker.sizemode == "area" and pts.marker.coloraxis == "coloraxis"

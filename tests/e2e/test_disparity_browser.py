@@ -37,6 +37,10 @@ def test_map_draws_offline_and_a_lasso_on_the_voices_lists_speakers(tmp_path, pa
             .filter(p => getComputedStyle(p).fill !== 'none').length""", chart.element_handle())
         assert fills == n_regions
         assert topojson and all(u.startswith(server.url) for u in topojson)
+        # every region numbered on the map, as the tables name them (1 = worst served)
+        numbers = chart.locator("g.trace.scattergeo text").all_text_contents()
+        assert sorted(numbers, key=int) == [str(i) for i in range(1, n_regions + 1)]
+        page.get_by_text("Stored as report #1").wait_for(timeout=30_000)  # computed on this first open, and stored
 
         # the voices: wait for the background projection (the first fit in a process compiles for ~45 s)
         umap = page.locator(".js-plotly-plot").last  # the voices are the page's last chart
@@ -83,6 +87,18 @@ def test_map_draws_offline_and_a_lasso_on_the_voices_lists_speakers(tmp_path, pa
         count = int(re.match(r"[\d,]+", selected.first.inner_text()).group().replace(",", ""))
         assert surely <= count <= maybe
         page.get_by_text("Their utterances (newest first, at most 500").wait_for(timeout=30_000)
+        assert page.outside_requests == []
+    finally:
+        server.stop()
+
+    # A new server process: the report and the voices' layout come from the store, nothing is computed.
+    server = AppServer(db)
+    try:
+        page.goto(f"{server.url}/disparity?dataset=t")
+        page.get_by_text("Drawn from stored report #1, computed by this page").wait_for(timeout=60_000)
+        page.get_by_text("Colour by").wait_for(timeout=30_000)  # no projection to wait for
+        page.get_by_text("Layout read from the store.", exact=False).wait_for(timeout=30_000)
+        assert page.get_by_text("Computing the UMAP projection").count() == 0
         assert page.outside_requests == []
     finally:
         server.stop()

@@ -67,9 +67,13 @@ def test_map_draws_states_and_regions_with_no_internet(map_server, page):
     assert len(fills) == 3
     assert all(0 < area < 0.1 * chart_box["width"] * chart_box["height"] for area in fills)
 
-    # hovering a region's centre shows its interval; the region id stays text, not markup
+    # each region's name is written on the map at its centre, as text, not markup
     centres = chart.locator("g.trace.scattergeo").nth(3).locator("path.point")
     assert centres.count() == 3
+    names = chart.locator("g.trace.scattergeo").last.locator("text")
+    assert names.all_text_contents() == ["west", "midwest", "<b>north</b>east"]  # the tags shown, not applied
+
+    # hovering a region's centre shows its interval; the region id stays text, not markup
     box = centres.nth(2).bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     label = chart.locator(".hoverlayer .hovertext")
