@@ -35,8 +35,8 @@ class UmapJobs:
     compile_at_start: ``warm_up`` compiles UMAP's numba code at once; otherwise the compilation runs just before
     the first projection. The app's worker (``app.resources.umap_jobs``) compiles late: layouts are stored
     with the reports, so most server processes never fit UMAP, and compiling at start-up held the server's
-    interpreter for 30 to 45 s, slowing every page opened meanwhile (a cold Disparity page on the 200k demo drew
-    its first figures after 5.3 s instead of 3.0 s, docs/benchmarks.md)."""
+    interpreter for 30 to 45 s, slowing every page opened meanwhile (in one measurement a cold Disparity page on
+    the 200k demo drew its first figures after 5.3 s instead of 3.0 s)."""
 
     def __init__(self, *, compile_at_start: bool = True) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="turnlens-umap")

@@ -1,6 +1,7 @@
 """The SQL of stored disparity reports (m007): ``disparity_reports`` (one row per dataset, data fingerprint
-(``get_data_fingerprint``), options and format, with the scalars as JSON), ``disparity_report_parts`` (each frame of a report as Arrow IPC
-bytes) and ``disparity_layouts`` (the voices' UMAP layout per dataset and voices key).
+(``get_data_fingerprint``), options and format, with the scalars as JSON), ``disparity_report_parts`` (each
+frame of a report as Arrow IPC bytes) and ``disparity_layouts`` (the voices' UMAP layout per dataset and
+voices key).
 
 What is stored is written by analysis/disparity/snapshot.py and only read back as data (JSON and Arrow, never
 pickle). A key is stored once: the report of the same data with the same options is the same report, so a
