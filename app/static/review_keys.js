@@ -112,7 +112,9 @@ function onKey(e) {
   s.seq = event.seq;
   s.pending.push(event);
   draw(s);
-  s.send("keys", { client: s.client, events: s.pending.slice() });
+  // Sent once the next card is painted: the send starts Streamlit's own work on this page, which would hold the
+  // paint back (the server takes far longer than a frame anyway).
+  requestAnimationFrame(() => setTimeout(() => s.send("keys", { client: s.client, events: s.pending.slice() }), 0));
 }
 
 function onClick(e) {
