@@ -284,3 +284,112 @@ def test_review_page_rerun_through_apptest(small_db, large_db, tmp_path, monkeyp
         "ratio_p95_1M_to_10k": pct(large, 95) / pct(small, 95),
         "target": "decision to next card p95 < 100 ms at 1M candidates",
     })
+
+
+# --------------------------------------------------------------------------- in a real browser
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "turns.jsonl.gz"
+BROWSER_DECISIONS = 100
+BROWSER_KEYS = ("a", "x", "a", " ")  # accept, reject, accept, skip, in turn
+READ_MS = 150  # a reviewer reads the card before the next key (pacing only; nothing is asserted on time)
+
+# Installed in the page: at each keydown (window, capturing: before the card's own listener) note the card on
+# screen and the event's time; then, frame by frame, when another card is on screen ("card": at the start of the
+# frame after the one that drew it, so it has been painted) and when the page has caught up (no busy state,
+# Streamlit's script idle: "settled").
+MEASURE = """() => {
+  const shown = () => { const c = document.querySelector('.tl-slot:not([hidden]) .tl-card');
+                        return c ? c.dataset.cardId : null; };
+  const idle = () => !document.documentElement.hasAttribute('data-tl-busy') &&
+      document.querySelector("[data-testid='stApp']").dataset.testScriptState === 'notRunning';
+  window.__bench = [];
+  window.addEventListener('keydown', (e) => {
+    const row = {from: shown(), t0: e.timeStamp, card: null, settled: null};
+    window.__bench.push(row);
+    const frame = () => {
+      const now = performance.now();
+      if (row.card === null && shown() !== null && shown() !== row.from) {
+        requestAnimationFrame(() => { row.card = performance.now() - row.t0; });
+      }
+      if (row.card !== null && idle()) { row.settled = now - row.t0; return; }
+      requestAnimationFrame(frame);
+    };
+    requestAnimationFrame(frame);
+  }, true);
+}"""
+
+
+@pytest.fixture(scope="module")
+def sample_db() -> Path:
+    """The bundled sample (3,000 turns) with the logged NLU's intent and slot candidates."""
+    from analysis.candidates import candidates_from_logged_nlu
+    from app.ingest import ingest_files
+
+    path = RESULTS / "review-sample.duckdb"
+    if not path.exists():
+        RESULTS.mkdir(exist_ok=True)
+        partial = path.with_name(path.stem + ".partial.duckdb")
+        partial.unlink(missing_ok=True)
+        conn = store.connect(partial)
+        try:
+            ingest_files(conn, [SAMPLE], dataset="sample", imported_by="bench")
+            store.insert_candidates(conn, candidates_from_logged_nlu(store.list_nlu_outputs(conn, "sample")))
+            conn.execute("CHECKPOINT")
+        finally:
+            conn.close()
+        partial.rename(path)
+    return path
+
+
+def test_browser_key_to_next_card(sample_db, tmp_path):
+    """From a key press to the next card on screen, in headless chromium against the real server (`app.serve`),
+    on the bundled sample: BROWSER_DECISIONS decisions by key in the intent queue (random order), each after the
+    page has caught up with the one before. "card": from the keydown event until the frame that drew another card
+    (the one the page had prefetched) has been painted; "settled": until the busy state is gone and Streamlit's
+    run is over (the buttons and the context below the card are this card's). The load average is reported:
+    run it on an idle machine."""
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.conftest import CHROMIUM_ARGS
+    from tests.e2e.server import AppServer, sign_in, wait_idle
+
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.skip("Debian chromium is not installed (scripts/ensure_chromium.sh)")
+    db = fresh_copy(sample_db, tmp_path)
+    conn = store.connect(db)
+    try:
+        n_candidates = store.count_candidates(conn)
+    finally:
+        conn.close()
+    load_before = os.getloadavg()
+    with AppServer(db, env={"TURNLENS_DATASET": "sample"}) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        sign_in(page, f"{server.url}/review?task=intent&order=random&seed=7", "bench")
+        page.wait_for_selector(".tl-slot:not([hidden]) .tl-card", timeout=60_000)
+        wait_idle(page)
+        page.locator("h1").first.click()  # focus the page, not the name box
+        page.evaluate(MEASURE)
+        for i in range(BROWSER_DECISIONS):
+            page.keyboard.press(BROWSER_KEYS[i % len(BROWSER_KEYS)])
+            page.wait_for_function(f"() => window.__bench.length === {i + 1} && window.__bench[{i}].settled !== null",
+                                   timeout=30_000)
+            page.wait_for_timeout(READ_MS)
+        rows = page.evaluate("window.__bench")
+        browser.close()
+    load_after = os.getloadavg()
+    card = [r["card"] / 1000 for r in rows]
+    settled = [r["settled"] / 1000 for r in rows]
+    report("review_browser", {
+        "decisions": len(rows), "candidates": n_candidates,
+        "card_p50_ms": pct(card, 50), "card_p95_ms": pct(card, 95), "card_max_ms": max(card) * 1000,
+        "settled_p50_ms": pct(settled, 50), "settled_p95_ms": pct(settled, 95), "settled_max_ms": max(settled) * 1000,
+        "load_avg_1min_before_after": f"{load_before[0]:.2f} / {load_after[0]:.2f}",
+        "target": "key to next card p95 < 300 ms in the browser",
+    })
+    from tests.e2e.server import query
+
+    assert query(db, "SELECT count(*) FROM decisions")[0][0] == BROWSER_DECISIONS  # each key decided a card
