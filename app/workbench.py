@@ -13,7 +13,8 @@ is silent for long), in this order:
 - decisions by two *simulated* reviewers (answering from the log's gold fields with a stated error rate), so
   Agreement and Calibration draw;
 - rewrites-demo (simulated users who rephrase keeping the meaning: rewrites need many repeats) and
-  disparity-demo (enough speakers to find the simulator's planted worse-served regions).
+  disparity-demo (enough speakers to find the simulator's planted worse-served regions), with its disparity
+  report and voices layout stored by the analyse job, so the Disparity page draws it without computing.
 
 The time of every step is printed at the end and written to <db>.build.json.
 """
@@ -61,6 +62,8 @@ def steps(db: Path, *, rewrites_turns: int, disparity_turns: int, data_dir: Path
             ("disparity-demo: simulate", ["demo-data", "--turns", str(disparity_turns), "--seed", "7", "--id-prefix",
                                           "dp-", "--out", str(log)]),
             ("disparity-demo: ingest", ["ingest", str(log), "--dataset", "disparity-demo", "--by", "make", *d]),
+            # The report and the voices' layout the Disparity page draws, stored so the page opens at once.
+            ("disparity-demo: analyse", ["analyse", "disparity", "--dataset", "disparity-demo", *d]),
         ]
     return out
 
