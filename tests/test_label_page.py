@@ -163,7 +163,7 @@ def test_curve_and_threshold_metrics_match_direct_computation(label_db):
     at = open_labels()
     assert at.selectbox(key="lbl_run").value == 2  # the newest label-model run; run 3 (logged NLU) is not listed
     assert at.selectbox(key="lbl_run").options == [
-        "#2 label-model new (14 candidates)", "#1 label-model old (3 candidates)"]
+        "run 2 · label-model new (14 candidates)", "run 1 · label-model old (3 candidates)"]
     assert at.slider(key="lbl_threshold").value == pytest.approx(0.935)  # the lowest reaching 95%
     ok, scores = by_hand_intent()
     expected = lm.precision_coverage(ok, scores)

@@ -41,7 +41,7 @@ def test_mine_stores_a_run_with_its_candidates(demo_db):
         SELECT w.run_id, (SELECT count(*) FROM rewrites), (SELECT count(*) FROM candidates WHERE task = 'rewrite'),
                (SELECT count(*) FROM rewrite_metrics) FROM rewrite_runs w""")
     assert n_rewrites == n_cand > 0 and n_metrics > 0
-    assert f"run {run_id}: {n_rewrites:,} rewrites" in p.stdout
+    assert f"run 1 of the dataset: {n_rewrites:,} rewrites" in p.stdout  # numbered per dataset, not by run_id
     values = [json.loads(v) for (v,) in rows(demo_db, "SELECT value FROM candidates WHERE task = 'rewrite'")]
     assert all(set(v) == {"source", "rewrite"} and v["source"] != v["rewrite"] for v in values)
     # every rewrite's candidate is the rewrite's own pair of turns (its first evidence)
@@ -82,7 +82,8 @@ def test_mine_on_a_missing_database(tmp_path):
 def test_the_summary_line_gives_a_ratio_only_where_it_is_defined():
     from app.jobs import rewrites as jobs
 
-    result = {"run_id": 1, "rewrites": 3, "mining_turns": 100, "rephrases": 9, "evaluate_from": "2024-03-17",
+    result = {"run_id": 1, "run_number": 1,
+              "rewrites": 3, "mining_turns": 100, "rephrases": 9, "evaluate_from": "2024-03-17",
               "eval_turns": 50, "overall": {
                   "chain": {"wins": 4, "losses": 0, "win_loss_ratio": float("inf")},
                   "online": {"wins": 0, "losses": 0, "win_loss_ratio": float("nan")},

@@ -34,7 +34,7 @@ if runs.empty:
     st.info("No failure-point model has scored this dataset yet: train and score one above (it runs in the "
             "background), or from the Models page.")
     st.stop()
-labels = {int(r.run_id): f"#{r.run_id} {r.name} {r.version} ({r.turns:,} turns)" for r in runs.itertuples()}
+labels = {int(r.run_id): f"run {r.run_number} · {r.name} {r.version} ({r.turns:,} turns)" for r in runs.itertuples()}
 run_id = st.selectbox("Model run", list(labels), format_func=labels.get, key="fp_run")
 
 by_label = store.list_failure_shares(conn, dataset, run_id, "domain")

@@ -29,7 +29,8 @@ if runs.empty:
     st.info("The label-generation model has not scored this dataset yet: train and score it above (it runs in "
             "the background), or from the Models page.")
     st.stop()
-names = {int(r.run_id): f"#{r.run_id} {r.name} {r.version} ({r.candidates:,} candidates)" for r in runs.itertuples()}
+names = {int(r.run_id): f"run {r.run_number} · {r.name} {r.version} ({r.candidates:,} candidates)"
+         for r in runs.itertuples()}
 c1, c2 = st.columns([2, 3])
 run_id = c1.selectbox("Model run", list(names), format_func=names.get, key="lbl_run")
 task = c2.segmented_control("Task", TASKS, default="intent", key="lbl_task") or "intent"

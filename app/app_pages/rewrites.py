@@ -65,7 +65,7 @@ if runs.empty:
     # The dataset name as code (text, never Markdown), quoted for the shell
     st.code(f"turnlens mine rewrites --dataset {shlex.quote(dataset)}", language="bash")
     st.stop()
-names = {int(r.run_id): f"#{r.run_id} {r.version} · {r.created_at:%Y-%m-%d %H:%M} ({r.n_rewrites:,} rewrites)"
+names = {int(r.run_id): f"run {r.run_number} · {r.version} · {r.created_at:%Y-%m-%d %H:%M} ({r.n_rewrites:,} rewrites)"
          for r in runs.itertuples()}
 run_id = st.selectbox("Mining run", list(names), format_func=names.get, key="rw_run")
 run = runs.set_index("run_id").loc[run_id]

@@ -29,7 +29,8 @@ if runs.empty:
     st.info("The skill router has not proposed pseudo-labels for this dataset yet: train and score it above (it "
             "runs in the background), or from the Models page.")
     st.stop()
-names = {int(r.run_id): f"#{r.run_id} {r.name} {r.version} ({r.candidates:,} candidates)" for r in runs.itertuples()}
+names = {int(r.run_id): f"run {r.run_number} · {r.name} {r.version} ({r.candidates:,} candidates)"
+         for r in runs.itertuples()}
 run_id = st.selectbox("Model run", list(names), format_func=names.get, key="skl_run")
 params = json.loads(runs.set_index("run_id").loc[run_id, "parameters"] or "{}")
 run_p, run_r = params.get("p"), params.get("r")

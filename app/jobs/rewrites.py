@@ -147,7 +147,9 @@ def write_run(conn: duckdb.DuckDBPyConnection, rows: dict) -> dict:
     """Store a rewrite run (its rewrites becoming `rewrite` candidates) in one transaction; its summary with
     the run id."""
     run_id = store.insert_rewrite_run(conn, **rows["store"])
-    return {"run_id": run_id, **rows["summary"]}
+    runs = store.list_rewrite_runs(conn, rows["store"]["run"]["dataset"])
+    number = int(runs.set_index("run_id").loc[run_id, "run_number"])  # counted per dataset, from 1
+    return {"run_id": run_id, "run_number": number, **rows["summary"]}
 
 
 def mine(conn: duckdb.DuckDBPyConnection, dataset: str, *, config: pl.PipelineConfig,
@@ -203,7 +205,8 @@ def _run(inputs: dict, options: dict, _path, progress) -> dict:
 
 
 def _describe(action: str, result: dict) -> str:
-    head = (f"run {result['run_id']}: {result['rewrites']:,} rewrites mined from {result['mining_turns']:,} turns "
+    head = (f"run {result['run_number']} of the dataset: {result['rewrites']:,} rewrites mined from "
+            f"{result['mining_turns']:,} turns "
             f"({result['rephrases']:,} rephrases)")
     if not result["evaluate_from"]:
         return head + "; no evaluation period (no gold labels, or evaluate_days 0)"

@@ -25,12 +25,15 @@ def list_nlu_outputs(conn: duckdb.DuckDBPyConnection, dataset: str) -> pa.Table:
 
 
 def list_failure_runs(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
-    """Model runs that proposed failure points for turns of this dataset, newest first."""
+    """Model runs that proposed failure points for turns of this dataset, newest first; run_number counts them
+    from 1 within the dataset (run_id is global to the database)."""
     return conn.cursor().execute("""
-        SELECT r.run_id, r.name, r.version, r.parameters, count(*) AS turns
+        SELECT r.run_id, row_number() OVER (ORDER BY r.run_id) AS run_number, r.name, r.version, r.parameters,
+               count(*) AS turns
         FROM candidates c JOIN model_runs r USING (run_id)
         WHERE c.dataset = ? AND c.task = 'failure_point' AND c.target_kind = 'turn'
-        GROUP BY ALL ORDER BY r.run_id DESC
+        GROUP BY r.run_id, r.name, r.version, r.parameters
+        ORDER BY r.run_id DESC
     """, [dataset]).df()
 
 
@@ -84,11 +87,14 @@ LABEL_MODEL = "label-model"  # the model runs of `turnlens score labels` (app.jo
 
 
 def list_label_runs(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
-    """Label-model runs that proposed candidates for this dataset, newest first, with their candidate count."""
+    """Label-model runs that proposed candidates for this dataset, newest first, with their candidate count;
+    run_number counts them from 1 within the dataset."""
     return conn.cursor().execute("""
-        SELECT r.run_id, r.name, r.version, r.parameters, count(*) AS candidates
+        SELECT r.run_id, row_number() OVER (ORDER BY r.run_id) AS run_number, r.name, r.version, r.parameters,
+               count(*) AS candidates
         FROM candidates c JOIN model_runs r USING (run_id)
-        WHERE c.dataset = ? AND r.name = ? GROUP BY ALL ORDER BY r.run_id DESC
+        WHERE c.dataset = ? AND r.name = ? GROUP BY r.run_id, r.name, r.version, r.parameters
+        ORDER BY r.run_id DESC
     """, [dataset, LABEL_MODEL]).df()
 
 
@@ -131,11 +137,15 @@ SKILL_ROUTER = "skill-router"  # the model runs of `turnlens score skills` (app.
 
 def list_skill_runs(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
     """Skill-router runs with `skill` candidates for this dataset, newest first: run_id, name, version,
-    parameters (JSON text: checkpoint, p, r, ...) and their candidate count."""
+    parameters (JSON text: checkpoint, p, r, ...) and their candidate count; run_number counts them from 1
+    within the dataset."""
     return conn.cursor().execute("""
-        SELECT r.run_id, r.name, r.version, r.parameters, count(*) AS candidates
+        SELECT r.run_id, row_number() OVER (ORDER BY r.run_id) AS run_number, r.name, r.version, r.parameters,
+               count(*) AS candidates
         FROM candidates c JOIN model_runs r USING (run_id)
-        WHERE c.dataset = ? AND r.name = ? AND c.task = 'skill' GROUP BY ALL ORDER BY r.run_id DESC
+        WHERE c.dataset = ? AND r.name = ? AND c.task = 'skill'
+        GROUP BY r.run_id, r.name, r.version, r.parameters
+        ORDER BY r.run_id DESC
     """, [dataset, SKILL_ROUTER]).df()
 
 
@@ -249,9 +259,10 @@ def _insert_rows(cur: duckdb.DuckDBPyConnection, table: str, rows: list[dict]) -
 
 
 def list_rewrite_runs(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
-    """Mining runs of a dataset, newest first."""
+    """Mining runs of a dataset, newest first; run_number counts them from 1 within the dataset."""
     return conn.cursor().execute("""
-        SELECT w.run_id, r.version, r.created_at, w.states, w.evaluate_from, w.n_mining_turns, w.n_eval_turns,
+        SELECT w.run_id, row_number() OVER (ORDER BY w.run_id) AS run_number, r.version, r.created_at, w.states,
+               w.evaluate_from, w.n_mining_turns, w.n_eval_turns,
                w.n_rephrases, w.n_chains, w.summary, (SELECT count(*) FROM rewrites x WHERE x.run_id = w.run_id)
                AS n_rewrites
         FROM rewrite_runs w JOIN model_runs r USING (run_id) WHERE w.dataset = ? ORDER BY w.run_id DESC
