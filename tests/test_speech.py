@@ -293,3 +293,18 @@ def test_speech_module_reads_no_database(tmp_path):
     for path in [*sorted((root / "analysis" / "speech").glob("*.py")), root / "app" / "speech_cli.py"]:
         text = path.read_text()
         assert "duckdb" not in text and "app.store" not in text, path
+
+
+@needs_slurp
+def test_slurp_log_builds_a_recognised_speech_log_of_three_dev_turns(tmp_path, tools):
+    out = tmp_path / "dev.jsonl.gz"
+    assert speech("slurp-log", "--split", "dev", "--utterances", "3", "--speakers-per-accent", "1", "--out", str(out),
+                  "--audio-root", str(tmp_path / "audio"), "--quiet") == 0
+    rows = read_log(out).table.to_pylist()
+    assert len(rows) == 3 and all(r["audio_source"] == "synthetic" and r["asr_nbest"] for r in rows)
+    assert all(json.loads(r["extras"])["slurp_split"] == "dev" for r in rows)
+    lm_info = speech_lm.provenance(tmp_path / "slurp-dev-3gram.arpa")
+    assert lm_info["evaluation_check"].startswith("passed")
+    sample = Path(__file__).resolve().parent.parent / "sample_data" / "eval-speech.jsonl"
+    assert speech("slurp-log", "--split", "eval", "--utterances", "3", "--out", str(sample), "--quiet") == 2
+    assert not sample.exists()
