@@ -64,8 +64,9 @@ def component_table(turn: dict) -> pd.DataFrame:
          _status(None if turn.get("response_status") is None else turn["response_status"] == "success")),
         ("TTS", _fmt(turn.get("tts_status")), "",
          _status(None if turn.get("tts_status") is None else turn["tts_status"] == "ok")),
+        # A barge-in is the user talking over the response: a signal worth a look, not a component failure.
         ("User", "barge-in" if turn.get("barge_in") else "no barge-in",
-         f"feedback: {_fmt(turn.get('user_feedback'))}", "FAILED" if turn.get("barge_in") else "—"),
+         f"feedback: {_fmt(turn.get('user_feedback'))}", "interrupted" if turn.get("barge_in") else "—"),
     ]
     return pd.DataFrame(rows, columns=["component", "output", "details", "status"])[
         ["component", "output", "status", "details"]]
