@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     # train, score, evaluate, mine, analyse: one subcommand per family action, from the registry
     add_job_parsers(sub, _db_arg)
 
+    from app import speech_cli
+
+    # speech synthesize / recognise / lm / slurp-log: log files and audio, never the database
+    speech_cli.add_parser(sub, _db_arg)
+
     p = sub.add_parser("info", help="what a database holds")
     _db_arg(p)
 
@@ -330,6 +335,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve.main(["--server.address", args.address, "--server.port", str(args.port)])
 
 
+def cmd_speech(args: argparse.Namespace) -> int:
+    from app import speech_cli
+
+    return speech_cli.run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     from analysis.logs import max_line_bytes
 
@@ -340,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), EXIT_USAGE)
     handler = {"ingest": cmd_ingest, "demo-data": cmd_demo_data, "info": cmd_info, "serve": cmd_serve,
                "candidates": cmd_candidates, "export": cmd_export, "simulate-reviews": cmd_simulate_reviews,
-               "job": cmd_job}
+               "job": cmd_job, "speech": cmd_speech}
     return handler[args.command](args)
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -39,13 +38,10 @@ def tools():
 
 
 def speech(*argv: str) -> int:
-    """`turnlens speech ...` through app.speech_cli, with a parser built here as app/cli.py builds its own."""
-    from app import speech_cli
+    """`turnlens speech ...` through the real command line (app/cli.py)."""
+    from app import cli
 
-    parser = argparse.ArgumentParser(prog="turnlens")
-    sub = parser.add_subparsers(dest="command", required=True)
-    speech_cli.add_parser(sub, None)
-    return speech_cli.run(parser.parse_args(["speech", *argv]))
+    return cli.main(["speech", *argv])
 
 
 # ------------------------------------------------------------------------------------------------ voices
