@@ -101,7 +101,9 @@ def claims(db_path: str) -> ClaimRegistry:
 @st.cache_data(ttl=300, show_spinner=False)
 def overview(_conn: duckdb.DuckDBPyConnection, db_path: str, dataset: str
              ) -> tuple[store.OverviewCounts, pd.DataFrame, pd.DataFrame]:
-    return (store.get_overview_counts(_conn, dataset), store.list_signals_by_domain(_conn, dataset),
+    """The Overview page's reads: the headline counts, the per-domain sums its rates and intervals come from, and
+    the signals per day (one cached entry, cleared on every write by clear_reads)."""
+    return (store.get_overview_counts(_conn, dataset), store.list_domain_signal_sums(_conn, dataset),
             store.list_signals_by_day(_conn, dataset))
 
 

@@ -4,7 +4,7 @@ each bar opens its dialogues), and over time."""
 import streamlit as st
 
 from analysis.rates import EVENTS, group_rates, group_wer
-from app import resources, store
+from app import resources
 from app.page import start
 from components import charts
 
@@ -29,7 +29,7 @@ def follow(key: str, pick: tuple[str, str | None] | None) -> None:
                        query_params={"domain": domain or charts.NO_DOMAIN, **DIALOGUE_PARAMS[what]})
 
 
-counts, by_domain, by_day = resources.overview(conn, str(settings.db_path), dataset)
+counts, sums, by_day = resources.overview(conn, str(settings.db_path), dataset)
 
 cols = st.columns(6)
 cols[0].metric("Turns", f"{counts.turns:,}")
@@ -42,7 +42,6 @@ cols[4].metric("Unhandled", f"{counts.unhandled / counts.turns:.1%}", help="Resp
 cols[5].metric("Barge-ins", f"{counts.barge_ins / counts.turns:.1%}", help="Turns the user interrupted.")
 st.caption(f"From {counts.first:%Y-%m-%d} to {counts.last:%Y-%m-%d} (UTC).")
 
-sums = store.list_domain_signal_sums(conn, dataset)
 rates, wer = group_rates(sums), group_wer(sums)
 
 st.subheader("Failure signals by domain")
