@@ -324,8 +324,8 @@ def _dataset_section(res: dict, name: str, title: str) -> list[str]:
         share = rr.get("worse_state_share", {})
         L += [f"The region tree makes **{len(regions)} regions** (ranked by pooled WER, 1 = worst served). "
               "\"Kept together\": the share of sampled speaker pairs of the region still sharing a cell when the tree "
-              "is refitted on speaker resamples (– where no pair was sampled in it: pairs are drawn uniformly over all "
-              "same-region pairs, so small regions rarely get one). \"Planted\": share of its speakers whose true "
+              "is refitted on speaker resamples (each region its own sample of 200 pairs of its speakers, so small "
+              "regions get a figure too; – for a region of one speaker). \"Planted\": share of its speakers whose true "
               "(simulated) state is one of the worse-served states (truth used for scoring only).", "",
               "| region | cell (degrees) | speakers | reference words | pooled WER [95% CI] | vs the rest [95% CI] | "
               "kept together | planted | cuts |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
