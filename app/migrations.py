@@ -444,6 +444,25 @@ def m007_disparity_reports(conn: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+def m008_turn_audio_and_hypotheses(conn: duckdb.DuckDBPyConnection) -> None:
+    """Log format 1.1 in the turns table: the request's audio (a path under the audio root, or an http(s) URL)
+    and where it came from (recorded or synthetic), the n-best as whole hypotheses (text, the recogniser's score,
+    its confidence) and the 1-best's per-word posteriors. asr_nbest keeps the hypotheses' texts, so every reader
+    of the 1.0 column works as before; asr_hypotheses is filled here from the texts of the turns stored earlier
+    (their score and confidence were never stored: NULL), so every stored n-best reads the same way. Columns are
+    added, nothing is rebuilt: every row, import id and key stays."""
+    conn.execute("ALTER TABLE turns ADD COLUMN audio VARCHAR")
+    conn.execute("ALTER TABLE turns ADD COLUMN audio_source VARCHAR")
+    conn.execute("ALTER TABLE turns ADD COLUMN asr_hypotheses STRUCT(text VARCHAR, score DOUBLE, confidence DOUBLE)[]")
+    conn.execute("ALTER TABLE turns ADD COLUMN asr_word_confidence DOUBLE[]")
+    conn.execute("""
+        UPDATE turns
+        SET asr_hypotheses = list_transform(asr_nbest, lambda x: {'text': x, 'score': NULL::DOUBLE,
+                                                                   'confidence': NULL::DOUBLE})
+        WHERE asr_nbest IS NOT NULL
+    """)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "m001_turns_and_imports", m001_turns_and_imports),
     (2, "m002_review", m002_review),
@@ -452,6 +471,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] =
     (5, "m005_jobs_and_evaluations", m005_jobs_and_evaluations),
     (6, "m006_family_actions_and_analyses", m006_family_actions_and_analyses),
     (7, "m007_disparity_reports", m007_disparity_reports),
+    (8, "m008_turn_audio_and_hypotheses", m008_turn_audio_and_hypotheses),
 ]
 
 

@@ -361,6 +361,13 @@ EXPECTED_TABLES.update({
         "CHECK((computed_by IN ('job'", "'page')))", 'UNIQUE(dataset, data_fingerprint, "options", format));',
     ]),
 })
+# m008: format 1.1 in the turns table (columns added after import_id: DuckDB appends them)
+EXPECTED_TABLES['turns'] = EXPECTED_TABLES['turns'].replace(
+    'import_id BIGINT NOT NULL, PRIMARY KEY(',
+    'import_id BIGINT NOT NULL, audio VARCHAR, audio_source VARCHAR, '
+    'asr_hypotheses STRUCT("text" VARCHAR, score DOUBLE, confidence DOUBLE)[], asr_word_confidence DOUBLE[], '
+    'PRIMARY KEY(')
+assert 'asr_hypotheses' in EXPECTED_TABLES['turns']
 EXPECTED_SEQUENCES = ['analysis_id_seq', 'bulk_id_seq', 'candidate_id_seq', 'decision_seq', 'disparity_report_id_seq',
                       'evaluation_id_seq', 'import_id_seq', 'job_event_seq', 'job_id_seq', 'model_run_id_seq']
 
@@ -394,7 +401,6 @@ def test_m003_applies_to_a_database_made_at_m002(tmp_path, monkeypatch):
     monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:2])
     old = store.connect(path)
     assert store.get_schema_version(old) == 2
-    ingest_files(old, [write_jsonl(tmp_path / "log.jsonl", [make_turn("d1", 0), make_turn("d2", 0)])], dataset="t")
     # a candidate written as the m002 code wrote it: straight into candidates, no distribution anywhere
     kind, key = target_key("d1", 0)
     old.execute("INSERT INTO model_runs (name, version) VALUES ('fp', '1')")
@@ -407,6 +413,9 @@ def test_m003_applies_to_a_database_made_at_m002(tmp_path, monkeypatch):
 
     conn = store.connect(path)
     assert store.get_schema_version(conn) == MIGRATIONS[-1][0]
+    # the turns come now: today's ingest writes columns a database at m002 does not have yet (m008)
+    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", [make_turn("d1", 0), make_turn("d2", 0)])],
+                 dataset="t")
     assert store.get_candidate_distribution(conn, 1) is None
     assert store.count_candidates(conn, "t") == 1
     assert store.list_failure_turns(conn, "t", 1, "ASR")["candidate_id"].tolist() == [1]
@@ -809,3 +818,139 @@ def test_m006_keeps_the_jobs_of_a_database_made_at_m005(tmp_path, monkeypatch):
     with pytest.raises(duckdb.ConstraintException):
         conn.execute("INSERT INTO jobs (family, action, dataset) VALUES ('x', 'DROP TABLE jobs', 't')")
     conn.close()
+
+
+# ------------------------------------------------------------------------------- m008: log format 1.1 stored
+
+NBEST_11 = [{"text": "what is the weather in boston", "score": -3120.5, "confidence": 0.8},
+            {"text": "what is the weather in austin", "score": -3177.0}]
+WORD_CONF = [0.99, 0.98, 0.97, 0.9, 0.95, 0.42]
+
+
+def v11_turns() -> list[dict]:
+    """A 1.0 n-best (plain strings), a 1.1 one with audio under the root, an audio URL, and no n-best at all."""
+    return [make_turn("v11", 0, asr_nbest=["what is the weather in boston", "what is the weather in austin"]),
+            make_turn("v11", 1, audio="clips/v11/1.wav", audio_source="synthetic", asr_nbest=NBEST_11,
+                      asr_word_confidence=WORD_CONF),
+            make_turn("v11", 2, audio="https://audio.example.com/v11/2.flac?sig=abc", audio_source="recorded"),
+            make_turn("v11", 3, asr_text="stop", asr_nbest=[{"text": "stop", "score": -10}],
+                      asr_word_confidence=[0.5])]
+
+
+def audio_root_with(tmp_path: Path, *paths: str) -> Path:
+    root = tmp_path / "audio"
+    for p in paths:
+        (root / p).parent.mkdir(parents=True, exist_ok=True)
+        (root / p).write_bytes(b"RIFF")
+    return root
+
+
+def test_m008_keeps_the_turns_of_a_database_made_at_m007(tmp_path, monkeypatch):
+    """Turns stored before format 1.1 had columns keep every value; their n-best texts become hypotheses without
+    score or confidence, so they read like any other n-best, and re-ingesting their log stays a no-op."""
+    path = tmp_path / "old.duckdb"
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:7])
+    old = store.connect(path)
+    assert store.get_schema_version(old) == 7
+    # written as the m007 code wrote them: the 1.0 columns only
+    old.execute("INSERT INTO imports (dataset, sources, content_sha256, rows_read, rows_added, app_version) "
+                "VALUES ('t', '[]', 'x', 2, 2, '0')")
+    kept = ("dialogue_id", "turn_index", "timestamp", "asr_text", "reference_text", "user_id", "asr_confidence",
+            "asr_nbest", "nlu_slots")
+    records = [{k: v for k, v in make_turn("old", index, asr_nbest=nbest).items() if k in kept and v is not None}
+               for index, nbest in ((0, ["what is the weather in boston", "what is the weather in austin"]),
+                                    (1, None))]
+    for index, rec in enumerate(records):
+        nbest = rec.get("asr_nbest")
+        old.execute("INSERT INTO turns (dataset, dialogue_id, turn_index, timestamp, asr_text, reference_text, "
+                    "user_id, asr_confidence, asr_nbest, nlu_slots, wer_sub, wer_del, wer_ins, wer_ref_words, "
+                    "import_id) VALUES ('t', ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 0, 0, 5, 1)",
+                    [rec["dialogue_id"], index, rec["timestamp"], rec["asr_text"], rec["reference_text"],
+                     rec["user_id"], rec["asr_confidence"], nbest, rec["nlu_slots"]])
+    before = old.execute("SELECT * FROM turns ORDER BY turn_index").fetchall()
+    old.execute("INSERT INTO model_runs (name, version) VALUES ('fp', '1')")
+    old.close()
+    monkeypatch.undo()
+
+    conn = store.connect(path)
+    assert store.get_schema_version(conn) == MIGRATIONS[-1][0] >= 8
+    after = conn.execute("SELECT * EXCLUDE (audio, audio_source, asr_hypotheses, asr_word_confidence) FROM turns "
+                         "ORDER BY turn_index").fetchall()
+    assert after == before  # every value, key and import id as it was
+    turns = store.get_dialogue_turns(conn, "old", "t")
+    assert turns[0]["asr_hypotheses"] == [{"text": "what is the weather in boston", "score": None, "confidence": None},
+                                          {"text": "what is the weather in austin", "score": None, "confidence": None}]
+    assert turns[1]["asr_hypotheses"] is None
+    assert all(t["audio"] is None and t["audio_source"] is None and t["asr_word_confidence"] is None for t in turns)
+    assert conn.execute("SELECT count(*) FROM model_runs").fetchone()[0] == 1
+    # the same 1.0 turns ingested again are the stored ones: nothing added, nothing refused
+    result, _ = ingest_files(conn, [write_jsonl(tmp_path / "old.jsonl", records)], dataset="t")
+    assert (result.rows_added, result.rows_already_present) == (0, 2)
+    # and new 1.1 turns beside them store every part
+    result, _ = ingest_files(conn, [write_jsonl(tmp_path / "v11.jsonl", v11_turns())], dataset="t")
+    assert result.rows_added == 4
+    conn.close()
+
+
+def stored_as_records(turns: list[dict]) -> list[dict]:
+    """Stored turns written back as format 1.1 records: the n-best from its hypotheses (plain strings where no
+    hypothesis has a score: a 1.0 n-best)."""
+    out = []
+    for t in turns:
+        rec = {k: v for k, v in t.items() if k not in ("dataset", "import_id", "asr_hypotheses") and
+               not k.startswith("wer_") and v is not None}
+        rec["timestamp"] = t["timestamp"].isoformat()
+        hyps = t["asr_hypotheses"]
+        if hyps is not None:
+            rec["asr_nbest"] = [h["text"] for h in hyps] if all(h["score"] is None for h in hyps) else [
+                {k: v for k, v in h.items() if v is not None} for h in hyps]
+        out.append(rec)
+    return out
+
+
+def test_ingest_stores_format_1_1_and_round_trips(db, tmp_path):
+    from analysis.logs import read_log
+
+    log = write_jsonl(tmp_path / "v11.jsonl", v11_turns())
+    result, unknown = ingest_files(db, [log], dataset="t")
+    assert (result.rows_added, unknown) == (4, {})
+    turns = store.get_dialogue_turns(db, "v11", "t")
+    assert [t["audio"] for t in turns] == [None, "clips/v11/1.wav", "https://audio.example.com/v11/2.flac?sig=abc",
+                                           None]
+    assert [t["audio_source"] for t in turns] == [None, "synthetic", "recorded", None]
+    assert [t["asr_word_confidence"] for t in turns] == [None, WORD_CONF, None, [0.5]]
+    assert [t["asr_hypotheses"] for t in turns] == [
+        [{"text": "what is the weather in boston", "score": None, "confidence": None},
+         {"text": "what is the weather in austin", "score": None, "confidence": None}],
+        [{"text": "what is the weather in boston", "score": -3120.5, "confidence": 0.8},
+         {"text": "what is the weather in austin", "score": -3177.0, "confidence": None}],
+        None,
+        [{"text": "stop", "score": -10.0, "confidence": None}]]
+    # asr_nbest keeps the texts, as every 1.0 reader expects
+    assert [t["asr_nbest"] for t in turns] == [[h["text"] for h in t["asr_hypotheses"]] if t["asr_hypotheses"]
+                                               else None for t in turns]
+    # written back as a log, the stored turns read as the original did
+    again = write_jsonl(tmp_path / "again.jsonl", stored_as_records(turns))
+    assert read_log(again).table.drop_columns(["extras"]).equals(read_log(log).table.drop_columns(["extras"]))
+    # and ingesting either is a no-op: the stored 1.1 parts are the incoming ones
+    for path in (log, again):
+        result, _ = ingest_files(db, [path], dataset="t")
+        assert (result.rows_added, result.rows_already_present) == (0, 4)
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"asr_nbest": [{**NBEST_11[0], "score": -1.0}, NBEST_11[1]]}, "asr_nbest"),  # a score
+    ({"asr_nbest": [NBEST_11[0], {**NBEST_11[1], "confidence": 0.1}]}, "asr_nbest"),  # a confidence
+    ({"audio_source": "recorded"}, "audio_source"),
+    ({"asr_word_confidence": [0.1] * 6}, "asr_word_confidence"),
+    ({"audio": "clips/v11/other.wav"}, "audio"),
+])
+def test_a_turn_stored_with_other_1_1_parts_is_a_conflict(db, tmp_path, change, field):
+    ingest_files(db, [write_jsonl(tmp_path / "a.jsonl", v11_turns())], dataset="t")
+    changed = v11_turns()
+    changed[1].update(change)
+    with pytest.raises(store.IngestConflictError) as info:
+        ingest_files(db, [write_jsonl(tmp_path / "b.jsonl", changed)], dataset="t")
+    assert f"b.jsonl:2: {field}: turn 1 of dialogue 'v11' is already stored with different content" in str(
+        info.value)
+    assert db.execute("SELECT count(*) FROM imports").fetchone()[0] == 1

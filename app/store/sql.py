@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from analysis.log_format import FIELDS
+from analysis.log_format import FIELDS, FIELDS_1_1, NBEST_CONFIDENCE, NBEST_SCORE
 
 if TYPE_CHECKING:
     from app.store.review import QueueSpec
@@ -23,10 +23,25 @@ if TYPE_CHECKING:
 V1_COLUMNS = [f.name for f in FIELDS]
 # Quoted, for the INSERT of new turns (insert_turns).
 TURN_COLUMNS = ", ".join(f'"{c}"' for c in V1_COLUMNS)
+# Format 1.1's flat fields, stored beside the 1.0 columns since m008 (audio, audio_source, asr_word_confidence):
+# the format's fixed list of 1.1 fields, quoted. The n-best's scores and confidences are stored inside
+# asr_hypotheses (HYPOTHESES below), not as columns of their own.
+V1_1_COLUMNS = [f.name for f in FIELDS_1_1]
+TURN_COLUMNS_1_1 = ", ".join(f'"{c}"' for c in V1_1_COLUMNS)
+# The incoming row's n-best as whole hypotheses, for the asr_hypotheses column (m008): the texts (asr_nbest) with
+# the reader's parallel score and confidence lists (log_format.NBEST_SCORE, NBEST_CONFIDENCE; NULL for a 1.0
+# n-best of plain strings, and a confidence NULL where a 1.1 object has none); NULL without an n-best. Column
+# names of the format only.
+HYPOTHESES = (f"""CASE WHEN i.asr_nbest IS NULL THEN NULL ELSE list_transform(generate_series(1, len(i.asr_nbest)), """
+              f"""lambda k: {{'text': i.asr_nbest[k], 'score': i."{NBEST_SCORE}"[k]::DOUBLE, """
+              f"""'confidence': i."{NBEST_CONFIDENCE}"[k]::DOUBLE}}) END""")
 # Which stored fields of a turn differ from the incoming row, by name (insert_turns' conflict report): one CASE
-# per field of the fixed list (and extras); the names appear as identifiers and as their own string literals.
-CHANGED_FIELDS = ", ".join(f"""CASE WHEN i."{c}" IS DISTINCT FROM t."{c}" THEN '{c}' END"""
-                           for c in V1_COLUMNS + ["extras"])
+# per field of the fixed lists (and extras); the names appear as identifiers and as their own string literals.
+# The n-best is compared whole (texts, scores, confidences) and reported by its field's name, asr_nbest.
+CHANGED_FIELDS = ", ".join(
+    [f"""CASE WHEN ({HYPOTHESES}) IS DISTINCT FROM t.asr_hypotheses THEN 'asr_nbest' END""" if c == "asr_nbest"
+     else f"""CASE WHEN i."{c}" IS DISTINCT FROM t."{c}" THEN '{c}' END"""
+     for c in V1_COLUMNS + V1_1_COLUMNS + ["extras"]])
 
 # What production traffic has: scoring reads only these (no reference transcript, no gold labels; the speaker
 # embedding is left out too, as no turn-level model reads it and it is the largest field). Both lists are

@@ -29,7 +29,9 @@ class IngestResult:
 def insert_turns(conn: duckdb.DuckDBPyConnection, turns: pa.Table, *, dataset: str, sources: list[str],
                  content_sha256: str, unknown_fields: dict[str, int], imported_by: str | None
                  ) -> IngestResult:
-    """Append turns (``TURN_SCHEMA`` plus wer_* columns) atomically.
+    """Append turns (``TURN_SCHEMA`` plus wer_* columns) atomically: the 1.0 fields, the 1.1 fields (audio,
+    audio_source, asr_word_confidence) and the n-best as whole hypotheses (asr_hypotheses: text, score,
+    confidence; asr_nbest keeps the texts).
 
     Turns already stored with the same content are skipped (re-ingest is idempotent); a turn whose
     (dialogue_id, turn_index) is stored with different content, or whose time order contradicts the
@@ -71,11 +73,13 @@ def insert_turns(conn: duckdb.DuckDBPyConnection, turns: pa.Table, *, dataset: s
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING import_id
             """, [dataset, json.dumps(sources), content_sha256, turns.num_rows, turns.num_rows - present,
                   json.dumps(unknown_fields) if unknown_fields else None, imported_by, __version__]).fetchone()[0]
-            # sql.TURN_COLUMNS: the format's fixed field list, quoted
+            # sql.TURN_COLUMNS, TURN_COLUMNS_1_1: the format's fixed field lists, quoted; sql.HYPOTHESES: the
+            # n-best's parts as one list of hypotheses, from those fields
             cur.execute(f"""
-                INSERT INTO turns (dataset, {sql.TURN_COLUMNS}, extras, wer_sub, wer_del, wer_ins, wer_ref_words,
-                                   import_id)
-                SELECT ?, {sql.TURN_COLUMNS}, extras, wer_sub, wer_del, wer_ins, wer_ref_words, ?
+                INSERT INTO turns (dataset, {sql.TURN_COLUMNS}, {sql.TURN_COLUMNS_1_1}, asr_hypotheses, extras,
+                                   wer_sub, wer_del, wer_ins, wer_ref_words, import_id)
+                SELECT ?, {sql.TURN_COLUMNS}, {sql.TURN_COLUMNS_1_1}, {sql.HYPOTHESES}, extras,
+                       wer_sub, wer_del, wer_ins, wer_ref_words, ?
                 FROM incoming i ANTI JOIN turns t USING (dialogue_id, turn_index)
             """, [dataset, import_id])
             order = _time_order_violations(cur, import_id)
