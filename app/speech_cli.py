@@ -4,6 +4,7 @@
     turnlens speech recognise LOG --out OUT       pocketsphinx decodes each turn's audio: 1-best, 10-best, posteriors
     turnlens speech lm --out LM.arpa ...          an in-domain 3-gram LM from TRAINING text only
     turnlens speech slurp-log --split dev|eval    a SLURP speech log: sentences -> voices -> audio -> recognition
+    turnlens speech embed LOG --out OUT           resemblyzer's voice encoder: per-speaker mean speaker_embedding
 
 They work on .jsonl / .jsonl.gz logs (format 1.1) and files, not on the database (so they run while the app holds
 it); ingest their output like any log. Everything they synthesise is marked ``audio_source: "synthetic"``.
@@ -101,6 +102,12 @@ def add_parser(sub: argparse._SubParsersAction, db_arg) -> None:
     _synthesis_options(g, snr_default=30.0)
     _common(g)
 
+    e = ssub.add_parser("embed", help="embed each turn's audio with resemblyzer's pretrained voice encoder and write "
+                                      "each speaker's mean (256-d, unit norm) as speaker_embedding")
+    e.add_argument("log", type=Path, help="a .jsonl or .jsonl.gz log whose turns have audio and a speaker_id")
+    e.add_argument("--out", type=Path, required=True, help="the log to write (.jsonl or .jsonl.gz)")
+    _common(e)
+
 
 # ---------------------------------------------------------------------------------------------- running
 
@@ -113,8 +120,8 @@ def _fail(message: str, code: int) -> int:
 def _bars(args: argparse.Namespace):
     from app.stage_bars import StageBars
 
-    return StageBars(labels={"synthesize": "synthesising", "recognise": "recognising"}, unit=" turns",
-                     disable=args.quiet)
+    return StageBars(labels={"synthesize": "synthesising", "recognise": "recognising", "embed": "embedding"},
+                     unit=" turns", disable=args.quiet)
 
 
 def _check_out(path: Path) -> str | None:
@@ -129,20 +136,21 @@ def run(args: argparse.Namespace) -> int:
     """Run one `turnlens speech` action; returns the exit code."""
     from analysis.logs import LogFormatError, format_problems
     from analysis.speech.audio import SpeechToolError
+    from analysis.speech.embeddings import EmbeddingError
     from analysis.speech.lm import EvaluationTextError
     from analysis.speech.recognition import RecognitionError
 
     if getattr(args, "workers", 1) < 1:
         return _fail("--workers must be at least 1", EXIT_USAGE)
     action = {"synthesize": _synthesize, "synthesise": _synthesize, "recognise": _recognise,
-              "recognize": _recognise, "lm": _lm, "slurp-log": _slurp_log}[args.speech_command]
+              "recognize": _recognise, "lm": _lm, "slurp-log": _slurp_log, "embed": _embed}[args.speech_command]
     try:
         return action(args)
     except LogFormatError as exc:
         return _fail(f"{exc.total:,} problem(s):\n" + format_problems(exc.problems), EXIT_INVALID)
     except EvaluationTextError as exc:
         return _fail(str(exc), EXIT_INVALID)
-    except (SpeechToolError, RecognitionError) as exc:
+    except (SpeechToolError, RecognitionError, EmbeddingError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     except ValueError as exc:  # an option out of range (the config dataclasses say which)
         return _fail(str(exc), EXIT_USAGE)
@@ -290,3 +298,34 @@ def _slurp_log(args: argparse.Namespace) -> int:
         print("note: the in-domain LM was built from dev text that includes these sentences, so this log's WER is "
               "optimistic: train on it, measure on the eval split")
     return code
+
+
+def _embed(args: argparse.Namespace) -> int:
+    from analysis.speech.embeddings import EmbeddingConfig, available, embed_records
+    from analysis.speech.logio import read_records
+
+    if (bad := _check_out(args.out)) is not None:
+        return _fail(bad, EXIT_USAGE)
+    if (why := available()) is not None:
+        return _fail(why, EXIT_USAGE)
+    config = EmbeddingConfig(workers=args.workers)
+    root = args.audio_root or _default_audio_root()
+    records = read_records(args.log)
+    partial = args.out.with_name(args.out.name + ".partial.jsonl")
+    started = time.perf_counter()
+    with _bars(args) as bars:
+        result = embed_records(records, root, config=config, partial=partial,
+                               progress=lambda done, total: bars.update("embed", done, total))
+    _write(result.records, args.out)
+    partial.unlink(missing_ok=True)  # only once the output is written: a failure before keeps the work done
+    print(f"{len(records):,} turns: {result.embedded:,} audio files embedded, {result.reused:,} taken from an "
+          f"interrupted run, {result.no_audio:,} turns without audio, {result.remote:,} with a URL (not fetched), "
+          f"{result.no_voice:,} with no voice found, {result.no_speaker:,} without a speaker_id; {result.speakers:,} "
+          f"speakers given their mean voice embedding, {result.speakers_without:,} left without one"
+          + (f"; {result.replaced:,} turns had another speaker_embedding (replaced or removed: one encoder per file)"
+             if result.replaced else "")
+          + f"; wrote {args.out} in {time.perf_counter() - started:.1f} s")
+    if not result.speakers:
+        print("note: no speaker got an embedding: the turns need local audio (turnlens speech synthesize) and a "
+              "speaker_id", file=sys.stderr)
+    return EXIT_OK
