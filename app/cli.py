@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="default", help="dataset name the turns are filed under")
     p.add_argument("--by", default=os.environ.get("USER"), help="who is importing (kept in the import log)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--allow-missing-audio", action="store_true",
+                   help="accept turns whose audio file does not exist under the audio root ($TURNLENS_AUDIO_ROOT, "
+                        "else data/audio); a path leading outside the root is refused all the same")
     _db_arg(p)
 
     p = sub.add_parser("demo-data", help="generate a simulated log built on real SLURP utterances")
@@ -140,7 +143,7 @@ def _open(args: argparse.Namespace, *, must_exist: bool = False, read_only: bool
 def cmd_ingest(args: argparse.Namespace) -> int:
     from analysis.logs import LogFormatError, format_problems
     from app import store
-    from app.ingest import ingest_files
+    from app.ingest import AudioFilesError, ingest_files
 
     if not args.dataset.strip():
         return _fail("--dataset must not be empty", EXIT_USAGE)
@@ -155,8 +158,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     completed = False
     try:
         result, unknown = ingest_files(conn, [str(p) for p in args.paths], dataset=args.dataset,
-                                       imported_by=args.by, progress=bars.update)
+                                       imported_by=args.by, progress=bars.update,
+                                       allow_missing_audio=args.allow_missing_audio)
         completed = True
+    except AudioFilesError as exc:
+        hint = "" if args.allow_missing_audio else \
+            "; to accept turns whose audio file is missing, pass --allow-missing-audio"
+        return _fail(f"nothing was written; {exc.total:,} problem(s) with audio files:\n"
+                     + format_problems(exc.problems)
+                     + f"\naudio paths are relative to the audio root {str(exc.root)!r} ($TURNLENS_AUDIO_ROOT); "
+                       f"a path leading outside it is never accepted{hint}", EXIT_INVALID)
     except LogFormatError as exc:
         return _fail(f"nothing was written; {exc.total:,} problem(s):\n"
                      + format_problems(exc.problems), EXIT_INVALID)

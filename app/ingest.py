@@ -1,4 +1,5 @@
-"""Ingestion: validate log files, add per-turn WER counts, append them to the store in one transaction.
+"""Ingestion: validate log files, check their audio files, add per-turn WER counts, append them to the store in one
+transaction.
 
 Shared by ``turnlens ingest`` and the app's Import page, so both refuse and accept exactly the same input.
 """
@@ -15,10 +16,12 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from analysis.logs import ParsedLog
+from analysis.log_format import is_audio_url
+from analysis.logs import LogFormatError, ParsedLog, Problem, audio_problems
 from analysis.wer import error_counts
 from app import store
 from app.isolated_read import read_logs_isolated
+from app.settings import audio_root as configured_audio_root
 
 # progress(stage, done, total): stage is "read", "wer" or "write"; total may be None when unknown.
 Progress = Callable[[str, int, int | None], None]
@@ -52,14 +55,53 @@ def fingerprint(paths: Sequence[str | Path]) -> str:
     return h.hexdigest()
 
 
+class AudioFilesError(LogFormatError):
+    """Audio paths of the input that cannot be used (FILE:LINE: audio: ...): a path that resolves outside the
+    audio root, which nothing accepts, or a file that does not exist, which ``allow_missing_audio`` accepts.
+    Nothing was written. ``root`` is the audio root they were checked under."""
+
+    def __init__(self, problems: Sequence[Problem], *, root: Path):
+        super().__init__(problems)
+        self.root = root
+
+
+def check_audio(parsed: ParsedLog, root: str | Path, *, allow_missing: bool = False) -> None:
+    """Raise AudioFilesError when an ``audio`` path of the read log resolves outside ``root`` (through a symbolic
+    link: the reader has refused ``..``, absolute paths and the like already) or, unless allow_missing, names no
+    file under it. URLs are passed through unchecked (nothing is fetched). A root that is not a folder is one
+    problem, not one per turn; with allow_missing it is no problem at all (every file is then missing, and nothing
+    can leave a folder that is not there)."""
+    audio = parsed.table.column("audio")
+    if audio.null_count == len(audio):
+        return
+    root = Path(root)
+    if not root.is_dir():
+        if allow_missing:
+            return
+        rows = [r for r, v in enumerate(audio.to_pylist()) if v is not None and not is_audio_url(v)]
+        if not rows:
+            return
+        file, line = parsed.locate(rows[0]) if parsed.locate else (parsed.files[0], rows[0] + 1)
+        named = "1 turn names" if len(rows) == 1 else f"{len(rows):,} turns name"
+        raise AudioFilesError([Problem(file, line, "audio", f"{named} an audio file under the audio root "
+                                                            f"{str(root)!r}, which is not a folder",
+                                       count=len(rows))], root=root)
+    problems = audio_problems(parsed, root, allow_missing=allow_missing)
+    if problems:
+        raise AudioFilesError(problems, root=root)
+
+
 def ingest_files(conn: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *, dataset: str,
                  imported_by: str | None = None, source_names: Sequence[str] | None = None,
-                 progress: Progress | None = None) -> tuple[store.IngestResult, dict[str, int]]:
+                 progress: Progress | None = None, audio_root: str | Path | None = None,
+                 allow_missing_audio: bool = False) -> tuple[store.IngestResult, dict[str, int]]:
     """Validate and store paths as one input. Returns the result and the unknown fields kept in extras.
 
-    Raises analysis.logs.LogFormatError or store.IngestConflictError; in both cases nothing is written. The
-    files are read in a child process (app/isolated_read.py): no input can crash the caller.
-    source_names replaces the paths in messages and the import log (e.g. an upload's original name).
+    Raises analysis.logs.LogFormatError (AudioFilesError for the audio files) or store.IngestConflictError; in
+    every case nothing is written. The files are read in a child process (app/isolated_read.py): no input can
+    crash the caller. source_names replaces the paths in messages and the import log (e.g. an upload's original
+    name). The turns' audio files must exist under audio_root (default: the setting, app.settings.audio_root),
+    unless allow_missing_audio (check_audio).
     """
     if not dataset or not dataset.strip():
         raise ValueError("dataset name must not be empty")
@@ -72,6 +114,8 @@ def ingest_files(conn: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *
             parsed = read_logs_isolated(
                 paths, workdir, names=source_names,
                 progress=(lambda done: progress("read", done, None)) if progress else None)
+        check_audio(parsed, configured_audio_root() if audio_root is None else audio_root,
+                    allow_missing=allow_missing_audio)
         return _store(conn, parsed, paths, dataset=dataset, imported_by=imported_by, source_names=source_names,
                       digest=digest.result(), progress=progress)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+_REPO = Path(__file__).resolve().parents[1]
 
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -36,6 +38,14 @@ def env_flag(name: str, default: bool) -> bool:
                               "case does not matter")
 
 
+def audio_root() -> Path:
+    """The folder a log's ``audio`` paths are relative to: $TURNLENS_AUDIO_ROOT, else <repo>/data/audio (where
+    ``turnlens speech synthesize`` writes by default). Ingest checks a log's audio files under it and the pages play
+    them from it; a path never resolves outside it (analysis.logs.resolve_audio). Not checked here: a root that
+    does not exist is said where it matters (ingest, the player)."""
+    return Path(os.environ.get("TURNLENS_AUDIO_ROOT", "").strip() or _REPO / "data" / "audio")
+
+
 @dataclass(frozen=True)
 class Settings:
     db_path: Path
@@ -43,6 +53,7 @@ class Settings:
     umap_warmup: bool  # compile UMAP in the background at start-up (TURNLENS_UMAP_WARMUP=0 turns it off)
     numba_cache: Path  # numba's compiled-code cache (NUMBA_CACHE_DIR), so a restart compiles less
     default_dataset: str = "sample"  # the dataset a new session opens on, when it exists (TURNLENS_DATASET)
+    audio_root: Path = field(default_factory=audio_root)  # TURNLENS_AUDIO_ROOT, else <repo>/data/audio
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -55,4 +66,5 @@ class Settings:
                              or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "turnlens"
                              / "numba"),
             default_dataset=os.environ.get("TURNLENS_DATASET", "").strip() or "sample",
+            audio_root=audio_root(),
         )

@@ -887,7 +887,9 @@ def test_m008_keeps_the_turns_of_a_database_made_at_m007(tmp_path, monkeypatch):
     result, _ = ingest_files(conn, [write_jsonl(tmp_path / "old.jsonl", records)], dataset="t")
     assert (result.rows_added, result.rows_already_present) == (0, 2)
     # and new 1.1 turns beside them store every part
-    result, _ = ingest_files(conn, [write_jsonl(tmp_path / "v11.jsonl", v11_turns())], dataset="t")
+    root = audio_root_with(tmp_path, "clips/v11/1.wav")
+    result, _ = ingest_files(conn, [write_jsonl(tmp_path / "v11.jsonl", v11_turns())], dataset="t",
+                             audio_root=root)
     assert result.rows_added == 4
     conn.close()
 
@@ -911,8 +913,9 @@ def stored_as_records(turns: list[dict]) -> list[dict]:
 def test_ingest_stores_format_1_1_and_round_trips(db, tmp_path):
     from analysis.logs import read_log
 
+    root = audio_root_with(tmp_path, "clips/v11/1.wav")
     log = write_jsonl(tmp_path / "v11.jsonl", v11_turns())
-    result, unknown = ingest_files(db, [log], dataset="t")
+    result, unknown = ingest_files(db, [log], dataset="t", audio_root=root)
     assert (result.rows_added, unknown) == (4, {})
     turns = store.get_dialogue_turns(db, "v11", "t")
     assert [t["audio"] for t in turns] == [None, "clips/v11/1.wav", "https://audio.example.com/v11/2.flac?sig=abc",
@@ -934,7 +937,7 @@ def test_ingest_stores_format_1_1_and_round_trips(db, tmp_path):
     assert read_log(again).table.drop_columns(["extras"]).equals(read_log(log).table.drop_columns(["extras"]))
     # and ingesting either is a no-op: the stored 1.1 parts are the incoming ones
     for path in (log, again):
-        result, _ = ingest_files(db, [path], dataset="t")
+        result, _ = ingest_files(db, [path], dataset="t", audio_root=root)
         assert (result.rows_added, result.rows_already_present) == (0, 4)
 
 
@@ -946,11 +949,12 @@ def test_ingest_stores_format_1_1_and_round_trips(db, tmp_path):
     ({"audio": "clips/v11/other.wav"}, "audio"),
 ])
 def test_a_turn_stored_with_other_1_1_parts_is_a_conflict(db, tmp_path, change, field):
-    ingest_files(db, [write_jsonl(tmp_path / "a.jsonl", v11_turns())], dataset="t")
+    root = audio_root_with(tmp_path, "clips/v11/1.wav", "clips/v11/other.wav")
+    ingest_files(db, [write_jsonl(tmp_path / "a.jsonl", v11_turns())], dataset="t", audio_root=root)
     changed = v11_turns()
     changed[1].update(change)
     with pytest.raises(store.IngestConflictError) as info:
-        ingest_files(db, [write_jsonl(tmp_path / "b.jsonl", changed)], dataset="t")
+        ingest_files(db, [write_jsonl(tmp_path / "b.jsonl", changed)], dataset="t", audio_root=root)
     assert f"b.jsonl:2: {field}: turn 1 of dialogue 'v11' is already stored with different content" in str(
         info.value)
     assert db.execute("SELECT count(*) FROM imports").fetchone()[0] == 1

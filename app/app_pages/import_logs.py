@@ -7,7 +7,7 @@ import streamlit as st
 
 from analysis.logs import SUFFIXES, LogFormatError, file_kind, format_problems
 from app import resources, state, store
-from app.ingest import ingest_files
+from app.ingest import AudioFilesError, ingest_files
 from app.settings import Settings
 
 settings = Settings.from_env()
@@ -25,6 +25,11 @@ else:
         # Empty on purpose: a real log must not land in whatever dataset (a demo) happens to be selected.
         dataset = st.text_input("Dataset", value="", key="import_dataset", placeholder="e.g. pilot-2026-12",
                                 help="The dataset these turns belong to: a new name, or an existing one to add to.")
+        allow_missing = st.checkbox(
+            "Accept turns whose audio file is missing", value=False, key="import_allow_missing_audio",
+            help="Audio paths are relative to the audio root (TURNLENS_AUDIO_ROOT, else data/audio). Off: a turn "
+                 "naming a file that is not there stops the import. A path leading outside the root is refused "
+                 "either way.")
         submitted = st.form_submit_button("Import", type="primary")
     if submitted:
         reviewer = (st.session_state.get(state.REVIEWER) or "").strip() or None
@@ -55,7 +60,16 @@ else:
                         paths.append(path)
                     try:
                         result, unknown = ingest_files(conn, paths, dataset=dataset, imported_by=reviewer,
-                                                       source_names=[f.name for f in files], progress=progress)
+                                                       source_names=[f.name for f in files], progress=progress,
+                                                       audio_root=settings.audio_root,
+                                                       allow_missing_audio=allow_missing)
+                    except AudioFilesError as exc:
+                        bar.empty()
+                        st.error(f"Nothing was imported: {exc.total:,} problem(s) with audio files. Paths are "
+                                 "relative to the audio root below; one leading outside it is never accepted"
+                                 + ("." if allow_missing else ", and a missing file only when you tick "
+                                                               "'Accept turns whose audio file is missing'."))
+                        st.code(format_problems(exc.problems) + f"\naudio root: {exc.root}", language=None)
                     except LogFormatError as exc:
                         bar.empty()
                         st.error(f"Nothing was imported: {exc.total:,} problem(s).")
