@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from analysis.logs import LogFormatError, Problem, file_kind, jsonl_records
 
-KNOWN_TASKS = ("intent", "slots", "goal_start", "goal_success", "failure_point", "skill", "rewrite")
+KNOWN_TASKS = ("intent", "slots", "goal_start", "goal_success", "failure_point", "skill", "rewrite", "items")
 _TASK_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _FIELDS = ("task", "dialogue_id", "turn_index", "other_dialogue_id", "other_turn_index", "value", "score",
            "distribution", "model_name", "model_version", "model_parameters", "run_at")

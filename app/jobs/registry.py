@@ -158,7 +158,7 @@ class UnknownFamilyError(KeyError):
 FAMILIES: dict[str, Family] = {}
 # The modules that register the built-in families, imported on first use of the registry.
 _BUILT_IN = ("app.jobs.failure_points", "app.jobs.labels", "app.jobs.skills", "app.jobs.rewrites",
-             "app.jobs.disparity")
+             "app.jobs.disparity", "app.jobs.coordination")
 
 
 def register(family: Family) -> Family:
