@@ -1,0 +1,101 @@
+"""The Coordination chunking page (AppTest): with no run it says how to make one; with a scored and evaluated run it
+shows the accuracy by item count, the items proposed most and the turns where the chunker and the logged NLU
+disagree."""
+
+from __future__ import annotations
+
+import os
+from unittest.mock import patch
+
+import pytest
+
+from analysis.coordination.config import CoordinationConfig
+from analysis.coordination.evaluate import evaluate_heldout
+from analysis.coordination.model import CoordinationModel
+from app import store
+from app.jobs import coordination as coord_jobs
+from app.store import coordination as store_coordination
+from app.store import evaluations as store_evaluations
+from tests.helpers import ROOT, app_db_copy, open_app_page, simulated_db
+
+PAGE = "app_pages/coordination.py"
+# Until the page is in app/streamlit_app.py's navigation (its owner adds the line with the README's page list),
+# the test runs a copy of the entry point with the line added, beside the original so its relative paths hold.
+NAV_AFTER = 'st.Page("app_pages/labels.py", title="Label generation", icon=":material/label:"),'
+NAV_LINE = ('st.Page("app_pages/coordination.py", title="Coordination chunking", '
+            'icon=":material/format_list_bulleted:"),')
+
+
+def open_page(**kw):
+    entry = ROOT / "app" / "streamlit_app.py"
+    source = entry.read_text()
+    if PAGE in source:
+        return open_app_page(PAGE, **kw)
+    assert NAV_AFTER in source, "the Label generation line moved: update NAV_AFTER"
+    copy = entry.with_name(f"_coordination_test_entry_{os.getpid()}.py")
+    copy.write_text(source.replace(NAV_AFTER, NAV_AFTER + "\n        " + NAV_LINE))
+    try:
+        with patch("tests.helpers.ROOT", _Root(copy)):
+            return open_app_page(PAGE, **kw)
+    finally:
+        copy.unlink()
+
+
+class _Root:
+    """A stand-in for tests.helpers.ROOT whose app/streamlit_app.py is the copy."""
+
+    def __init__(self, copy):
+        self.copy = copy
+
+    def __truediv__(self, part):
+        return _App(self.copy) if part == "app" else ROOT / part
+
+
+class _App:
+    def __init__(self, copy):
+        self.copy = copy
+
+    def __truediv__(self, part):
+        return self.copy if part == "streamlit_app.py" else ROOT / "app" / part
+SMALL = CoordinationConfig(word_vectors="trained", epochs=3, hidden=32, word_dim=32, variants=4)
+
+
+@pytest.fixture(scope="module")
+def scored_db(tmp_path_factory):
+    """Dataset "t" (600 simulated turns) with a chunker run's items candidates and its stored evaluation."""
+    tmp = tmp_path_factory.mktemp("coordination_page")
+    path = simulated_db(tmp / "page.duckdb", n_turns=600, seed=12)
+    conn = store.connect(path)
+    try:
+        coord_jobs.train(conn, "t", tmp / "m", config=SMALL)
+        coord_jobs.score(conn, "t", tmp / "m")
+        run_id = int(store_coordination.list_coordination_runs(conn, "t").iloc[0]["run_id"])
+        turns = store.list_turn_records(conn, "t")
+        evaluation = evaluate_heldout(turns[:150], CoordinationModel.from_pretrained(tmp / "m"), n_boot=50)
+        store_evaluations.insert_evaluation(conn, run_id, "t", evaluation)
+    finally:
+        conn.close()
+    return path
+
+
+def test_the_page_shows_accuracy_by_item_count_top_items_and_disagreements(scored_db, tmp_path, monkeypatch):
+    app_db_copy(scored_db, tmp_path, monkeypatch)
+    at = open_page()
+    assert [h.value for h in at.subheader] == ["Accuracy by item count", "Items the model proposes most",
+                                               "Where the chunker and the logged NLU disagree"]
+    frames = [d.value for d in at.dataframe]
+    by_count = next(v for v in frames if "exact_match" in v.columns and "items" in v.columns)
+    assert by_count["items"].tolist() == ["1 (no list)", "2", "3", "4+"]
+    top = next(v for v in frames if "mean_chunk_score" in v.columns)
+    assert len(top) > 0 and (top["turns"].diff().dropna() <= 0).all()  # most proposed first
+    odd = next(v for v in frames if "proposed_items" in v.columns)
+    assert set(odd.columns) >= {"request", "proposed_items", "logged_values", "slot_type"}
+    assert [m.label for m in at.metric][:3] == ["Turns split into items", "Disagree with the logged NLU", "Undecided"]
+    assert not [i.value for i in at.info if "yet" in i.value.lower()]
+
+
+def test_without_a_run_the_page_says_how_to_get_one(tmp_path, monkeypatch):
+    path = simulated_db(tmp_path / "empty.duckdb", n_turns=50, seed=1)
+    monkeypatch.setenv("TURNLENS_DB", str(path))
+    at = open_page()
+    assert any("has not proposed item lists for this dataset yet" in i.value for i in at.info)
