@@ -3,7 +3,9 @@ component (st.components.v2) whose script (app/static/review_keys.js) takes the 
 backspace. A key acts on the card on screen at the moment it is pressed: the script shows the next card at once,
 without waiting for the page to run again, and sends the event with that card's id and decision id; events not
 yet acknowledged by the server are sent again with the next one, so none is lost when Streamlit merges reruns.
-While the server catches up, the buttons and the context below the card are dimmed (the busy state)."""
+While the server catches up, the buttons and the context below the card are dimmed (the busy state).
+The key p plays or pauses the audio of the card on screen (app/static/review_audio.js, part of the same script):
+in the browser only, so it never waits for the server, and a card that leaves the screen stops playing."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from pathlib import Path
 
 import streamlit as st
 
-_SCRIPT = Path(__file__).resolve().parents[1] / "app" / "static" / "review_keys.js"
+_STATIC = Path(__file__).resolve().parents[1] / "app" / "static"
+_SCRIPT = _STATIC / "review_keys.js"
+_AUDIO_SCRIPT = _STATIC / "review_audio.js"  # the p key; top-level code, run once when the module is loaded
 KEY = "review_keys"  # the component's widget key: one card component per page
 BUTTONS_KEY = "review_buttons"  # containers the busy state dims (st.container keys; see _CSS)
 CONTEXT_KEY = "review_context"
@@ -49,11 +53,20 @@ html[data-tl-busy] .tl-busy {{ visibility: visible; }}
             color: rgba(49, 51, 63, 0.7); }}
 html[data-tl-busy] .st-key-{BUTTONS_KEY}, html[data-tl-busy] .st-key-{CONTEXT_KEY} {{
   opacity: 0.35; pointer-events: none; transition: opacity 60ms; }}
+.tl-low {{ text-decoration: underline dotted #c62828; text-decoration-thickness: 2px; text-underline-offset: 0.25em; }}
+.tl-legend {{ font-size: 0.75rem; color: rgba(49, 51, 63, 0.6); margin-top: -0.2rem; }}
+.tl-audio {{ display: flex; flex-wrap: wrap; align-items: center; gap: 0.3rem 0.8rem; margin: 0.4rem 0 0.1rem;
+             font-size: 0.8rem; color: rgba(49, 51, 63, 0.7); }}
+.tl-player {{ height: 2.2rem; max-width: 100%; }}
+.tl-audio-label {{ font-weight: 600; color: #8a4b00; }}
+.tl-audio-note {{ font-style: italic; }}
 """
 
 # Registered once, at import (code, not data); each runtime gets it when first mounted (AppTest's included).
 # isolate_styles=False: the card lives in the page's DOM, so the CSS above can dim the page's own containers.
-_COMPONENT = st.components.v2.component("turnlens_review_card", css=_CSS, js=_SCRIPT.read_text(encoding="utf-8"),
+_COMPONENT = st.components.v2.component("turnlens_review_card", css=_CSS,
+                                        js=_SCRIPT.read_text(encoding="utf-8") + "\n"
+                                        + _AUDIO_SCRIPT.read_text(encoding="utf-8"),
                                         isolate_styles=False)
 
 

@@ -1,22 +1,30 @@
-"""The review card: the utterance with its slot spans, the proposal and the target turn's component outputs
-(built as HTML for the card component, components/keys.py); the other sources' proposals, the other reviewers'
-decisions and the correction editor. Values are JSON text. Text from logs, models and people is shown as text:
-in Streamlit's text elements, or in the card's HTML with every ASCII punctuation character escaped."""
+"""The review card: the utterance with its slot spans and low-confidence words, the target turn's audio player, the
+proposal and the target turn's component outputs (built as HTML for the card component, components/keys.py); the
+other sources' proposals, the other reviewers' decisions and the correction editor. Values are JSON text. Text from
+logs, models and people is shown as text: in Streamlit's text elements, or in the card's HTML with every ASCII
+punctuation character escaped (escape_html)."""
 
 from __future__ import annotations
 
 import json
 import re
-import string
 import zlib
+from collections.abc import Sequence
+from itertools import pairwise
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from analysis.audio_clips import AudioClip
 from analysis.candidates import canonical_json
 from analysis.log_format import FAILURE_POINTS
-from components.dialogue_view import component_table
+from analysis.nbest_diff import LOW_CONFIDENCE, word_confidences
+from components import audio
+from components.dialogue_view import component_table, escape_html, low_word_html
 from components.markdown import escape_markdown
+
+__all__ = ["escape_html"]  # defined with the dialogue view (one escaping for every HTML from data), used here
 
 BOOL_TASKS = ("goal_start", "goal_success")
 CHOICE_TASKS = ("intent", "skill", "failure_point", "domain")
@@ -116,15 +124,7 @@ def correction_editor(card: dict, known_values: list[str], key: str) -> str | No
 
 # ------------------------------------------------------------------------------------------- the card's HTML
 
-_HTML_SPECIAL = set(string.punctuation)
 SPAN_COLOURS = 6  # slot types are coloured by a stable hash into this many classes (tl-c0 .. tl-c5)
-
-
-def escape_html(text: object) -> str:
-    """text (str() of any value) as literal HTML text: every ASCII punctuation character as a numeric character
-    reference (OWASP's rule for untrusted text), so no tag, attribute, entity or Markdown survives, and line
-    breaks as spaces. Letters, digits and spaces are kept."""
-    return "".join(f"&#{ord(c)};" if c in _HTML_SPECIAL else " " if c in "\r\n\t" else c for c in str(text))
 
 
 def slot_spans(text: str, slots: list[dict]) -> tuple[list[tuple[int, int, str]], list[dict]]:
@@ -163,18 +163,29 @@ def _colour(slot_type: str) -> int:
     return zlib.crc32(slot_type.encode("utf-8")) % SPAN_COLOURS  # stable across runs and processes
 
 
-def utterance_html(text: str, slots: list[dict]) -> str:
-    """The utterance with its slot values marked as spans and labelled with their type (as Prodigy shows spans);
-    slots whose value is not in the text are listed after it."""
+def utterance_html(text: str, slots: list[dict], confidences: Sequence[float] | None = None) -> str:
+    """The utterance with its slot values marked as spans and labelled with their type (as Prodigy shows spans),
+    and its words whose posterior (confidences: asr_word_confidence, one per word) is below LOW_CONFIDENCE marked
+    (tl-low, inside a span where they are in one); slots whose value is not in the text are listed after it."""
     spans, missing = slot_spans(text, slots)
-    out, at = [], 0
-    for start, end, slot_type in spans:
-        out.append(escape_html(text[at:start]))
-        out.append(f'<mark class="tl-span tl-c{_colour(slot_type)}">{escape_html(text[start:end])}'
-                   f'<span class="tl-span-label">{escape_html(slot_type)}</span></mark>')
-        at = end
-    out.append(escape_html(text[at:]))
+    low = [w for w in word_confidences(text, confidences) if w.low]
+    # Cut the text wherever a span or a low word starts or ends: each piece lies wholly inside or outside of each,
+    # so the marks nest properly even where a slot value starts inside a word.
+    cuts = sorted({0, len(text)} | {i for s, e, _ in spans for i in (s, e)}
+                  | {i for w in low for i in (w.start, w.end)})
+    out = []
+    for a, b in pairwise(cuts):
+        span = next((sp for sp in spans if sp[0] <= a and b <= sp[1]), None)
+        word = next((w for w in low if w.start <= a and b <= w.end), None)
+        if span is not None and a == span[0]:
+            out.append(f'<mark class="tl-span tl-c{_colour(span[2])}">')
+        out.append(escape_html(text[a:b]) if word is None else low_word_html(escape_html(text[a:b]), word.confidence))
+        if span is not None and b == span[1]:
+            out.append(f'<span class="tl-span-label">{escape_html(span[2])}</span></mark>')
     html = f'<div class="tl-utt">{"".join(out)}</div>'
+    if low:
+        html += (f'<div class="tl-legend">underlined: the recogniser&#39;s word confidence is below '
+                 f"{LOW_CONFIDENCE:.1f}</div>")
     if missing:
         listed = "; ".join(f"{escape_html(s.get('type'))} = {escape_html(s.get('value'))}" for s in missing)
         html += f'<div class="tl-missing">not in the text: {listed}</div>'
@@ -208,15 +219,37 @@ def _gold_html(turn: dict) -> str:
     return f'<div class="tl-gold">ground truth (evaluation view): {shown}</div>'
 
 
+def target_turn(card: dict, turns: list[dict]) -> dict | None:
+    """The turn a card is about (None for a dialogue target, or a turn not among ``turns``)."""
+    if card["turn_index"] is None:
+        return None
+    return next((t for t in turns if t["turn_index"] == card["turn_index"]), None)
+
+
+def audio_html(clip: AudioClip | None, src: str | None) -> str:
+    """The target turn's player for the card: an <audio> element at ``src`` (the app's media URL or an http(s)
+    URL; the `p` key plays and pauses the one of the card on screen, app/static/review_audio.js), after the label
+    saying what the audio is (synthetic voice, recorded); or the notice saying why nothing plays. "" for a turn
+    without audio. The src is escaped like any text (character references are decoded in attribute values)."""
+    if clip is None:
+        return ""
+    label = f'<span class="tl-audio-label">{escape_html(clip.label)}</span>' if clip.label else ""
+    if src is None:
+        return f'<div class="tl-audio">{label}<span class="tl-audio-note">{escape_html(clip.notice)}</span></div>'
+    return (f'<div class="tl-audio">{label}<audio class="tl-player" data-tl-audio controls preload="metadata" '
+            f'src="{escape_html(src)}"></audio><span class="tl-audio-key">p play &#47; pause</span></div>')
+
+
 def card_html(card: dict, turns: list[dict], other_turns: list[dict] | None = None, *,
-              ground_truth: bool = False) -> str:
-    """The card as HTML: the run and score, the full utterance with slot spans highlighted, the proposal, and
-    the target turn's component outputs. turns: the card's dialogue (store.get_dialogue_turns); other_turns: the
-    dialogue of a pair target's second utterance. ground_truth: add the target turn's gold_* fields (the
-    evaluation view; a reviewer decides blind otherwise). Every string from data is escaped (escape_html)."""
+              ground_truth: bool = False, audio: str = "") -> str:
+    """The card as HTML: the run and score, the target turn's audio, the full utterance with slot spans highlighted
+    and low-confidence words marked, the proposal, and the target turn's component outputs. turns: the card's
+    dialogue (store.get_dialogue_turns); other_turns: the dialogue of a pair target's second utterance.
+    ground_truth: add the target turn's gold_* fields (the evaluation view; a reviewer decides blind otherwise).
+    audio: the target turn's player (audio_html), already escaped. Every string from data is escaped
+    (escape_html)."""
     value = json.loads(card["value"])
-    by_index = {t["turn_index"]: t for t in turns}
-    target = by_index.get(card["turn_index"]) if card["turn_index"] is not None else None
+    target = target_turn(card, turns)
     head = (f'<div class="tl-head"><span class="tl-task">{escape_html(card["task"])}</span>'
             f'<span>candidate #{int(card["candidate_id"])}</span><span>score {float(card["score"]):.2f}</span>'
             f'<span>{escape_html(card["model_name"])} {escape_html(card["model_version"])}</span>'
@@ -227,18 +260,31 @@ def card_html(card: dict, turns: list[dict], other_turns: list[dict] | None = No
     if target is not None:
         # a slot task's own proposal is what is under review: its spans, not the logged NLU's
         slots = _slots(value) if card["task"] == "slots" else _slots(target.get("nlu_slots"))
-        body.append(utterance_html(str(target.get("asr_text") or ""), slots))
+        body.append(audio + utterance_html(str(target.get("asr_text") or ""), slots,
+                                           target.get("asr_word_confidence")))
     else:  # a dialogue target: every request of the dialogue, in order
         body.extend(f'<div class="tl-line"><span class="tl-turn">{int(t["turn_index"])}</span>'
-                    f'{utterance_html(str(t.get("asr_text") or ""), _slots(t.get("nlu_slots")))}</div>'
+                    + utterance_html(str(t.get("asr_text") or ""), _slots(t.get("nlu_slots")),
+                                     t.get("asr_word_confidence")) + "</div>"
                     for t in turns)
     if card.get("other_dialogue_id") is not None:  # a pair target (e.g. a rewrite): its second utterance
         other = {t["turn_index"]: t for t in other_turns or []}.get(card.get("other_turn_index"))
         if other is not None:
             body.append('<div class="tl-pair">then</div>'
-                        + utterance_html(str(other.get("asr_text") or ""), _slots(other.get("nlu_slots"))))
+                        + utterance_html(str(other.get("asr_text") or ""), _slots(other.get("nlu_slots")),
+                                         other.get("asr_word_confidence")))
     proposal = (f'<div class="tl-proposal"><span class="tl-key">proposed {escape_html(card["task"])}</span>'
                 f'<span class="tl-value">{escape_html(show_value(card["value"]))}</span></div>')
     extra = (_outputs_html(target) + (_gold_html(target) if ground_truth else "")) if target is not None else ""
     return (f'<div class="tl-card" data-card-id="{int(card["candidate_id"])}">{head}{"".join(body)}{proposal}'
             f"{extra}</div>")
+
+
+def card_entry(card: dict, turns: list[dict], other_turns: list[dict] | None, *, ground_truth: bool,
+               audio_root: str | Path | None) -> dict:
+    """One card for the card component (components/keys.review_card): its ids and its HTML, with the target turn's
+    audio served to this session (components.audio) from under audio_root."""
+    clip = audio.turn_clip(target, audio_root) if (target := target_turn(card, turns)) is not None else None
+    src = audio.clip_src(clip, f"card-{int(card['candidate_id'])}") if clip is not None else None
+    return {"id": card["candidate_id"], "token": card["decision_id"],
+            "html": card_html(card, turns, other_turns, ground_truth=ground_truth, audio=audio_html(clip, src))}

@@ -68,3 +68,51 @@ def test_ground_truth_only_in_the_evaluation_view():
     turns = [turn("d", 0, "hello", gold_intent="greet", gold_slots=[{"type": "a", "value": "b"}])]
     assert "greet" not in card_html(card("intent", "hi"), turns)
     assert "gold&#95;intent = greet" in card_html(card("intent", "hi"), turns, ground_truth=True)
+
+
+# ----------------------------------------------------------------------- audio and low-confidence words (#17)
+
+
+def test_low_confidence_words_are_marked_inside_and_outside_slot_spans():
+    from components.review_card import utterance_html
+
+    text = "play <b>jazz</b> in the kitchen"
+    shown = utterance_html(text, [{"type": "room", "value": "the kitchen"}], [0.9, 0.2, 0.95, 0.99, 0.4])
+    # "<b>jazz</b>" (0.2) outside any span, "kitchen" (0.4) inside the room span, each wrapped on its own
+    assert '<span class="tl-low"' in shown and shown.count('class="tl-low"') == 2
+    assert 'title="word confidence 0.20"' in shown and 'title="word confidence 0.40"' in shown
+    assert "<b>" not in shown and "&#60;b&#62;jazz&#60;&#47;b&#62;" in shown
+    span = shown[shown.index('<mark class="tl-span'):shown.index("</mark>")]
+    assert "the " in span and 'word confidence 0.40">kitchen</span>' in span  # nested inside the mark
+    assert "the recogniser&#39;s word confidence is below 0.5" in shown  # the legend
+    assert html.unescape(re_text(shown)).startswith(text)
+    # without posteriors (or with a wrong number of them) the utterance is as before
+    assert utterance_html(text, [], None) == utterance_html(text, [], [0.1]) == \
+        f'<div class="tl-utt">{escape_html(text)}</div>'
+
+
+def re_text(fragment: str) -> str:
+    import re
+
+    return re.sub(r"<[^>]+>", "", fragment)
+
+
+def test_the_card_player_escapes_its_source_and_labels_synthetic_audio():
+    from analysis.audio_clips import AudioClip
+    from components.review_card import audio_html
+
+    url = 'https://audio.example.com/a.mp3?x="><script>alert(1)</script>&y=1'
+    shown = audio_html(AudioClip(url=url, label="synthetic voice (espeak-ng)"), url)
+    assert "<script>" not in shown and '">' not in shown.split("src=")[1].split('"', 2)[1]
+    assert html.unescape(shown.split('src="')[1].split('"')[0]) == url
+    assert "<audio" in shown and "data-tl-audio" in shown and "synthetic voice (espeak-ng)" in html.unescape(shown)
+    notice = audio_html(AudioClip(notice="audio file not found under the audio root"), None)
+    assert "<audio" not in notice and "audio file not found under the audio root" in notice
+    assert audio_html(None, None) == ""
+
+
+def test_the_card_shows_the_target_turns_player_and_its_low_confidence_words():
+    turns = [turn("d", 0, "play some jazz", asr_word_confidence=[0.9, 0.1, 0.9])]
+    shown = card_html(card("intent", "play_music"), turns, audio='<div class="tl-audio">PLAYER</div>')
+    assert shown.index("PLAYER") < shown.index('class="tl-utt"')  # the player above the utterance
+    assert 'word confidence 0.10">some</span>' in shown

@@ -116,5 +116,6 @@ with view:
     st.query_params["dialogue"] = picked
     turns = store.get_dialogue_turns(conn, picked, dataset)
     st.caption(f"{len(turns)} turn(s), in order; the alignment marks S(ubstituted), D(eleted) and "
-               "I(nserted) words of the recognised text against the reference.")
-    render_dialogue(turns)
+               "I(nserted) words of the recognised text against the reference. Audio plays from the audio root; "
+               "synthetic voices are labelled as such.")
+    render_dialogue(turns, audio_root=settings.audio_root)

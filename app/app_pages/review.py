@@ -1,4 +1,5 @@
-"""Review: one candidate at a time inside its dialogue; accept, reject, skip, correct and undo by key."""
+"""Review: one candidate at a time inside its dialogue, with its audio; accept, reject, skip, correct, undo and play
+(p) by key."""
 
 from functools import partial
 
@@ -119,15 +120,16 @@ with st.container(key=keys.CONTEXT_KEY):
         review_card.render_decisions(store.list_current_decisions(conn, card["candidate_id"]))
     with right:
         st.caption(f"The target turn is marked ▶ ({card['target_kind']} target).")
-        render_dialogue(turns, highlight_turn=card["turn_index"], ground_truth=evaluation)
+        render_dialogue(turns, highlight_turn=card["turn_index"], ground_truth=evaluation,
+                        audio_root=settings.audio_root)
         if other_turns is not None:  # a pair target (e.g. a rewrite): its second utterance too
             st.caption("The pair's second utterance:")
-            render_dialogue(other_turns, highlight_turn=card["other_turn_index"], ground_truth=evaluation)
+            render_dialogue(other_turns, highlight_turn=card["other_turn_index"], ground_truth=evaluation,
+                            audio_root=settings.audio_root)
 s.runs += 1
 with card_slot:
     keys.review_card(
-        [{"id": c["candidate_id"], "token": c["decision_id"],
-          "html": review_card.card_html(c, *review_session.card_turns(conn, c, dataset), ground_truth=evaluation)}
-         for c in shown],
+        [review_card.card_entry(c, *review_session.card_turns(conn, c, dataset), ground_truth=evaluation,
+                                audio_root=settings.audio_root) for c in shown],
         acked={"client": s.key_client, "seq": s.key_seq, "run": s.runs}, undo=review_session.last_decision_id(s),
         read_only=ro, on_keys=partial(review_session.keys_pressed, conn, reviewer, spec, claims))
