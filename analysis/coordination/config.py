@@ -33,7 +33,8 @@ UNSEEN_SHARE = 0.25
 
 @dataclass
 class CoordinationConfig:
-    """Hyper-parameters (defaults set without looking at the evaluation split; no search was run).
+    """Hyper-parameters (defaults set without looking at the evaluation split; adversary_weight was chosen among
+    0.1, 0.3 and 1.0 on validation lists from the training pool, the rest without a search).
 
     word_vectors: "minilm" (each word is the mean of its word pieces' input embeddings in the bundled
     all-MiniLM-L6-v2, projected on their top word_dim principal components; frozen, plus a learned per-word
@@ -59,7 +60,7 @@ class CoordinationConfig:
     dropout: float = 0.25
     use_chars: bool = True
     use_crf: bool = True
-    adversary_weight: float = 0.3
+    adversary_weight: float = 0.1  # chosen on validation lists (docs/results/coordination.md)
     grl_lambda: float = 1.0
     lr: float = 2e-3
     batch_size: int = 32

@@ -178,7 +178,7 @@ register(Family(
     options=(Option("epochs", int, 6, "training epochs", low=1, high=100),
              Option("variants", int, 4, "examples generated per utterance that carries a list-able value", low=1,
                     high=20),
-             Option("adversary_weight", float, 0.3, "weight of the slot-type adversary (0: none, the ablation)",
+             Option("adversary_weight", float, 0.1, "weight of the slot-type adversary (0: none, the ablation)",
                     low=0.0, high=10.0),
              Option("chars", bool, True, "character embeddings (off: the ablation)"),
              Option("crf", bool, True, "CRF over B/I/O (off: a softmax per word, the ablation)"),
