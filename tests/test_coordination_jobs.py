@@ -11,40 +11,31 @@ from dataclasses import replace
 import pytest
 
 from analysis.candidates import KNOWN_TASKS
-from analysis.coordination.config import CoordinationConfig
 from analysis.coordination.evaluate import by_item_count, evaluate_heldout
 from analysis.coordination.examples import words
 from analysis.coordination.items import corrected_value, disagrees, list_slot, top_items
 from analysis.coordination.model import CoordinationModel
-from analysis.simulate import load_pool, simulate_turns, write_log
 from app import store
 from app.ingest import ingest_files
 from app.jobs import coordination as coord_jobs
 from app.jobs import registry
 from app.store import coordination as store_coordination
+from tests.coordination_fixtures import SMALL, coordination_run
 
-SMALL = CoordinationConfig(word_vectors="trained", epochs=3, hidden=32, word_dim=32, variants=4)
 
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 def trained(tmp_path_factory):
-    """A dataset of 600 simulated turns, a small chunker trained on it and its items candidates stored."""
-    tmp = tmp_path_factory.mktemp("coordination")
-    write_log(simulate_turns(load_pool(), n_turns=600, seed=12), tmp / "log.jsonl")
-    conn = store.connect(tmp / "c.duckdb")
-    ingest_files(conn, [tmp / "log.jsonl"], dataset="t")
-    summary = coord_jobs.train(conn, "t", tmp / "m", config=SMALL)
-    result = coord_jobs.score(conn, "t", tmp / "m")
-    conn.close()
-    return tmp, summary, result
+    run = coordination_run(tmp_path_factory)
+    return run.folder, run.summary, run.scored
 
 
 def test_train_and_score_store_items_candidates(trained):
     tmp, summary, result = trained
+    tmp_db = tmp / "c.duckdb"
     assert summary["turns"] == 600 and summary["examples"] >= coord_jobs.MIN_EXAMPLES
     assert summary["reviewed_labels_used"] == 0 and len(summary["history"]) == 3
     assert result.rows_added == result.rows_read > 0
-    conn = store.connect(tmp / "c.duckdb")
+    conn = store.connect(tmp_db, read_only=True)
     try:
         rows = conn.execute("SELECT c.value, c.score, t.asr_text FROM candidates c JOIN turns t USING (dialogue_id, "
                             "turn_index) WHERE c.task = 'items'").fetchall()
@@ -55,8 +46,8 @@ def test_train_and_score_store_items_candidates(trained):
             # each span highlights its item in the turn's text
             assert [" ".join(words(text[s:e])) for s, e in v["spans"]] == v["items"]
             assert v["slot_type"] is None or isinstance(v["slot_type"], str)
-        again = coord_jobs.score(conn, "t", tmp / "m")
-        assert again.rows_added == 0 and again.rows_already_present == len(rows)  # the same run, the same lists
+        assert coord_jobs.candidates(store.list_turn_records(conn, "t", production_only=True), tmp / "m").equals(
+            coord_jobs.candidates(store.list_turn_records(conn, "t", production_only=True), tmp / "m"))
         runs = store_coordination.list_coordination_runs(conn, "t")
         assert len(runs) == 1 and runs.iloc[0]["candidates"] == len(rows)
         cands = store_coordination.list_item_candidates(conn, "t", int(runs.iloc[0]["run_id"]))
@@ -67,7 +58,7 @@ def test_train_and_score_store_items_candidates(trained):
 
 def test_quick_evaluation_on_held_out_dialogues(trained):
     tmp, _, _ = trained
-    conn = store.connect(tmp / "c.duckdb")
+    conn = store.connect(tmp / "c.duckdb", read_only=True)
     turns = store.list_turn_records(conn, "t")
     conn.close()
     ev = evaluate_heldout(turns[:150], CoordinationModel.from_pretrained(tmp / "m"), n_boot=50)

@@ -9,13 +9,7 @@ from unittest.mock import patch
 
 import pytest
 
-from analysis.coordination.config import CoordinationConfig
-from analysis.coordination.evaluate import evaluate_heldout
-from analysis.coordination.model import CoordinationModel
-from app import store
-from app.jobs import coordination as coord_jobs
-from app.store import coordination as store_coordination
-from app.store import evaluations as store_evaluations
+from tests.coordination_fixtures import coordination_run
 from tests.helpers import ROOT, app_db_copy, open_app_page, simulated_db
 
 PAGE = "app_pages/coordination.py"
@@ -57,25 +51,10 @@ class _App:
 
     def __truediv__(self, part):
         return self.copy if part == "streamlit_app.py" else ROOT / "app" / part
-SMALL = CoordinationConfig(word_vectors="trained", epochs=3, hidden=32, word_dim=32, variants=4)
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 def scored_db(tmp_path_factory):
-    """Dataset "t" (600 simulated turns) with a chunker run's items candidates and its stored evaluation."""
-    tmp = tmp_path_factory.mktemp("coordination_page")
-    path = simulated_db(tmp / "page.duckdb", n_turns=600, seed=12)
-    conn = store.connect(path)
-    try:
-        coord_jobs.train(conn, "t", tmp / "m", config=SMALL)
-        coord_jobs.score(conn, "t", tmp / "m")
-        run_id = int(store_coordination.list_coordination_runs(conn, "t").iloc[0]["run_id"])
-        turns = store.list_turn_records(conn, "t")
-        evaluation = evaluate_heldout(turns[:150], CoordinationModel.from_pretrained(tmp / "m"), n_boot=50)
-        store_evaluations.insert_evaluation(conn, run_id, "t", evaluation)
-    finally:
-        conn.close()
-    return path
+    """Dataset "t" with a chunker run's items candidates and its stored evaluation (tests/coordination_fixtures)."""
+    return coordination_run(tmp_path_factory).db
 
 
 def test_the_page_shows_accuracy_by_item_count_top_items_and_disagreements(scored_db, tmp_path, monkeypatch):

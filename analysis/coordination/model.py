@@ -311,7 +311,8 @@ class CoordinationModel:
         self.net = build_network(cfg, len(self.vocab) + 2, len(self.types), self.vectors.dim if self.vectors else 0)
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         self.net.train()
-        self._train_epochs(examples, opt, rng, progress)
+        with _one_thread():
+            self._train_epochs(examples, opt, rng, progress)
         self.net.eval()
         return self
 
@@ -431,9 +432,9 @@ class CoordinationModel:
 
 @contextmanager
 def _one_thread():
-    """Tagging runs on one thread: a small BiLSTM gains nothing from intra-op threads, and when the cores are
-    shared with other work two threads waiting on each other were 28 times slower than one (7,450 against 267
-    utterances/s, measured on this 2-core machine under load)."""
+    """Training and tagging run on one thread: a small BiLSTM gains little from intra-op threads, and when the
+    cores are shared with other work two threads waiting on each other were 28 times slower than one (tagging
+    7,450 against 267 utterances/s, measured on this 2-core machine under load)."""
     import torch
 
     was = torch.get_num_threads()
