@@ -4,53 +4,18 @@ disagree."""
 
 from __future__ import annotations
 
-import os
-from unittest.mock import patch
-
 import pytest
 
 from tests.coordination_fixtures import coordination_run
-from tests.helpers import ROOT, app_db_copy, open_app_page, simulated_db
+from tests.helpers import app_db_copy, open_app_page, simulated_db
 
 PAGE = "app_pages/coordination.py"
-# Until the page is in app/streamlit_app.py's navigation (its owner adds the line with the README's page list),
-# the test runs a copy of the entry point with the line added, beside the original so its relative paths hold.
-NAV_AFTER = 'st.Page("app_pages/labels.py", title="Label generation", icon=":material/label:"),'
-NAV_LINE = ('st.Page("app_pages/coordination.py", title="Coordination chunking", '
-            'icon=":material/format_list_bulleted:"),')
 
 
 def open_page(**kw):
-    entry = ROOT / "app" / "streamlit_app.py"
-    source = entry.read_text()
-    if PAGE in source:
-        return open_app_page(PAGE, **kw)
-    assert NAV_AFTER in source, "the Label generation line moved: update NAV_AFTER"
-    copy = entry.with_name(f"_coordination_test_entry_{os.getpid()}.py")
-    copy.write_text(source.replace(NAV_AFTER, NAV_AFTER + "\n        " + NAV_LINE))
-    try:
-        with patch("tests.helpers.ROOT", _Root(copy)):
-            return open_app_page(PAGE, **kw)
-    finally:
-        copy.unlink()
+    return open_app_page(PAGE, **kw)
 
 
-class _Root:
-    """A stand-in for tests.helpers.ROOT whose app/streamlit_app.py is the copy."""
-
-    def __init__(self, copy):
-        self.copy = copy
-
-    def __truediv__(self, part):
-        return _App(self.copy) if part == "app" else ROOT / part
-
-
-class _App:
-    def __init__(self, copy):
-        self.copy = copy
-
-    def __truediv__(self, part):
-        return self.copy if part == "streamlit_app.py" else ROOT / "app" / part
 @pytest.fixture
 def scored_db(tmp_path_factory):
     """Dataset "t" with a chunker run's items candidates and its stored evaluation (tests/coordination_fixtures)."""
