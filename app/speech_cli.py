@@ -15,7 +15,6 @@ Exit codes: 0 done, 1 invalid input, 2 usage (a bad option, a missing tool or fo
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,9 @@ _DEFAULT_SLURP = _REPO.parent / "shared" / "datasets" / "slurp"
 
 
 def _default_audio_root() -> Path:
-    return Path(os.environ.get("TURNLENS_AUDIO_ROOT", "").strip() or _REPO / "data" / "audio")
+    from app.settings import audio_root  # one setting for the CLI, ingest and the pages
+
+    return audio_root()
 
 
 def _common(p: argparse.ArgumentParser, *, audio_root: bool = True) -> None:

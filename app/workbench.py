@@ -3,7 +3,8 @@
     python -m app.workbench --db data/turnlens.duckdb.partial [--rewrites-turns 30000] [--disparity-turns 200000]
 
 Each step is a `turnlens` command, run as a user would run it (so it shows its own progress bar and no step
-is silent for long), in this order:
+is silent for long; the one exception is copying the speech demo's audio, a second's file copy done here), in
+this order:
 - the sample (3,000 simulated turns over real SLURP utterances): ingest, the logged NLU's proposals as
   candidates, then every action of every registered family, through the same job runner as the app's Models
   page: for the models, train (a fifth of the dialogues held out), score (their proposals become candidates)
@@ -12,6 +13,11 @@ is silent for long), in this order:
   commands (scripts/evaluate_*.py);
 - decisions by two *simulated* reviewers (answering from the log's gold fields with a stated error rate), so
   Agreement and Calibration draw;
+- speech-demo (sample_data/speech_demo/: a few hundred turns with synthetic audio and real pocketsphinx n-best
+  lists, built offline by scripts/build_speech_demo.py): its audio copied to <audio root>/speech-demo/ (the
+  audio root is $TURNLENS_AUDIO_ROOT, else <repo>/data/audio: app.settings.audio_root), ingested, the logged NLU's
+  proposals, and every family that scores, scoring it with the model the build trained on the sample, so the
+  Review page has candidates there too;
 - rewrites-demo (simulated users who rephrase keeping the meaning: rewrites need many repeats) and
   disparity-demo (enough speakers to find the simulator's planted worse-served regions), with its disparity
   report and voices layout stored by the analyse job, so the Disparity page draws it without computing.
@@ -23,24 +29,87 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from app.jobs.registry import built_in
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "turns.jsonl.gz"
+SPEECH_DEMO = SAMPLE.parent / "speech_demo"  # turns.jsonl.gz and audio/speech-demo/*.ogg (scripts/build_speech_demo.py)
+SPEECH_DEMO_DATASET = "speech-demo"
 # Two simulated reviewers, 10% errors each, both deciding the same quarter of the sample's candidates (the
 # logged NLU's and the models'), so Agreement has pairs and the Review queue still has work.
 SIMULATED_REVIEWS = ("--dataset", "sample", "--reviewers", "2", "--error-rate", "0.1", "--share", "0.25",
                      "--overlap-share", "1.0", "--seed", "7")
 
 
-def steps(db: Path, *, rewrites_turns: int, disparity_turns: int, data_dir: Path) -> list[tuple[str, list[str]]]:
-    """(name, turnlens arguments) of every step."""
+@dataclass(frozen=True)
+class LatestCheckpoint:
+    """A step argument known only once earlier steps ran: the checkpoint of the newest model a family trained on
+    a dataset (its folder is named after the job's id)."""
+
+    family: str
+    dataset: str
+
+    def resolve(self, db: Path) -> str:
+        from app import store
+        from app.store import jobs as store_jobs
+
+        conn = store.connect(db, read_only=True)
+        try:
+            path = store_jobs.get_latest_checkpoint(conn, self.family, self.dataset)
+        finally:
+            conn.close()
+        if path is None:
+            raise RuntimeError(f"no {self.family} model trained on {self.dataset!r} to score with")
+        return path
+
+
+# A step: turnlens arguments (str, or LatestCheckpoint resolved when the step runs), or a callable run here.
+Step = list[str | LatestCheckpoint] | Callable[[], object]
+
+
+def copy_speech_demo_audio(audio_root: Path, source: Path = SPEECH_DEMO) -> int:
+    """Copy the speech demo's audio to <audio_root>/speech-demo/ (where its log's paths point), replacing files of
+    the same name; returns the number of files."""
+    files = sorted((source / "audio").rglob("*.ogg"))
+    if not files:
+        raise FileNotFoundError(f"no speech demo audio under {source / 'audio'} (python scripts/build_speech_demo.py)")
+    for f in files:
+        target = audio_root / f.relative_to(source / "audio")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, target)
+    return len(files)
+
+
+def speech_demo_steps(d: list[str], audio_root: Path) -> list[tuple[str, Step]]:
+    """The speech demo: audio in place, ingest (which checks every audio file), the logged NLU's proposals, and
+    the sample's models scoring it (each family that can score a dataset it was not trained on, through the same
+    job runner as the sample's steps)."""
+    ds = ["--dataset", SPEECH_DEMO_DATASET]
+    out: list[tuple[str, Step]] = [
+        ("speech-demo: audio", lambda: copy_speech_demo_audio(audio_root)),
+        ("speech-demo: ingest", ["ingest", str(SPEECH_DEMO / "turns.jsonl.gz"), *ds, "--by", "make", *d]),
+        ("speech-demo: logged NLU proposals", ["candidates", "from-logs", *ds, *d]),
+    ]
+    for family in built_in():
+        if "score" in family.actions() and family.scores_other_datasets:
+            out.append((f"speech-demo: {family.name}: score",
+                        ["score", family.name, *ds, "--checkpoint", LatestCheckpoint(family.name, "sample"), *d]))
+    return out
+
+
+def steps(db: Path, *, rewrites_turns: int, disparity_turns: int, data_dir: Path,
+          audio_root: Path | None = None) -> list[tuple[str, Step]]:
+    """(name, turnlens arguments or an in-process callable) of every step; audio_root None: no speech demo."""
     d = ["--db", str(db)]
-    out: list[tuple[str, list[str]]] = [
+    out: list[tuple[str, Step]] = [
         ("ingest the sample", ["ingest", str(SAMPLE), "--dataset", "sample", "--by", "make", *d]),
         ("logged NLU proposals", ["candidates", "from-logs", "--dataset", "sample", *d]),
     ]
@@ -48,6 +117,8 @@ def steps(db: Path, *, rewrites_turns: int, disparity_turns: int, data_dir: Path
         for action in family.actions():
             out.append((f"{family.name}: {action}", [action, family.name, "--dataset", "sample", *d]))
     out.append(("simulated reviewers", ["simulate-reviews", *SIMULATED_REVIEWS, *d]))
+    if audio_root is not None:
+        out += speech_demo_steps(d, audio_root)
     if rewrites_turns:
         log = data_dir / "rewrites-demo.parquet"
         out += [
@@ -68,14 +139,26 @@ def steps(db: Path, *, rewrites_turns: int, disparity_turns: int, data_dir: Path
     return out
 
 
-def build(db: Path, *, rewrites_turns: int = 30_000, disparity_turns: int = 200_000) -> dict[str, float]:
-    """Run every step; returns the seconds each took. Raises CalledProcessError at the first failing step."""
-    plan = steps(db, rewrites_turns=rewrites_turns, disparity_turns=disparity_turns, data_dir=db.parent)
+def build(db: Path, *, rewrites_turns: int = 30_000, disparity_turns: int = 200_000, speech_demo: bool = True,
+          audio_root: Path | None = None) -> dict[str, float]:
+    """Run every step; returns the seconds each took. Raises CalledProcessError at the first failing step.
+    audio_root: where the speech demo's audio goes (default app.settings.audio_root(): $TURNLENS_AUDIO_ROOT, else
+    <repo>/data/audio); every step runs with TURNLENS_AUDIO_ROOT set to it, so ingest checks the files there."""
+    from app.settings import audio_root as configured_audio_root
+
+    root = Path(audio_root or configured_audio_root()).resolve() if speech_demo else None
+    plan = steps(db, rewrites_turns=rewrites_turns, disparity_turns=disparity_turns, data_dir=db.parent,
+                 audio_root=root)
+    env = {**os.environ, **({"TURNLENS_AUDIO_ROOT": str(root)} if root else {})}
     times: dict[str, float] = {}
     for i, (name, args) in enumerate(plan, start=1):
         print(f"[{i}/{len(plan)}] {name}", flush=True)
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "app.cli", *args], check=True)
+        if callable(args):
+            args()
+        else:
+            argv = [a.resolve(db) if isinstance(a, LatestCheckpoint) else a for a in args]
+            subprocess.run([sys.executable, "-m", "app.cli", *argv], check=True, env=env)
         times[name] = round(time.perf_counter() - started, 1)
     return times
 
@@ -85,13 +168,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--rewrites-turns", type=int, default=30_000)
     parser.add_argument("--disparity-turns", type=int, default=200_000)
+    parser.add_argument("--no-speech-demo", dest="speech_demo", action="store_false",
+                        help="leave out the speech demo (its audio and dataset)")
+    parser.add_argument("--audio-root", type=Path, default=None,
+                        help="where the speech demo's audio goes (default: $TURNLENS_AUDIO_ROOT, else data/audio)")
     args = parser.parse_args(argv)
     args.db.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
-        times = build(args.db, rewrites_turns=args.rewrites_turns, disparity_turns=args.disparity_turns)
+        times = build(args.db, rewrites_turns=args.rewrites_turns, disparity_turns=args.disparity_turns,
+                      speech_demo=args.speech_demo, audio_root=args.audio_root)
     except subprocess.CalledProcessError as exc:
         print(f"workbench: a step failed (exit code {exc.returncode}); nothing more was built", file=sys.stderr)
+        return 1
+    except (OSError, RuntimeError) as exc:  # an in-process step (the demo audio) or a checkpoint not found
+        print(f"workbench: a step failed ({exc}); nothing more was built", file=sys.stderr)
         return 1
     total = time.perf_counter() - started
     width = max(len(name) for name in times)

@@ -133,7 +133,7 @@ class DemoNLU:
     """A small, transparent NLU for the demo: the intent from a linear SVM (scikit-learn's LinearSVC) over TF-IDF
     of words, word pairs and character 2-5-grams; slots are training slot values found in the text as whole words
     (longest first, no overlaps), kept only with a slot type the intent was seen with in training. Not SLURP's
-    HerMiT: weaker (about 0.81 intent accuracy on the demo's reference sentences, 0.5 slot precision and recall),
+    HerMiT: weaker (0.80 intent accuracy on the demo's reference sentences, 0.57 slot precision and recall),
     but it runs on whatever the recogniser heard."""
 
     TEMPERATURE = 0.25  # of the softmax over the SVM's scores that makes the confidence (a squashing, uncalibrated)

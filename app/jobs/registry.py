@@ -105,6 +105,9 @@ class Family:
     validate: Callable[[str, dict, dict], None] | None = None
     describe: Callable[[str, Any], str] = field(default=lambda action, result: f"{action} done")
     module: str = ""  # where the family is defined: a job's child process imports it to find the family
+    # False when a checkpoint can only score the dataset it was trained on (the skill router proposes from its own
+    # training dynamics): nothing offers to score another dataset with it
+    scores_other_datasets: bool = True
 
     def _standard(self) -> list[Action]:
         found = []

@@ -124,7 +124,7 @@ def _sk_score(inputs: dict, options: dict, checkpoint: Path, progress):
 
 
 register(Family(
-    name="skills", title="Skill routing", page="skills",
+    name="skills", title="Skill routing", page="skills", scores_other_datasets=False,
     description="A skill router that learns from logged routings: pseudo-labels from its training dynamics, "
                 "negative feedback from failed turns, self-distillation; its pseudo-labels become candidates.",
     options=(Option("epochs", int, 8, "shortlister and re-ranker epochs", low=1, high=200),
