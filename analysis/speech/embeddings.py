@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +28,7 @@ import numpy as np
 from analysis.log_format import is_audio_url
 from analysis.logs import AudioPathError, resolve_audio
 from analysis.speech.audio import SAMPLE_RATE, read_pcm
+from analysis.speech.workers import map_in_workers
 
 EMBEDDING_VERSION = 1  # part of the fingerprint: bump when what a result holds changes
 EMBEDDING_DIM = 256  # resemblyzer's model_embedding_size
@@ -206,19 +205,10 @@ def _embed_all(jobs: list[tuple[str, str]], config: EmbeddingConfig) -> Iterator
         finally:
             torch.set_num_threads(before)  # the caller's torch as it was
         return
-    # fork, as recognition does: workers start at once and need no importable __main__; the parent has imported
-    # torch but run nothing on it (no thread pool to copy) and has compiled librosa's helpers (warm_up), which the
-    # workers inherit. A worker that dies raises BrokenProcessPool here instead of leaving the run waiting.
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(min(config.workers, len(jobs)), mp_context=ctx, initializer=_init_worker,
-                             initargs=(config,)) as pool:
-        futures = [pool.submit(_embed_file, job) for job in jobs]
-        try:
-            for fut in as_completed(futures):
-                yield fut.result()
-        finally:
-            for fut in futures:
-                fut.cancel()
+    # The parent has imported torch but run nothing on it (no thread pool to copy) and has compiled librosa's
+    # helpers (warm_up), which the forked workers inherit.
+    yield from map_in_workers(_embed_file, jobs, workers=config.workers, initializer=_init_worker,
+                              initargs=(config,))
 
 
 def _file_sha256(path: Path) -> str:

@@ -20,17 +20,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import multiprocessing
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from analysis.log_format import is_audio_url
 from analysis.logs import AudioPathError, resolve_audio
 from analysis.speech.audio import read_pcm
+from analysis.speech.workers import map_in_workers
 
 RECOGNITION_VERSION = 1  # part of the fingerprint: bump when what a result holds changes
 RECOGNITION_FIELD = "speech_recognition"  # the (unknown, kept in extras) field naming the recogniser of a turn
@@ -238,19 +237,8 @@ def _decode_all(jobs: list[tuple[int, str]], config: RecogniserConfig) -> Iterat
         for job in jobs:
             yield _decode_file(job)
         return
-    # fork: workers start in milliseconds and need no importable __main__ (spawn re-runs the caller's script,
-    # which a `python -` caller does not have). The parent holds no decoder, so none is copied into a child.
-    # A worker that dies raises BrokenProcessPool here instead of leaving the run waiting.
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(min(config.workers, len(jobs)), mp_context=ctx, initializer=_init_worker,
-                             initargs=(config,)) as pool:
-        futures = [pool.submit(_decode_file, job) for job in jobs]
-        try:
-            for fut in as_completed(futures):
-                yield fut.result()
-        finally:
-            for fut in futures:
-                fut.cancel()
+    yield from map_in_workers(_decode_file, jobs, workers=config.workers, initializer=_init_worker,
+                              initargs=(config,))
 
 
 def recognise_records(records: Sequence[dict], audio_root: str | Path, *, config: RecogniserConfig | None = None,
