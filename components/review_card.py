@@ -18,6 +18,7 @@ import streamlit as st
 
 from analysis.audio_clips import AudioClip
 from analysis.candidates import canonical_json
+from analysis.coordination.items import corrected_value as corrected_items
 from analysis.log_format import FAILURE_POINTS
 from analysis.nbest_diff import LOW_CONFIDENCE, word_confidences
 from components import audio
@@ -42,6 +43,9 @@ def show_value(value_json: str) -> str:
     value = json.loads(value_json)
     if isinstance(value, str):
         return value
+    if isinstance(value, dict) and isinstance(value.get("items"), list):  # a coordination split (task items)
+        return " | ".join(str(i) for i in value["items"]) + (f" ({value['slot_type']})" if value.get("slot_type")
+                                                                  else "")
     if isinstance(value, list) and all(isinstance(v, dict) and {"type", "value"} <= set(v) for v in value):
         return "; ".join(f"{v['type']} = {v['value']}" for v in value) or "(no slots)"
     return json.dumps(value, ensure_ascii=False)
@@ -83,9 +87,18 @@ def render_decisions(decisions: pd.DataFrame) -> None:
     st.dataframe(table, hide_index=True, width="stretch")
 
 
-def correction_editor(card: dict, known_values: list[str], key: str) -> str | None:
-    """Widgets for a corrected value of the card's task; returns its canonical JSON, or None if invalid."""
+def correction_editor(card: dict, known_values: list[str], key: str, *, text: str = "") -> str | None:
+    """Widgets for a corrected value of the card's task; returns its canonical JSON, or None if invalid.
+    text: the target turn's recognised text (a corrected item list finds its items' spans in it)."""
     task, proposed = card["task"], json.loads(card["value"])
+    if task == "items" and isinstance(proposed, dict):
+        edited = st.text_area("Correct items, one per line", value="\n".join(map(str, proposed.get("items") or [])),
+                              key=key, help="Each line one list item, as said (e.g. 'peanut butter' on one line).")
+        fixed = [line for line in edited.splitlines() if line.strip()]
+        if not fixed:
+            st.error("A split needs at least one item (reject the card if the turn holds no list).")
+            return None
+        return canonical_json(corrected_items(text, fixed, proposed.get("slot_type"), proposed.get("logged") or []))
     if task in BOOL_TASKS:
         picked = st.radio("Correct value", [True, False], index=0 if proposed is False else 1, key=key,
                           horizontal=True)
@@ -192,6 +205,12 @@ def utterance_html(text: str, slots: list[dict], confidences: Sequence[float] | 
     return html
 
 
+def item_slots(value: object) -> list[dict]:
+    """A coordination split's items as spans to highlight, labelled item 1, item 2, ... in the order said."""
+    items = value.get("items") if isinstance(value, dict) else None
+    return [{"type": f"item {i}", "value": str(v)} for i, v in enumerate(items or [], start=1)]
+
+
 def _slots(value: object) -> list[dict]:
     """A slot list ({type, value} dicts), or [] for anything else."""
     if isinstance(value, list):
@@ -259,7 +278,8 @@ def card_html(card: dict, turns: list[dict], other_turns: list[dict] | None = No
     body = []
     if target is not None:
         # a slot task's own proposal is what is under review: its spans, not the logged NLU's
-        slots = _slots(value) if card["task"] == "slots" else _slots(target.get("nlu_slots"))
+        slots = (_slots(value) if card["task"] == "slots" else item_slots(value) if card["task"] == "items"
+                 else _slots(target.get("nlu_slots")))
         body.append(audio + utterance_html(str(target.get("asr_text") or ""), slots,
                                            target.get("asr_word_confidence")))
     else:  # a dialogue target: every request of the dialogue, in order

@@ -70,6 +70,17 @@ def test_ground_truth_only_in_the_evaluation_view():
     assert "gold&#95;intent = greet" in card_html(card("intent", "hi"), turns, ground_truth=True)
 
 
+def test_an_items_card_highlights_each_proposed_item_in_the_utterance():
+    value = {"items": ["bananas", "<b>peanut</b> butter"], "spans": [[4, 11], [12, 32]], "chunk_scores": [0.9, 0.8],
+             "slot_type": "food", "logged": []}
+    shown = card_html(card("items", value), [turn("d", 0, "add bananas <b>peanut</b> butter to my list")])
+    assert shown.count('class="tl-span ') == 2
+    assert 'bananas<span class="tl-span-label">item 1</span>' in shown
+    assert "&#60;b&#62;peanut&#60;&#47;b&#62; butter<span class=\"tl-span-label\">item 2</span>" in shown
+    assert "<b>" not in shown  # log text stays text
+    assert "bananas | <b>peanut</b> butter (food)" in html.unescape(shown.split('class="tl-value">')[1])
+
+
 # ----------------------------------------------------------------------- audio and low-confidence words (#17)
 
 

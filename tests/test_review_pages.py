@@ -267,6 +267,41 @@ def test_correct_a_rewrite(tmp_path, monkeypatch):
     assert json.loads(corrected) == {"source": "play maj and dragons", "rewrite": "play imagine dragons"}
 
 
+def test_correct_a_coordination_split(tmp_path, monkeypatch):
+    """An items card (#18): the reviewer rewrites the item list, one item per line; the stored correction keeps the
+    candidate's shape with each item's span found again in the recognised text and exports as a list slot."""
+    text = "add bananas peanut butter and paper towels to my list"
+    path = tmp_path / "items.duckdb"
+    conn = store.connect(path)
+    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", [make_turn("i-1", 0, asr_text=text)])], dataset="demo")
+    from analysis.candidates import read_candidates
+    from analysis.coordination.items import list_slot
+
+    proposed = {"items": ["bananas peanut", "butter", "paper towels"], "spans": [[4, 18], [19, 25], [30, 42]],
+                "chunk_scores": [0.6, 0.5, 0.9], "slot_type": "list_item", "logged": []}
+    cands = write_jsonl(tmp_path / "c.jsonl", [{"task": "items", "dialogue_id": "i-1", "turn_index": 0,
+                                                "value": proposed, "score": 0.5, "model_name": "coordination-chunker",
+                                                "model_version": "1"}])
+    store.insert_candidates(conn, read_candidates(cands))
+    conn.close()
+    monkeypatch.setenv("TURNLENS_DB", str(path))
+    at = open_page("app_pages/review.py")
+    assert shown_value(at) == "bananas peanut | butter | paper towels (list_item)"
+    button(at, "Correct").click().run()
+    box = next(t for t in at.text_area if t.label == "Correct items, one per line")
+    assert box.value == "bananas peanut\nbutter\npaper towels"
+    box.set_value("  \n ").run()
+    assert any("at least one item" in e.value for e in at.error)
+    next(t for t in at.text_area if t.label == "Correct items, one per line").set_value(
+        "bananas\npeanut butter\n\npaper towels").run()
+    button(at, "Save correction").click().run()
+    (_, _, verdict, corrected, _), = stored_decisions(path)
+    fixed = json.loads(corrected)
+    assert verdict == "correct" and fixed["items"] == ["bananas", "peanut butter", "paper towels"]
+    assert [text[a:b] for a, b in fixed["spans"]] == fixed["items"]
+    assert list_slot(fixed) == {"type": "list_item", "value": ["bananas", "peanut butter", "paper towels"]}
+
+
 def test_review_card_shows_the_models_probabilities_when_stored(tmp_path, monkeypatch):
     import pyarrow as pa
 

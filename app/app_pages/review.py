@@ -94,8 +94,10 @@ if ro:
 args = (conn, reviewer, spec, claims, card["candidate_id"], card["decision_id"])
 if s.correcting and not ro:
     with st.container(border=True, key="review_editor"):
+        target = review_card.target_turn(card, review_session.card_turns(conn, card, dataset)[0])
         corrected = review_card.correction_editor(
-            card, store.list_known_values(conn, dataset, card["task"]), key=f"fix_{card['candidate_id']}")
+            card, store.list_known_values(conn, dataset, card["task"]), key=f"fix_{card['candidate_id']}",
+            text=str((target or {}).get("asr_text") or ""))
         k1, k2 = st.columns(2)
         k1.button("Save correction", type="primary", disabled=corrected is None, on_click=review_session.decide,
                   args=args + ("correct", corrected))
