@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from html.parser import HTMLParser
 
@@ -300,6 +301,16 @@ def test_correct_a_coordination_split(tmp_path, monkeypatch):
     assert verdict == "correct" and fixed["items"] == ["bananas", "peanut butter", "paper towels"]
     assert [text[a:b] for a, b in fixed["spans"]] == fixed["items"]
     assert list_slot(fixed) == {"type": "list_item", "value": ["bananas", "peanut butter", "paper towels"]}
+    # the training-data export carries it as a list-valued slot, in every format
+    conn = store.connect(path)
+    try:
+        for fmt in ("jsonl", "csv"):
+            out = tmp_path / f"labels.{fmt}"
+            assert store.export_labels(conn, out, dataset="demo", kind="accepted", fmt=fmt) == 1
+            row = json.loads(out.read_text()) if fmt == "jsonl" else next(csv.DictReader(out.open()))
+            assert json.loads(row["list_slot"]) == list_slot(fixed)
+    finally:
+        conn.close()
 
 
 def test_review_card_shows_the_models_probabilities_when_stored(tmp_path, monkeypatch):

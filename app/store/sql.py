@@ -230,7 +230,12 @@ SAME_DECISION = """s.decision_id = d.decision_id AND s.candidate_id = d.candidat
 _EXPORT_SELECT = """
     SELECT c.candidate_id, c.task, c.target_kind, c.dialogue_id, c.turn_index, c.other_dialogue_id,
            c.other_turn_index, t.asr_text AS text, c.value AS proposed_value, c.score,
-           rl.status, rl.verdict, rl.label, {reviewers} AS reviewers, {roles} AS decided_by_roles, rl.adjudicator,
+           rl.status, rl.verdict, rl.label,
+           -- an accepted or corrected coordination split, as the list-valued slot other tools read (#18)
+           CASE WHEN c.task = 'items' AND rl.verdict IN ('accept', 'correct')
+                THEN json_object('type', json_extract(rl.label, '$.slot_type'),
+                                 'value', json_extract(rl.label, '$.items'))::VARCHAR END AS list_slot,
+           {reviewers} AS reviewers, {roles} AS decided_by_roles, rl.adjudicator,
            rl.decided_at,
            r.name AS model_name, r.version AS model_version, r.parameters AS model_parameters,
            r.run_at AS model_run_at, c.dataset
