@@ -632,8 +632,12 @@ def test_format_1_1_records_are_read_with_their_parts_and_1_0_n_best_still_works
     assert [r["audio_source"] for r in rows] == [None, "synthetic", "recorded", None]
     assert rows[1]["asr_word_confidence"] == WORD_CONF and rows[3]["asr_word_confidence"] == [0.5]
     assert all(r["extras"] is None for r in rows)  # 1.1 fields are known fields, not extras
-    # Today's storage keeps the n-best texts (the 1.0 column); the 1.1 parts wait for their columns.
-    result, unknown = ingest_files(conn, [str(path)], dataset="t")
+    # Stored since m008 (tests/test_audio_ingest.py checks the 1.1 columns); the audio file is checked at ingest,
+    # so it is made under an audio root here.
+    root = tmp_path / "audio-root"
+    (root / "clips" / "v11").mkdir(parents=True)
+    (root / "clips" / "v11" / "1.wav").write_bytes(b"RIFF")
+    result, unknown = ingest_files(conn, [str(path)], dataset="t", audio_root=root)
     assert (result.rows_added, unknown) == (4, {})
     stored = conn.execute("SELECT asr_nbest FROM turns WHERE dialogue_id = 'v11' ORDER BY turn_index").fetchall()
     assert [r[0] for r in stored] == [r["asr_nbest"] for r in rows]
