@@ -77,8 +77,9 @@ def write_audio(path: str | Path, pcm: np.ndarray, *, audio_format: str) -> None
                 w.setframerate(SAMPLE_RATE)
                 w.writeframes(samples.tobytes())
         else:
-            run_tool(["sox", "-q", "-t", "raw", "-e", "signed-integer", "-b", "16", "-c", "1", "-r", str(SAMPLE_RATE),
-                      "-L", "-", "-t", "vorbis" if audio_format == "ogg" else "flac", tmp],
+            # -R: repeatable (Ogg Vorbis otherwise gets a random stream serial, so the same audio other bytes)
+            run_tool(["sox", "-q", "-R", "-t", "raw", "-e", "signed-integer", "-b", "16", "-c", "1",
+                      "-r", str(SAMPLE_RATE), "-L", "-", "-t", "vorbis" if audio_format == "ogg" else "flac", tmp],
                      data=samples.tobytes(), what=f"writing {path}")
         os.replace(tmp, path)
     finally:
