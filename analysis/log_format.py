@@ -86,8 +86,9 @@ FIELDS: tuple[Field, ...] = (
     Field("gold_skills", "string_list", "Every skill that could validly serve the request (evaluation only)."),
 )
 
-# Added in format 1.1. The reader validates them and returns them in TURN_SCHEMA; the turns table does not store
-# them yet (app/store/sql.py stores FIELDS, the 1.0 columns), so FIELDS stays the 1.0 list.
+# Added in format 1.1. The reader validates them and returns them in TURN_SCHEMA; the turns table stores them since
+# migration m008 (audio, audio_source, asr_word_confidence, and the n-best with scores as asr_hypotheses beside
+# asr_nbest's texts). FIELDS stays the 1.0 list.
 FIELDS_1_1: tuple[Field, ...] = (
     Field("audio", "audio", "The request's audio: a path relative to the audio root (TURNLENS_AUDIO_ROOT), with / between folders, or an http(s) URL. A path may not be absolute, contain a .. segment or a backslash, or resolve outside the root through a symbolic link.", since="1.1"),
     Field("audio_source", "string", "Where the audio came from: recorded from a person, or synthetic (text-to-speech; every page that plays it must say so).", enum=("recorded", "synthetic"), since="1.1"),
