@@ -42,6 +42,8 @@ def test_train_score_review_and_cancel_from_the_failure_page(tmp_path, page):
         # The new candidates are in the Review queue: accept the first by keyboard.
         page.get_by_test_id("stSidebarNav").get_by_role("link", name="Review", exact=True).click()
         page.get_by_role("button", name="Accept").wait_for(timeout=60_000)
+        # keys are bound to the card on screen (#16): a key pressed before the card is painted has no card to act on
+        page.locator(".tl-slot:not([hidden]) .tl-card").first.wait_for(timeout=60_000)
         wait_idle(page)
         page.locator("h1").first.click()  # focus the page, not an input: keys go to the shortcuts
         page.keyboard.press("a")
