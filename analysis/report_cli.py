@@ -43,12 +43,12 @@ def compare_flat(expected: dict[str, object], actual: dict[str, object], *, tole
 
 
 def main(argv: list[str] | None, *, parse_args: Callable, run: Callable, render: Callable, compare: Callable,
-         headline: Callable[[dict], str]) -> int:
+         headline: Callable[[dict], str], allow_nan: bool = True) -> int:
     """The whole command: parse, check the SLURP folder, then either --check (exit 1 if any figure differs) or
     run and write <out>.json and <out> (the Markdown); headline(results) is printed when done."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    if not args.slurp_dir.is_dir():
+    if getattr(args, "slurp_dir", None) is not None and not args.slurp_dir.is_dir():  # a report may not read SLURP
         print(f"error: {args.slurp_dir}: SLURP directory not found (give --slurp-dir)", file=sys.stderr)
         return 2
     out_json = args.out.with_suffix(".json")
@@ -68,7 +68,7 @@ def main(argv: list[str] | None, *, parse_args: Callable, run: Callable, render:
         return 1 if diffs else 0
     results = run(args, argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(results, indent=1) + "\n")
+    out_json.write_text(json.dumps(results, indent=1, allow_nan=allow_nan) + "\n")
     args.out.write_text(render(results))
     print(f"wrote {args.out} and {out_json.name}: {headline(results)}; run time {results['runtime_seconds']:.0f} s",
           file=sys.stderr)

@@ -26,7 +26,6 @@ sentence, mean cosine similarities by relation, and speaker identification among
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -553,30 +552,9 @@ def headline(r: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run and write <out>.json and <out> (the Markdown), or --check: rerun with the reported run's own
-    arguments and exit 1 if any figure differs."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    out_json = args.out.with_suffix(".json")
-    if args.check:
-        try:
-            reported = json.loads(out_json.read_text())
-        except (OSError, ValueError) as exc:
-            print(f"error: {out_json}: cannot read the reported results: {exc}", file=sys.stderr)
-            return 2
-        keep = {k: v for k, v in vars(args).items() if k not in reported["args"]}
-        args = argparse.Namespace(**{**reported["args"], **keep})
-        diffs = compare(reported, run(args, argv), tolerance=args.tolerance)
-        for line in diffs:
-            print(line)
-        print(f"{out_json}: {'reproduced' if not diffs else f'{len(diffs)} figures differ'}", file=sys.stderr)
-        return 1 if diffs else 0
-    results = run(args, argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(results, indent=1, allow_nan=False) + "\n")
-    args.out.write_text(render(results))
-    print(f"wrote {args.out} and {out_json.name}: {headline(results)}; run time {results['runtime_seconds']:.0f} s",
-          file=sys.stderr)
-    return 0
+    arguments and exit 1 if any figure differs (analysis.report_cli, as every report does)."""
+    return report_cli.main(argv, parse_args=parse_args, run=run, render=render, compare=compare, headline=headline,
+                           allow_nan=False)
 
 
 if __name__ == "__main__":
