@@ -189,3 +189,22 @@ def decision_rows(conn) -> list[tuple]:
 def stored_decisions(path: Path) -> list[tuple]:
     """decision_rows of the database at ``path``."""
     return read_db(path, decision_rows)
+
+
+def speech_tools_or_skip() -> None:
+    """Skip (fail in CI, where make install puts them) unless espeak-ng, sox and pocketsphinx are installed: the
+    speech tests run them for real."""
+    import os
+    import shutil
+
+    import pytest
+
+    missing = [t for t in ("espeak-ng", "sox") if shutil.which(t) is None]
+    try:
+        import pocketsphinx  # noqa: F401
+    except ImportError:
+        missing.append("pocketsphinx (Python)")
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{', '.join(missing)} missing in CI: make install should have installed them")
+        pytest.skip(f"{', '.join(missing)} not installed (make install)")

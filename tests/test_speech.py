@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,26 +13,16 @@ import pytest
 from analysis.logs import read_log
 from analysis.speech import lm as speech_lm
 from analysis.speech.voices import ACCENTS, VARIANTS, Voice, voice_for
-from tests.helpers import SLURP_DIR, make_turn, write_jsonl
+from tests.helpers import SLURP_DIR, make_turn, speech_tools_or_skip, write_jsonl
 
 needs_slurp = pytest.mark.skipif(not (SLURP_DIR / "test.jsonl").is_file(), reason=f"SLURP not found at {SLURP_DIR}")
 
 
-def _tools_or_skip() -> None:
-    missing = [t for t in ("espeak-ng", "sox") if shutil.which(t) is None]
-    try:
-        import pocketsphinx  # noqa: F401
-    except ImportError:
-        missing.append("pocketsphinx (Python)")
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"{', '.join(missing)} missing in CI: make install should have installed them")
-        pytest.skip(f"{', '.join(missing)} not installed (make install)")
 
 
 @pytest.fixture(scope="module")
 def tools():
-    _tools_or_skip()
+    speech_tools_or_skip()
 
 
 def speech(*argv: str) -> int:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
-import shutil
 from collections import Counter
 from dataclasses import asdict
 
@@ -19,7 +17,7 @@ from analysis.log_format import json_schema
 from analysis.logs import read_log, resolve_audio
 from analysis.speech import demo
 from analysis.speech.lm import EvaluationTextError, evaluation_sentences, normalise
-from tests.helpers import ROOT, SLURP_DIR
+from tests.helpers import ROOT, SLURP_DIR, speech_tools_or_skip
 
 DEMO = ROOT / "sample_data" / "speech_demo"
 LOG = DEMO / demo.LOG_FILE
@@ -159,16 +157,6 @@ def test_the_nlu_runs_on_what_was_heard():
 # ------------------------------------------------------------------------------------ the rebuild, for real
 
 
-def _tools_or_skip() -> None:
-    missing = [t for t in ("espeak-ng", "sox") if shutil.which(t) is None]
-    try:
-        import pocketsphinx  # noqa: F401
-    except ImportError:
-        missing.append("pocketsphinx (Python)")
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"{', '.join(missing)} missing in CI: make install should have installed them")
-        pytest.skip(f"{', '.join(missing)} not installed (make install)")
 
 
 @needs_slurp
@@ -176,7 +164,7 @@ def test_a_rebuild_of_the_first_turns_gives_the_bundled_bytes(records, manifest,
     """The build with the bundled settings, stopped after 3 turns, makes exactly the bundled first turns of the
     first three dialogues: the same audio bytes and the same recognition, NLU and simulated fields (each dialogue
     draws from its own seeded generator). Only whether a goal succeeded differs: it depends on later turns."""
-    _tools_or_skip()
+    speech_tools_or_skip()
     from analysis.simulate import load_pool
     from analysis.speech import lm as speech_lm
 
