@@ -21,7 +21,9 @@ class RescoringConfig:
     linear layer over the LSTM states averaged over the sentence's words) and a BIO slot tag per word (a linear
     layer over each word's state). dropout: on the embeddings and on the LSTM's output, in training only.
     Vocabulary: training words seen at least min_count times, the max_vocab most frequent of them; other words
-    are <unk>.
+    are <unk>. unk_penalty: added (natural log) to a sentence's log-probability for each of its <unk> words at
+    scoring time, so that <unk>'s probability is spread over the words it stands for instead of given whole to
+    each of them; None: -ln K, K the number of distinct training words mapped to <unk> (at least 1).
 
     Training: pretrain_epochs of LM-only training over every training sentence (Adam at lr), then
     finetune_epochs over the NLU examples (Adam at finetune_lr, a fresh optimiser): LM-only for weighting
@@ -48,6 +50,7 @@ class RescoringConfig:
     dropout: float = 0.3  # ~30k training words: a small LM overfits within a few epochs without it
     min_count: int = 2  # words seen once in training are <unk>: the LM learns what an unknown word costs
     max_vocab: int = 20_000
+    unk_penalty: float | None = None
     cutoff: int = 500  # adaptive softmax head: the 500 most frequent words cover ~90% of SLURP's tokens
     pretrain_epochs: int = 10  # the dev LM loss levels off after 10-12 epochs on SLURP's training text
     finetune_epochs: int = 4
@@ -79,6 +82,8 @@ class RescoringConfig:
             raise ValueError(f"rwm_eta must be in [0, 1); got {self.rwm_eta}")
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.dev_share < 1.0:
             raise ValueError("dropout and dev_share must be in [0, 1)")
+        if self.unk_penalty is not None and self.unk_penalty > 0:
+            raise ValueError(f"unk_penalty is a log-probability: <= 0 (or None); got {self.unk_penalty}")
         if self.lr <= 0 or self.finetune_lr <= 0 or self.cutoff < 1:
             raise ValueError("lr, finetune_lr and cutoff must be positive")
 

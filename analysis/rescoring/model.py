@@ -174,6 +174,15 @@ class RescoringModel:
 
     # -- bookkeeping
     @property
+    def unk_cost(self) -> float:
+        """What each <unk> word adds to a sentence's log-probability at scoring time (config.unk_penalty; by
+        default -ln K, K the distinct training words the vocabulary maps to <unk>)."""
+        if self.config.unk_penalty is not None:
+            return float(self.config.unk_penalty)
+        k = sum(1 for w in self.word_counts if w not in self.index)
+        return -math.log(max(k, 1))
+
+    @property
     def fingerprint(self) -> str | None:
         """One hash of the training data of both stages (None before any training)."""
         if not any(self.fingerprints.values()):
@@ -427,7 +436,8 @@ class RescoringModel:
     def log_prob(self, sentences: Sequence[str] | Sequence[Sequence[str]], *, chunk: int = 20_000,
                  threads: int | None = None) -> np.ndarray:
         """The LM's natural-log probability of each sentence, end of sentence included: sum over its words and
-        </s> of log p(word | <s> and the words before), words outside the vocabulary scored as <unk>. Strings are
+        </s> of log p(word | <s> and the words before), a word outside the vocabulary scored as <unk> plus unk_cost
+        (<unk>'s probability shared among the words it stands for). Strings are
         tokenised with text.words; token sequences are taken as they are. Shape (n,), float64; higher is more
         likely. Identical sentences are scored once; threads: torch threads (default min(2, cores))."""
         import torch
@@ -444,6 +454,9 @@ class RescoringModel:
             tables = self._scoring_tables()
             for s in range(0, len(unique), chunk):
                 scores[s:s + chunk] = self._score_trie(unique[s:s + chunk], tables)
+        unk = self.unk_cost
+        if unk:
+            scores += unk * np.fromiter((s.count(UNK) for s in unique), dtype=np.float64, count=len(unique))
         return scores[slot]
 
     def _score_trie(self, seqs: Sequence[tuple[int, ...]], tables) -> np.ndarray:
@@ -519,7 +532,7 @@ class RescoringModel:
                 lp = torch.zeros(batch.targets.shape, dtype=torch.float32)
                 lp[keep] = self.net.target_log_prob(states[keep], batch.targets[keep])
                 out[s:s + len(part)] = lp.double().sum(1).numpy()
-        return out
+        return out + self.unk_cost * np.array([s.count(UNK) for s in seqs], dtype=np.float64)
 
     # -- NLU heads (for inspection and tests; rescoring uses only log_prob)
     def predict_intent(self, sentences: Sequence[str] | Sequence[Sequence[str]]) -> list[str | None]:
