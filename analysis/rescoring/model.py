@@ -195,7 +195,11 @@ class RescoringModel:
 
     def copy(self) -> RescoringModel:
         """An independent deep copy (network, vocabulary, history): pretrain once, fine-tune several ways."""
-        return copy.deepcopy(self)
+        tables, self._tables = self._tables, None  # the scoring cache is rebuilt on demand, not copied
+        try:
+            return copy.deepcopy(self)
+        finally:
+            self._tables = tables
 
     def ids(self, tokens: Sequence[str]) -> list[int]:
         get = self.index.get
@@ -262,8 +266,8 @@ class RescoringModel:
             return self
         multitask = cfg.weighting != "lm_only"
         if not nlu:
-            raise ValueError("no NLU examples to fine-tune on (turns need a gold intent)"
-                             + ("; weighting 'lm_only' needs their sentences too" if not multitask else ""))
+            raise ValueError("no NLU examples to fine-tune on (turns with a reference transcript and a gold intent); "
+                             "with finetune_epochs 0 the LM trains on the sentences alone")
         if multitask:
             self.intents = sorted({ex.intent for ex in nlu if ex.intent})
             self.tags = sorted({t for ex in nlu if ex.tags for t in ex.tags} | {"O"})

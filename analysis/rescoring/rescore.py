@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +97,7 @@ def nbest_from_turn(turn: dict) -> NBest:
     texts, scores = [], []
     for h in raw:
         text, score = (h, None) if isinstance(h, str) else (h.get("text"), h.get("score"))
-        if (not isinstance(score, int | float) or isinstance(score, bool) or not math.isfinite(score)):
+        if not isinstance(score, numbers.Real) or isinstance(score, bool) or not math.isfinite(score):
             raise MissingScoresError(
                 f"{_turn_name(turn)}: its n-best hypotheses carry no first-pass scores; rescoring needs scored "
                 "n-best lists (log format 1.1: asr_nbest entries {text, score}, as `turnlens speech recognise` "
