@@ -280,8 +280,10 @@ class RescoringModel:
             self.net.set_heads(0, 0)
         self.fingerprints = {**self.fingerprints, "finetune": data_fingerprint([], nlu)}
         self.n_nlu = len(nlu)
-        rows = [self._row(ex) for ex in nlu]
-        dev = [self._row(ex) for ex in dev_nlu or ()]
+        intent_ix = {t: i for i, t in enumerate(self.intents)}
+        tag_ix = {t: i for i, t in enumerate(self.tags)}
+        rows = [self._row(ex, intent_ix, tag_ix) for ex in nlu]
+        dev = [self._row(ex, intent_ix, tag_ix) for ex in dev_nlu or ()]
         if not dev:
             dev = [(self.ids(_tokens(s)), None, None) for s in dev_sentences or ()]
         if cfg.weighting == "rwm" and not dev:
@@ -291,13 +293,15 @@ class RescoringModel:
                     schedule=make_schedule(cfg, steps_per_epoch=steps), progress=progress)
         return self
 
-    def _row(self, ex: NLUExample) -> tuple[list[int], int | None, list[int] | None]:
+    def _row(self, ex: NLUExample, intent_ix: dict[str, int], tag_ix: dict[str, int]
+             ) -> tuple[list[int], int | None, list[int] | None]:
+        """(word ids, intent id, tag ids) of an example; labels outside the heads' lists are IGNORE, and without
+        heads (LM-only fine-tuning) both are None."""
         intent = tag_ids = None
-        if self.intents:
-            intent = self.intents.index(ex.intent) if ex.intent in self.intents else IGNORE
+        if intent_ix:
+            intent = intent_ix.get(ex.intent, IGNORE) if ex.intent else IGNORE
             if ex.tags is not None:
-                where = {t: i for i, t in enumerate(self.tags)}
-                tag_ids = [where.get(t, IGNORE) for t in ex.tags]
+                tag_ids = [tag_ix.get(t, IGNORE) for t in ex.tags]
         return self.ids(ex.tokens), intent, tag_ids
 
     def _batches(self, rows: Sequence, rng: np.random.Generator) -> Iterator[list]:
