@@ -559,8 +559,8 @@ def _reading(res: dict) -> list[str]:
          "geographic groups may still be a little narrow.",
          "- A state label is the state of the nearest US city of 15,000+ people, so speakers near a border can be "
          "labelled with the neighbouring state; the agreement with the true state is given above.",
-         "- Mitigation (fine-tuning on the worst regions, reweighting) is out of scope: turnlens analyses, it does "
-         "not train a recogniser.", ""]
+         "- Mitigation is measured separately (issue 20): the recognition stack's trainable second-pass LM adapted "
+         "to the worst-served accent or voice cohort, with and without EWC: see [mitigation.md](mitigation.md).", ""]
     return L
 
 
