@@ -218,7 +218,7 @@ def _fingerprint(lists: Sequence[NBest], method: str, config: AdaptConfig, ewc_l
 
 def adapt(model: RescoringModel, lam: float, beta: float, group_lists: Sequence[NBest],
           general_sentences: Sequence[str], *, method: str, config: AdaptConfig | None = None,
-          progress: Progress | None = None) -> tuple[RescoringModel, dict]:
+          fisher: dict | None = None, progress: Progress | None = None) -> tuple[RescoringModel, dict]:
     """An adapted copy of a trained rescoring model, and a summary of what was done. The input model is untouched.
 
     model: a fitted RescoringModel (pretrained and fine-tuned as analysis/rescoring builds it); lam, beta: the
@@ -227,8 +227,10 @@ def adapt(model: RescoringModel, lam: float, beta: float, group_lists: Sequence[
     checks it). general_sentences: the LM's general training text, for the EWC Fisher information (method "ewc"
     only; never evaluation-split text). method: "none" (a copy), "finetune" (the loss of the module doc on all the
     group's lists) or "ewc" (the same loss plus ``ewc_penalty``, its strength chosen from config.ewc_lams by the
-    pooled WER of a dev split of the group's speakers, then trained on all the group's lists).
-    progress(stage, step, total).
+    pooled WER of a dev split of the group's speakers, then trained on all the group's lists). fisher: the
+    Fisher of this model on general_sentences when already computed (``fisher_diagonal(model, general_sentences,
+    max_sentences=config.fisher_sentences, seed=config.seed)``: adapting one model to several groups needs it
+    once); None computes it. progress(stage, step, total).
 
     Summary: method, lists, speakers, config, ewc_lam (chosen), dev (per strength: dev WER; and the dev WER of
     the unadapted model), history (per epoch: mean loss terms), fisher_sentences, seconds. The copy's
@@ -254,8 +256,11 @@ def adapt(model: RescoringModel, lam: float, beta: float, group_lists: Sequence[
         general = [s for s in general_sentences if words(s)]
         if not general:
             raise ValueError("method 'ewc' needs general training sentences for the Fisher information")
-        fisher = fisher_diagonal(model, general, max_sentences=config.fisher_sentences, seed=config.seed,
-                                 progress=progress)
+        if fisher is None:
+            fisher = fisher_diagonal(model, general, max_sentences=config.fisher_sentences, seed=config.seed,
+                                     progress=progress)
+        elif set(fisher) != set(lm_parameters(model)):
+            raise ValueError("fisher does not name this model's LM parameters (use ewc.fisher_diagonal on it)")
         summary["fisher_sentences"] = min(len(general), config.fisher_sentences or len(general))
         penalty = (fisher, anchor_of(model))
         train_lists, dev_lists = split_by_speaker(lists, share=config.dev_share, seed=config.seed)
