@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import shlex
 import time
@@ -33,9 +32,16 @@ from analysis import report_cli
 from analysis.mitigation.adapt import AdaptConfig, adapt
 from analysis.mitigation.ewc import fisher_diagonal
 from analysis.mitigation.groups import FIGURES, group_wer_errors
+from analysis.rescoring import benchmark as rescoring_benchmark
 from analysis.rescoring import evaluate as ev
 from analysis.rescoring import sources as src
-from analysis.rescoring.benchmark import EvaluationLeak
+from analysis.rescoring.benchmark import (  # source (a)'s audio and recognitions: the rescoring study's cache
+    DEFAULT_CACHE,
+    DEFAULT_SLURP_DIR,
+    REPO,
+    EvaluationLeak,
+    _isnan,
+)
 from analysis.rescoring.config import RescoringConfig
 from analysis.rescoring.rescore import NBest
 from analysis.rescoring.text import (
@@ -47,10 +53,7 @@ from analysis.rescoring.text import (
 )
 from analysis.slurp import is_eval_utterance
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_SLURP_DIR = REPO.parent / "shared" / "datasets" / "slurp"
 DEFAULT_OUT = REPO / "docs" / "results" / "mitigation.md"
-DEFAULT_CACHE = REPO / "data" / "cache" / "rescoring"  # source (a)'s audio and recognitions (the rescoring study's)
 DEFAULT_EMBEDDINGS = REPO / "data" / "cache" / "mitigation"  # resemblyzer results per audio file (resumable)
 
 GROUPINGS = ("accent", "cohort")
@@ -340,39 +343,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
 
 # ---------------------------------------------------------------------------------------------- checking
 
-_VOLATILE = ("seconds", "runtime_seconds", "inputs_seconds", "command", "machine")
-
-
-def metrics(results: dict) -> dict:
-    """Every figure of a results JSON as a flat {path: value} map, without timings."""
-    out: dict = {}
-
-    def walk(prefix: str, v: object) -> None:
-        if isinstance(v, dict):
-            for k, x in v.items():
-                if k not in _VOLATILE:
-                    walk(f"{prefix}/{k}", x)
-        elif isinstance(v, list):
-            for i, x in enumerate(v):
-                walk(f"{prefix}[{i}]", x)
-        elif isinstance(v, int) and not isinstance(v, bool):
-            out[prefix] = float(v)
-        else:
-            out[prefix] = v
-
-    walk("", {k: v for k, v in results.items() if k not in _VOLATILE and k != "args"})
-    return out
-
-
-def compare(expected: dict, actual: dict, *, tolerance: float = 0.0) -> list[str]:
-    return report_cli.compare_flat(metrics(expected), metrics(actual), tolerance=tolerance)
+# The rescoring study's: every figure of the JSON flattened, timings, command and machine left out, and the same
+# comparison (the JSON here has no field those names would hide wrongly).
+metrics = rescoring_benchmark.metrics
+compare = rescoring_benchmark.compare
 
 
 # ---------------------------------------------------------------------------------------------- the report
-
-def _isnan(x) -> bool:
-    return isinstance(x, float) and math.isnan(x)
-
 
 def _f(m: dict | None, *, signed: bool = False, scale: float = 1.0, digits: int = 3) -> str:
     if m is None:
