@@ -35,7 +35,8 @@ import pyarrow.parquet as pq
 
 from analysis.logs import LogFormatError, Problem, file_kind, jsonl_records
 
-KNOWN_TASKS = ("intent", "slots", "goal_start", "goal_success", "failure_point", "skill", "rewrite", "items")
+KNOWN_TASKS = ("intent", "slots", "goal_start", "goal_success", "failure_point", "skill", "rewrite", "items",
+               "transcript")
 _TASK_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _FIELDS = ("task", "dialogue_id", "turn_index", "other_dialogue_id", "other_turn_index", "value", "score",
            "distribution", "model_name", "model_version", "model_parameters", "run_at")

@@ -16,8 +16,10 @@ this order:
 - speech-demo (sample_data/speech_demo/: a few hundred turns with synthetic audio and real pocketsphinx n-best
   lists, built offline by scripts/build_speech_demo.py): its audio copied to <audio root>/speech-demo/ (the
   audio root is $TURNLENS_AUDIO_ROOT, else <repo>/data/audio: app.settings.audio_root), ingested, the logged NLU's
-  proposals, and every family that scores, scoring it with the model the build trained on the sample, so the
-  Review page has candidates there too;
+  proposals, the rescorer trained on the sample's transcripts and tuned on the speech demo's scored n-best lists
+  (a family's own steps, Family.make_run), every family that scores, scoring it with the model the build
+  trained on the sample, so the Review page has candidates there too, and simulated reviewers deciding a
+  quarter of them (transcripts against the log's reference), so the reviewed-transcript WER draws;
 - rewrites-demo (simulated users who rephrase keeping the meaning: rewrites need many repeats) and
   disparity-demo (enough speakers to find the simulator's planted worse-served regions), with its disparity
   report and voices layout stored by the analyse job, so the Disparity page draws it without computing.
@@ -47,6 +49,7 @@ SPEECH_DEMO_DATASET = "speech-demo"
 # logged NLU's and the models'), so Agreement has pairs and the Review queue still has work.
 SIMULATED_REVIEWS = ("--dataset", "sample", "--reviewers", "2", "--error-rate", "0.1", "--share", "0.25",
                      "--overlap-share", "1.0", "--seed", "7")
+SPEECH_DEMO_REVIEWS = ("--dataset", "speech-demo", *SIMULATED_REVIEWS[2:])
 
 
 @dataclass(frozen=True)
@@ -89,19 +92,34 @@ def copy_speech_demo_audio(audio_root: Path, source: Path = SPEECH_DEMO) -> int:
 
 
 def speech_demo_steps(d: list[str], audio_root: Path) -> list[tuple[str, Step]]:
-    """The speech demo: audio in place, ingest (which checks every audio file), the logged NLU's proposals, and
-    the sample's models scoring it (each family that can score a dataset it was not trained on, through the same
-    job runner as the sample's steps)."""
+    """The speech demo: audio in place, ingest (which checks every audio file) and the logged NLU's proposals."""
     ds = ["--dataset", SPEECH_DEMO_DATASET]
-    out: list[tuple[str, Step]] = [
+    return [
         ("speech-demo: audio", lambda: copy_speech_demo_audio(audio_root)),
         ("speech-demo: ingest", ["ingest", str(SPEECH_DEMO / "turns.jsonl.gz"), *ds, "--by", "make", *d]),
         ("speech-demo: logged NLU proposals", ["candidates", "from-logs", *ds, *d]),
     ]
-    for family in built_in():
-        if "score" in family.actions() and family.scores_other_datasets:
-            out.append((f"speech-demo: {family.name}: score",
-                        ["score", family.name, *ds, "--checkpoint", LatestCheckpoint(family.name, "sample"), *d]))
+
+
+def speech_demo_scoring_steps(d: list[str]) -> list[tuple[str, Step]]:
+    """The sample's models scoring the speech demo: each family that can score a dataset it was not trained on
+    (and has no steps of its own), through the same job runner as the sample's steps."""
+    ds = ["--dataset", SPEECH_DEMO_DATASET]
+    return [(f"speech-demo: {family.name}: score",
+             ["score", family.name, *ds, "--checkpoint", LatestCheckpoint(family.name, "sample"), *d])
+            for family in built_in()
+            if "score" in family.actions() and family.scores_other_datasets and family.make_run is None]
+
+
+def family_steps(d: list[str], family) -> list[tuple[str, Step]]:
+    """A family's own make-run steps (Family.make_run): an action on another dataset than the sample uses the
+    checkpoint trained on the sample."""
+    out: list[tuple[str, Step]] = []
+    for action, dataset, extra in family.make_run:
+        args: list[str | LatestCheckpoint] = [action, family.name, "--dataset", dataset, *extra, *d]
+        if action != "train" and dataset != "sample":
+            args += ["--checkpoint", LatestCheckpoint(family.name, "sample")]
+        out.append((f"{family.name}: {action}" + (f" ({dataset})" if dataset != "sample" else ""), args))
     return out
 
 
@@ -114,11 +132,18 @@ def steps(db: Path, *, rewrites_turns: int, disparity_turns: int, data_dir: Path
         ("logged NLU proposals", ["candidates", "from-logs", "--dataset", "sample", *d]),
     ]
     for family in built_in():
-        for action in family.actions():
-            out.append((f"{family.name}: {action}", [action, family.name, "--dataset", "sample", *d]))
+        if family.make_run is None:
+            for action in family.actions():
+                out.append((f"{family.name}: {action}", [action, family.name, "--dataset", "sample", *d]))
     out.append(("simulated reviewers", ["simulate-reviews", *SIMULATED_REVIEWS, *d]))
-    if audio_root is not None:
+    if audio_root is not None:  # families with their own steps need the speech demo (its scored n-best lists)
         out += speech_demo_steps(d, audio_root)
+        for family in built_in():
+            if family.make_run is not None:
+                out += family_steps(d, family)
+        out += speech_demo_scoring_steps(d)
+        # simulated reviewers there too, so the rescoring page's reviewed-transcript WER draws (and Agreement)
+        out.append(("speech-demo: simulated reviewers", ["simulate-reviews", *SPEECH_DEMO_REVIEWS, *d]))
     if rewrites_turns:
         log = data_dir / "rewrites-demo.parquet"
         out += [

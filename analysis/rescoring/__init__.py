@@ -5,4 +5,6 @@ text.py       words(): the one tokenisation; NLU examples with BIO tags; trainin
 weighting.py  task-weight schedules: fixed, linear ramp, randomized weighted majority
 model.py      RescoringModel: fit / pretrain / finetune, log_prob (prefix-trie scoring), checkpoints
 rescore.py    NBest, nbest_from_turn, lm_scores, choose, tune (lam, beta), Rescorer
+transcripts.py  the workbench's transcript candidates: value, correction, WER against reviewed transcripts
+heldout.py    the quick held-out evaluation of `turnlens evaluate rescoring`
 """

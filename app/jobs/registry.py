@@ -108,6 +108,11 @@ class Family:
     # False when a checkpoint can only score the dataset it was trained on (the skill router proposes from its own
     # training dynamics): nothing offers to score another dataset with it
     scores_other_datasets: bool = True
+    # `make run`'s steps for a family that needs more than every action on the sample with its defaults (the
+    # rescorer tunes on the speech demo's scored n-best lists): (action, dataset, extra turnlens arguments), run
+    # after the speech demo is ingested; an action on another dataset than the sample uses the sample's checkpoint.
+    # None: every action on the sample.
+    make_run: tuple[tuple[str, str, tuple[str, ...]], ...] | None = None
 
     def _standard(self) -> list[Action]:
         found = []
@@ -161,7 +166,7 @@ class UnknownFamilyError(KeyError):
 FAMILIES: dict[str, Family] = {}
 # The modules that register the built-in families, imported on first use of the registry.
 _BUILT_IN = ("app.jobs.failure_points", "app.jobs.labels", "app.jobs.skills", "app.jobs.rewrites",
-             "app.jobs.disparity", "app.jobs.coordination")
+             "app.jobs.disparity", "app.jobs.coordination", "app.jobs.rescoring")
 
 
 def register(family: Family) -> Family:
