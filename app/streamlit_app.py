@@ -117,6 +117,7 @@ pages = {
         st.Page("app_pages/failures.py", title="Failure analysis", icon=":material/account_tree:"),
         st.Page("app_pages/labels.py", title="Label generation", icon=":material/label:"),
         st.Page("app_pages/coordination.py", title="Coordination chunking", icon=":material/format_list_bulleted:"),
+        st.Page("app_pages/rescoring.py", title="Rare-word rescoring", icon=":material/record_voice_over:"),
         st.Page("app_pages/skills.py", title="Skill routing", icon=":material/alt_route:"),
         st.Page("app_pages/rewrites.py", title="Query rewrites", icon=":material/edit_note:"),
     ],

@@ -8,6 +8,7 @@ never to st.markdown or a widget label, where markdown or HTML in a log could ta
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from analysis.nbest_diff import LOW_CONFIDENCE, nbest_view, word_confidences
+from analysis.nbest_diff import LOW_CONFIDENCE, DiffWord, nbest_view, word_confidences, word_diff
 from analysis.wer import AlignedWord, align
 from components.audio import render_audio
 
@@ -81,22 +82,57 @@ def nbest_html(asr_text: str, hypotheses: Sequence[dict]) -> str:
     out = ['<table class="tl-nbest" style="border-collapse: collapse; font-size: 0.9rem"><tr>'
            + "".join(f"<th {cell}>{h}</th>" for h in head) + "</tr>"]
     for h in rows:
-        words = []
-        for w in h.words:
-            if w.kind == "same":
-                words.append(escape_html(w.text))
-            elif w.kind == "missing":
-                words.append(f'<del class="tl-diff tl-missing" style="{_DIFF_STYLE["missing"]}" '
-                             f'title="a word of the 1-best this hypothesis lacks">{escape_html(w.text)}</del>')
-            else:
-                words.append(f'<mark class="tl-diff tl-{w.kind}" style="{_DIFF_STYLE[w.kind]}">'
-                             f"{escape_html(w.text)}</mark>")
         same = ' <span class="tl-same" style="color: #777">(= 1-best)</span>' if h.same_as_best else ""
-        out.append(f'<tr class="tl-hyp"><td {cell}>{h.rank}</td><td {cell}>{" ".join(words) or "(empty)"}{same}</td>'
+        out.append(f'<tr class="tl-hyp"><td {cell}>{h.rank}</td><td {cell}>{_diff_words_html(h.words)}{same}</td>'
                    + (f"<td {cell}>{_num(h.score, '.1f')}</td><td {cell}>{_num(h.gap, '.1f')}</td>" if scores else "")
                    + (f"<td {cell}>{_num(h.confidence, '.2f')}</td>" if confidences else "") + "</tr>")
     out.append("</table>")
     return "".join(out)
+
+
+def _diff_words_html(words: Sequence[DiffWord]) -> str:
+    """A hypothesis's words against the 1-best (analysis.nbest_diff) as escaped HTML: changed and added words marked,
+    the 1-best's words it lacks struck through."""
+    out = []
+    for w in words:
+        if w.kind == "same":
+            out.append(escape_html(w.text))
+        elif w.kind == "missing":
+            out.append(f'<del class="tl-diff tl-missing" style="{_DIFF_STYLE["missing"]}" '
+                       f'title="a word of the 1-best this hypothesis lacks">{escape_html(w.text)}</del>')
+        else:
+            out.append(f'<mark class="tl-diff tl-{w.kind}" style="{_DIFF_STYLE[w.kind]}">{escape_html(w.text)}</mark>')
+    return " ".join(out) or "(empty)"
+
+
+def rescored_html(logged: str, hypotheses: Sequence[dict], chosen: int) -> str:
+    """A rescorer's view of an n-best list (a transcript candidate's value: each hypothesis {text, first_pass, lm,
+    total}) as an escaped HTML table in the recogniser's order: the words that differ from the logged 1-best marked,
+    the first-pass score, the LM's log-probability and the rescored total; the proposed hypothesis (chosen) and the
+    one that says the logged words flagged. "" for none."""
+    if not hypotheses:
+        return ""
+    cell = 'style="padding: 0.15rem 0.6rem 0.15rem 0; text-align: left; vertical-align: top"'
+    head = ["#", "hypothesis", "first pass", "LM", "total", ""]
+    out = ['<table class="tl-rescored" style="border-collapse: collapse; font-size: 0.9rem"><tr>'
+           + "".join(f"<th {cell}>{h}</th>" for h in head) + "</tr>"]
+    logged_words = " ".join(logged.lower().split())
+    for i, h in enumerate(hypotheses):
+        text = str(h.get("text") or "")
+        flags = (["proposed"] if i == chosen else []) + (["logged"] if " ".join(text.lower().split()) == logged_words
+                                                         else [])
+        row_class = "tl-hyp tl-chosen" if i == chosen else "tl-hyp"
+        weight = ' style="font-weight: 600"' if i == chosen else ""
+        words = _diff_words_html(word_diff(logged, text))
+        scores = "".join(f"<td {cell}>{_num(_finite(h.get(k)), '.2f')}</td>" for k in ("first_pass", "lm", "total"))
+        out.append(f'<tr class="{row_class}"{weight}><td {cell}>{i + 1}</td><td {cell}>{words}</td>{scores}'
+                   f"<td {cell}>{escape_html(', '.join(flags))}</td></tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _finite(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 def alignment_text(aligned: list[AlignedWord]) -> str:

@@ -30,7 +30,8 @@ def show_evaluation(evaluation: Evaluation | None, *, key: str, headline: tuple[
     level = f"{level:.0%}" if isinstance(level, (int, float)) else "95%"
     # the kind and metric names are stored text: escaped where Markdown would render them
     st.caption(f"Measured on {evaluation.n_items:,} items: {escape_markdown(describe_kind(evaluation.kind))}. "
-               f"Intervals (low, high): {level} bootstrap over whole dialogues.")
+               f"Intervals (low, high): {level} bootstrap over whole "
+               f"{escape_markdown(str(evaluation.config.get('resampled', 'dialogues')))}.")
     shown = [name for name in headline if name in evaluation.metrics]
     for col, name in zip(st.columns(len(shown)) if shown else [], shown, strict=True):
         m = evaluation.metrics[name]

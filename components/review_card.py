@@ -21,8 +21,10 @@ from analysis.candidates import canonical_json
 from analysis.coordination.items import corrected_value as corrected_items
 from analysis.log_format import FAILURE_POINTS
 from analysis.nbest_diff import LOW_CONFIDENCE, word_confidences
+from analysis.rescoring.transcripts import TranscriptError
+from analysis.rescoring.transcripts import corrected_value as corrected_transcript
 from components import audio
-from components.dialogue_view import component_table, escape_html, low_word_html
+from components.dialogue_view import component_table, escape_html, low_word_html, rescored_html
 from components.markdown import escape_markdown
 
 __all__ = ["escape_html"]  # defined with the dialogue view (one escaping for every HTML from data), used here
@@ -43,6 +45,8 @@ def show_value(value_json: str) -> str:
     value = json.loads(value_json)
     if isinstance(value, str):
         return value
+    if isinstance(value, dict) and isinstance(value.get("hypotheses"), list) and "text" in value:  # a transcript
+        return str(value["text"])
     if isinstance(value, dict) and isinstance(value.get("items"), list):  # a coordination split (task items)
         return " | ".join(str(i) for i in value["items"]) + (f" ({value['slot_type']})" if value.get("slot_type")
                                                                   else "")
@@ -99,6 +103,14 @@ def correction_editor(card: dict, known_values: list[str], key: str, *, text: st
             st.error("A split needs at least one item (reject the card if the turn holds no list).")
             return None
         return canonical_json(corrected_items(text, fixed, proposed.get("slot_type"), proposed.get("logged") or []))
+    if task == "transcript" and isinstance(proposed, dict):
+        typed = st.text_input("Correct transcript", value=str(proposed.get("text") or ""), key=key,
+                              help="The words said, as heard in the audio; lower case like the recogniser's.")
+        try:
+            return canonical_json(corrected_transcript(proposed, typed))
+        except TranscriptError as e:
+            st.error(str(e))
+            return None
     if task in BOOL_TASKS:
         picked = st.radio("Correct value", [True, False], index=0 if proposed is False else 1, key=key,
                           horizontal=True)
@@ -282,6 +294,9 @@ def card_html(card: dict, turns: list[dict], other_turns: list[dict] | None = No
                  else _slots(target.get("nlu_slots")))
         body.append(audio + utterance_html(str(target.get("asr_text") or ""), slots,
                                            target.get("asr_word_confidence")))
+        if card["task"] == "transcript" and isinstance(value, dict):  # the n-best as the rescorer saw it
+            body.append(rescored_html(str(value.get("logged") or target.get("asr_text") or ""),
+                                      value.get("hypotheses") or [], int(value.get("chosen", -1))))
     else:  # a dialogue target: every request of the dialogue, in order
         body.extend(f'<div class="tl-line"><span class="tl-turn">{int(t["turn_index"])}</span>'
                     + utterance_html(str(t.get("asr_text") or ""), _slots(t.get("nlu_slots")),

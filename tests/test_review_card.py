@@ -81,6 +81,25 @@ def test_an_items_card_highlights_each_proposed_item_in_the_utterance():
     assert "bananas | <b>peanut</b> butter (food)" in html.unescape(shown.split('class="tl-value">')[1])
 
 
+def test_a_transcript_card_shows_the_rescored_nbest_with_the_differences_marked():
+    from analysis.rescoring.transcripts import candidate_value
+    from components.review_card import show_value
+
+    hyps = ["play jaz by miles davis", "play jazz by miles davis", "<b>play</b> jazz miles davis"]
+    value = candidate_value("play jaz by miles davis", hyps, [-1.0, -1.2, -1.5], [-30.0, -20.0, -25.0],
+                            [-4.0, -3.2, -4.0], 1, lam=0.1, beta=0.0)
+    shown = card_html(card("transcript", value), [turn("d", 0, "play jaz by miles davis")])
+    assert show_value(json.dumps(value)) == "play jazz by miles davis"
+    assert shown.count('class="tl-hyp') == 3 and shown.count("tl-chosen") == 1
+    # the proposal's changed word is marked; the third hypothesis lacks "by" (struck through) and keeps its markup as
+    # text
+    assert '<mark class="tl-diff tl-changed"' in shown and "tl-missing" in shown
+    assert "<b>" not in shown and "&#60;b&#62;play" in shown
+    text = html.unescape(shown)
+    assert "-3.20" in text and "-20.00" in text and "proposed" in text and "logged" in text
+    assert value["margin"] == 0.8
+
+
 # ----------------------------------------------------------------------- audio and low-confidence words (#17)
 
 

@@ -313,6 +313,50 @@ def test_correct_a_coordination_split(tmp_path, monkeypatch):
         conn.close()
 
 
+def test_correct_a_transcript(tmp_path, monkeypatch):
+    """A rescorer's transcript card: its n-best with both scores on the card, `Correct` edits the words, an empty
+    transcript is refused, and the saved correction leaves in the export's transcript column."""
+    from analysis.candidates import read_candidates
+    from analysis.rescoring.transcripts import candidate_value
+
+    path = tmp_path / "t.duckdb"
+    conn = store.connect(path)
+    ingest_files(conn, [write_jsonl(tmp_path / "log.jsonl", [make_turn("r-1", 0, asr_text="play jaz by miles")])],
+                 dataset="demo")
+    value = candidate_value("play jaz by miles", ["play jaz by miles", "play jazz by miles"], [-1.0, -1.1],
+                            [-20.0, -15.0], [-3.0, -2.6], 1, lam=0.1, beta=0.0)
+    cands = write_jsonl(tmp_path / "c.jsonl", [{"task": "transcript", "dialogue_id": "r-1", "turn_index": 0,
+                                                "value": value, "score": 0.6, "model_name": "nlu-rescorer",
+                                                "model_version": "1"}])
+    store.insert_candidates(conn, read_candidates(cands))
+    conn.close()
+    monkeypatch.setenv("TURNLENS_DB", str(path))
+    at = open_page("app_pages/review.py")
+    assert shown_value(at) == "play jazz by miles"
+    sent = cards_sent(at)[0]["html"]
+    assert "tl-rescored" in sent and "tl-chosen" in sent
+    button(at, "Correct").click().run()
+    box = next(t for t in at.text_input if t.label == "Correct transcript")
+    assert box.value == "play jazz by miles"
+    box.set_value("   ").run()
+    assert any("cannot be empty" in e.value for e in at.error)
+    next(t for t in at.text_input if t.label == "Correct transcript").set_value("play jazz by Miles Davis").run()
+    button(at, "Save correction").click().run()
+    (_, _, verdict, corrected, _), = stored_decisions(path)
+    fixed = json.loads(corrected)
+    assert verdict == "correct" and fixed["text"] == "play jazz by Miles Davis" and fixed["corrected"] is True
+    assert fixed["hypotheses"] == value["hypotheses"]  # what the rescorer saw stays with the label
+    conn = store.connect(path)
+    try:
+        for fmt in ("jsonl", "csv"):
+            out = tmp_path / f"labels.{fmt}"
+            assert store.export_labels(conn, out, dataset="demo", kind="accepted", fmt=fmt) == 1
+            row = json.loads(out.read_text()) if fmt == "jsonl" else next(csv.DictReader(out.open()))
+            assert row["transcript"] == "play jazz by Miles Davis"
+    finally:
+        conn.close()
+
+
 def test_review_card_shows_the_models_probabilities_when_stored(tmp_path, monkeypatch):
     import pyarrow as pa
 

@@ -235,6 +235,9 @@ _EXPORT_SELECT = """
            CASE WHEN c.task = 'items' AND rl.verdict IN ('accept', 'correct')
                 THEN json_object('type', json_extract(rl.label, '$.slot_type'),
                                  'value', json_extract(rl.label, '$.items'))::VARCHAR END AS list_slot,
+           -- an accepted or corrected transcript (#19), as plain text: what a speech team trains on
+           CASE WHEN c.task = 'transcript' AND rl.verdict IN ('accept', 'correct')
+                THEN json_extract_string(rl.label, '$.text') END AS transcript,
            {reviewers} AS reviewers, {roles} AS decided_by_roles, rl.adjudicator,
            rl.decided_at,
            r.name AS model_name, r.version AS model_version, r.parameters AS model_parameters,
