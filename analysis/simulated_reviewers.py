@@ -6,14 +6,18 @@ The rule, per candidate and simulated reviewer (everything below is decided by `
 1. **Gold.** The candidate's gold value comes from the gold fields of its target turn (``analysis.log_format``):
    ``intent`` <- gold_intent, ``slots`` <- gold_slots, ``goal_start`` <- gold_goal_start, ``goal_success`` <-
    gold_goal_success, ``defect`` <- gold_failure_point <> NO_FAILURE, ``failure_point`` <- gold_failure_point,
-   ``skill`` <- gold_skills (every skill that could validly serve the request). A candidate without a gold value
+   ``skill`` <- gold_skills (every skill that could validly serve the request), ``transcript`` <- reference_text (the
+   true transcript; evaluation only, like the gold fields). A candidate without a gold value
    (a task with no gold field such as ``rewrite``, a target that is not a turn, a turn whose gold field is null)
    is skipped and counted in ``Simulation.without_gold``.
 2. **The error-free verdict.** *accept* when the proposal equals gold, decided as the Label generation page
    decides it (``analysis.labels.evaluation.candidate_correct``: intents exactly, slots as sets of (type, normalised
    value), the binary tasks as booleans); a failure point exactly; a skill when it is one of gold_skills.
    Otherwise *correct* to the gold value (canonical JSON, as candidates store values); for ``skill`` only when
-   gold_skills names exactly one skill, else *reject* (with several valid skills there is no one correction).
+   gold_skills names exactly one skill, else *reject* (with several valid skills there is no one correction). A
+   transcript is right when it says the reference's words (case and spacing aside); its correction is the
+   proposal with the reference's words (``analysis.rescoring.transcripts.corrected_value``: it keeps the n-best
+   the rescorer saw).
 3. **Errors.** Each reviewer errs on each candidate independently with probability ``error_rate``; an error
    inverts the reviewer's judgement of the proposal: a right proposal is *rejected*, a wrong one is *accepted*.
    So with two reviewers at rate e, a candidate's reviewers disagree with probability 2e(1 - e), and a label
@@ -42,6 +46,8 @@ import pyarrow as pa
 
 from analysis.candidates import canonical_json
 from analysis.labels.evaluation import candidate_correct
+from analysis.rescoring.transcripts import corrected_value as corrected_transcript
+from analysis.rescoring.transcripts import same_words
 
 SIMULATED_MARK = "(simulated)"
 # Letters a..h: past h the names' look-alike keys would collide (analysis.names folds i and l together).
@@ -183,6 +189,13 @@ def _slots(raw: object) -> list[dict]:
     return [{"type": s["type"], "value": s["value"]} for s in raw]
 
 
+def _transcript(gold: Mapping) -> Judge | None:
+    raw = gold.get("reference_text")
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    return canonical_json(raw), lambda proposal: same_words(str(json.loads(proposal).get("text")), raw)
+
+
 _JUDGES: dict[str, Callable[[Mapping], Judge | None]] = {
     "intent": _compared_label("intent", "gold_intent"),
     "slots": _compared_label("slots", "gold_slots", _slots),
@@ -191,6 +204,11 @@ _JUDGES: dict[str, Callable[[Mapping], Judge | None]] = {
     "defect": _compared_label("defect", "gold_failure_point", lambda fp: fp != "NO_FAILURE"),
     "failure_point": _failure_point,
     "skill": _skill,
+    "transcript": _transcript,
+}
+# A task whose correction keeps the proposal's context: (proposal, gold value) -> the corrected value, both JSON.
+_CORRECTIONS: dict[str, Callable[[str, str], str]] = {
+    "transcript": lambda proposal, gold: canonical_json(corrected_transcript(json.loads(proposal), json.loads(gold))),
 }
 GOLD_TASKS = tuple(_JUDGES)  # the tasks a simulated reviewer can answer; candidates of other tasks are skipped
 
@@ -272,6 +290,8 @@ def simulate_reviews(candidates: Sequence[Mapping[str, object]], gold: Sequence[
         gold_value, is_right = judged
         right = is_right(value)
         truth = _verdict(right, gold_value)
+        if truth[0] == "correct" and task in _CORRECTIONS:
+            truth = ("correct", _CORRECTIONS[task](value, truth[1]))
         for name in deciders:
             erred = _uniform(config.seed, "error", name, cid) < config.error_rate
             # an error inverts the judgement: a right proposal is rejected, a wrong one accepted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -49,6 +50,27 @@ def by_candidate(sim) -> dict[int, list]:
 
 
 # --- the rule -------------------------------------------------------------------------------------------------
+
+def test_a_transcript_is_judged_by_the_reference_and_corrected_keeping_its_nbest():
+    from analysis.rescoring.transcripts import candidate_value
+
+    def proposal(text: str) -> dict:
+        hyps = ["play jaz", text]
+        return candidate_value("play jaz", hyps, [-1.0, -1.1], [-9.0, -8.0], [-2.0, -1.9], 1, lam=0.1, beta=0.0)
+
+    cands = [cand(1, "transcript", proposal("Play  Jazz"), "d1"), cand(2, "transcript", proposal("play jars"), "d2"),
+             cand(3, "transcript", proposal("play jazz"), "d3")]
+    gold = [gold_turn("d1", reference_text="play jazz"), gold_turn("d2", reference_text="play jazz"),
+            gold_turn("d3", reference_text=None)]
+    sim = simulate_reviews(cands, gold, SimulationConfig(reviewers=1, error_rate=0.0))
+    decided = {d.candidate_id: d for d in sim.decisions}
+    assert decided[1].verdict == "accept"  # the same words: case and spacing aside
+    assert decided[2].verdict == "correct"
+    fixed = json.loads(decided[2].corrected_value)
+    assert fixed["text"] == "play jazz" and fixed["corrected"] is True
+    assert fixed["hypotheses"] == proposal("play jars")["hypotheses"]
+    assert 3 not in decided and sim.without_gold == {"transcript": 1}
+
 
 def test_names_say_they_are_simulated_are_stored_as_given_and_look_like_no_other():
     names = reviewer_names(MAX_REVIEWERS)
@@ -236,6 +258,19 @@ def test_store_refuses_when_a_simulated_reviewer_already_decided_differently(rev
         store.insert_simulated_decisions(review_db, simulate(review_db, **{"error_rate": 0.1, "seed": 7} | other
                                                              ).table())
     assert store.count_decisions(review_db) == 480
+
+
+def test_a_simulation_of_another_dataset_is_not_a_conflict(review_db, tmp_path):
+    store.insert_simulated_decisions(review_db, simulate(review_db, error_rate=0.1, seed=7).table())
+    turns = [make_turn("e", i, **_intents(i)) for i in range(10)]
+    ingest_files(review_db, [write_jsonl(tmp_path / "other.jsonl", turns)], dataset="other")
+    store.insert_candidates(review_db, candidates_from_logged_nlu(store.list_nlu_outputs(review_db, "other")))
+    sim = simulate_reviews(store.list_candidate_targets(review_db, "other").to_pylist(),
+                           store.list_turn_gold(review_db, "other").to_pylist(), SimulationConfig(seed=7))
+    assert store.insert_simulated_decisions(review_db, sim.table()).rows_added == len(sim.decisions) > 0
+    # the first dataset's decisions still guard it
+    with pytest.raises(store.IngestConflictError, match=re.escape(f"{A!r} already has")):
+        store.insert_simulated_decisions(review_db, simulate(review_db, error_rate=0.1, seed=8).table())
 
 
 def test_store_refuses_a_name_a_person_decided_under(review_db):

@@ -16,7 +16,7 @@ from app.workbench import SPEECH_DEMO_DATASET, build
 from tests.helpers import open_app_page
 
 PAGES = ("overview", "review", "agreement", "bulk", "calibration", "models", "failures", "labels", "coordination",
-         "skills", "rewrites", "disparity", "dialogues", "import_logs", "export")
+         "rescoring", "skills", "rewrites", "disparity", "dialogues", "import_logs", "export")
 
 pytestmark = pytest.mark.slow
 
@@ -36,10 +36,12 @@ def test_the_build_trains_scores_and_evaluates_every_family(workbench):
         jobs = store_jobs.list_jobs(conn, dataset="sample")
         assert (jobs["status"] == "done").all(), jobs[["family", "action", "status", "message"]]
         done = set(zip(jobs["family"], jobs["action"], strict=True))
-        # every action of every shipped family, through the job runner
-        assert done == {(f.name, action) for f in built_in() for action in f.actions()}, done
+        # every action of every shipped family, through the job runner; a family with steps of its own, those
+        own = {f.name: f for f in built_in() if f.make_run is not None}
+        assert done == ({(f.name, action) for f in built_in() if f.name not in own for action in f.actions()}
+                        | {(name, a) for name, f in own.items() for a, ds, _ in f.make_run if ds == "sample"}), done
         evaluated = set(store_evaluations.list_evaluations(conn, dataset="sample")["family"])
-        assert evaluated == {f.name for f in built_in() if "evaluate" in f.actions()}, evaluated
+        assert evaluated == {f.name for f in built_in() if "evaluate" in f.actions() and f.name not in own}, evaluated
         assert store_evaluations.get_latest_analysis(conn, "disparity", "sample") is not None
         tasks = set(store.list_tasks(conn, "sample"))
         assert {"failure_point", "intent", "slots", "skill", "rewrite"} <= tasks
@@ -65,14 +67,21 @@ def test_the_speech_demo_is_a_dataset_with_audio_and_candidates(workbench):
         jobs = store_jobs.list_jobs(conn, dataset=SPEECH_DEMO_DATASET)
         assert (jobs["status"] == "done").all(), jobs[["family", "action", "status", "message"]]
         scorers = {f.name for f in built_in() if "score" in f.actions() and f.scores_other_datasets}
-        assert set(jobs["family"]) == scorers and set(jobs["action"]) == {"score"}
+        assert set(jobs["family"]) == scorers
+        assert set(jobs["action"]) == {"score", "evaluate"}  # the rescorer is also measured there
+        # the rescorer's transcripts and its held-out evaluation on the real n-best lists
+        assert "transcript" in store.list_tasks(conn, SPEECH_DEMO_DATASET)
+        evaluated = store_evaluations.list_evaluations(conn, dataset=SPEECH_DEMO_DATASET)
+        assert set(evaluated["family"]) == {"rescoring"}
         # the Review page's queue for it: the logged NLU's proposals and the sample's models' ones
         assert {"failure_point", "intent", "slots"} <= set(store.list_tasks(conn, SPEECH_DEMO_DATASET))
         assert store.count_candidates(conn, SPEECH_DEMO_DATASET) > len(turns)
     finally:
         conn.close()
     speech_steps = {k: v for k, v in times.items() if k.startswith("speech-demo")}
-    assert len(speech_steps) == 3 + len(scorers)
+    # audio, ingest, NLU proposals, each scorer but the rescorer (it scores in its own steps), simulated reviewers
+    assert len(speech_steps) == 3 + len(scorers) - 1 + 1
+    assert {"rescoring: train", "rescoring: score (speech-demo)", "rescoring: evaluate (speech-demo)"} <= set(times)
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -272,7 +272,8 @@ def insert_simulated_decisions(conn: duckdb.DuckDBPyConnection, decisions: pa.Ta
 
     Idempotent: a row whose decision_id is stored already, identical, is skipped, so storing the same simulation
     twice adds nothing. Refused with IngestConflictError, writing nothing, when a reviewer of the batch already
-    has a stored decision that the batch does not hold identically (the simulation was stored with another seed,
+    has a stored decision on a candidate of the batch's datasets that the batch does not hold identically (the
+    simulation was stored with another seed,
     error rate or share, or a person decided under the name), when a decision id is stored with other content,
     or when a candidate does not exist. Raises ValueError, writing nothing, for a batch that is not simulated
     decisions: a reviewer name that is not in its stored form, is not marked "(simulated)" or looks like another
@@ -317,8 +318,10 @@ def insert_simulated_decisions(conn: duckdb.DuckDBPyConnection, decisions: pa.Ta
                 [_CONFLICT_LIMIT]).fetchall()]
             # sql.SAME_DECISION: a constant (the same id, candidate, reviewer, verdict and value, by a review)
             for reviewer, n in cur.execute(f"""
-                SELECT d.reviewer, count(*) FROM decisions d
+                SELECT d.reviewer, count(*) FROM decisions d JOIN candidates dc USING (candidate_id)
                 WHERE d.reviewer IN (SELECT reviewer FROM staged_d)
+                  -- a simulation covers its datasets' candidates: another dataset's decisions are another's
+                  AND dc.dataset IN (SELECT c.dataset FROM staged_d JOIN candidates c USING (candidate_id))
                   AND NOT EXISTS (SELECT 1 FROM staged_d s WHERE {sql.SAME_DECISION})
                 GROUP BY 1 ORDER BY 1""").fetchall():
                 problems.append(f"{reviewer!r} already has {n:,} stored decision(s) that this simulation would not "

@@ -312,9 +312,10 @@ def list_turn_records(conn: duckdb.DuckDBPyConnection, dataset: str, *, producti
 
 def list_turn_gold(conn: duckdb.DuckDBPyConnection, dataset: str) -> pa.Table:
     """The log's gold fields (evaluation only: simulated reviewers decide by them) of every turn of a dataset:
-    dialogue_id, turn_index, gold_*."""
+    dialogue_id, turn_index, gold_* and reference_text (the true transcript)."""
     # sql.GOLD_COLUMNS: the quoted names of the log format's gold fields, fixed in code
-    return conn.cursor().sql(f"SELECT dialogue_id, turn_index, {sql.GOLD_COLUMNS} FROM turns WHERE dataset = ? "
+    return conn.cursor().sql(f"SELECT dialogue_id, turn_index, {sql.GOLD_COLUMNS}, reference_text FROM turns "
+                             "WHERE dataset = ? "
                              "ORDER BY dialogue_id, turn_index", params=[dataset]).to_arrow_table()
 
 
