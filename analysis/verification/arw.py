@@ -19,8 +19,8 @@ without anyone naming a group.
   at uniform weights and grows as the weight concentrates.
 - Alternation (``model.train_verifier``): ``warmup_steps`` plain verifier steps first (an adversary facing an
   untrained verifier only learns noise); then, after every ``verifier_steps_per_adversary_step`` verifier steps
-  on weights held fixed, one gradient-ascent step on the logits (learning rate ``adversary_lr``) against the
-  verifier's losses on that batch, held fixed.
+  on weights held fixed, one gradient-ascent step on the logits (Adam, maximising, learning rate
+  ``adversary_lr``) against the verifier's losses on that batch, held fixed.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class ClusterAdversary:
     clusters: (n,) int cluster of each training sample, 0..k-1 (every cluster non-empty).
     """
 
-    def __init__(self, clusters: Sequence[int] | np.ndarray, *, lr: float = 0.5, kl_weight: float = 0.1):
+    def __init__(self, clusters: Sequence[int] | np.ndarray, *, lr: float = 0.05, kl_weight: float = 0.01):
         torch = _torch()
         c = np.asarray(clusters, dtype=np.int64).reshape(-1)
         if not len(c) or c.min() < 0:
@@ -57,6 +57,9 @@ class ClusterAdversary:
         self.logits = torch.zeros(len(counts), dtype=torch.float64, requires_grad=True)
         self.lr = lr
         self.kl_weight = kl_weight
+        # Adam, ascending: its steps are about lr whatever the loss's scale, and the verifier's training loss
+        # shrinks by orders of magnitude as it fits its speakers (plain SGD ascent then barely moves the logits)
+        self.optimizer = torch.optim.Adam([self.logits], lr=lr, maximize=True)
 
     @property
     def k(self) -> int:
@@ -86,16 +89,13 @@ class ClusterAdversary:
         return weighted_pair_loss(pair_loss, pair_same, w[pair_i] + w[pair_j]) - self.kl_weight * self.kl()
 
     def step(self, sample_index, pair_i, pair_j, pair_loss, pair_same) -> float:
-        """One gradient-ascent step on the logits against losses held fixed (detached); returns the objective
-        before the step."""
-        torch = _torch()
-        if self.logits.grad is not None:
-            self.logits.grad = None
+        """One gradient-ascent step (Adam, maximising) on the logits against losses held fixed (detached);
+        returns the objective before the step."""
+        self.optimizer.zero_grad()
         obj = self.objective(sample_index, pair_i, pair_j, pair_loss.detach().double(), pair_same)
         obj.backward()
-        with torch.no_grad():
-            self.logits += self.lr * self.logits.grad
-        self.logits.grad = None
+        self.optimizer.step()
+        self.optimizer.zero_grad()
         return float(obj.detach())
 
 

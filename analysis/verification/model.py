@@ -38,7 +38,7 @@ class VerifierConfig:
     (arw.weighted_pair_loss). AdamW with ``lr`` and ``weight_decay`` for ``steps`` steps.
 
     ARW (method "arw", arw.py): ``clusters`` k-means clusters of the training samples; the adversary starts after
-    ``warmup_steps`` and then takes one ascent step (``adversary_lr``) per ``verifier_steps_per_adversary_step``
+    ``warmup_steps`` and then takes one Adam ascent step (``adversary_lr``) per ``verifier_steps_per_adversary_step``
     verifier steps; ``kl_weight`` keeps it from putting all the weight on one cluster.
 
     seed: initialisation, batches and k-means; the same seed, data and torch threads give the same verifier.
@@ -57,8 +57,8 @@ class VerifierConfig:
     clusters: int = 8
     warmup_steps: int = 100
     verifier_steps_per_adversary_step: int = 1
-    adversary_lr: float = 0.5
-    kl_weight: float = 0.1
+    adversary_lr: float = 0.05
+    kl_weight: float = 0.01
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -117,6 +117,7 @@ class Verifier:
         self.n_train = 0
         self.n_speakers = 0
         self.cluster_weights: list[float] | None = None  # ARW: the adversary's final w_c
+        self.cluster_shares: list[float] | None = None  # ARW: pi_c, each cluster's share of the training turns
         self.history: list[dict] = []  # per logged step: loss, adversary objective and weights
 
     def _project(self, x):
@@ -159,7 +160,8 @@ class Verifier:
         d.mkdir(parents=True, exist_ok=True)
         meta = {"version": VERSION, "method": self.method, "config": asdict(self.config),
                 "input_dim": self.input_dim, "data_fingerprint": self.fingerprint, "n_train": self.n_train,
-                "n_speakers": self.n_speakers, "cluster_weights": self.cluster_weights}
+                "n_speakers": self.n_speakers, "cluster_weights": self.cluster_weights,
+                "cluster_shares": self.cluster_shares}
         (d / self.CONFIG_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
         torch.save(self.net.state_dict(), d / self.WEIGHTS_FILE)
         return d
@@ -179,7 +181,7 @@ class Verifier:
         v = cls(VerifierConfig(**meta["config"]), input_dim=meta["input_dim"], method=meta["method"])
         v.net.load_state_dict(torch.load(d / cls.WEIGHTS_FILE, weights_only=True))
         v.fingerprint, v.n_train, v.n_speakers = meta["data_fingerprint"], meta["n_train"], meta["n_speakers"]
-        v.cluster_weights = meta.get("cluster_weights")
+        v.cluster_weights, v.cluster_shares = meta.get("cluster_weights"), meta.get("cluster_shares")
         return v
 
 
@@ -285,6 +287,7 @@ def train_verifier(embeddings: np.ndarray, speakers: Sequence[str], *, config: V
             progress(step + 1, config.steps)
     if adversary is not None:
         v.cluster_weights = [float(c) for c in adversary.cluster_weights().detach()]
+        v.cluster_shares = [float(c) for c in adversary.share]
     v.net.eval()
     if not math.isfinite(v.history[-1]["loss"]):
         raise RuntimeError("training diverged (the loss is not finite): lower lr")
