@@ -439,8 +439,11 @@ def render(res: dict) -> str:
          "first pass + lam · LM + beta · words, errors centred on the list's mean. Why: the LM is text-only and a "
          "group differs from the rest in how it is misheard, not in what it says; its n-best lists carry that. "
          f"Adam at {ac['lr']:g}, {ac['epochs']} epochs, {ac['batch_lists']} lists per batch, over the LM parameters "
-         "only (the NLU heads are not part of the score). These settings were fixed on the tuning side "
-         "(the worst accent's tuning lists split by speaker, seed 0) before any evaluation figure.",
+         "only (the NLU heads are not part of the score). The epochs and the rate were set on the tuning side (the "
+         "worst accent's tuning lists split by speaker, seed 0: 4 epochs left the held-out speakers' WER unchanged, "
+         "3e-3 raised the other accents' tuning WER). In honesty: a first trial at 4 epochs had been scored on the "
+         "evaluation split while the study was built (a change of under half a point for the target); the move to 10 "
+         "epochs rests on the tuning-side figures alone.",
          "- **EWC** (analysis/mitigation/ewc.py). Penalty (λ_EWC / 2) Σ F_i (θ_i − θ*_i)², θ* the LM before "
          f"adaptation, F the diagonal empirical Fisher: per-sentence squared gradients of the log-likelihood of "
          f"{ac['fisher_sentences']} sentences sampled from the LM's training text (general data). λ_EWC from "
@@ -509,6 +512,11 @@ def render(res: dict) -> str:
     return "\n".join(L)
 
 
+def _diff(m: dict, fig: str) -> str:
+    """A difference of a figure, the variance in thousandths (its values are of order 1e-3)."""
+    return _f(m, signed=True, scale=1000, digits=2) if fig == "variance" else _f(m, signed=True, digits=4)
+
+
 def _findings(res: dict) -> list[str]:
     """Statements that follow from the numbers (so they stay true when a rerun changes them)."""
     out = ["", "## What the numbers say", ""]
@@ -516,8 +524,8 @@ def _findings(res: dict) -> list[str]:
         t = res["tables"][grouping]
         for system in (f"{m}@{grouping}" for m in METHODS):
             d = t["differences"][f"{system} vs none"]
-            parts = [f"{_figure_name(f)}{' (×1000)' if f == 'variance' else ''} {_verdict(d[f])} "
-                     f"({_f(d[f], signed=True, scale=1000 if f == 'variance' else 1, digits=4)})" for f in FIGURES]
+            parts = [f"{_figure_name(f)}{' (×1000)' if f == 'variance' else ''} {_verdict(d[f])} ({_diff(d[f], f)})"
+                     for f in FIGURES]
             out.append(f"- By {grouping}, {system_name(system)} against no adaptation: " + "; ".join(parts) + ".")
         targets = [s["targets"][grouping] for s in res["seeds"]]
         for tg in sorted(set(targets)):
@@ -526,10 +534,21 @@ def _findings(res: dict) -> list[str]:
                        "evaluation WER against no adaptation: "
                        + "; ".join(f"{METHOD_NAMES[m]} {_f(r, signed=True, digits=4)} ({_verdict(r)})"
                                    for m, r in zip(METHODS, rows, strict=True)) + ".")
+        worst_eval = max(t["groups"], key=lambda g: t["systems"][NONE]["per_group"][g]["value"])
+        same = sum(tg == worst_eval for tg in targets)
+        out.append(f"- By {grouping}, the evaluation split's worst group without adaptation is {worst_eval}: the "
+                   f"tuning-side target in {same} of {len(targets)} seeds.")
         e = t["differences"][f"ewc@{grouping} vs finetune@{grouping}"]
         out.append(f"- By {grouping}, EWC against plain fine-tuning: overall WER {_verdict(e['overall'])} "
                    f"({_f(e['overall'], signed=True, digits=4)}), maximum {_verdict(e['max'])} "
                    f"({_f(e['max'], signed=True, digits=4)}).")
+    runs = [x for s in res["seeds"] for sys, x in s["adapt"].items() if sys.startswith("ewc@") and x["dev"]]
+    flat = [x for x in runs if len(set(x["dev"]["wer"].values())) == 1]
+    if runs:
+        out.append(f"- In {len(flat)} of {len(runs)} EWC runs the dev split (a quarter of the target's speakers) "
+                   "could not tell the strengths apart, and the tie rule took the largest, which leaves the model "
+                   "almost unadapted (see the lists changed above): the EWC figures mix adapted and nearly unadapted "
+                   "models, and the dev split is too small to choose the strength reliably.")
     for m in METHODS:
         for grouping in GROUPINGS:
             c = res["tables"][grouping]["differences"][f"{m}@cohort vs {m}@accent"]
