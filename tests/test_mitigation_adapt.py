@@ -143,14 +143,14 @@ def test_group_wer_table_by_hand():
     assert n["mean"]["value"] == pytest.approx((1 / 12 + 6 / 12) / 2)
     assert n["max"]["value"] == pytest.approx(0.5)
     assert n["variance"]["value"] == pytest.approx(np.var([1 / 12, 6 / 12]))
-    d = res["differences"]["ewc"]
+    d = res["differences"]["ewc vs none"]
     assert d["max"]["value"] == pytest.approx(3 / 12 - 6 / 12)
     assert d["variance"]["value"] == pytest.approx(np.var([1 / 12, 3 / 12]) - np.var([1 / 12, 6 / 12]))
     assert d["per_group"]["A"]["value"] == 0.0 and d["per_group"]["A"]["ci"] == [0.0, 0.0]  # paired draws
     assert d["overall"]["ci"][1] <= 0  # never worse on any draw
     lo, hi = n["overall"]["ci"]
     assert lo <= n["overall"]["value"] <= hi and lo < hi
-    assert "none" not in res["differences"]
+    assert list(res["differences"]) == ["ewc vs none"]
 
 
 def test_group_wer_table_refuses_bad_input():
@@ -160,6 +160,8 @@ def test_group_wer_table_refuses_bad_input():
         group_wer_table(lists, {"a": texts}, ["A"] * 5)
     with pytest.raises(ValueError, match="baseline"):
         group_wer_table(lists, {"a": texts}, ["A"] * 6, baseline="b")
+    with pytest.raises(ValueError, match="pair"):
+        group_wer_table(lists, {"a": texts}, ["A"] * 6, pairs=[("a", "b")])
     with pytest.raises(ValueError, match="texts"):
         group_wer_table(lists, {"a": texts[:2]}, ["A"] * 6)
     with pytest.raises(ValueError, match="no lists"):

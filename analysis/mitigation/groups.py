@@ -36,59 +36,84 @@ def _figures(e: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def group_wer_table(lists: Sequence[NBest], chosen_texts: Mapping[str, Sequence[str]], groups: Sequence[str], *,
-                    baseline: str | None = None, unit: str = "speaker", resamples: int = 1000, seed: int = 0,
-                    confidence: float = 0.95) -> dict:
+                    baseline: str | None = None, pairs: Sequence[tuple[str, str]] = (), unit: str = "speaker",
+                    resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict:
     """Per-group and across-group WER of each system's chosen texts, with paired speaker-bootstrap intervals.
 
     lists: n-best lists with references (the evaluation split); chosen_texts: system name -> the chosen text per
     list (same order); groups: the group of each list (e.g. the speaker's accent or cohort; a speaker should have
-    one group); baseline: a system name: every other system's figures are also given minus the baseline's
-    (negative: the system has the lower WER, better); unit: the bootstrap unit (``units_of``: "speaker" by default).
+    one group); baseline: a system name: every other system is also compared with it (a pair (system,
+    baseline)); pairs: further (system, other) pairs; unit: the bootstrap unit (``units_of``: "speaker").
 
-    Returns {"groups": sorted group names, "counts": {group: {"lists", "speakers", "reference_words"}}, "lists",
-    "units", "resamples", "systems": {system: {"overall" | "mean" | "max" | "variance": {"value", "ci"},
-    "per_group": {group: {"value", "ci"}}}}, "differences": {system: same shape, system minus baseline}}.
-    Raises ValueError on mismatched lengths, an unknown baseline, or lists without references."""
+    Returns ``group_wer_errors``'s dict (differences keyed "<system> vs <other>", system minus other: negative
+    means the system has the lower WER, better). Raises ValueError on mismatched lengths, an unknown system in a
+    pair, or lists without references."""
     n = len(lists)
     if n == 0:
         raise ValueError("no lists to evaluate")
-    if len(groups) != n:
-        raise ValueError(f"{n} lists but {len(groups)} group labels")
     if not chosen_texts:
         raise ValueError("no systems to evaluate")
     if baseline is not None and baseline not in chosen_texts:
         raise ValueError(f"baseline {baseline!r} is not one of the systems ({', '.join(chosen_texts)})")
-    systems = list(chosen_texts)
+    errors: dict[str, np.ndarray] = {}
+    ref_words = np.zeros(n, dtype=np.int64)
+    for s, texts in chosen_texts.items():
+        if len(texts) != n:
+            raise ValueError(f"{s}: {len(texts)} texts for {n} lists")
+        errors[s], ref_words = list_errors(lists, texts)
+    all_pairs = [(s, baseline) for s in chosen_texts if baseline is not None and s != baseline] + list(pairs)
+    return group_wer_errors(errors, ref_words, groups, units_of(lists, unit), pairs=all_pairs,
+                            resamples=resamples, seed=seed, confidence=confidence)
+
+
+def group_wer_errors(errors: Mapping[str, np.ndarray], ref_words: np.ndarray, groups: Sequence[str],
+                     units: Sequence[str], *, pairs: Sequence[tuple[str, str]] = (), resamples: int = 1000,
+                     seed: int = 0, confidence: float = 0.95) -> dict:
+    """``group_wer_table`` from word errors: errors: system -> word errors per list (n,), may be fractional (e.g.
+    averaged over training seeds); ref_words: reference words per list (n,); groups, units: each list's group and
+    bootstrap unit (a speaker).
+
+    Returns {"groups": sorted group names, "counts": {group: {"lists", "speakers", "reference_words"}}, "lists",
+    "units", "resamples", "systems": {system: {"overall" | "mean" | "max" | "variance": {"value", "ci"},
+    "per_group": {group: {"value", "ci"}}}}, "differences": {"<a> vs <b>": the same shape, a minus b}}."""
+    n = len(ref_words)
+    if n == 0:
+        raise ValueError("no lists to evaluate")
+    if len(groups) != n or len(units) != n:
+        raise ValueError(f"{n} lists but {len(groups)} group labels and {len(units)} units")
+    systems = list(errors)
+    for a, b in pairs:
+        if a not in errors or b not in errors:
+            raise ValueError(f"pair ({a}, {b}): both must be systems ({', '.join(systems)})")
     names = sorted({str(g) for g in groups})
     g_idx = np.array([names.index(str(g)) for g in groups])
     n_s, n_g = len(systems), len(names)
     stats = np.zeros((n, n_s * n_g + n_g))
     rows = np.arange(n)
     for j, s in enumerate(systems):
-        if len(chosen_texts[s]) != n:
-            raise ValueError(f"{s}: {len(chosen_texts[s])} texts for {n} lists")
-        errors, ref_words = list_errors(lists, chosen_texts[s])
-        stats[rows, j * n_g + g_idx] = errors
-    stats[rows, n_s * n_g + g_idx] = ref_words
-    units = units_of(lists, unit)
-    base = None if baseline is None else systems.index(baseline)
+        if len(errors[s]) != n:
+            raise ValueError(f"{s}: {len(errors[s])} error counts for {n} lists")
+        stats[rows, j * n_g + g_idx] = np.asarray(errors[s], dtype=np.float64)
+    stats[rows, n_s * n_g + g_idx] = np.asarray(ref_words, dtype=np.float64)
+    col = {s: j for j, s in enumerate(systems)}
 
     def metrics(sums: np.ndarray) -> dict[str, np.ndarray]:
         e = sums[..., :n_s * n_g].reshape(*sums.shape[:-1], n_s, n_g)
         f = _figures(e, sums[..., n_s * n_g:])
         out: dict[str, np.ndarray] = {}
-        for j, s in enumerate(systems):
+        for s, j in col.items():
             for fig in FIGURES:
                 out[f"{s}|{fig}"] = f[fig][..., j]
-                if base is not None and j != base:
-                    out[f"{s}-|{fig}"] = f[fig][..., j] - f[fig][..., base]
             for k, g in enumerate(names):
                 out[f"{s}|g:{g}"] = f["group"][..., j, k]
-                if base is not None and j != base:
-                    out[f"{s}-|g:{g}"] = f["group"][..., j, k] - f["group"][..., base, k]
+        for a, b in pairs:
+            for fig in FIGURES:
+                out[f"{a} vs {b}|{fig}"] = f[fig][..., col[a]] - f[fig][..., col[b]]
+            for k, g in enumerate(names):
+                out[f"{a} vs {b}|g:{g}"] = f["group"][..., col[a], k] - f["group"][..., col[b], k]
         return out
 
-    rep = cluster_bootstrap_rows(stats, units, metrics, n_boot=resamples, seed=seed, confidence=confidence)
+    rep = cluster_bootstrap_rows(stats, list(units), metrics, n_boot=resamples, seed=seed, confidence=confidence)
 
     def block(prefix: str) -> dict:
         def one(key: str) -> dict:
@@ -96,9 +121,10 @@ def group_wer_table(lists: Sequence[NBest], chosen_texts: Mapping[str, Sequence[
         return {**{fig: one(f"{prefix}|{fig}") for fig in FIGURES},
                 "per_group": {g: one(f"{prefix}|g:{g}") for g in names}}
 
+    ref = np.asarray(ref_words)
     counts = {g: {"lists": int((g_idx == k).sum()),
                   "speakers": len({u for u, gi in zip(units, g_idx, strict=True) if gi == k}),
-                  "reference_words": int(ref_words[g_idx == k].sum())} for k, g in enumerate(names)}
+                  "reference_words": int(ref[g_idx == k].sum())} for k, g in enumerate(names)}
     return {"groups": names, "counts": counts, "lists": n, "units": len(set(units)), "resamples": resamples,
             "systems": {s: block(s) for s in systems},
-            "differences": {s: block(f"{s}-") for s in systems if baseline is not None and s != baseline}}
+            "differences": {f"{a} vs {b}": block(f"{a} vs {b}") for a, b in pairs}}
