@@ -286,6 +286,41 @@ def _says(fig: dict, better: str, worse: str) -> str:
     return "no change the intervals can tell from none"
 
 
+def _reading(res: dict) -> list[str]:
+    """A paragraph of findings, every clause chosen by the numbers."""
+    r, ap = res["results"], res["comparisons"]["arw_vs_plain"]
+    w = res["adversary_cluster_weights"]["mean"]
+    rel = ap["overall_relative"]
+    clear = [g for g in GROUPINGS if ap["gap_difference"][g]["high"] < 0]
+    worse = [g for g in GROUPINGS if ap["gap_difference"][g]["low"] > 0]
+    if rel["high"] < 0:
+        eer_words = (f"ARW lowered the EER ({_pct(rel)} relative, against the published "
+                     f"{100 * res['published']['eer_relative_change']:+.1f}%)")
+    elif rel["low"] > 0:
+        eer_words = f"ARW raised the EER ({_pct(rel)} relative; the published direction is a decrease)"
+    else:
+        eer_words = (f"ARW did not change the EER by more than the intervals can see ({_pct(rel)} relative; "
+                     f"published {100 * res['published']['eer_relative_change']:+.1f}%)")
+    gap_words = ("and it narrowed the gaps between " + ", ".join(GROUPING_NAMES[g] for g in clear) + " groups"
+                 if clear else "nor any gap between groups" if rel["low"] <= 0 <= rel["high"]
+                 else "but no gap between groups by more than the intervals can see")
+    if worse:
+        gap_words += "; it widened those between " + ", ".join(GROUPING_NAMES[g] for g in worse) + " groups"
+    lines = [f"**What the figures say.** {eer_words}, {gap_words}, although the adversary did move the weight "
+             f"(final cluster weights {min(w):.2f} to {max(w):.2f}, where 1 is the plain verifier's). What does "
+             "help here is training a projection at all: "
+             f"{_pct(res['comparisons']['plain_vs_raw']['overall_relative'])} EER against the untrained cosine."]
+    within = {g: min(c["value"] for c in r["plain"]["groupings"][g]["groups"].values()) for g in GROUPINGS}
+    over = r["plain"]["overall"]["value"]
+    harder = [g for g in GROUPINGS if within[g] > over]
+    if harder:
+        lines.append("Every " + " and every ".join(f"{GROUPING_NAMES[g]} group's" for g in harder)
+                     + f" EER (plain verifier) is above the overall {over:.3f}: within one such group every "
+                     "impostor shares the voice type, which is what the encoder hears most (voices.md), so a "
+                     "group's own trials are harder than the pooled ones.")
+    return [" ".join(lines)]
+
+
 def render(res: dict) -> str:
     a, d, r, c = res["args"], res["data"], res["results"], res["comparisons"]
     t, cfg, sel = res["timings"], res["config"], res["kl_selection"]
@@ -317,6 +352,7 @@ def render(res: dict) -> str:
            f"({_says(ap['gap_difference'][g], 'smaller with ARW', 'larger with ARW')})." for g in GROUPINGS],
          f"- **Training a projection at all** (plain against the untrained cosine): EER "
          f"{_pct(c['plain_vs_raw']['overall_relative'])} relative.", "",
+         *_reading(res), "",
          "## Method", "",
          f"- **Verifier** (`model.py`): the 256-d turn embedding, centred on the training mean, through "
          f"{cfg['hidden']} ReLU units (dropout {cfg['dropout']:g}) to {cfg['dim']} outputs, L2-normalised; the "
@@ -354,7 +390,9 @@ def render(res: dict) -> str:
          f"- **Intervals**: {a['n_boot']} bootstrap replicates resampling the held-out speakers (a pair follows its "
          "speakers: a different-speaker pair counts m_a * m_b times, a same-speaker pair m times), the same draws "
          "for every method and seed, so differences between methods are paired; a seed-averaged figure's interval "
-         "is that of the seed average of each replicate.",
+         "is that of the seed average of each replicate. A max - min gap is biased upwards under resampling (the "
+         "extremes of noisy group EERs spread further apart), so its interval can sit almost wholly above its "
+         "estimate; the paired ARW - plain differences are the figures to read.",
          f"- **Groups**: accent and voice variant from each simulated speaker's voice; automatic cohorts as the "
          f"Disparity page makes them, k-means over per-speaker mean embeddings, fitted on the TRAINING speakers "
          f"(k = {res['cohorts']['k']} by silhouette {res['cohorts']['silhouette']:.3f}) and applied to the held-out "
