@@ -19,7 +19,9 @@ this order:
   proposals, the rescorer trained on the sample's transcripts and tuned on the speech demo's scored n-best lists
   (a family's own steps, Family.make_run), every family that scores, scoring it with the model the build
   trained on the sample, so the Review page has candidates there too, and simulated reviewers deciding a
-  quarter of them (transcripts against the log's reference), so the reviewed-transcript WER draws;
+  quarter of them (transcripts against the log's reference), so the reviewed-transcript WER draws; its disparity
+  report and both mitigation jobs on its worst-served automatic cohort (EWC adaptation of the rescorer, speaker
+  verification with ARW), so the Disparity page's Mitigation section draws there;
 - rewrites-demo (simulated users who rephrase keeping the meaning: rewrites need many repeats) and
   disparity-demo (enough speakers to find the simulator's planted worse-served regions), with its disparity
   report and voices layout stored by the analyse job, so the Disparity page draws it without computing.
@@ -92,12 +94,15 @@ def copy_speech_demo_audio(audio_root: Path, source: Path = SPEECH_DEMO) -> int:
 
 
 def speech_demo_steps(d: list[str], audio_root: Path) -> list[tuple[str, Step]]:
-    """The speech demo: audio in place, ingest (which checks every audio file) and the logged NLU's proposals."""
+    """The speech demo: audio in place, ingest (which checks every audio file), the logged NLU's proposals and its
+    disparity report."""
     ds = ["--dataset", SPEECH_DEMO_DATASET]
     return [
         ("speech-demo: audio", lambda: copy_speech_demo_audio(audio_root)),
         ("speech-demo: ingest", ["ingest", str(SPEECH_DEMO / "turns.jsonl.gz"), *ds, "--by", "make", *d]),
         ("speech-demo: logged NLU proposals", ["candidates", "from-logs", *ds, *d]),
+        # its disparity report: the groups the mitigation families target (Family.make_run)
+        ("speech-demo: disparity analysis", ["analyse", "disparity", *ds, *d]),
     ]
 
 
@@ -117,7 +122,7 @@ def family_steps(d: list[str], family) -> list[tuple[str, Step]]:
     out: list[tuple[str, Step]] = []
     for action, dataset, extra in family.make_run:
         args: list[str | LatestCheckpoint] = [action, family.name, "--dataset", dataset, *extra, *d]
-        if action != "train" and dataset != "sample":
+        if family.action(action).needs_checkpoint and dataset != "sample":
             args += ["--checkpoint", LatestCheckpoint(family.name, "sample")]
         out.append((f"{family.name}: {action}" + (f" ({dataset})" if dataset != "sample" else ""), args))
     return out

@@ -200,12 +200,14 @@ def test_every_shipped_family_is_registered_with_its_actions():
     shipped = {f.name: f.actions() for f in registry.built_in()}
     assert shipped == {"failure-points": ("train", "score", "evaluate"), "labels": ("train", "score", "evaluate"),
                        "skills": ("train", "score", "evaluate"), "rewrites": ("mine",), "disparity": ("analyse",),
-                       "coordination": ("train", "score", "evaluate"), "rescoring": ("train", "score", "evaluate")}
+                       "coordination": ("train", "score", "evaluate"), "rescoring": ("train", "score", "evaluate"),
+                       "ewc-adaptation": ("mitigate",), "verification": ("mitigate",)}
     # only the skill router's checkpoints cannot score a dataset they were not trained on (the make run speech demo)
     assert [f.name for f in registry.built_in() if not f.scores_other_datasets] == ["skills"]
     assert "toy-majority" not in shipped  # registered by a test: not something `make run` builds
     # only the rescorer has make-run steps of its own: it trains on the sample and tunes on the speech demo
-    assert [f.name for f in registry.built_in() if f.make_run is not None] == ["rescoring"]
+    assert [f.name for f in registry.built_in() if f.make_run is not None] == ["rescoring", "ewc-adaptation",
+                                                                                "verification"]
 
 
 def test_an_unknown_action_or_a_bad_option_is_refused(runner):

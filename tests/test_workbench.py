@@ -67,8 +67,11 @@ def test_the_speech_demo_is_a_dataset_with_audio_and_candidates(workbench):
         jobs = store_jobs.list_jobs(conn, dataset=SPEECH_DEMO_DATASET)
         assert (jobs["status"] == "done").all(), jobs[["family", "action", "status", "message"]]
         scorers = {f.name for f in built_in() if "score" in f.actions() and f.scores_other_datasets}
-        assert set(jobs["family"]) == scorers
-        assert set(jobs["action"]) == {"score", "evaluate"}  # the rescorer is also measured there
+        # the scorers, the rescorer's evaluation, its disparity report and both mitigation jobs
+        assert set(jobs["family"]) == scorers | {"disparity", "ewc-adaptation", "verification"}
+        assert set(jobs["action"]) == {"score", "evaluate", "analyse", "mitigate"}
+        for family in ("ewc-adaptation", "verification"):
+            assert store_evaluations.get_latest_analysis(conn, family, SPEECH_DEMO_DATASET) is not None
         # the rescorer's transcripts and its held-out evaluation on the real n-best lists
         assert "transcript" in store.list_tasks(conn, SPEECH_DEMO_DATASET)
         evaluated = store_evaluations.list_evaluations(conn, dataset=SPEECH_DEMO_DATASET)
@@ -79,8 +82,9 @@ def test_the_speech_demo_is_a_dataset_with_audio_and_candidates(workbench):
     finally:
         conn.close()
     speech_steps = {k: v for k, v in times.items() if k.startswith("speech-demo")}
-    # audio, ingest, NLU proposals, each scorer but the rescorer (it scores in its own steps), simulated reviewers
-    assert len(speech_steps) == 3 + len(scorers) - 1 + 1
+    # audio, ingest, NLU proposals, disparity, each scorer but the rescorer (it scores in its own steps), simulated
+    # reviewers
+    assert len(speech_steps) == 4 + len(scorers) - 1 + 1
     assert {"rescoring: train", "rescoring: score (speech-demo)", "rescoring: evaluate (speech-demo)"} <= set(times)
 
 

@@ -166,7 +166,8 @@ class UnknownFamilyError(KeyError):
 FAMILIES: dict[str, Family] = {}
 # The modules that register the built-in families, imported on first use of the registry.
 _BUILT_IN = ("app.jobs.failure_points", "app.jobs.labels", "app.jobs.skills", "app.jobs.rewrites",
-             "app.jobs.disparity", "app.jobs.coordination", "app.jobs.rescoring")
+             "app.jobs.disparity", "app.jobs.coordination", "app.jobs.rescoring", "app.jobs.ewc_adaptation",
+             "app.jobs.verification")
 
 
 def register(family: Family) -> Family:

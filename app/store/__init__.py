@@ -129,6 +129,7 @@ from app.store.turns import (
     list_signals_by_domain,
     list_speaker_turns,
     list_speaker_utterances,
+    list_turn_audio,
     list_turn_gold,
     list_turn_records,
     list_values,
@@ -147,7 +148,7 @@ __all__ = [
     "DIALOGUE_ORDERS", "DialogueFilter", "IngestResult", "OverviewCounts", "count_turns", "get_dialogue_turns",
     "get_overview_counts", "insert_turns", "list_datasets", "list_dialogues", "list_domain_signal_sums",
     "list_imports", "list_signals_by_day", "list_signals_by_domain", "list_speaker_turns", "list_speaker_utterances",
-    "list_turn_gold", "list_turn_records", "list_values", "list_wer_pairs", "list_worst_utterances",
+    "list_turn_audio", "list_turn_gold", "list_turn_records", "list_values", "list_wer_pairs", "list_worst_utterances",
     # candidates
     "CandidateImportResult", "count_candidates", "get_candidate", "get_candidate_distribution",
     "insert_candidates", "list_candidate_targets", "list_known_values", "list_model_runs", "list_proposals",

@@ -87,6 +87,29 @@ def get_report(conn: duckdb.DuckDBPyConnection, dataset: str, data_fingerprint: 
             "created_at": created_at}
 
 
+def get_report_by_id(conn: duckdb.DuckDBPyConnection, report_id: int) -> dict | None:
+    """A stored report by id (as get_report, plus dataset and data_fingerprint), or None."""
+    cur = conn.cursor()
+    try:
+        row = cur.execute("""SELECT dataset, data_fingerprint, options, format FROM disparity_reports
+                             WHERE report_id = ?""", [int(report_id)]).fetchone()
+    finally:
+        cur.close()
+    if row is None:
+        return None
+    found = get_report(conn, row[0], row[1], row[2], row[3])
+    return None if found is None else {**found, "dataset": row[0], "data_fingerprint": row[1]}
+
+
+def get_latest_report_id(conn: duckdb.DuckDBPyConnection, dataset: str, data_fingerprint: str,
+                         format: int) -> int | None:
+    """The newest stored report of a dataset for this data (any options), or None."""
+    row = conn.cursor().execute("""
+        SELECT max(report_id) FROM disparity_reports WHERE dataset = ? AND data_fingerprint = ? AND format = ?
+    """, [dataset, data_fingerprint, int(format)]).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 def list_reports(conn: duckdb.DuckDBPyConnection, dataset: str | None = None) -> pd.DataFrame:
     """Stored reports, newest first: report_id, dataset, data_fingerprint, options (JSON), format, computed_by,
     analysis_id, seconds, created_at."""

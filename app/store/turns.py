@@ -310,6 +310,16 @@ def list_turn_records(conn: duckdb.DuckDBPyConnection, dataset: str, *, producti
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
+def list_turn_audio(conn: duckdb.DuckDBPyConnection, dataset: str) -> list[dict]:
+    """Every turn of a dataset with an audio reference and a speaker: dialogue_id, turn_index, speaker_id, audio
+    (the path under the audio root, or a URL), in (dialogue_id, turn_index) order."""
+    cur = conn.cursor()
+    cur.execute("""SELECT dialogue_id, turn_index, speaker_id, audio FROM turns
+                   WHERE dataset = ? AND audio IS NOT NULL AND speaker_id IS NOT NULL
+                   ORDER BY dialogue_id, turn_index""", [dataset])
+    return [dict(zip(("dialogue_id", "turn_index", "speaker_id", "audio"), row, strict=True)) for row in cur.fetchall()]
+
+
 def list_turn_gold(conn: duckdb.DuckDBPyConnection, dataset: str) -> pa.Table:
     """The log's gold fields (evaluation only: simulated reviewers decide by them) of every turn of a dataset:
     dialogue_id, turn_index, gold_* and reference_text (the true transcript)."""
