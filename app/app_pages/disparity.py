@@ -1,7 +1,8 @@
 """Disparity: who the recogniser serves worst. Pooled WER with speaker-bootstrap intervals, learned regions on an
 offline map, automatic (voice) and geographic cohorts, the published comparison table on our data, a UMAP of
-speaker voices with linked selection, and the worst utterances behind every figure. No group, region or map
-cell of fewer than k speakers is shown (speaker locations are personal data).
+speaker voices with linked selection, the worst utterances behind every figure, and Mitigation: adapting a model
+to a worse-served group and comparing every group before and after (components/mitigation_view.py). No group,
+region or map cell of fewer than k speakers is shown (speaker locations are personal data).
 
 The report is drawn from the store when one was computed for this data and these settings (by the analyse job,
 `make run` or an earlier open); otherwise it is computed now and stored, and the page says which."""
@@ -22,10 +23,13 @@ from analysis.wer import align
 from app import resources, store
 from app.jobs import registry
 from app.page import start
+from app.store import evaluations as store_evaluations
 from components import job_panel
 from components.dialogue_view import alignment_text, render_dialogue
 from components.exports import csv_safe
 from components.maps import PLOTLY_CONFIG, regions_map
+from components.mitigation_view import METHODS as MITIGATIONS
+from components.mitigation_view import mitigation_section
 
 DEFAULTS = dr.Options()
 STEPS = {"waiting": "another session is computing this analysis, waiting for it",
@@ -373,6 +377,11 @@ else:
             show_utterance(utts.iloc[rows[0]])
 
     voices()
+
+# --- mitigation ----------------------------------------------------------------------------------------------
+mitigation_section(resources.job_runner(db), dataset, page.reviewer, read_only=page.settings.read_only,
+                   summaries=report.summaries, report_id=loaded.report_id, open_utterance=show_utterance,
+                   results={f: store_evaluations.get_latest_analysis(conn, f, dataset) for f in MITIGATIONS})
 
 # --- export --------------------------------------------------------------------------------------------------
 st.subheader("Export")
