@@ -16,7 +16,7 @@ import duckdb
 
 from app import store
 from app.jobs.groups import OPTIONS as GROUP_OPTIONS
-from app.jobs.groups import report_groups
+from app.jobs.groups import report_groups, store_result
 from app.jobs.registry import Action, Family, Option, register
 from app.jobs.rescoring import TRAINING_FILE, _nbest_record, _scored
 
@@ -79,7 +79,7 @@ def mitigate(inputs: dict, options: dict, _path, progress) -> dict:
         raise ValueError("no held-out n-best lists of the report's shown groups to measure on")
     base = Rescorer.from_pretrained(inputs["checkpoint"])
     config = AdaptConfig(epochs=options["epochs"], seed=options["seed"])
-    stage = _stages(progress)
+    stage = progress
     fisher = fisher_diagonal(base.model, inputs["general"], max_sentences=config.fisher_sentences, seed=config.seed,
                              progress=stage)
     models, summaries = {"none": base.model}, {}
@@ -105,12 +105,6 @@ def mitigate(inputs: dict, options: dict, _path, progress) -> dict:
             "changed_total": len(changed), "changed": changed[:MAX_CHANGED], "report_summary": inputs["summary"]}
 
 
-def _stages(progress):
-    if progress is None:
-        return None
-    return lambda stage, done, total: progress(stage, done, total)
-
-
 def markdown(result: dict) -> str:
     """The stored analysis's text: the target and the across-group figures before and after."""
     t = result["table"]
@@ -125,14 +119,7 @@ def markdown(result: dict) -> str:
 
 
 def _write(conn: duckdb.DuckDBPyConnection, dataset: str, result: dict) -> dict:
-    from app.store import disparity as store_disparity
-    from app.store import evaluations as store_evaluations
-
-    analysis_id = store_evaluations.insert_analysis(
-        conn, family=FAMILY, dataset=dataset, options={"cohorting": result["cohorting"], "group": result["target"],
-                                                       "report_id": result["report_id"]},
-        data_fingerprint=store_disparity.get_data_fingerprint(conn, dataset), summary=result,
-        markdown=markdown(result))
+    analysis_id = store_result(conn, FAMILY, dataset, result, markdown(result))
     d = result["table"]["differences"]["ewc vs none"]
     return {"analysis_id": analysis_id, "target": result["target"], "overall_change": d["overall"]["value"],
             "max_change": d["max"]["value"]}

@@ -67,3 +67,15 @@ def report_groups(conn: duckdb.DuckDBPyConnection, dataset: str, options: dict) 
         raise ValueError(f"{cohorting} has no shown group {target!r}; shown: "
                          + ", ".join(r["group"] for r in summary))
     return {"report_id": report_id, "cohorting": cohorting, "target": target, "groups": groups, "summary": summary}
+
+
+def store_result(conn: duckdb.DuckDBPyConnection, family: str, dataset: str, result: dict, markdown: str) -> int:
+    """Store a mitigation job's result (with its cohorting, target and report) as an analysis of the family; its
+    id."""
+    from app.store import disparity as store_disparity
+    from app.store import evaluations as store_evaluations
+
+    return store_evaluations.insert_analysis(
+        conn, family=family, dataset=dataset, options={"cohorting": result["cohorting"], "group": result["target"],
+                                                       "report_id": result["report_id"]},
+        data_fingerprint=store_disparity.get_data_fingerprint(conn, dataset), summary=result, markdown=markdown)

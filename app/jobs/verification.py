@@ -14,7 +14,7 @@ import duckdb
 
 from app import store
 from app.jobs.groups import OPTIONS as GROUP_OPTIONS
-from app.jobs.groups import report_groups
+from app.jobs.groups import report_groups, store_result
 from app.jobs.registry import Action, Family, Option, register
 
 FAMILY = "verification"
@@ -91,14 +91,7 @@ def markdown(result: dict) -> str:
 
 
 def _write(conn: duckdb.DuckDBPyConnection, dataset: str, result: dict) -> dict:
-    from app.store import disparity as store_disparity
-    from app.store import evaluations as store_evaluations
-
-    analysis_id = store_evaluations.insert_analysis(
-        conn, family=FAMILY, dataset=dataset, options={"cohorting": result["cohorting"], "group": result["target"],
-                                                       "report_id": result["report_id"]},
-        data_fingerprint=store_disparity.get_data_fingerprint(conn, dataset), summary=result,
-        markdown=markdown(result))
+    analysis_id = store_result(conn, FAMILY, dataset, result, markdown(result))
     return {"analysis_id": analysis_id, "plain": result["scorers"]["plain"]["overall"]["value"],
             "arw": result["scorers"]["arw"]["overall"]["value"], "held_out_speakers": result["held_out_speakers"]}
 
@@ -121,8 +114,8 @@ register(Family(
              Option("seed", int, 0, "initialisation, batches, the speaker split and the bootstrap",
                     actions=("mitigate",), low=0, high=2**31 - 1)),
     more=(Action("mitigate", "Mitigate", read, mitigate, "own", write=_write,
-                 help="reduce a disparity: adapt a model to a worse-served group, measure every group before and "
-                      "after"),),
+                 help="reduce a disparity: train speaker verifiers plainly and with adversarial reweighting, "
+                      "measure every group's EER on held-out speakers"),),
     describe=_describe,
     # make run: on the speech demo's audio, its automatic cohorts
     make_run=(("mitigate", "speech-demo", ()),),
