@@ -4,7 +4,8 @@ Under a plain ``streamlit run app/streamlit_app.py`` the DuckDB file is opened w
 runs the script, so until someone visits, a CLI ingest can take the file and the app fails later. This launcher
 checks the settings and opens the database first (read-only in read-only mode), so the lock is held from the
 start, hands that connection to ``app.resources`` (the script runs in this process and uses it), then runs
-``streamlit run`` in this same process: same options (``--server.port 8502``), same ``.streamlit/config.toml``.
+``streamlit run`` in this same process: same options (``--server.port 8502``), same ``.streamlit/config.toml``
+(the repository's, passed as options when started from a folder without one: ``config_flags``).
 ``make run``, ``turnlens serve`` and the browser tests start the app this way.
 
 Exit codes, as the CLI's: 2 when a setting is not valid or the database cannot be used as configured,
@@ -20,6 +21,26 @@ from app.cli import EXIT_LOCKED, EXIT_USAGE
 from app.settings import Settings
 
 APP_ENTRY = Path(__file__).resolve().parent / "streamlit_app.py"
+REPO_CONFIG = APP_ENTRY.parents[1] / ".streamlit" / "config.toml"
+
+
+def config_flags(cwd: Path, config: Path = REPO_CONFIG) -> list[str]:
+    """The repository's Streamlit settings as ``streamlit run`` options, for a start from another folder.
+
+    Streamlit reads ``.streamlit/config.toml`` only from the current folder (and the home folder), so started
+    elsewhere the app would listen on every address, serve no static files (the audio player needs them) and
+    phone home. Options given here come first, so the caller's own options still win; a folder with its own
+    ``.streamlit/config.toml`` (the repository itself, or a deployment's) is left to it: []."""
+    import tomllib
+
+    if (Path(cwd) / ".streamlit" / "config.toml").is_file() or not config.is_file():
+        return []
+    flags: list[str] = []
+    for section, values in tomllib.loads(config.read_text()).items():
+        for key, value in values.items():
+            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            flags.append(f"--{section}.{key}={text}")
+    return flags
 
 
 def _fail(message: str, code: int) -> int:
@@ -80,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # `streamlit run` itself (its option parsing, config files and bootstrap.run), so every option it takes
     # works here unchanged; called in this process so the script finds the connection opened above.
-    return streamlit_cli.main(["run", str(APP_ENTRY), *(sys.argv[1:] if argv is None else argv)],
-                              prog_name="streamlit")
+    return streamlit_cli.main(["run", str(APP_ENTRY), *config_flags(Path.cwd()),
+                               *(sys.argv[1:] if argv is None else argv)], prog_name="streamlit")
 
 
 if __name__ == "__main__":

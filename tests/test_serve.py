@@ -159,3 +159,26 @@ def test_the_server_holds_the_database_before_anyone_visits(tmp_path):
     finally:
         server.stop()
     store.connect(db).close()  # and lets go of it when it stops
+
+
+def test_started_from_another_folder_the_server_uses_the_repositorys_streamlit_config(tmp_path):
+    """Streamlit reads .streamlit/config.toml from the current folder only: from elsewhere the launcher passes the
+    repository's settings, so static serving (the audio player's files) is on."""
+    import urllib.request
+
+    from app.serve import config_flags
+
+    assert "--server.enableStaticServing=true" in config_flags(tmp_path)
+    assert config_flags(ROOT) == []  # the repository's own folder: Streamlit reads the file itself
+    (tmp_path / "own" / ".streamlit").mkdir(parents=True)
+    (tmp_path / "own" / ".streamlit" / "config.toml").write_text("[server]\nheadless = true\n")
+    assert config_flags(tmp_path / "own") == []  # a deployment's own config is left to it
+    db = app_db(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    server = AppServer(db, cwd=elsewhere)
+    try:
+        with urllib.request.urlopen(f"{server.url}/app/static/favicon.png", timeout=10) as r:
+            assert r.status == 200 and r.read()[:4] == b"\x89PNG"
+    finally:
+        server.stop()

@@ -34,7 +34,7 @@ class AppServer:
     starts, so it holds the DuckDB lock from then on), or `streamlit run script` for another script;
     stop() ends it."""
 
-    def __init__(self, db_path: Path, env: dict | None = None, script: Path | None = None):
+    def __init__(self, db_path: Path, env: dict | None = None, script: Path | None = None, cwd: Path = ROOT):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # The server's output goes to a file, not a pipe: nobody reads a pipe while the test runs, and a full
@@ -45,7 +45,7 @@ class AppServer:
         self.proc = subprocess.Popen(
             [*start, "--server.address", "127.0.0.1", "--server.port", str(self.port), "--server.headless", "true",
              "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env={**os.environ, "TURNLENS_DB": str(db_path), **(env or {})},
+            cwd=cwd, env={**os.environ, "TURNLENS_DB": str(db_path), **(env or {})},
             stdout=self.log, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
