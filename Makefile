@@ -35,9 +35,10 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 # Built only when missing, by app/workbench.py (each step a `turnlens` command with its own progress; the time
-# of every step is printed at the end): the bundled sample, with the failure-point, label and skill models
-# trained, scored and quickly evaluated on it (through the same job runner as the app's Models page), a rewrite
-# run, decisions by two *simulated* reviewers; rewrites-demo (30,000 simulated turns whose users rephrase
+# of every step is printed at the end): the bundled sample, with every registered model family trained, scored
+# and quickly evaluated on it (through the same job runner as the app's Models page), a rewrite run, decisions by
+# two *simulated* reviewers; the speech demo (real pocketsphinx n-best lists of synthetic voices) with the rescorer
+# tuned, scored and evaluated there and both mitigation jobs run on its worst-served cohort; rewrites-demo (30,000 simulated turns whose users rephrase
 # keeping the meaning: rewrites need many repeats of the same requests) and disparity-demo (200,000 turns,
 # 13k speakers: enough to find the simulator's planted worse-served regions).
 $(DB): | $(STAMP)
