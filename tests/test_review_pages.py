@@ -6,6 +6,7 @@ import csv
 import json
 from html.parser import HTMLParser
 
+import pyarrow.parquet as pq
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -14,6 +15,11 @@ from app.ingest import ingest_files
 from tests.helpers import ROOT, app_db, intent_turns, make_turn, open_app_page, stored_decisions, write_jsonl
 
 ENTRY = str(ROOT / "app" / "streamlit_app.py")
+
+
+def conflict_caption(at) -> str:
+    """The Agreement page's caption counting the conflicts."""
+    return next(c.value for c in at.caption if "whose reviewers disagree" in c.value)
 
 
 def records() -> list[dict]:
@@ -131,12 +137,12 @@ def test_overlap_and_agreement_and_adjudication(review_db):
     at = open_page("app_pages/agreement.py", reviewer="carl")
     table = at.dataframe[0].value.set_index("task")
     assert table.loc["intent", "items"] == 1 and table.loc["intent", "statistic"] == "cohen_kappa"
-    assert "1 candidate(s) whose reviewers disagree" in at.caption[1].value
+    assert "1 candidate(s) whose reviewers disagree" in conflict_caption(at)
     next(r for r in at.selectbox if r.label == "Adjudicated label").set_value('"weather_query"')
     at.button(key="settle").click().run()
     assert at.success[0].value.startswith("Settled candidate")
     assert stored_decisions(review_db)[-1][1:] == ("carl", "accept", None, "adjudicate")
-    assert "0 candidate(s)" in at.caption[1].value
+    assert "0 candidate(s)" in conflict_caption(at)
 
 
 def test_bulk_accept_with_audit_and_precision(review_db):
@@ -301,14 +307,19 @@ def test_correct_a_coordination_split(tmp_path, monkeypatch):
     assert verdict == "correct" and fixed["items"] == ["bananas", "peanut butter", "paper towels"]
     assert [text[a:b] for a, b in fixed["spans"]] == fixed["items"]
     assert list_slot(fixed) == {"type": "list_item", "value": ["bananas", "peanut butter", "paper towels"]}
-    # the training-data export carries it as a list-valued slot, in every format
+    # the training-data export carries it as a list-valued slot, in every format: an object in JSON Lines, a
+    # struct in Parquet, its JSON text in CSV
     conn = store.connect(path)
     try:
-        for fmt in ("jsonl", "csv"):
+        for fmt in ("jsonl", "csv", "parquet"):
             out = tmp_path / f"labels.{fmt}"
             assert store.export_labels(conn, out, dataset="demo", kind="accepted", fmt=fmt) == 1
-            row = json.loads(out.read_text()) if fmt == "jsonl" else next(csv.DictReader(out.open()))
-            assert json.loads(row["list_slot"]) == list_slot(fixed)
+            if fmt == "jsonl":
+                assert json.loads(out.read_text())["list_slot"] == list_slot(fixed)
+            elif fmt == "csv":
+                assert json.loads(next(csv.DictReader(out.open()))["list_slot"]) == list_slot(fixed)
+            else:
+                assert pq.read_table(out).to_pylist()[0]["list_slot"] == list_slot(fixed)
     finally:
         conn.close()
 

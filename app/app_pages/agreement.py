@@ -1,11 +1,14 @@
-"""Agreement and conflicts: how far reviewers agree per task, and settling their disagreements."""
+"""Agreement and conflicts: how far reviewers agree per task, how the model compares with them (parity), and settling
+their disagreements."""
 
 import streamlit as st
 
 from analysis.agreement import agreement_by_task
+from analysis.parity import ALL_LABELS, parity_table
 from app import store
 from app.page import start
 from app.review import decisions
+from app.store import parity as store_parity
 from components.review_card import show_value
 
 REJECTED = "<rejected>"  # decision_labels' label_key of a rejection
@@ -49,6 +52,33 @@ else:
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={"value": st.column_config.NumberColumn(format="%.3f"),
                                 "observed_agreement": st.column_config.NumberColumn(format="percent")})
+
+st.subheader("Model vs human parity")
+st.caption("On the same candidates: how often two reviewers agree (human), how often a reviewer agrees with the "
+           "model's proposal (model: an accept agrees, a correction or a rejection does not) and their ratio, the "
+           "model's share of human agreement (1: as often as two reviewers agree with each other). Raw agreement, "
+           "every candidate weighing the same; 95% intervals from a bootstrap over candidates. See docs/review.md.")
+parity_labels = store_parity.list_parity_labels(conn, dataset)
+parity = parity_table(parity_labels, by_label=False)
+if parity.empty:
+    st.info("No candidate has been decided by two reviewers yet: parity needs the same items as agreement.")
+else:
+    simulated, total = int(parity["simulated_labels"].sum()), int(parity["human_labels"].sum())
+    if simulated:
+        st.warning(f"These figures rest on simulated reviewers: {simulated:,} of the {total:,} reviewer labels "
+                   "here are by reviewers whose names end in \"(simulated)\" (made up from the log's gold labels "
+                   "with random errors), not by people.")
+    shown = ["task", "items", "reviewers", "simulated_labels", "human_agreement", "model_agreement", "ratio",
+             "ratio_low", "ratio_high", "human_low", "human_high", "model_low", "model_high"]
+    fmt = {c: st.column_config.NumberColumn(format="percent") for c in shown if "human" in c or "model" in c}
+    fmt |= {c: st.column_config.NumberColumn(format="%.3f") for c in ("ratio", "ratio_low", "ratio_high")}
+    st.dataframe(parity[shown], hide_index=True, width="stretch", key="parity_tasks", column_config=fmt)
+    parity_task = st.selectbox("Per proposed value, for task", parity["task"].tolist(), key="parity_task")
+    per_label = parity_table(parity_labels[parity_labels["task"] == parity_task], min_items=5)
+    per_label = per_label[per_label["label"] != ALL_LABELS].assign(label=lambda d: d["label"].map(show_value))
+    st.caption(f"{len(per_label):,} proposed value(s) with at least 5 candidates, most candidates first.")
+    st.dataframe(per_label[["label"] + shown[1:]], hide_index=True, width="stretch", key="parity_labels",
+                 column_config=fmt)
 
 st.subheader("Conflicts")
 tasks = store.list_tasks(conn, dataset)
