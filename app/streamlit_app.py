@@ -114,6 +114,7 @@ pages = {
     ],
     "Models": [
         st.Page("app_pages/models.py", title="Models", icon=":material/model_training:"),
+        st.Page("app_pages/compare_runs.py", title="Compare runs", icon=":material/compare_arrows:"),
         st.Page("app_pages/failures.py", title="Failure analysis", icon=":material/account_tree:"),
         st.Page("app_pages/labels.py", title="Label generation", icon=":material/label:"),
         st.Page("app_pages/coordination.py", title="Coordination chunking", icon=":material/format_list_bulleted:"),

@@ -15,8 +15,8 @@ from app.store import jobs as store_jobs
 from app.workbench import SPEECH_DEMO_DATASET, build
 from tests.helpers import open_app_page
 
-PAGES = ("overview", "review", "agreement", "bulk", "calibration", "models", "failures", "labels", "coordination",
-         "rescoring", "skills", "rewrites", "disparity", "dialogues", "import_logs", "export")
+PAGES = ("overview", "review", "agreement", "bulk", "calibration", "models", "compare_runs", "failures", "labels",
+         "coordination", "rescoring", "skills", "rewrites", "disparity", "dialogues", "import_logs", "export")
 
 pytestmark = pytest.mark.slow
 
