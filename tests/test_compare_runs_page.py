@@ -11,6 +11,18 @@ import pytest
 from analysis.candidates import CANDIDATE_SCHEMA, candidates_from_logged_nlu
 from app import store
 from tests.helpers import app_db, intent_turns, open_app_page, write_jsonl
+from tests.test_names_as_text import (  # hostile_db: a fixture
+    DATASET,
+    HOSTILE,
+    INTENT,
+    MODEL,
+    TEXT,
+    TEXT_ELEMENTS,
+    candidate,
+    hostile_db,  # noqa: F401
+    markdown_strings,
+    strings,
+)
 
 PAGE = "app_pages/compare_runs.py"
 
@@ -91,3 +103,25 @@ def test_with_one_run_the_page_says_what_is_missing(tmp_path, monkeypatch):
     app_db(tmp_path / "one.duckdb", write_jsonl(tmp_path / "log.jsonl", turns()), monkeypatch, candidates=True)
     at = open_app_page(PAGE)
     assert any("No two model runs have proposed values for the same task" in i.value for i in at.info)
+
+
+def test_names_from_data_are_text_on_the_page(hostile_db):  # noqa: F811
+    """A second run on tests/test_names_as_text's database (whose dataset, model, version, intent and request are
+    Markdown): the comparison shows them in text elements only."""
+    conn = store.connect(hostile_db)
+    try:
+        rows = [candidate(f"d{i}", "other", 0.5, model="second") for i in range(4)]
+        store.insert_candidates(conn, pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA))
+    finally:
+        conn.close()
+    at = open_app_page(PAGE, state={"dataset": DATASET}, params={"dataset": DATASET})
+    at.session_state["cmp_disagreements"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    leaks = [(kind, s) for kind, s in markdown_strings(at) for name in HOSTILE if name in s]
+    assert not leaks, leaks
+    shown = " ".join(s for node in at._tree if node.type in TEXT_ELEMENTS and getattr(node, "proto", None)
+                     for s in strings(node.proto))
+    assert MODEL in shown and TEXT in shown  # the run picker; the opened dialogue
+    odd = next(d.value for d in at.dataframe if "run_a" in d.value.columns)  # a dataframe's cells are text
+    assert set(odd["run_a"]) == {INTENT} and set(odd["request"]) == {TEXT}
