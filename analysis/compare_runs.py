@@ -75,7 +75,7 @@ def judge_pairs(pairs: pd.DataFrame, task: str, reference: str) -> pd.DataFrame:
     out = pairs.copy()
     a, b = out["value_a"].tolist(), out["value_b"].tolist()
     if reference == "gold":
-        gold = [None if g is None or (isinstance(g, float) and math.isnan(g)) else g for g in out["gold"]]
+        gold = [None if g is None or pd.isna(g) else g for g in out["gold"]]
         known = [g is not None and json.loads(g) is not None for g in gold]
         for side, values in (("a", a), ("b", b)):
             out[f"correct_{side}"] = [float(candidate_correct(task, v, g)) if k else math.nan
@@ -147,14 +147,15 @@ def compare_table(judged: pd.DataFrame, by: str | None = None, *, min_items: int
 
 def default_pair(runs: pd.DataFrame) -> tuple[str, int, int] | None:
     """The pair of runs to compare first: of the tasks that two or more runs proposed (``runs``: one row per run
-    and task, columns run_id, task), the task whose two newest runs (highest run_id) are the most recent; ties by
-    task name. Returns (task, run A = the older of the two, run B = the newest), or None when no task has two runs."""
-    best: tuple[int, str, int, int] | None = None
+    and task, columns run_id, task), the task whose two newest runs (highest run_id) are the most recent (compared
+    by the older of the two, then the newer); ties by task name. Returns (task, run A = the older of the two, run B
+    = the newer), or None when no task has two runs."""
+    best: tuple[tuple[int, int], str] | None = None
     for task, g in runs.groupby("task", sort=True):
         ids = sorted({int(r) for r in g["run_id"]}, reverse=True)
-        if len(ids) >= 2 and (best is None or ids[1] > best[0]):
-            best = (ids[1], str(task), ids[1], ids[0])
-    return None if best is None else best[1:]
+        if len(ids) >= 2 and (best is None or (ids[1], ids[0]) > best[0]):
+            best = ((ids[1], ids[0]), str(task))
+    return None if best is None else (best[1], best[0][0], best[0][1])
 
 
 def simulated_items(judged: pd.DataFrame) -> int:

@@ -22,7 +22,7 @@ for ``seed``; (NaN, NaN) with fewer than two items or ``n_boot`` 0.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable
 
 import numpy as np
 import pandas as pd
@@ -39,18 +39,6 @@ COLUMNS = ["task", "label", "items", "reviewers", "human_labels", "simulated_lab
 def is_simulated(reviewer: str) -> bool:
     """Whether a reviewer name is a simulated reviewer's (it ends with " (simulated)")."""
     return str(reviewer).endswith(f" {SIMULATED_MARK}")
-
-
-def item_agreements(human: Sequence[Hashable], proposal: Hashable) -> tuple[float, float]:
-    """(h_u, a_u) of one item: the share of agreeing unordered pairs among ``human`` labels and the share of them
-    equal to ``proposal``. Missing labels (None, NaN) are dropped; fewer than two left raises ValueError."""
-    labels = [x for x in human if not _is_missing(x)]
-    m = len(labels)
-    if m < 2:
-        raise ValueError(f"an item needs at least two human labels, got {m}")
-    counts = pd.Series(labels).value_counts().to_numpy(dtype=np.float64)
-    pairs_agreeing = float(np.sum(counts * (counts - 1.0))) / 2.0
-    return pairs_agreeing / (m * (m - 1) / 2.0), sum(x == proposal for x in labels) / m
 
 
 def _metrics(s: np.ndarray) -> dict[str, np.ndarray]:  # s[..., (sum h_u, sum a_u, items)]

@@ -118,6 +118,7 @@ def test_default_pair_is_the_most_recent_two_runs_of_a_task():
     assert default_pair(runs) == ("intent", 1, 3)  # intent and slots tie on runs 3 and 1: by name
     assert default_pair(pd.concat([runs, pd.DataFrame({"run_id": [5], "task": ["skill"]})])) == ("skill", 4, 5)
     assert default_pair(runs[runs["run_id"] != 1]) is None
+    assert default_pair(pd.concat([runs, pd.DataFrame({"run_id": [7], "task": ["slots"]})])) == ("slots", 3, 7)
 
 
 def test_simulated_items_counts_compared_items_decided_by_simulated_reviewers():

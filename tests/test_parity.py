@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from analysis.parity import ALL_LABELS, COLUMNS, item_agreements, parity_table
+from analysis.parity import ALL_LABELS, COLUMNS, parity_table
 
 
 def rows(task: str, item: int, proposal: str, labels: dict[str, str | None]) -> list[dict]:
@@ -29,13 +29,15 @@ def hand_example() -> pd.DataFrame:
         + rows("intent", 5, "p", {"ana": "p"}))
 
 
-def test_item_agreements_by_hand():
-    assert item_agreements(["a", "a"], "a") == (1.0, 1.0)
-    assert item_agreements(["a", "b"], "a") == (0.0, 0.5)
-    assert item_agreements(["a", "a", "b"], "b") == pytest.approx((1 / 3, 1 / 3))  # pairs: aa agree, ab, ab
-    assert item_agreements(["a", "a", "a", None], "c") == (1.0, 0.0)  # a missing label is no label
-    with pytest.raises(ValueError, match="at least two"):
-        item_agreements(["a", None], "a")
+def test_three_reviewers_and_a_missing_label_by_hand():
+    # item 1: a, a, b proposed b: pairs (a, a) agree, (a, b) twice do not: h = 1/3; a = 1/3. Item 2: x, x and a
+    # missing label (not labelled): h = 1, a = 0. H = 2/3, M = 1/6, R = 1/4.
+    df = pd.DataFrame(rows("intent", 1, "b", {"r1": "a", "r2": "a", "r3": "b"})
+                      + rows("intent", 2, "p", {"r1": "x", "r2": "x", "r3": None}))
+    row = parity_table(df, n_boot=0, by_label=False).iloc[0]
+    assert (row["items"], row["reviewers"], row["human_labels"]) == (2, 3, 5)
+    assert row["human_agreement"] == pytest.approx(2 / 3) and row["model_agreement"] == pytest.approx(1 / 6)
+    assert row["ratio"] == pytest.approx(1 / 4)
 
 
 def test_parity_per_task_and_per_label_by_hand():

@@ -47,8 +47,9 @@ m[1].metric("Judged for both", f"{overall['items']:,}", help="Turns where both p
             "wrong: every figure below rests on these.")
 m[2].metric("Accuracy A", f"{overall['accuracy_a']:.1%}")
 m[3].metric("Accuracy B", f"{overall['accuracy_b']:.1%}")
-m[4].metric("B − A", f"{overall['difference']:+.1%}", help=f"95% interval {overall['low']:+.1%} to "
-            f"{overall['high']:+.1%}, paired bootstrap over dialogues.")
+m[4].metric("B − A", f"{overall['difference']:+.1%}", help="no interval: fewer than two dialogues"
+            if overall["low"] != overall["low"] else f"95% interval {overall['low']:+.1%} to {overall['high']:+.1%}, "
+            "paired bootstrap over dialogues.")
 st.caption("Reviewed labels: a run's proposal is right when its candidate's settled decision accepted it, wrong when "
            "it was corrected or rejected; without one, the other run's settled label decides (an accepted or "
            "corrected value is the truth; a rejected value is wrong). Gold: the log's gold label. Every difference "
