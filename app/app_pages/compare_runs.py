@@ -14,6 +14,11 @@ from components.review_card import show_value
 SLICES = {"nlu_domain": "domain", "device_type": "device", "locale": "locale"}
 REFERENCES = {"reviewed": "reviewed labels", "gold": "the log's gold labels"}
 
+
+def pct(x: float, fmt: str = ".1%") -> str:
+    return "–" if x != x else format(x, fmt)  # NaN (nothing judged): a dash, not "nan%"
+
+
 page = start("Compare runs")
 conn, dataset = page.conn, page.dataset
 
@@ -45,9 +50,9 @@ m = st.columns(5)
 m[0].metric("Turns both proposed", f"{len(judged):,}")
 m[1].metric("Judged for both", f"{overall['items']:,}", help="Turns where both proposals are known to be right or "
             "wrong: every figure below rests on these.")
-m[2].metric("Accuracy A", f"{overall['accuracy_a']:.1%}")
-m[3].metric("Accuracy B", f"{overall['accuracy_b']:.1%}")
-m[4].metric("B − A", f"{overall['difference']:+.1%}", help="no interval: fewer than two dialogues"
+m[2].metric("Accuracy A", pct(overall["accuracy_a"]))
+m[3].metric("Accuracy B", pct(overall["accuracy_b"]))
+m[4].metric("B − A", pct(overall["difference"], "+.1%"), help="no interval: fewer than two dialogues judged"
             if overall["low"] != overall["low"] else f"95% interval {overall['low']:+.1%} to {overall['high']:+.1%}, "
             "paired bootstrap over dialogues.")
 st.caption("Reviewed labels: a run's proposal is right when its candidate's settled decision accepted it, wrong when "
