@@ -52,6 +52,12 @@ CANDIDATE_SCHEMA = pa.schema([
 ])
 
 
+def is_task_name(task: object) -> bool:
+    """Whether task is a task name: a lowercase identifier of at most 64 characters, the rule candidate files
+    are checked against (the exports use task names as field names)."""
+    return isinstance(task, str) and _TASK_RE.fullmatch(task) is not None
+
+
 def target_key(dialogue_id: str, turn_index: int | None, other_dialogue_id: str | None = None,
                other_turn_index: int | None = None) -> tuple[str, str]:
     """(target_kind, a canonical key) for a target; proposals with the same key are about the same thing."""

@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     _db_arg(c)
 
     p = sub.add_parser("export", help="reviewed labels (or all candidates) with provenance, streamed to a file")
-    p.add_argument("--out", type=Path, required=True, help=".jsonl, .csv or .parquet")
+    p.add_argument("--out", type=Path, required=True,
+                   help=".jsonl, .csv or .parquet (Parquet: a dataset card, README.md, is written beside it)")
     p.add_argument("--what", choices=["accepted", "resolved", "candidates"], default="accepted",
                    help="accepted: accepted or corrected labels (training data); resolved: also rejections; "
                         "candidates: every candidate with its score and resolution")
@@ -259,7 +260,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with conn:
         n = store.export_labels(conn, args.out, dataset=args.dataset, kind=args.what, fmt=fmt, task=args.task)
-    print(f"wrote {n:,} rows ({args.what}) to {args.out} in {time.perf_counter() - started:.1f} s")
+        # Parquet is the Hugging Face format: its dataset card (schema, provenance, licence) goes beside it
+        card = store.write_dataset_card(conn, args.out, dataset=args.dataset, kind=args.what,
+                                        task=args.task) if fmt == "parquet" else None
+    print(f"wrote {n:,} rows ({args.what}) to {args.out} in {time.perf_counter() - started:.1f} s"
+          + (f"; its dataset card to {card}" if card else ""))
     return EXIT_OK
 
 

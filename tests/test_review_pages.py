@@ -183,7 +183,15 @@ def test_export_page(review_db):
     assert at.success[0].value == "1 rows ready."
     data = open(at.session_state["export_file"]["path"], encoding="utf-8").read()
     row = json.loads(data.splitlines()[0])
-    assert (row["label"], row["reviewers"], row["model_name"]) == ('"weather_query"', ["ana"], "logged-nlu")
+    # typed: the label is a JSON value, not JSON text encoded once more
+    assert (row["label"], row["reviewers"], row["model_name"]) == ("weather_query", ["ana"], "logged-nlu")
+    assert at.session_state["export_file"]["card"] is None  # a dataset card goes with Parquet only
+    at.selectbox(key="export_format").set_value("parquet").run()
+    at.button(key="export_go").click().run()
+    prepared = at.session_state["export_file"]
+    assert pq.read_table(prepared["path"]).to_pylist()[0]["label"] == {"intent": "weather_query"}
+    card = open(prepared["card"], encoding="utf-8").read()
+    assert prepared["card"].endswith("README.md") and "## Schema" in card and "logged-nlu" in card
 
 
 def test_password_gate(review_db):

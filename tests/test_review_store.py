@@ -159,7 +159,8 @@ def test_export_kinds_and_provenance(rdb, tmp_path):
               for kind in store.EXPORT_KINDS}
     assert counts == {"accepted": 2, "resolved": 3, "candidates": 6}
     rows = {r["candidate_id"]: r for r in pq.read_table(tmp_path / "accepted.parquet").to_pylist()}
-    assert rows[a]["label"] == '"intent_1"' and rows[b]["label"] == '"fixed"'
+    # typed: the label under its task's field (docs/review.md, Export), not JSON text
+    assert rows[a]["label"] == {"intent": "intent_1"} and rows[b]["label"] == {"intent": "fixed"}
     assert rows[b]["reviewers"] == ["ana"] and rows[b]["model_name"] == "m1" and rows[b]["decided_at"] is not None
     assert rows[a]["text"] == "what is the weather in boston"
     n = store.export_labels(rdb, tmp_path / "it's here.csv", dataset="t", kind="resolved", fmt="csv")

@@ -26,7 +26,7 @@ from app.page import start
 from app.store import evaluations as store_evaluations
 from components import job_panel
 from components.dialogue_view import alignment_text, render_dialogue
-from components.exports import csv_safe
+from components.exports import csv_download
 from components.maps import PLOTLY_CONFIG, regions_map
 from components.mitigation_view import METHODS as MITIGATIONS
 from components.mitigation_view import mitigation_section
@@ -393,7 +393,7 @@ if report.n_regions:
                        lambda: json.dumps(report.geojson, indent=1), file_name=f"regions-{dataset}.geojson",
                        mime="application/geo+json", key="dp_geojson")
 d2.download_button(f"Cohort assignments as CSV ({len(report.speakers):,} speakers)",
-                   lambda: csv_safe(report.assignments()).to_csv(index=False), file_name=f"cohorts-{dataset}.csv",
+                   lambda: csv_download(report.assignments()), file_name=f"cohorts-{dataset}.csv",
                    mime="text/csv", key="dp_csv")
 st.caption("The GeoJSON holds the shown regions with their WER intervals; the CSV one row per speaker with each "
            "cohorting's label (blank where the group is hidden) and the speaker's counts. Step times of the "

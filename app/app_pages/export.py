@@ -8,6 +8,7 @@ import streamlit as st
 
 from app import resources, store
 from app.page import start
+from components.exports import zip_files
 
 page = start("Export")
 conn, db, dataset = page.conn, page.db, page.dataset
@@ -22,10 +23,12 @@ fmt = c1.selectbox("Format", store.EXPORT_FORMATS, key="export_format",
 tasks = resources.tasks(conn, db, dataset)
 task = c2.selectbox("Task", ["(all)"] + tasks, key="export_task")
 st.caption("Each row carries its provenance: model run (name, version, parameters, time), reviewers, the roles "
-           "that decided (review, audit, bulk), adjudicator and decision time. Values and labels are JSON text. "
-           "In CSV, text a spreadsheet would run as a formula (starting with =, +, -, @, a tab or a carriage "
-           "return) gets a leading apostrophe; JSON Lines and Parquet hold the exact values. "
-           "`turnlens export` writes the same file from the command line.")
+           "that decided (review, audit, bulk), adjudicator and decision time. Values and labels are typed: JSON "
+           "values in JSON Lines; in Parquet a struct with one typed field per task, with a dataset card "
+           "(README.md: schema, provenance, licence) beside it; JSON text in CSV. In CSV, text a spreadsheet "
+           "would run as a formula (starting with =, +, -, @, a tab or a carriage return) gets a leading "
+           "apostrophe; JSON Lines and Parquet hold the exact values. "
+           "`turnlens export` writes the same files from the command line.")
 options = (dataset, kind, fmt, task)
 if st.session_state.get("export_file", {}).get("options") != options:
     st.session_state.pop("export_file", None)  # other options: the prepared file no longer matches
@@ -33,12 +36,22 @@ if st.button("Prepare file", type="primary", key="export_go"):
     # DuckDB writes the file itself (COPY, streamed); the download then reads it from disk when clicked.
     folder = Path(tempfile.mkdtemp(prefix="turnlens-export-"))
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"turnlens-{dataset}-{kind}") + f".{fmt}"
-    n = store.export_labels(conn, folder / name, dataset=dataset, kind=kind, fmt=fmt,
-                            task=None if task == "(all)" else task)
-    st.session_state["export_file"] = {"options": options, "path": str(folder / name), "rows": n}
+    chosen = None if task == "(all)" else task
+    n = store.export_labels(conn, folder / name, dataset=dataset, kind=kind, fmt=fmt, task=chosen)
+    card = store.write_dataset_card(conn, folder / name, dataset=dataset, kind=kind,
+                                    task=chosen) if fmt == "parquet" else None
+    st.session_state["export_file"] = {"options": options, "path": str(folder / name), "rows": n,
+                                       "card": str(card) if card else None}
 prepared = st.session_state.get("export_file")
 if prepared:
     path = Path(prepared["path"])
     st.success(f"{prepared['rows']:,} rows ready.")
     st.text(f"{path.name} · {path.stat().st_size / 1e6:,.1f} MB")
-    st.download_button("Download file", data=lambda: path.open("rb"), file_name=path.name, key="export_download")
+    d1, d2, d3 = st.columns(3)
+    d1.download_button("Download file", data=lambda: path.open("rb"), file_name=path.name, key="export_download")
+    if prepared["card"]:
+        card = Path(prepared["card"])
+        d2.download_button("Download dataset card (README.md)", data=lambda: card.read_bytes(),
+                           file_name=store.CARD_NAME, mime="text/markdown", key="export_card")
+        d3.download_button("Download both (zip)", data=lambda: zip_files([path, card]).open("rb"),
+                           file_name=path.with_suffix(".zip").name, mime="application/zip", key="export_zip")

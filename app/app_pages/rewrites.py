@@ -16,7 +16,7 @@ from app.review import decisions
 from app.review import session as review_session
 from components import charts, job_panel
 from components.dialogue_view import render_dialogue
-from components.exports import csv_safe
+from components.exports import csv_download
 
 REWRITERS = ("chain", "chain_retiring_oracle", "online", "combined")
 # the rewriter comparison: (column, metric, format), each figure with its interval
@@ -275,7 +275,7 @@ else:
                "text reviewers settled on.")
     st.dataframe(approved, hide_index=True, width="stretch", key="rw_approved")
     d1, d2 = st.columns(2)
-    d1.download_button(f"Download CSV ({len(approved):,} rows)", csv_safe(approved).to_csv(index=False),
+    d1.download_button(f"Download CSV ({len(approved):,} rows)", csv_download(approved),
                        file_name=f"rewrites-run{run_id}.csv", mime="text/csv", key="rw_csv")
     d2.download_button(f"Download JSON ({len(approved):,} rows)",
                        approved.to_json(orient="records", date_format="iso", force_ascii=False),

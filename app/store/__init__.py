@@ -17,7 +17,7 @@ which re-exports every public name of its modules:
 - ``candidates``: candidate import (with model runs and probability vectors) and the reads of candidates.
 - ``review``: review queues, the decision log and its slots, reviewers, simulated reviewers' decisions, bulk
   accepts with their audits, agreement, conflicts, calibration verdicts, reviewed labels.
-- ``export``: the labels export (JSONL, CSV made safe for spreadsheets, Parquet).
+- ``export``: the labels export (typed JSONL and Parquet, CSV made safe for spreadsheets) and the dataset card.
 - ``results``: each model family's reads (failure points, generated labels, skill routing, query rewrites and
   their stored mining runs) and the logged NLU output.
 - ``jobs``: model jobs and their append-only events (job_status is the latest), checkpoints of finished runs;
@@ -52,7 +52,7 @@ from app.store.connection import (
     get_schema_version,
     transaction,
 )
-from app.store.export import EXPORT_FORMATS, EXPORT_KINDS, export_labels
+from app.store.export import CARD_NAME, EXPORT_FORMATS, EXPORT_KINDS, export_labels, write_dataset_card
 from app.store.results import (
     LABEL_MODEL,
     REWRITE_MODEL,
@@ -161,7 +161,7 @@ __all__ = [
     "list_decision_labels", "list_decision_log", "list_queue", "list_reviewed_labels", "list_reviewers",
     "list_scored_verdicts", "open_slots", "reviewer_name",
     # export
-    "EXPORT_FORMATS", "EXPORT_KINDS", "export_labels",
+    "CARD_NAME", "EXPORT_FORMATS", "EXPORT_KINDS", "export_labels", "write_dataset_card",
     # results
     "FAILURE_GROUPS", "LABEL_GOLD", "LABEL_MODEL", "REWRITE_MODEL", "SKILL_ROUTER", "count_skill_review",
     "insert_rewrite_run", "list_approved_rewrites", "list_failure_runs", "list_failure_shares",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from analysis.candidates import is_task_name
 from analysis.log_format import FIELDS, FIELDS_1_1, NBEST_CONFIDENCE, NBEST_SCORE
 
 if TYPE_CHECKING:
@@ -225,22 +226,27 @@ SAME_DECISION = """s.decision_id = d.decision_id AND s.candidate_id = d.candidat
 
 # ------------------------------------------------------------------------------------------ export
 
-# The export's SELECT, with the reviewers' and roles' column expressions (lists, or JSON text for CSV) filled
-# in by export_query from the two fixed choices there; dataset and task are parameters.
-_EXPORT_SELECT = """
+# A stored value (candidates.value, decisions.corrected_value: JSON text as the review app writes it) as a JSON
+# value; a value that is not JSON text (a hand-made correction such as `+1+cmd`) is that text, a JSON string.
+# A constant, applied to the fixed column names below.
+_AS_JSON = "CASE WHEN json_valid({v}) THEN {v}::JSON ELSE to_json({v}) END"
+# The export's rows, typed (docs/review.md, Export): values and labels as JSON values, list_slot a struct, the
+# reviewers and roles lists; dataset and task are parameters. Each format's projection (export_query) reads it.
+_EXPORT_SELECT = f"""
     SELECT c.candidate_id, c.task, c.target_kind, c.dialogue_id, c.turn_index, c.other_dialogue_id,
-           c.other_turn_index, t.asr_text AS text, c.value AS proposed_value, c.score,
-           rl.status, rl.verdict, rl.label,
+           c.other_turn_index, t.asr_text AS text, {_AS_JSON.format(v="c.value")} AS proposed_value, c.score,
+           rl.status, rl.verdict, {_AS_JSON.format(v="rl.label")} AS label,
            -- an accepted or corrected coordination split, as the list-valued slot other tools read (#18)
            CASE WHEN c.task = 'items' AND rl.verdict IN ('accept', 'correct')
-                THEN json_object('type', json_extract(rl.label, '$.slot_type'),
-                                 'value', json_extract(rl.label, '$.items'))::VARCHAR END AS list_slot,
+                THEN json_transform(json_object('type', json_extract(rl.label, '$.slot_type'),
+                                                'value', json_extract(rl.label, '$.items')),
+                                    '{{"type": "VARCHAR", "value": ["VARCHAR"]}}') END AS list_slot,
            -- an accepted or corrected transcript (#19), as plain text: what a speech team trains on
            CASE WHEN c.task = 'transcript' AND rl.verdict IN ('accept', 'correct')
                 THEN json_extract_string(rl.label, '$.text') END AS transcript,
-           {reviewers} AS reviewers, {roles} AS decided_by_roles, rl.adjudicator,
+           rl.reviewers AS reviewers, rl.roles AS decided_by_roles, rl.adjudicator,
            rl.decided_at,
-           r.name AS model_name, r.version AS model_version, r.parameters AS model_parameters,
+           r.name AS model_name, r.version AS model_version, {_AS_JSON.format(v="r.parameters")} AS model_parameters,
            r.run_at AS model_run_at, c.dataset
     FROM candidates c JOIN model_runs r USING (run_id)
     LEFT JOIN resolved_labels rl USING (candidate_id)
@@ -253,18 +259,57 @@ EXPORT_WHERE = {
     "resolved": " AND rl.status IN ('agreed', 'adjudicated')",
     "candidates": "",
 }
-# COPY's options, by format (checked against EXPORT_FORMATS): constants.
-COPY_OPTIONS = {"jsonl": "FORMAT json", "csv": "FORMAT csv, HEADER true", "parquet": "FORMAT parquet"}
+# COPY's options, by format (checked against EXPORT_FORMATS): constants. CSV is written by analysis.csv_safety.
+COPY_OPTIONS = {"jsonl": "FORMAT json", "parquet": "FORMAT parquet"}
+# The columns holding a value of the row's task: typed per task in Parquet (export_by_task).
+TASK_VALUE_COLUMNS = ("proposed_value", "label")
 
 
-def export_query(kind: str, fmt: str) -> str:
-    """The labels export's query (parameters: dataset, task, task), from the fixed fragments above. CSV has no
-    lists: there they are JSON text, so every cell parses back; its rows are ordered by csv_guarded, the other
-    formats' here."""
-    select = _EXPORT_SELECT.format(reviewers="to_json(rl.reviewers)" if fmt == "csv" else "rl.reviewers",
-                                   roles="to_json(rl.roles)" if fmt == "csv" else "rl.roles")
-    query = f"{select}{EXPORT_WHERE[kind]}"
-    return query if fmt == "csv" else query + " ORDER BY c.candidate_id"
+def export_query(kind: str) -> str:
+    """The labels export's typed rows for kind (parameters: dataset, task, task), from the fixed fragments
+    above, in candidate order. JSON Lines writes it as it is; export_csv and export_by_task project it."""
+    return f"{_EXPORT_SELECT}{EXPORT_WHERE[kind]} ORDER BY c.candidate_id"
+
+
+def task_structures(query: str) -> str:
+    """Per task of query's rows (export_query's), the JSON structure (DuckDB's json_group_structure) shared by
+    its proposed values and labels: the shape export_by_task gives that task's values in Parquet."""
+    values = " UNION ALL ".join(f"SELECT task, {col} AS v FROM ({query})" for col in TASK_VALUE_COLUMNS)
+    return f"SELECT task, json_group_structure(v) FROM ({values}) WHERE v IS NOT NULL GROUP BY task ORDER BY task"
+
+
+def export_by_task(query: str, tasks: list[str]) -> str:
+    """query (export_query's) with each column of TASK_VALUE_COLUMNS a struct holding one field per task, the
+    row's value under its own task, json_transform'ed to that task's structure, the other fields null.
+    Parameters: the structures, one per task in the order of tasks, for each column in turn; then the query's
+    own. tasks come from the rows; each must be a task name by the candidate files' rule (checked here) before
+    it is spliced as a field name."""
+    if not tasks or not all(is_task_name(t) for t in tasks):
+        raise ValueError(f"tasks must be task names (lowercase identifiers): {tasks!r}")
+
+    def by_task(col: str) -> str:
+        fields = ", ".join(f"\"{t}\" := CASE WHEN x.task = '{t}' THEN json_transform(x.{col}, ?::VARCHAR) END"
+                           for t in tasks)
+        return f"CASE WHEN x.{col} IS NOT NULL THEN struct_pack({fields}) END AS {col}"
+
+    replaced = ", ".join(by_task(col) for col in TASK_VALUE_COLUMNS)
+    return f"SELECT * REPLACE ({replaced}) FROM ({query}) x ORDER BY x.candidate_id"
+
+
+# The dataset card's provenance (app.store.export.write_dataset_card), each over the rows of an export query
+# (export_query's, parameters: dataset, task, task): model runs, reviewers, adjudicators with their row counts.
+def export_provenance(query: str) -> dict[str, str]:
+    """name -> a statement over query's rows (query built here): 'runs' (model name, version, first run time
+    as ISO text, rows), 'reviewers' and 'adjudicators' (name, rows)."""
+    return {
+        "runs": f"""SELECT model_name, model_version,
+                           strftime(timezone('UTC', min(model_run_at)), '%Y-%m-%dT%H:%M:%SZ'), count(*)
+                    FROM ({query}) GROUP BY model_name, model_version ORDER BY model_name, model_version""",
+        "reviewers": f"""SELECT u.reviewer, count(*) FROM ({query}) x, unnest(x.reviewers) AS u(reviewer)
+                         GROUP BY u.reviewer ORDER BY u.reviewer""",
+        "adjudicators": f"""SELECT adjudicator, count(*) FROM ({query}) WHERE adjudicator IS NOT NULL
+                            GROUP BY adjudicator ORDER BY adjudicator""",
+    }
 
 
 def no_rows(query: str) -> str:
@@ -272,15 +317,19 @@ def no_rows(query: str) -> str:
     return f"SELECT * FROM ({query}) LIMIT 0"
 
 
-def csv_guarded(query: str, columns: list[tuple]) -> str:
-    """query (built here, its rows having a candidate_id) with analysis.csv_safety's rule applied to every text
-    column, in candidate order. columns: the query's own cursor description, so the names are those of our
-    own fixed SELECT; the rule's characters and prefix are the first two parameters."""
-    cells = [f'CASE WHEN list_contains(rule.starts, left(x."{name}", 1)) THEN rule.prefix || x."{name}" '
-             f'ELSE x."{name}" END AS "{name}"' if str(kind) in ("VARCHAR", "JSON") else f'x."{name}"'
-             for name, kind, *_ in columns]
-    return (f"WITH rule AS (SELECT ?::VARCHAR[] AS starts, ?::VARCHAR AS prefix) "
-            f"SELECT {', '.join(cells)} FROM ({query}) x CROSS JOIN rule ORDER BY x.candidate_id")
+def as_csv_text(query: str, columns: list[tuple]) -> str:
+    """query (built here, its rows having a candidate_id) with every JSON, list, struct or map column as its
+    JSON text, so every CSV cell is text or a number that parses back, in candidate order. columns: the query's
+    own cursor description, so the names are those of our own fixed SELECT."""
+    def cell(name: str, kind: str) -> str:
+        if kind == "JSON":
+            return f'json(x."{name}")::VARCHAR AS "{name}"'  # minified, as to_json writes
+        if kind.endswith("[]") or kind.startswith(("STRUCT", "MAP", "UNION")):
+            return f'to_json(x."{name}")::VARCHAR AS "{name}"'
+        return f'x."{name}"'
+
+    return f"SELECT {', '.join(cell(name, str(kind)) for name, kind, *_ in columns)} FROM ({query}) x " \
+           "ORDER BY x.candidate_id"
 
 
 def copy_to(query: str, target: str, fmt: str) -> str:
