@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -32,8 +31,8 @@ import pyarrow.csv as pa_csv
 # OWASP's list (CSV injection): the first characters that make a spreadsheet evaluate a cell.
 FORMULA_STARTS: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 PREFIX = "'"  # a leading apostrophe: spreadsheets show the rest as text
-# The same test as is_formula_like, vectorised over Arrow string arrays (write_csv).
-_FORMULA_START_RE = "^[" + "".join(re.escape(c) for c in FORMULA_STARTS) + "]"
+# The same test as is_formula_like, vectorised over Arrow string arrays (write_csv): the first character's set.
+_STARTS = pa.array(FORMULA_STARTS, type=pa.string())
 
 
 def is_formula_like(text: str) -> bool:
@@ -163,6 +162,8 @@ def _safe_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
         else:
             columns.append(column)
             continue
-        starts = pc.match_substring_regex(column, _FORMULA_START_RE)
-        columns.append(pc.if_else(starts, pc.binary_join_element_wise(PREFIX, column, ""), column))
+        starts = pc.is_in(pc.utf8_slice_codeunits(column, 0, 1), value_set=_STARTS)
+        # most columns hold no formula start: those are written as they are, without a copy
+        columns.append(pc.if_else(starts, pc.binary_join_element_wise(PREFIX, column, ""), column)
+                       if pc.any(starts).as_py() else column)
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)

@@ -67,7 +67,7 @@ def parquet_task_structures(cur: duckdb.DuckDBPyConnection, query: str, params: 
     do not share one shape keeps JSON (a string column with Parquet's JSON type) where they differ; whole
     numbers are BIGINT (signed: a later export with a negative number keeps the type); a part that is always
     empty or null is JSON."""
-    rows = cur.execute(sql.task_structures(query), params * len(sql.TASK_VALUE_COLUMNS)).fetchall()
+    rows = cur.execute(sql.task_structures(query), params).fetchall()
     return {task: json.dumps(_portable(json.loads(structure))) for task, structure in rows}
 
 

@@ -229,7 +229,7 @@ SAME_DECISION = """s.decision_id = d.decision_id AND s.candidate_id = d.candidat
 # A stored value (candidates.value, decisions.corrected_value: JSON text as the review app writes it) as a JSON
 # value; a value that is not JSON text (a hand-made correction such as `+1+cmd`) is that text, a JSON string.
 # A constant, applied to the fixed column names below.
-_AS_JSON = "CASE WHEN json_valid({v}) THEN {v}::JSON ELSE to_json({v}) END"
+_AS_JSON = "coalesce(try_cast({v} AS JSON), to_json({v}))"  # one parse of a valid value, not two
 # The export's rows, typed (docs/review.md, Export): values and labels as JSON values, list_slot a struct, the
 # reviewers and roles lists; dataset and task are parameters. Each format's projection (export_query) reads it.
 _EXPORT_SELECT = f"""
@@ -274,8 +274,10 @@ def export_query(kind: str) -> str:
 def task_structures(query: str) -> str:
     """Per task of query's rows (export_query's), the JSON structure (DuckDB's json_group_structure) shared by
     its proposed values and labels: the shape export_by_task gives that task's values in Parquet."""
-    values = " UNION ALL ".join(f"SELECT task, {col} AS v FROM ({query})" for col in TASK_VALUE_COLUMNS)
-    return f"SELECT task, json_group_structure(v) FROM ({values}) WHERE v IS NOT NULL GROUP BY task ORDER BY task"
+    # one pass over the rows: each row's values unnested into rows of their own
+    values = ", ".join(TASK_VALUE_COLUMNS)
+    return (f"SELECT task, json_group_structure(v) FROM (SELECT task, unnest([{values}]) AS v FROM ({query})) "
+            "WHERE v IS NOT NULL GROUP BY task ORDER BY task")
 
 
 def export_by_task(query: str, tasks: list[str]) -> str:
