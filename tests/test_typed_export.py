@@ -8,6 +8,7 @@ import csv
 import json
 import subprocess
 import sys
+import zipfile
 
 import datasets
 import pandas as pd
@@ -18,6 +19,7 @@ from analysis.dataset_card import is_slurp_source, type_name
 from app import __version__, store
 from app.ingest import ingest_files
 from app.store import sql
+from components.exports import zip_files
 from tests.helpers import make_turn, write_jsonl
 from tests.test_csv_safety import JSON_COLUMNS, build_every_column, parse_cell
 
@@ -215,3 +217,13 @@ def test_cli_export_writes_the_card_beside_a_parquet_file(typed_db, tmp_path):
                            "--out", str(tmp_path / "j" / "labels.jsonl"), "--db", path],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and not (tmp_path / "j" / "README.md").exists()
+
+
+def test_the_export_pages_zip_holds_the_file_and_its_card(typed_db, tmp_path):
+    _, out = export(typed_db, tmp_path, "parquet")
+    card = store.write_dataset_card(typed_db, out, dataset="ds", kind="candidates")
+    archive = zip_files([out, card])
+    assert archive == tmp_path / "labels.zip"
+    with zipfile.ZipFile(archive) as zf:
+        assert zf.namelist() == ["labels.parquet", "README.md"]
+        assert zf.read("README.md") == card.read_bytes() and zf.read("labels.parquet") == out.read_bytes()

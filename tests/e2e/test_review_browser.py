@@ -115,8 +115,9 @@ def test_keyboard_review_bulk_accept_and_export(review_server, page, tmp_path):
     AppServer(db_path).stop()
 
     labels = {row["dialogue_id"]: (row["verdict"], row["label"]) for row in exported}
-    assert labels == {"dlg-0": ("accept", '"weather_query"'), "dlg-2": ("correct", '"alarm_query"'),
-                      "dlg-4": ("accept", '"play_radio"'), "dlg-5": ("accept", '"iot_hue_lightoff"')}
+    # labels are JSON values in JSON Lines (docs/review.md, Export), not JSON text
+    assert labels == {"dlg-0": ("accept", "weather_query"), "dlg-2": ("correct", "alarm_query"),
+                      "dlg-4": ("accept", "play_radio"), "dlg-5": ("accept", "iot_hue_lightoff")}
     conn = store.connect(db_path)
     try:
         rows = conn.execute("""SELECT c.dialogue_id, d.verdict, d.corrected_value, d.role, d.reviewer
