@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from analysis.candidates import read_candidates
 from analysis.dataset_card import is_slurp_source, type_name
 from app import __version__, store
 from app.ingest import ingest_files
@@ -149,6 +150,23 @@ def test_a_task_whose_values_differ_in_shape_keeps_json_there(db, tmp_path):
     ds = datasets.load_dataset("parquet", data_files=str(out), split="train")
     count = next(r for r in ds if r["task"] == "count")  # datasets decodes the JSON: the values as they were
     assert count["label"]["count"] == "three" and count["proposed_value"]["count"] == -3
+
+
+def test_objects_that_cannot_be_structs_stay_json(db, tmp_path):
+    """Keys differing only in case, or an empty key, cannot be struct fields: that object stays JSON."""
+    ingest_files(db, [write_jsonl(tmp_path / "log.jsonl", [make_turn("d1", 0), make_turn("d2", 0)])], dataset="ds")
+    cands = write_jsonl(tmp_path / "c.jsonl", [
+        {"task": "odd", "dialogue_id": "d1", "turn_index": 0, "value": {"A": 1, "a": "x", "n": {"": 2}},
+         "score": 0.5, "model_name": "m", "model_version": "1"},
+        {"task": "fine", "dialogue_id": "d2", "turn_index": 0, "value": {"outer": {"": 1}, "k": 1},
+         "score": 0.5, "model_name": "m", "model_version": "1"}])
+    store.insert_candidates(db, read_candidates(cands))
+    _, out = export(db, tmp_path, "parquet")
+    value = pq.read_schema(out).field("proposed_value").type
+    assert type_name(value) == "struct<fine: struct<k: int64, outer: json>, odd: json>"
+    rows = {r["task"]: r for r in datasets.load_dataset("parquet", data_files=str(out), split="train")}
+    assert rows["odd"]["proposed_value"]["odd"] == {"A": 1, "a": "x", "n": {"": 2}}
+    assert rows["fine"]["proposed_value"]["fine"] == {"outer": {"": 1}, "k": 1}
 
 
 def test_task_filter_and_empty_exports(typed_db, tmp_path):

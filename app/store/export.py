@@ -73,8 +73,12 @@ def parquet_task_structures(cur: duckdb.DuckDBPyConnection, query: str, params: 
 
 def _portable(structure: object) -> object:
     """A json_group_structure with the types a reader of the Parquet file expects: signed integers, and JSON
-    for what no value gave a type to (NULL: only nulls or empty lists were seen)."""
+    for what no value gave a type to (NULL: only nulls or empty lists were seen) and for an object that cannot
+    be a struct (an empty key, or keys differing only in case: struct fields are case-insensitive)."""
     if isinstance(structure, dict):
+        keys = [key.lower() for key in structure]
+        if not keys or "" in keys or len(set(keys)) < len(keys):
+            return "JSON"
         return {key: _portable(value) for key, value in structure.items()}
     if isinstance(structure, list):
         return [_portable(value) for value in structure]
