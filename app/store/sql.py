@@ -267,7 +267,7 @@ TASK_VALUE_COLUMNS = ("proposed_value", "label")
 
 def export_query(kind: str) -> str:
     """The labels export's typed rows for kind (parameters: dataset, task, task), from the fixed fragments
-    above, in candidate order. JSON Lines writes it as it is; export_csv and export_by_task project it."""
+    above, in candidate order. JSON Lines writes it as it is; as_csv_text and export_by_task project it."""
     return f"{_EXPORT_SELECT}{EXPORT_WHERE[kind]} ORDER BY c.candidate_id"
 
 
