@@ -292,3 +292,14 @@ def _is_number(cell: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_the_tables_built_in_csv_download_is_off():
+    """Streamlit's own table download writes cells unescaped: the app's config switches it off (every download the
+    app offers goes through write_csv)."""
+    import tomllib
+
+    from tests.helpers import ROOT
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["disableDataExport"] is True
