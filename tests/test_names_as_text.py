@@ -36,7 +36,7 @@ TEXT_ELEMENTS = {"text", "code", "selectbox", "multiselect", "dataframe", "arrow
 PAGES = ["app_pages/overview.py", "app_pages/review.py", "app_pages/agreement.py", "app_pages/bulk.py",
          "app_pages/calibration.py", "app_pages/export.py", "app_pages/failures.py", "app_pages/labels.py",
          "app_pages/skills.py", "app_pages/rewrites.py", "app_pages/disparity.py", "app_pages/dialogues.py",
-         "app_pages/compare_runs.py"]
+         "app_pages/compare_runs.py", "app_pages/coordination.py", "app_pages/rescoring.py"]
 
 
 def candidate(dialogue: str, value, score: float, *, model: str = MODEL) -> dict:

@@ -43,7 +43,7 @@ if runs.empty:
     shown = others[0]
     st.info(f"Dataset {escape_markdown(dataset)} has no transcripts proposed by the rescorer (it needs n-best lists "
             f"with first-pass scores). Shown below: dataset {escape_markdown(shown)}.")
-    st.button(f"Switch the sidebar to {shown}", on_click=_switch, args=(shown,), key="rsc_switch")
+    st.button(f"Switch the sidebar to {escape_markdown(shown)}", on_click=_switch, args=(shown,), key="rsc_switch")
     runs = store_rescoring.list_rescoring_runs(conn, shown)
 
 names = {int(r.run_id): f"run {r.run_number} · {r.name} {r.version} ({r.candidates:,} candidates)"
