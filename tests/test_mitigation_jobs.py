@@ -126,3 +126,20 @@ def test_the_disparity_page_shows_both_mitigations_and_starts_one(mitigated, tmp
     assert {"Grouping", "Target group (worst first)", "Method"} <= {s.label for s in at.selectbox}
     start = next(b for b in at.button if b.label == "Start the mitigation job")
     assert start.disabled
+
+
+def test_the_disparity_drill_down_plays_the_utterances_audio(mitigated, tmp_path, monkeypatch):
+    """A region's worst utterance opens its dialogue with the turns' audio players (the speech demo has audio)."""
+    db, audio = mitigated
+    monkeypatch.setenv("TURNLENS_DB", str(db))
+    monkeypatch.setenv("TURNLENS_AUDIO_ROOT", str(audio))
+    monkeypatch.setenv("TURNLENS_READ_ONLY", "1")
+    at = open_app_page("app_pages/disparity.py", state={"dataset": "speech"}, timeout=300)
+    assert not at.get("audio")
+    at.session_state["dp_regions"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    worst = next(d.key for d in at.dataframe if str(d.key).startswith("dp_regions_worst_"))
+    at.session_state[worst] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    assert at.get("audio"), "the opened dialogue plays its turns' audio"

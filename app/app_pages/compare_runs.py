@@ -96,6 +96,7 @@ rows = st.dataframe(shown, hide_index=True, width="stretch", key="cmp_disagreeme
 if rows and rows[0] < len(odd):
     dialogue_id, turn_index = str(odd["dialogue_id"].iloc[rows[0]]), int(odd["turn_index"].iloc[rows[0]])
     st.text(f"Dialogue {dialogue_id}, turn {turn_index}")  # ids come from logs: as text
-    render_dialogue(store.get_dialogue_turns(conn, dialogue_id, dataset), highlight_turn=turn_index)
+    render_dialogue(store.get_dialogue_turns(conn, dialogue_id, dataset), highlight_turn=turn_index,
+                    audio_root=page.settings.audio_root)
     st.page_link("app_pages/dialogues.py", label="Open it on the Dialogues page",
                  query_params={"dialogue": dialogue_id})

@@ -103,7 +103,8 @@ def show_utterance(row: pd.Series) -> None:
         st.code(alignment_text(align(row["reference_text"], row.get("asr_text") or "")), language=None)
     with st.expander("The dialogue of this utterance", expanded=True):
         st.text(f"Dialogue {dialogue_id}, turn {turn_index}")  # ids come from logs: as text
-        render_dialogue(store.get_dialogue_turns(conn, dialogue_id, dataset), highlight_turn=turn_index)
+        render_dialogue(store.get_dialogue_turns(conn, dialogue_id, dataset), highlight_turn=turn_index,
+                        audio_root=page.settings.audio_root)
 
 
 def group_section(name: str, label: str, key: str, stability: pd.DataFrame | str | None = None) -> None:

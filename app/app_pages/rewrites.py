@@ -259,11 +259,12 @@ if ev_rows and ev_rows[0] < len(evidence):
     ev = evidence.iloc[ev_rows[0]]
     dialogue_id, turn_index = str(ev["dialogue_id"]), int(ev["turn_index"])
     st.text(f"Dialogue {dialogue_id}, turn {turn_index}")
-    render_dialogue(store.get_dialogue_turns(conn, dialogue_id, dataset), highlight_turn=turn_index)
+    render_dialogue(store.get_dialogue_turns(conn, dialogue_id, dataset), highlight_turn=turn_index,
+                    audio_root=page.settings.audio_root)
     if str(ev["other_dialogue_id"]) != dialogue_id:
         st.text(f"The rewrite: dialogue {ev['other_dialogue_id']}, turn {int(ev['other_turn_index'])}")
         render_dialogue(store.get_dialogue_turns(conn, str(ev["other_dialogue_id"]), dataset),
-                        highlight_turn=int(ev["other_turn_index"]))
+                        highlight_turn=int(ev["other_turn_index"]), audio_root=page.settings.audio_root)
 
 # --- export ----------------------------------------------------------------------------------------------
 st.subheader("Export the approved rewrites")
