@@ -18,7 +18,7 @@ from app import store
 from app.jobs.groups import OPTIONS as GROUP_OPTIONS
 from app.jobs.groups import report_groups, store_result
 from app.jobs.registry import Action, Family, Option, register
-from app.jobs.rescoring import TRAINING_FILE, _nbest_record, _scored
+from app.jobs.rescoring import TRAINING_FILE, reference_lists
 
 FAMILY = "ewc-adaptation"
 SYSTEMS = ("first pass", "none", "finetune", "ewc")  # the logged 1-best, then the rescorer before and after
@@ -46,7 +46,6 @@ def read(conn: duckdb.DuckDBPyConnection, dataset: str, options: dict) -> dict:
     references, split into training-side and held-out dialogues."""
     from analysis.holdout import split_turns
     from app.jobs.common import train_part
-    from app.store import rescoring as store_rescoring
 
     found = report_groups(conn, dataset, options)
     checkpoint = base_checkpoint(conn, dataset)
@@ -54,8 +53,7 @@ def read(conn: duckdb.DuckDBPyConnection, dataset: str, options: dict) -> dict:
     general = [t["reference_text"] for t in train_part(store.list_turn_records(conn, training["dataset"]),
                                                        bool(training.get("hold_out", True)))
                if t.get("reference_text")]
-    turns = [_nbest_record(t) for t in store_rescoring.list_nbest_turns(conn, dataset, with_reference=True)
-             if _scored(t) and t.get("reference_text") and t.get("speaker_id")]
+    turns = [t for t in reference_lists(conn, dataset) if t.get("speaker_id")]
     train, held = split_turns(turns)
     return {"dataset": dataset, **found, "checkpoint": checkpoint, "general": general, "train": train, "held": held}
 

@@ -36,16 +36,23 @@ def _hypotheses(turn: dict) -> list[dict]:
     return [dict(h) for h in turn.get("asr_hypotheses") or []]
 
 
-def _scored(turn: dict) -> bool:
+def is_scored(turn: dict) -> bool:
     hyps = _hypotheses(turn)
     return bool(hyps) and all(h.get("score") is not None for h in hyps)
 
 
-def _nbest_record(turn: dict) -> dict:
+def nbest_record(turn: dict) -> dict:
     """A stored turn as analysis.rescoring.rescore.nbest_from_turn reads it."""
     return {"dialogue_id": turn["dialogue_id"], "turn_index": int(turn["turn_index"]), "asr_text": turn["asr_text"],
             "asr_hypotheses": _hypotheses(turn), "speaker_id": turn.get("speaker_id"),
             **({"reference_text": turn["reference_text"]} if turn.get("reference_text") else {})}
+
+
+def reference_lists(conn: duckdb.DuckDBPyConnection, dataset: str) -> list[dict]:
+    """The dataset's turns with a scored n-best list and a reference transcript (nbest_record's shape): what tuning,
+    evaluation and adaptation read (evaluation-side fields: never what scoring reads)."""
+    return [nbest_record(t) for t in store_rescoring.list_nbest_turns(conn, dataset, with_reference=True)
+            if is_scored(t) and t.get("reference_text")]
 
 
 NO_SCORES = ("has no n-best lists with first-pass scores (log format 1.1: asr_nbest objects with a score, as "
@@ -61,8 +68,7 @@ def train_inputs(conn: duckdb.DuckDBPyConnection, dataset: str, *, tune_dataset:
     tune = tune_dataset or dataset
     if tune not in store.list_datasets(conn):
         raise ValueError(f"tune dataset {tune!r} does not exist (ingest a log with scored n-best lists into it)")
-    tune_turns = [_nbest_record(t) for t in store_rescoring.list_nbest_turns(conn, tune, with_reference=True)
-                  if _scored(t) and t.get("reference_text")]
+    tune_turns = reference_lists(conn, tune)
     reviewed = []
     if with_reviewed:
         reviewed = [json.loads(v).get("text") or "" for v in store.list_reviewed_labels(conn, dataset, TASK).values()]
@@ -116,10 +122,10 @@ def train(conn: duckdb.DuckDBPyConnection, dataset: str, out: Path, *, config: R
 
 def score_inputs(conn: duckdb.DuckDBPyConnection, dataset: str) -> list[dict]:
     """What scoring reads: the dataset's turns with a scored n-best list (production fields only)."""
-    turns = [_nbest_record(t) for t in store_rescoring.list_nbest_turns(conn, dataset)]
+    turns = [nbest_record(t) for t in store_rescoring.list_nbest_turns(conn, dataset)]
     if not turns:
         raise ValueError(f"dataset {dataset!r} has no n-best lists to rescore (ingest a log with asr_nbest)")
-    scored = [t for t in turns if _scored(t)]
+    scored = [t for t in turns if is_scored(t)]
     if not scored:
         raise ValueError(f"dataset {dataset!r} {NO_SCORES}")
     return scored
@@ -167,9 +173,7 @@ def evaluate_inputs(conn: duckdb.DuckDBPyConnection, dataset: str) -> dict:
     """What evaluation reads: the held-out dialogues' turns with a scored n-best list and a reference."""
     from analysis.holdout import split_turns
 
-    turns = [_nbest_record(t) for t in store_rescoring.list_nbest_turns(conn, dataset, with_reference=True)
-             if _scored(t) and t.get("reference_text")]
-    held = split_turns(turns)[1]
+    held = split_turns(reference_lists(conn, dataset))[1]
     if not held:
         raise ValueError(f"dataset {dataset!r} has no held-out turns with a scored n-best list and a reference "
                          "transcript to evaluate the rescorer on")

@@ -106,6 +106,7 @@ def write_dataset_card(conn: duckdb.DuckDBPyConnection, parquet_path: str | Path
         sources = cur.execute("""
             SELECT sources, strftime(timezone('UTC', imported_at), '%Y-%m-%dT%H:%M:%SZ'), rows_added
             FROM imports WHERE dataset = ? ORDER BY import_id""", [dataset]).fetchall()
+        # query is sql.export_query's, built from fixed fragments; the values are parameters
         rows = cur.execute(f"SELECT count(*) FROM ({query})", params).fetchone()[0]
     finally:
         cur.close()
