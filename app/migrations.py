@@ -463,6 +463,38 @@ def m008_turn_audio_and_hypotheses(conn: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+def m009_reviewer_accounts(conn: duckdb.DuckDBPyConnection) -> None:
+    """Reviewer accounts (issue 21): who may decide, with which role, proved by a password (a salted scrypt hash,
+    never the password) or by single sign-on. Kept as an append-only log of account events, like every table of
+    what a person did: an account's state is its latest event, so a disabled account keeps its history and who
+    disabled it. event: 'add', 'disable', 'enable', 'password', 'role'; each row repeats the account's full state
+    after the event (role, password_hash, disabled) and the actor who made it (an admin, or `cli:<os user>`), so the current state is one arg_max, not a replay."""
+    conn.execute("CREATE SEQUENCE account_events_seq START 1")
+    conn.execute("""
+        CREATE TABLE account_events (
+            seq BIGINT PRIMARY KEY DEFAULT nextval('account_events_seq'),
+            name VARCHAR NOT NULL CHECK (length(trim(name)) > 0),
+            event VARCHAR NOT NULL CHECK (event IN ('add', 'disable', 'enable', 'password', 'role')),
+            role VARCHAR NOT NULL CHECK (role IN ('reviewer', 'adjudicator', 'admin')),
+            password_hash VARCHAR,
+            disabled BOOLEAN NOT NULL,
+            actor VARCHAR NOT NULL,
+            at_time TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+        )
+    """)
+    conn.execute("""
+        CREATE VIEW accounts AS
+        SELECT name, last.role AS role, last.password_hash AS password_hash, last.disabled AS disabled,
+               created_at, last.at_time AS updated_at
+        FROM (
+            SELECT name, arg_max(struct_pack(role := role, password_hash := password_hash, disabled := disabled,
+                                             at_time := at_time), seq) AS last,
+                   min(at_time) AS created_at
+            FROM account_events GROUP BY name
+        )
+    """)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "m001_turns_and_imports", m001_turns_and_imports),
     (2, "m002_review", m002_review),
@@ -472,6 +504,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] =
     (6, "m006_family_actions_and_analyses", m006_family_actions_and_analyses),
     (7, "m007_disparity_reports", m007_disparity_reports),
     (8, "m008_turn_audio_and_hypotheses", m008_turn_audio_and_hypotheses),
+    (9, "m009_reviewer_accounts", m009_reviewer_accounts),
 ]
 
 

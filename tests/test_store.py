@@ -23,6 +23,25 @@ from tests.helpers import make_turn, write_jsonl
 
 # The exact schema after every migration, as DuckDB prints it. A change here needs a new migration.
 EXPECTED_TABLES = {
+    'account_events': ", ".join([
+        "CREATE TABLE account_events(seq BIGINT DEFAULT(nextval('account_events_seq')) PRIMARY KEY",
+        '"name" VARCHAR NOT NULL',
+        '"event" VARCHAR NOT NULL',
+        '"role" VARCHAR NOT NULL',
+        'password_hash VARCHAR',
+        'disabled BOOLEAN NOT NULL',
+        'actor VARCHAR NOT NULL',
+        'at_time TIMESTAMP WITH TIME ZONE DEFAULT(current_timestamp) NOT NULL',
+        'CHECK((length("trim"("name")) > 0))',
+        'CHECK(("event" IN (\'add\'',
+        "'disable'",
+        "'enable'",
+        "'password'",
+        "'role')))",
+        'CHECK(("role" IN (\'reviewer\'',
+        "'adjudicator'",
+        "'admin'))));",
+    ]),
     'audit_items': ", ".join([
         'CREATE TABLE audit_items(bulk_id BIGINT',
         'candidate_id BIGINT',
@@ -243,6 +262,20 @@ EXPECTED_TABLES = {
     ]),
 }
 EXPECTED_VIEWS = {
+    'accounts': ", ".join([
+        'CREATE VIEW accounts AS SELECT "name"',
+        '"last"."role" AS "role"',
+        '"last".password_hash AS password_hash',
+        '"last".disabled AS disabled',
+        'created_at',
+        '"last".at_time AS updated_at FROM (SELECT "name"',
+        'arg_max(struct_pack("role" := "role"',
+        'password_hash := password_hash',
+        'disabled := disabled',
+        'at_time := at_time)',
+        'seq) AS "last"',
+        'min(at_time) AS created_at FROM account_events GROUP BY "name");',
+    ]),
     'current_decisions': ", ".join([
         'CREATE VIEW current_decisions AS SELECT * EXCLUDE (rn) FROM (SELECT d.*',
         'row_number() OVER (PARTITION BY candidate_id',
@@ -368,7 +401,7 @@ EXPECTED_TABLES['turns'] = EXPECTED_TABLES['turns'].replace(
     'asr_hypotheses STRUCT("text" VARCHAR, score DOUBLE, confidence DOUBLE)[], asr_word_confidence DOUBLE[], '
     'PRIMARY KEY(')
 assert 'asr_hypotheses' in EXPECTED_TABLES['turns']
-EXPECTED_SEQUENCES = ['analysis_id_seq', 'bulk_id_seq', 'candidate_id_seq', 'decision_seq', 'disparity_report_id_seq',
+EXPECTED_SEQUENCES = ['account_events_seq', 'analysis_id_seq', 'bulk_id_seq', 'candidate_id_seq', 'decision_seq', 'disparity_report_id_seq',
                       'evaluation_id_seq', 'import_id_seq', 'job_event_seq', 'job_id_seq', 'model_run_id_seq']
 
 

@@ -138,7 +138,7 @@ from app.store.turns import (
 )
 
 APPEND_ONLY_TABLES = ("imports", "decisions", "bulk_actions", "audit_items", "model_runs", "candidates",
-                      "candidate_distributions", "jobs", "job_events", "evaluations", "analyses")
+                      "candidate_distributions", "jobs", "job_events", "evaluations", "analyses", "account_events")
 
 __all__ = [
     "APPEND_ONLY_TABLES",
