@@ -51,8 +51,11 @@ sample-db: $(DB)
 
 # app/serve.py opens the database before the server starts (so the app holds it from the start), then runs
 # streamlit; it exits 2 on a bad setting and 3 when another process holds the database.
+# The demo on this laptop: no sign-in (TURNLENS_AUTH=none, said in the sidebar). A shared server uses accounts:
+# `make run AUTH=accounts` after `turnlens users add <name> --role admin` (docs/accounts.md).
+AUTH ?= none
 run: $(STAMP) $(DB)
-	TURNLENS_DB=$(DB) $(BIN)/python -m app.serve --server.address 127.0.0.1 --server.port $(PORT)
+	TURNLENS_AUTH=$(AUTH) TURNLENS_DB=$(DB) $(BIN)/python -m app.serve --server.address 127.0.0.1 --server.port $(PORT)
 
 test: $(STAMP)
 	bash scripts/ensure_chromium.sh

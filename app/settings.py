@@ -38,6 +38,24 @@ def env_flag(name: str, default: bool) -> bool:
                               "case does not matter")
 
 
+AUTH_MODES = ("accounts", "none")
+
+
+def auth_mode() -> str:
+    """TURNLENS_AUTH: ``accounts`` (the default: reviewers log in, see app.accounts) or ``none`` (a single-user
+    laptop: names are typed, not verified; chosen explicitly and shown in the sidebar). Anything else is an error
+    at start: a typo must not open a shared server to anyone."""
+    raw = os.environ.get("TURNLENS_AUTH")
+    word = (raw or "").strip().lower()
+    if not word:
+        return "accounts"
+    if word not in AUTH_MODES:
+        raise SettingsError("TURNLENS_AUTH", f"TURNLENS_AUTH={raw!r} is not a sign-in mode: use accounts (reviewers "
+                                             "log in; the default) or none (a single-user laptop, names not "
+                                             "verified)")
+    return word
+
+
 def audio_root() -> Path:
     """The folder a log's ``audio`` paths are relative to: $TURNLENS_AUDIO_ROOT, else <repo>/data/audio (where
     ``turnlens speech synthesize`` writes by default). Ingest checks a log's audio files under it and the pages play
@@ -54,6 +72,7 @@ class Settings:
     numba_cache: Path  # numba's compiled-code cache (NUMBA_CACHE_DIR), so a restart compiles less
     default_dataset: str = "sample"  # the dataset a new session opens on, when it exists (TURNLENS_DATASET)
     audio_root: Path = field(default_factory=audio_root)  # TURNLENS_AUDIO_ROOT, else <repo>/data/audio
+    auth: str = "accounts"  # TURNLENS_AUTH: accounts (log in) or none (single-user laptop); see auth_mode
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -67,4 +86,5 @@ class Settings:
                              / "numba"),
             default_dataset=os.environ.get("TURNLENS_DATASET", "").strip() or "sample",
             audio_root=audio_root(),
+            auth=auth_mode(),
         )

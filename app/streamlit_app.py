@@ -16,7 +16,7 @@ if str(_ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 
 from analysis.names import InvalidNameError, check_new_name, normalise_name  # noqa: E402
-from app import __version__, resources, state, store  # noqa: E402
+from app import __version__, accounts, resources, state, store  # noqa: E402
 from app.settings import Settings, SettingsError  # noqa: E402
 
 st.set_page_config(page_title="turnlens", page_icon=str(_ROOT / "app" / "static" / "favicon.png"), layout="wide")
@@ -78,15 +78,91 @@ def _accepted_reviewer(typed: str) -> str | None:
         return None
 
 
+def _sso_configured() -> bool:
+    """Single sign-on is on when .streamlit/secrets.toml has an [auth] section (Streamlit's st.login, OIDC)."""
+    try:
+        return "auth" in st.secrets
+    except (FileNotFoundError, KeyError):
+        return False
+
+
+def _login_form() -> None:
+    """The sign-in page of accounts mode: name and password, and single sign-on where configured. Stops the run."""
+    st.title("turnlens")
+    sso = _sso_configured()
+    if sso and st.user.is_logged_in:
+        # The identity provider vouched for this address, but no enabled account has it as its name.
+        st.error("Signed in, but there is no enabled turnlens account for this address.")
+        st.text(f"{st.user.get('email') or '(no e-mail in the identity token)'}: ask an admin to run "
+                "turnlens users add <e-mail> --sso --role reviewer")
+        st.button("Sign out", on_click=st.logout, key="sso_logout")
+        st.stop()
+    if accounts.store_accounts.count_active_accounts(conn) == 0 and not sso:
+        st.warning("Accounts mode (TURNLENS_AUTH=accounts) is on, but there is no account yet.")
+        st.text("Create one:  turnlens users add <name> --role admin\n"
+                "or, on a single-user laptop, start with TURNLENS_AUTH=none (names are then not verified).")
+        st.stop()
+    with st.form("login"):
+        name = st.text_input("Name", key="login_name")
+        password = st.text_input("Password", type="password", key="login_password")
+        submitted = st.form_submit_button("Log in", type="primary")
+    if submitted:
+        identity = accounts.authenticate(conn, name, password)
+        if identity is None:
+            st.error("Wrong name or password, or the account is disabled.")
+        else:
+            st.session_state[state.IDENTITY] = identity
+            st.rerun()
+    if sso:
+        st.button("Log in with single sign-on", on_click=st.login, key="sso_login")
+    st.stop()
+
+
+def _identity() -> accounts.Identity:
+    """Who acts in this session, per the sign-in mode (see app.accounts)."""
+    if settings.auth == "none":
+        with st.sidebar:
+            if state.REVIEWER_BOX not in st.session_state:
+                # A session (or a test) may name its reviewer before the box exists: the box starts with that name,
+                # which is then checked like a typed one.
+                st.session_state[state.REVIEWER_BOX] = st.session_state.get(state.REVIEWER) or ""
+            typed = st.text_input("Reviewer", key=state.REVIEWER_BOX, placeholder="your name",
+                                  help="Stored with every decision and import you make.")
+            name = _accepted_reviewer(typed)
+            st.caption("No-account mode (TURNLENS_AUTH=none): names are not verified; whoever types a name holds "
+                       "every role. For a single-user laptop.")
+        return accounts.Identity(name, "admin", False, "none") if name else accounts.NOBODY
+    if settings.read_only:
+        return accounts.NOBODY  # nothing can be written: nobody needs to sign in to look
+    identity = st.session_state.get(state.IDENTITY)
+    if identity is None and _sso_configured() and st.user.is_logged_in:
+        identity = accounts.identity_for_sso(conn, st.user.get("email"))
+    if identity is not None:
+        identity = accounts.refresh(conn, identity)  # a role changed or an account disabled counts at once
+    if identity is None or not identity.name:
+        st.session_state.pop(state.IDENTITY, None)
+        _login_form()
+    st.session_state[state.IDENTITY] = identity
+    return identity
+
+
+def _log_out() -> None:
+    st.session_state.pop(state.IDENTITY, None)
+    if _sso_configured() and st.user.is_logged_in:
+        st.logout()
+
+
 with st.sidebar:
     st.markdown("### turnlens")
-    if state.REVIEWER_BOX not in st.session_state:
-        # A session (or a test) may name its reviewer before the box exists: the box starts with that name,
-        # which is then checked like a typed one.
-        st.session_state[state.REVIEWER_BOX] = st.session_state.get(state.REVIEWER) or ""
-    typed = st.text_input("Reviewer", key=state.REVIEWER_BOX, placeholder="your name",
-                          help="Stored with every decision and import you make.")
-    st.session_state[state.REVIEWER] = _accepted_reviewer(typed)
+identity = _identity()
+st.session_state[state.REVIEWER] = identity.name or None
+
+with st.sidebar:
+    if identity.verified:
+        st.text(f"{identity.name} · {identity.role}")
+        st.button("Log out", on_click=_log_out, key="logout")
+    elif settings.read_only and settings.auth != "none":
+        st.caption("Read-only: no sign-in needed.")
     names = resources.datasets(conn, str(settings.db_path))
     if names:
         wanted = st.query_params.get("dataset")

@@ -13,6 +13,9 @@ from tests.helpers import ROOT
 # The app compiles UMAP in the background when it starts (about 45 s of CPU once per process); tests that open
 # pages do not want that competing with them. The Disparity page's tests start their projection themselves.
 os.environ.setdefault("TURNLENS_UMAP_WARMUP", "0")
+# Most page tests act as a reviewer named in the session, as on a single-user laptop; the tests of accounts
+# (tests/test_accounts*.py, the login browser test) switch TURNLENS_AUTH to accounts themselves.
+os.environ.setdefault("TURNLENS_AUTH", "none")
 
 
 @pytest.fixture
