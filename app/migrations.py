@@ -495,6 +495,70 @@ def m009_reviewer_accounts(conn: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+
+def m010_turn_wer_by_normaliser(conn: duckdb.DuckDBPyConnection) -> None:
+    """Word and character error counts per turn under each named text normaliser (issue 21, docs/wer.md), so a
+    dataset's WER can be read raw and normalised: ``turn_wer`` holds one row per turn with a reference and
+    normaliser (the turns table's wer_* columns stay the raw counts, as every reader before this one knew them),
+    ``dataset_wer_normaliser`` the normaliser a dataset's figures use unless a person picks another.
+
+    Existing turns get ``raw`` from their stored word counts and ``english-v1`` computed here, both with character
+    counts; existing datasets keep ``raw`` as their default, so no figure they showed changes. The counts come from
+    analysis.wer.turn_counts: a normaliser's rules never change under its name, so what this computes is fixed.
+    """
+    import pyarrow as pa
+
+    from analysis.wer import turn_counts
+
+    conn.execute("""
+        CREATE TABLE turn_wer (
+            dataset VARCHAR NOT NULL,
+            dialogue_id VARCHAR NOT NULL,
+            turn_index BIGINT NOT NULL,
+            normaliser VARCHAR NOT NULL,
+            wer_sub INTEGER NOT NULL CHECK (wer_sub >= 0),
+            wer_del INTEGER NOT NULL CHECK (wer_del >= 0),
+            wer_ins INTEGER NOT NULL CHECK (wer_ins >= 0),
+            wer_ref_words INTEGER NOT NULL CHECK (wer_ref_words >= 0),
+            char_edits INTEGER NOT NULL CHECK (char_edits >= 0),
+            ref_chars INTEGER NOT NULL CHECK (ref_chars >= 0),
+            PRIMARY KEY (dialogue_id, turn_index, normaliser)
+        )
+    """)
+    conn.execute("""
+        CREATE TABLE dataset_wer_normaliser (
+            dataset VARCHAR PRIMARY KEY,
+            normaliser VARCHAR NOT NULL
+        )
+    """)
+    conn.execute("INSERT INTO dataset_wer_normaliser SELECT DISTINCT dataset, 'raw' FROM turns")
+    stored = conn.sql("""
+        SELECT dataset, dialogue_id, turn_index, reference_text, asr_text, wer_sub, wer_del, wer_ins, wer_ref_words
+        FROM turns WHERE reference_text IS NOT NULL AND wer_ref_words >= 0
+    """).to_arrow_table()
+    if stored.num_rows == 0:
+        return
+    refs, hyps = stored.column("reference_text").to_pylist(), stored.column("asr_text").to_pylist()
+    for normaliser in ("raw", "english-v1"):
+        c = turn_counts(refs, hyps, normaliser=normaliser)
+        counts = {"wer_sub": c.sub, "wer_del": c.dele, "wer_ins": c.ins, "wer_ref_words": c.ref_words}
+        if normaliser == "raw":  # the stored word counts are the raw ones: keep them as they are
+            counts = {k: stored.column(k) for k in counts}
+        rows = pa.table({"dataset": stored.column("dataset"), "dialogue_id": stored.column("dialogue_id"),
+                         "turn_index": stored.column("turn_index"), **counts,
+                         "char_edits": c.char_edits, "ref_chars": c.ref_chars})
+        conn.register("m010_rows", rows)
+        try:
+            conn.execute("""
+                INSERT INTO turn_wer (dataset, dialogue_id, turn_index, normaliser, wer_sub, wer_del, wer_ins,
+                                      wer_ref_words, char_edits, ref_chars)
+                SELECT dataset, dialogue_id, turn_index, ?, wer_sub, wer_del, wer_ins, wer_ref_words, char_edits,
+                       ref_chars
+                FROM m010_rows
+            """, [normaliser])
+        finally:
+            conn.unregister("m010_rows")
+
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "m001_turns_and_imports", m001_turns_and_imports),
     (2, "m002_review", m002_review),
@@ -505,6 +569,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] =
     (7, "m007_disparity_reports", m007_disparity_reports),
     (8, "m008_turn_audio_and_hypotheses", m008_turn_audio_and_hypotheses),
     (9, "m009_reviewer_accounts", m009_reviewer_accounts),
+    (10, "m010_turn_wer_by_normaliser", m010_turn_wer_by_normaliser),
 ]
 
 

@@ -401,6 +401,17 @@ EXPECTED_TABLES['turns'] = EXPECTED_TABLES['turns'].replace(
     'asr_hypotheses STRUCT("text" VARCHAR, score DOUBLE, confidence DOUBLE)[], asr_word_confidence DOUBLE[], '
     'PRIMARY KEY(')
 assert 'asr_hypotheses' in EXPECTED_TABLES['turns']
+# m010: word and character error counts per turn and normaliser, and each dataset's default normaliser
+EXPECTED_TABLES.update({
+    'dataset_wer_normaliser': 'CREATE TABLE dataset_wer_normaliser(dataset VARCHAR PRIMARY KEY, normaliser VARCHAR NOT NULL);',
+    'turn_wer': ", ".join([
+        'CREATE TABLE turn_wer(dataset VARCHAR NOT NULL', 'dialogue_id VARCHAR', 'turn_index BIGINT',
+        'normaliser VARCHAR', 'wer_sub INTEGER NOT NULL', 'wer_del INTEGER NOT NULL', 'wer_ins INTEGER NOT NULL',
+        'wer_ref_words INTEGER NOT NULL', 'char_edits INTEGER NOT NULL', 'ref_chars INTEGER NOT NULL',
+        'CHECK((wer_sub >= 0))', 'CHECK((wer_del >= 0))', 'CHECK((wer_ins >= 0))', 'CHECK((wer_ref_words >= 0))',
+        'CHECK((char_edits >= 0))', 'CHECK((ref_chars >= 0))', 'PRIMARY KEY(dialogue_id, turn_index, normaliser));',
+    ]),
+})
 EXPECTED_SEQUENCES = ['account_events_seq', 'analysis_id_seq', 'bulk_id_seq', 'candidate_id_seq', 'decision_seq', 'disparity_report_id_seq',
                       'evaluation_id_seq', 'import_id_seq', 'job_event_seq', 'job_id_seq', 'model_run_id_seq']
 
