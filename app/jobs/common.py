@@ -41,6 +41,28 @@ def weights_version(fingerprint: str | None, model_dir: Path) -> str:
     return f"{fingerprint}-{digest}"
 
 
+class LoadedModel:
+    """A family's trained model loaded for scoring, with its model run (name, version, parameters as canonical
+    JSON): what registry.BatchScoring.load returns. Picklable, so the Ray engine can ship it to its workers; the
+    text embedder is made on first use in each process (it holds the on-disk cache and the encoder)."""
+
+    def __init__(self, model, run: tuple[str, str, str]):
+        self.model = model
+        self.run = run
+        self._embed: Callable[[list[str]], np.ndarray] | None = None
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if self._embed is None:
+            self._embed = embedder()
+        return self._embed(texts)
+
+    def __getstate__(self) -> dict:
+        return {"model": self.model, "run": self.run}  # the embedder stays in its process
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["model"], state["run"])
+
+
 REVIEWED = Option("with_reviewed", bool, False, "also train on labels people accepted or corrected in review "
                                                  "(they win over gold)")
 HOLD_OUT = Option("hold_out", bool, True, "keep a fifth of the dialogues out of training, for the quick "

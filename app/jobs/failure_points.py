@@ -25,6 +25,7 @@ from app import store
 from app.jobs.common import (
     HOLD_OUT,
     REVIEWED,
+    LoadedModel,
     describe,
     embedder,
     evaluate_with,
@@ -34,7 +35,7 @@ from app.jobs.common import (
     stages,
     weights_version,
 )
-from app.jobs.registry import Family, Option, register
+from app.jobs.registry import BatchScoring, Family, Option, register
 
 MODEL_NAME = "failure-points"
 
@@ -82,15 +83,31 @@ def score_inputs(conn: duckdb.DuckDBPyConnection, dataset: str) -> list[dict]:
     return turns
 
 
+def load(model_dir: Path, options: dict | None = None) -> LoadedModel:
+    """The checkpoint's classifier and its model run, for scoring batch after batch (registry.BatchScoring)."""
+    clf = FailurePointClassifier.from_pretrained(model_dir)
+    params = canonical_json({"config": asdict(clf.config), "data_fingerprint": clf.fingerprint,
+                             "checkpoint": str(Path(model_dir).resolve())})
+    return LoadedModel(clf, (MODEL_NAME, weights_version(clf.fingerprint, model_dir), params))
+
+
 def candidates(turns: list[dict], model_dir: Path, *, embed: Callable | None = None,
                progress: Callable[[str, int, int], None] | None = None, timings: dict | None = None) -> pa.Table:
     """Each turn's most likely failure point as a `failure_point` candidate (CANDIDATE_SCHEMA): its probability
     is the score, the whole vector (every label of LABELS) the distribution, the checkpoint the model run.
     Pure: no database."""
+    return candidates_from(load(model_dir), turns, embed=embed, progress=progress, timings=timings)
+
+
+def candidates_from(loaded: LoadedModel, turns: list[dict], *, embed: Callable | None = None,
+                    progress: Callable[[str, int, int], None] | None = None, timings: dict | None = None
+                    ) -> pa.Table:
+    """candidates() with the model already loaded (load()). turns must hold whole dialogues: the model reads each
+    turn's dialogue context."""
     clock = time.perf_counter
     spent = timings if timings is not None else {}
     spent.update(inputs=0.0, text_encoder=0.0, model=0.0)
-    embed = embed or embedder()
+    embed = embed or loaded.embed
 
     def timed_embed(texts: list[str]) -> np.ndarray:
         start = clock()
@@ -99,7 +116,7 @@ def candidates(turns: list[dict], model_dir: Path, *, embed: Callable | None = N
         finally:
             spent["text_encoder"] += clock() - start
 
-    clf = FailurePointClassifier.from_pretrained(model_dir)
+    clf = loaded.model
     start = clock()
     examples = build_examples(turns)
     spent["inputs"] = clock() - start
@@ -107,10 +124,8 @@ def candidates(turns: list[dict], model_dir: Path, *, embed: Callable | None = N
     probs = clf.predict_proba(examples, embed=timed_embed,
                               progress=progress and (lambda done, total: progress("scoring", done, total)))
     spent["model"] = clock() - start - spent["text_encoder"]
-    params = canonical_json({"config": asdict(clf.config), "data_fingerprint": clf.fingerprint,
-                             "checkpoint": str(Path(model_dir).resolve())})
+    name, version, params = loaded.run
     best = probs.argmax(axis=1)
-    version = weights_version(clf.fingerprint, model_dir)
     rows = []
     for ex, p, b in zip(examples, probs.tolist(), best.tolist(), strict=True):
         kind, key = target_key(ex.dialogue_id, ex.turn_index)
@@ -118,7 +133,7 @@ def candidates(turns: list[dict], model_dir: Path, *, embed: Callable | None = N
                      "turn_index": ex.turn_index, "other_dialogue_id": None, "other_turn_index": None,
                      "target_key": key, "value": json.dumps(LABELS[b]), "score": p[b],
                      "distribution": canonical_json(dict(zip(LABELS, p, strict=True))),
-                     "model_name": MODEL_NAME, "model_version": version, "model_parameters": params,
+                     "model_name": name, "model_version": version, "model_parameters": params,
                      "run_at": None})
     return pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA)
 
@@ -158,8 +173,11 @@ def _fp_train(inputs: dict, options: dict, out: Path, progress) -> dict:
     return summary
 
 
-def _fp_score(turns: list[dict], options: dict, checkpoint: Path, progress):
-    return candidates(turns, checkpoint, progress=progress)
+def _fp_score(loaded: LoadedModel, turns: list[dict], options: dict, progress=None):
+    return candidates_from(loaded, turns, progress=progress)
+
+
+BATCH = BatchScoring(load=load, score=_fp_score, whole_dialogues=True)
 
 
 _TEXT_DROPOUT = 0.3  # the best text dropout on validation
@@ -182,7 +200,7 @@ register(Family(
                                                 "while training (default: the best on validation)", low=0,
                     high=0.99),
              REVIEWED, HOLD_OUT),
-    read_train=_read_train, train=_fp_train, read_score=_read_score, score=_fp_score,
+    read_train=_read_train, train=_fp_train, read_score=_read_score, score=BATCH.local, batch=BATCH,
     read_evaluate=read_heldout,
     evaluate=evaluate_with("analysis.failure_points.evaluation:evaluate_heldout",
                             "analysis.failure_points.model:FailurePointClassifier"),

@@ -86,6 +86,29 @@ class Action:
 
 
 @dataclass(frozen=True)
+class BatchScoring:
+    """How a family scores turns batch by batch, shared by the local score action and the Ray engine
+    (app/engines/ray_scoring.py), so both produce the same candidates.
+
+    - ``load(checkpoint, options)`` loads the trained model once and returns a picklable scorer (the Ray engine
+      loads it in the driver and ships it to its actors through the object store: workers need no access to the
+      checkpoint folder);
+    - ``score(scorer, inputs, options, progress)`` turns a batch's score inputs (what the family's ``read_score``
+      returns for those turns) into CANDIDATE_SCHEMA rows. Pure: no database.
+    - ``whole_dialogues``: the model reads a turn's dialogue context, so a batch must hold every turn of each of its
+      dialogues (the Ray engine groups turns by dialogue before scoring).
+    """
+
+    load: Callable[[Path, dict], Any]
+    score: Callable[[Any, Any, dict, Progress | None], Any]
+    whole_dialogues: bool = False
+
+    def local(self, inputs: Any, options: dict, checkpoint: Path, progress: Progress) -> Any:
+        """The score action's run: the whole dataset as one batch."""
+        return self.score(self.load(checkpoint, options), inputs, options, progress)
+
+
+@dataclass(frozen=True)
 class Family:
     """A model family. Checkpoints of app jobs go to models/<dataset>/<name>/job-<id>."""
 
@@ -113,6 +136,9 @@ class Family:
     # after the speech demo is ingested; an action on another dataset than the sample uses the sample's checkpoint.
     # None: every action on the sample.
     make_run: tuple[tuple[str, str, tuple[str, ...]], ...] | None = None
+    # How the family scores a batch of turns (the local score action and `turnlens score --engine ray` both use it);
+    # None: the family cannot score turns batch by batch (skills: its proposals come from its own training run)
+    batch: BatchScoring | None = None
 
     def _standard(self) -> list[Action]:
         found = []
