@@ -1,5 +1,5 @@
-"""Ingestion: validate log files, check their audio files, add per-turn WER counts, append them to the store in one
-transaction.
+"""Ingestion: validate log files, check their audio files, add per-turn WER counts (under every normaliser,
+analysis/wer_normalise.py), append them to the store in one transaction.
 
 Shared by ``turnlens ingest`` and the app's Import page, so both refuse and accept exactly the same input.
 """
@@ -18,7 +18,8 @@ import pyarrow as pa
 
 from analysis.log_format import is_audio_url
 from analysis.logs import LogFormatError, ParsedLog, Problem, audio_problems
-from analysis.wer import error_counts
+from analysis import wer_normalise
+from analysis.wer import turn_counts
 from app import store
 from app.isolated_read import read_logs_isolated
 from app.settings import audio_root as configured_audio_root
@@ -29,21 +30,41 @@ Progress = Callable[[str, int, int | None], None]
 _WER_CHUNK = 50_000
 
 
-def with_wer_counts(table: pa.Table, progress: Progress | None = None) -> pa.Table:
-    """Append wer_sub, wer_del, wer_ins, wer_ref_words (-1 where there is no reference_text)."""
+_WER_FIELDS = ("wer_sub", "wer_del", "wer_ins", "wer_ref_words", "char_edits", "ref_chars")
+
+
+def with_wer_counts(table: pa.Table, progress: Progress | None = None,
+                    normalisers: Sequence[str] = wer_normalise.NAMES) -> tuple[pa.Table, pa.Table]:
+    """The table with wer_sub, wer_del, wer_ins, wer_ref_words appended (the raw counts, -1 where there is no
+    reference_text), and the counts of every turn with a reference under each normaliser, one row per turn and
+    normaliser: dialogue_id, turn_index, normaliser, wer_sub, wer_del, wer_ins, wer_ref_words, char_edits,
+    ref_chars (store.insert_turns writes them to turn_wer). ``raw`` is always counted: the turns' own columns
+    hold it."""
+    names = [wer_normalise.RAW, *(n for n in normalisers if n != wer_normalise.RAW)]
     n = table.num_rows
-    parts: list[tuple] = []
-    for start in range(0, n, _WER_CHUNK):
-        chunk = table.slice(start, _WER_CHUNK)
-        parts.append(error_counts(chunk.column("reference_text").to_pylist(),
-                                  chunk.column("asr_text").to_pylist()))
-        if progress:
-            progress("wer", min(start + _WER_CHUNK, n), n)
-    for i, name in enumerate(("wer_sub", "wer_del", "wer_ins", "wer_ref_words")):
-        values = [p[i] for p in parts]
-        table = table.append_column(name, pa.chunked_array([pa.array(v, type=pa.int32()) for v in values]
-                                                          or [pa.array([], type=pa.int32())]))
-    return table
+    refs, hyps = table.column("reference_text"), table.column("asr_text")
+    has_ref = refs.is_valid()
+    keys = table.select(["dialogue_id", "turn_index"]).filter(has_ref)
+    raw_columns: list[list[pa.Array]] = [[] for _ in range(4)]
+    rows = []
+    for k, name in enumerate(names):
+        parts: list[list[pa.Array]] = [[] for _ in _WER_FIELDS]
+        for start in range(0, n, _WER_CHUNK):
+            c = turn_counts(refs.slice(start, _WER_CHUNK).to_pylist(), hyps.slice(start, _WER_CHUNK).to_pylist(),
+                            normaliser=name)
+            for i, values in enumerate((c.sub, c.dele, c.ins, c.ref_words, c.char_edits, c.ref_chars)):
+                parts[i].append(pa.array(values, type=pa.int32()))
+            if progress:
+                progress("wer", k * n + min(start + _WER_CHUNK, n), n * len(names))
+        columns = [pa.chunked_array(p, type=pa.int32()) for p in parts]
+        if name == wer_normalise.RAW:
+            raw_columns = columns[:4]
+        rows.append(pa.table({"dialogue_id": keys.column("dialogue_id"), "turn_index": keys.column("turn_index"),
+                              "normaliser": pa.array([name] * keys.num_rows, type=pa.string()),
+                              **{f: col.filter(has_ref) for f, col in zip(_WER_FIELDS, columns, strict=True)}}))
+    for name, column in zip(_WER_FIELDS[:4], raw_columns, strict=True):
+        table = table.append_column(name, column)
+    return table, pa.concat_tables(rows)
 
 
 def fingerprint(paths: Sequence[str | Path]) -> str:
@@ -94,17 +115,21 @@ def check_audio(parsed: ParsedLog, root: str | Path, *, allow_missing: bool = Fa
 def ingest_files(conn: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *, dataset: str,
                  imported_by: str | None = None, source_names: Sequence[str] | None = None,
                  progress: Progress | None = None, audio_root: str | Path | None = None,
-                 allow_missing_audio: bool = False) -> tuple[store.IngestResult, dict[str, int]]:
+                 allow_missing_audio: bool = False,
+                 wer_normaliser: str = wer_normalise.DEFAULT_FOR_NEW_DATASETS
+                 ) -> tuple[store.IngestResult, dict[str, int]]:
     """Validate and store paths as one input. Returns the result and the unknown fields kept in extras.
 
     Raises analysis.logs.LogFormatError (AudioFilesError for the audio files) or store.IngestConflictError; in
     every case nothing is written. The files are read in a child process (app/isolated_read.py): no input can
     crash the caller. source_names replaces the paths in messages and the import log (e.g. an upload's original
     name). The turns' audio files must exist under audio_root (default: the setting, app.settings.audio_root),
-    unless allow_missing_audio (check_audio).
+    unless allow_missing_audio (check_audio). wer_normaliser: the normaliser the dataset's WER figures use by
+    default, if the dataset is new (every normaliser's counts are stored either way).
     """
     if not dataset or not dataset.strip():
         raise ValueError("dataset name must not be empty")
+    wer_normalise.get(wer_normaliser)  # an unknown name is refused before any work
     # The parsed table maps a file in this folder: it stays until the insert is done.
     with tempfile.TemporaryDirectory(prefix="turnlens-read-") as workdir:
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -117,17 +142,17 @@ def ingest_files(conn: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *
         check_audio(parsed, configured_audio_root() if audio_root is None else audio_root,
                     allow_missing=allow_missing_audio)
         return _store(conn, parsed, paths, dataset=dataset, imported_by=imported_by, source_names=source_names,
-                      digest=digest.result(), progress=progress)
+                      digest=digest.result(), progress=progress, wer_normaliser=wer_normaliser)
 
 
 def _store(conn: duckdb.DuckDBPyConnection, parsed: ParsedLog, paths: Sequence[str | Path], *, dataset: str,
-           imported_by: str | None, source_names: Sequence[str] | None, digest: str, progress: Progress | None
-           ) -> tuple[store.IngestResult, dict[str, int]]:
-    table = with_wer_counts(parsed.table, progress)
+           imported_by: str | None, source_names: Sequence[str] | None, digest: str, progress: Progress | None,
+           wer_normaliser: str) -> tuple[store.IngestResult, dict[str, int]]:
+    table, wer_rows = with_wer_counts(parsed.table, progress)
     if progress:
         progress("write", 0, table.num_rows)
     try:
-        result = store.insert_turns(conn, table, dataset=dataset.strip(),
+        result = store.insert_turns(conn, table, dataset=dataset.strip(), wer_rows=wer_rows, wer_normaliser=wer_normaliser,
                                     sources=list(source_names or [str(p) for p in paths]),
                                     content_sha256=digest, unknown_fields=parsed.unknown_fields,
                                     imported_by=imported_by)

@@ -43,7 +43,7 @@ def conn(tmp_path):
 
 
 def test_domain_sums_give_the_per_dialogue_intervals(conn):
-    sums = store.list_domain_signal_sums(conn, "demo")
+    sums = store.list_domain_signal_sums(conn, "demo", "raw")  # the raw counts: compared with the turns' own
     assert sums["domain"].tolist()[:2] == ["weather", "music"] and pd.isna(sums["domain"].iloc[2])  # by turns
     weather = sums.iloc[0]
     assert (weather["dialogues"], weather["turns"], weather["unhandled"], weather["unhandled_dialogues"]) == \

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from analysis.wer import align, error_counts, pooled_wer, words
+from analysis.wer_normalise import ENGLISH_V1, normalise
 from app import store
 from app.ingest import ingest_files
 
@@ -92,6 +93,14 @@ def test_stored_counts_equal_jiwer_on_the_sample_data(db, sample_log):
         expected = jiwer_counts(p["reference_text"], p["asr_text"])
         assert (p["wer_sub"], p["wer_del"], p["wer_ins"], p["wer_ref_words"]) == expected, p
     # and the pooled figure over the whole set equals jiwer's corpus-level WER
-    total = store.get_overview_counts(db, "sample")
+    total = store.get_overview_counts(db, "sample", "raw")
     corpus = jiwer.wer([p["reference_text"] for p in pairs], [p["asr_text"] for p in pairs])
     assert total.pooled_wer == pytest.approx(corpus)
+    # the dataset's default, english-v1, equals jiwer's on the normalised texts (empty references left out)
+    english = store.list_wer_pairs(db, "sample", "english-v1").to_pylist()
+    refs = [normalise(p["reference_text"], ENGLISH_V1) for p in english]
+    hyps = [normalise(p["asr_text"], ENGLISH_V1) for p in english]
+    keep = [k for k, r in enumerate(refs) if r.strip()]
+    assert len(keep) == len(refs) > 1000
+    assert store.get_overview_counts(db, "sample").pooled_wer == pytest.approx(
+        jiwer.wer([refs[k] for k in keep], [hyps[k] for k in keep]))

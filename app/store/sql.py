@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from analysis import wer_normalise
 from analysis.candidates import is_task_name
 from analysis.log_format import FIELDS, FIELDS_1_1, NBEST_CONFIDENCE, NBEST_SCORE
 
@@ -58,11 +59,13 @@ GOLD_COLUMNS = ", ".join(f'"{f.name}"' for f in FIELDS if f.name.startswith("gol
 # The logged NLU output of a turn (list_nlu_outputs): a fixed column list.
 NLU_COLUMNS = ", ".join(("dialogue_id", "turn_index", "nlu_intent", "nlu_slots", "nlu_confidence"))
 
-# Pooled WER and the rate of each failure signal, for any grouping of turns: a constant.
+# Pooled WER and CER and the rate of each failure signal, for any grouping of turns (of turns_with_wer: the
+# CER needs its character counts): a constant.
 SIGNALS = """
     count(*) AS turns,
     sum(wer_sub + wer_del + wer_ins) FILTER (wer_ref_words >= 0)
       / nullif(sum(wer_ref_words) FILTER (wer_ref_words >= 0), 0) AS pooled_wer,
+    sum(char_edits) FILTER (ref_chars >= 0) / nullif(sum(ref_chars) FILTER (ref_chars >= 0), 0) AS pooled_cer,
     avg(CASE WHEN response_status = 'unhandled' THEN 1 ELSE 0 END) AS unhandled_rate,
     avg(CASE WHEN response_status = 'error' THEN 1 ELSE 0 END) AS error_rate,
     avg(CASE WHEN barge_in THEN 1 ELSE 0 END) AS barge_in_rate,
@@ -84,6 +87,27 @@ FAILED_TURN = "(response_status IN ('unhandled', 'error') OR er_status = 'unreso
 DIALOGUE_ORDERS = {"newest": "started DESC, dialogue_id",
                    "wer": "pooled_wer DESC NULLS LAST, started DESC, dialogue_id"}
 
+
+# ------------------------------------------------------------------------------------------ word error rates
+
+
+def turns_with_wer(normaliser: str) -> str:
+    """The turns table as a subquery (``FROM {source} t``) whose wer_sub, wer_del, wer_ins and wer_ref_words are
+    the counts under ``normaliser`` (m010's turn_wer), with char_edits and ref_chars beside them; all -1 where a
+    turn has no reference, as in the turns table. ``raw`` keeps the turns' own word counts (stored with every
+    turn since m001) and takes only the character counts from turn_wer.
+
+    The normaliser is spliced as a string literal only after it is checked against
+    analysis.wer_normalise.NAMES, a fixed tuple of names made of lowercase letters, digits and '-': ValueError
+    for anything else, so no input reaches the SQL text."""
+    if normaliser not in wer_normalise.NAMES:
+        raise ValueError(f"unknown WER normaliser {normaliser!r}: known are {', '.join(wer_normalise.NAMES)}")
+    counts = "" if normaliser == wer_normalise.RAW else (
+        " REPLACE (coalesce(w.wer_sub, -1) AS wer_sub, coalesce(w.wer_del, -1) AS wer_del, "
+        "coalesce(w.wer_ins, -1) AS wer_ins, coalesce(w.wer_ref_words, -1) AS wer_ref_words)")
+    return f"""(SELECT t.*{counts}, coalesce(w.char_edits, -1) AS char_edits, coalesce(w.ref_chars, -1) AS ref_chars
+        FROM turns t LEFT JOIN turn_wer w
+          ON w.dialogue_id = t.dialogue_id AND w.turn_index = t.turn_index AND w.normaliser = '{normaliser}')"""
 
 def distinct_values(column: str) -> str:
     """The distinct values of one filterable column of a dataset's turns (parameter: dataset). Raises

@@ -11,6 +11,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from analysis import wer_normalise
 from app import __version__
 from app.store import sql
 from app.store.connection import _CONFLICT_LIMIT, IngestConflictError, transaction
@@ -27,11 +28,15 @@ class IngestResult:
 
 
 def insert_turns(conn: duckdb.DuckDBPyConnection, turns: pa.Table, *, dataset: str, sources: list[str],
-                 content_sha256: str, unknown_fields: dict[str, int], imported_by: str | None
+                 content_sha256: str, unknown_fields: dict[str, int], imported_by: str | None,
+                 wer_rows: pa.Table, wer_normaliser: str = wer_normalise.DEFAULT_FOR_NEW_DATASETS
                  ) -> IngestResult:
-    """Append turns (``TURN_SCHEMA`` plus wer_* columns) atomically: the 1.0 fields, the 1.1 fields (audio,
-    audio_source, asr_word_confidence) and the n-best as whole hypotheses (asr_hypotheses: text, score,
-    confidence; asr_nbest keeps the texts).
+    """Append turns (``TURN_SCHEMA`` plus wer_* columns, the raw counts) atomically: the 1.0 fields, the 1.1 fields
+    (audio, audio_source, asr_word_confidence) and the n-best as whole hypotheses (asr_hypotheses: text, score,
+    confidence; asr_nbest keeps the texts); with them, the new turns' rows of ``wer_rows`` (dialogue_id,
+    turn_index, normaliser, wer_sub, wer_del, wer_ins, wer_ref_words, char_edits, ref_chars: their counts under
+    each normaliser, app.ingest.with_wer_counts) go to turn_wer. A dataset stored for the first time gets
+    ``wer_normaliser`` as the normaliser its WER figures use by default; a dataset stored before keeps its own.
 
     Turns already stored with the same content are skipped (re-ingest is idempotent); a turn whose
     (dialogue_id, turn_index) is stored with different content, or whose time order contradicts the
@@ -85,9 +90,22 @@ def insert_turns(conn: duckdb.DuckDBPyConnection, turns: pa.Table, *, dataset: s
             order = _time_order_violations(cur, import_id)
             if order:
                 raise IngestConflictError([m for _, _, m in order], order)
+            cur.register("incoming_wer", wer_rows)
+            cur.execute("""
+                INSERT INTO turn_wer (dataset, dialogue_id, turn_index, normaliser, wer_sub, wer_del, wer_ins,
+                                      wer_ref_words, char_edits, ref_chars)
+                SELECT ?, w.dialogue_id, w.turn_index, w.normaliser, w.wer_sub, w.wer_del, w.wer_ins,
+                       w.wer_ref_words, w.char_edits, w.ref_chars
+                FROM incoming_wer w SEMI JOIN (SELECT dialogue_id, turn_index FROM turns WHERE import_id = ?) n
+                  USING (dialogue_id, turn_index)
+            """, [dataset, import_id])
+            wer_normalise.get(wer_normaliser)  # a known name, or ValueError before anything is committed
+            cur.execute("INSERT INTO dataset_wer_normaliser VALUES (?, ?) ON CONFLICT DO NOTHING",
+                        [dataset, wer_normaliser])
             return IngestResult(import_id, turns.num_rows, turns.num_rows - present, present)
     finally:
         cur.unregister("incoming")
+        cur.unregister("incoming_wer")
         cur.close()
 
 
@@ -131,6 +149,26 @@ def list_datasets(conn: duckdb.DuckDBPyConnection) -> list[str]:
         "SELECT DISTINCT dataset FROM turns ORDER BY dataset").fetchall()]
 
 
+def get_wer_normaliser(conn: duckdb.DuckDBPyConnection, dataset: str) -> str:
+    """The normaliser a dataset's WER figures use unless one is picked (analysis/wer_normalise.py): the one set
+    when it was first stored (english-v1 since m010), ``raw`` for a dataset stored before m010 or none at all."""
+    row = conn.cursor().execute("SELECT normaliser FROM dataset_wer_normaliser WHERE dataset = ?",
+                                [dataset]).fetchone()
+    return row[0] if row else wer_normalise.RAW
+
+
+def set_wer_normaliser(conn: duckdb.DuckDBPyConnection, dataset: str, normaliser: str) -> None:
+    """Make normaliser the dataset's default for WER figures (ValueError for an unknown name). Every
+    normaliser's counts are stored for every turn, so nothing is recomputed."""
+    wer_normalise.get(normaliser)
+    conn.cursor().execute("INSERT OR REPLACE INTO dataset_wer_normaliser VALUES (?, ?)", [dataset, normaliser])
+
+
+def _wer_source(conn: duckdb.DuckDBPyConnection, dataset: str, normaliser: str | None) -> str:
+    """sql.turns_with_wer for normaliser, or for the dataset's default when None."""
+    return sql.turns_with_wer(normaliser or get_wer_normaliser(conn, dataset))
+
+
 @dataclass(frozen=True)
 class OverviewCounts:
     turns: int
@@ -144,53 +182,77 @@ class OverviewCounts:
     barge_ins: int
     first: object
     last: object
+    char_edits: int = 0  # character edits over turns with a reference and character counts
+    ref_chars: int = 0
+    normaliser: str = wer_normalise.RAW  # what errors, ref_words and the character counts were counted under
 
     @property
     def pooled_wer(self) -> float | None:
         return self.errors / self.ref_words if self.ref_words else None
 
+    @property
+    def pooled_cer(self) -> float | None:
+        return self.char_edits / self.ref_chars if self.ref_chars else None
 
-def get_overview_counts(conn: duckdb.DuckDBPyConnection, dataset: str) -> OverviewCounts:
-    row = conn.cursor().execute("""
+
+def get_overview_counts(conn: duckdb.DuckDBPyConnection, dataset: str, normaliser: str | None = None
+                        ) -> OverviewCounts:
+    """The Overview's headline counts; the word and character counts under normaliser (None: the dataset's
+    default, get_wer_normaliser)."""
+    normaliser = normaliser or get_wer_normaliser(conn, dataset)
+    source = sql.turns_with_wer(normaliser)
+    # source: sql.turns_with_wer, a checked normaliser name in a fixed subquery
+    row = conn.cursor().execute(f"""
         SELECT count(*), count(DISTINCT dialogue_id), count(DISTINCT user_id), count(DISTINCT speaker_id),
                coalesce(sum(wer_sub + wer_del + wer_ins) FILTER (wer_ref_words >= 0), 0),
                coalesce(sum(wer_ref_words) FILTER (wer_ref_words >= 0), 0),
                count(*) FILTER (wer_ref_words >= 0),
                count(*) FILTER (response_status = 'unhandled'),
                count(*) FILTER (barge_in),
-               min(timestamp), max(timestamp)
-        FROM turns WHERE dataset = ?
+               min(timestamp), max(timestamp),
+               coalesce(sum(char_edits) FILTER (ref_chars >= 0), 0),
+               coalesce(sum(ref_chars) FILTER (ref_chars >= 0), 0)
+        FROM {source} t WHERE dataset = ?
     """, [dataset]).fetchone()
-    return OverviewCounts(*row)
+    return OverviewCounts(*row, normaliser=normaliser)
 
 
-def list_signals_by_domain(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
-    """Per NLU domain: turns, pooled WER, and the rate of each failure signal."""
-    # sql.SIGNALS is a constant: no value is spliced into the SQL
+def list_signals_by_domain(conn: duckdb.DuckDBPyConnection, dataset: str, normaliser: str | None = None
+                           ) -> pd.DataFrame:
+    """Per NLU domain: turns, pooled WER and CER (under normaliser; None: the dataset's default), and the rate of
+    each failure signal."""
+    source = _wer_source(conn, dataset, normaliser)
+    # sql.SIGNALS is a constant and source sql.turns_with_wer's checked subquery: no value is spliced into the SQL
     return conn.cursor().execute(f"""
         SELECT coalesce(nlu_domain, '(none)') AS domain, {sql.SIGNALS}
-        FROM turns WHERE dataset = ? GROUP BY ALL ORDER BY turns DESC
+        FROM {source} t WHERE dataset = ? GROUP BY ALL ORDER BY turns DESC
     """, [dataset]).df()
 
 
-def list_signals_by_day(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
-    """Per UTC day: turns, pooled WER, and the rate of each failure signal."""
-    # sql.SIGNALS is a constant: no value is spliced into the SQL
+def list_signals_by_day(conn: duckdb.DuckDBPyConnection, dataset: str, normaliser: str | None = None
+                        ) -> pd.DataFrame:
+    """Per UTC day: turns, pooled WER and CER (under normaliser; None: the dataset's default), and the rate of
+    each failure signal."""
+    source = _wer_source(conn, dataset, normaliser)
+    # sql.SIGNALS is a constant and source sql.turns_with_wer's checked subquery: no value is spliced into the SQL
     return conn.cursor().execute(f"""
         SELECT date_trunc('day', timestamp)::DATE AS day, {sql.SIGNALS}
-        FROM turns WHERE dataset = ? GROUP BY ALL ORDER BY day
+        FROM {source} t WHERE dataset = ? GROUP BY ALL ORDER BY day
     """, [dataset]).df()
 
 
-def list_domain_signal_sums(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
+def list_domain_signal_sums(conn: duckdb.DuckDBPyConnection, dataset: str, normaliser: str | None = None
+                            ) -> pd.DataFrame:
     """Per NLU domain (NULL: none), sums over its dialogues for intervals with the dialogue as the unit
     (analysis.rates.group_rates and group_wer): with m a dialogue's turns in the domain and y its turns with a
     signal (unhandled, error, barge_in, negative_feedback): dialogues, turns (sum m), turns_sq (sum m^2), and per
     signal its sum y, the dialogues with y > 0 (_dialogues), sum y^2 (_sq) and sum y*m (_by_turns); for WER,
     over the dialogues with a reference transcript (wer_dialogues), with e their word errors and w reference
-    words: wer_turns, wer_errors, wer_ref_words, and sums e^2, e*w, w^2. Aggregated here so the page receives
-    one row per domain, not one per dialogue."""
-    return conn.cursor().execute("""
+    words: wer_turns, wer_errors, wer_ref_words, and sums e^2, e*w, w^2, counted under normaliser (None: the
+    dataset's default). Aggregated here so the page receives one row per domain, not one per dialogue."""
+    source = _wer_source(conn, dataset, normaliser)
+    # source: sql.turns_with_wer's checked subquery
+    return conn.cursor().execute(f"""
         WITH d AS (
             SELECT nlu_domain AS domain, dialogue_id, count(*) AS m,
                    count(*) FILTER (response_status = 'unhandled') AS unhandled,
@@ -200,7 +262,7 @@ def list_domain_signal_sums(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd
                    count(*) FILTER (wer_ref_words >= 0) AS wer_turns,
                    coalesce(sum(wer_sub + wer_del + wer_ins) FILTER (wer_ref_words >= 0), 0) AS e,
                    coalesce(sum(wer_ref_words) FILTER (wer_ref_words >= 0), 0) AS w
-            FROM turns WHERE dataset = ? GROUP BY ALL
+            FROM {source} t WHERE dataset = ? GROUP BY ALL
         )
         SELECT domain, count(*) AS dialogues, sum(m) AS turns, sum(m * m) AS turns_sq,
                sum(unhandled) AS unhandled, count(*) FILTER (unhandled > 0) AS unhandled_dialogues,
@@ -241,14 +303,16 @@ DIALOGUE_ORDERS = tuple(sql.DIALOGUE_ORDERS)  # "newest" first, or highest poole
 
 
 def list_dialogues(conn: duckdb.DuckDBPyConnection, dataset: str, flt: DialogueFilter, *,
-                   limit: int = 50, offset: int = 0, order: str = "newest") -> tuple[pd.DataFrame, int]:
+                   limit: int = 50, offset: int = 0, order: str = "newest", normaliser: str | None = None
+                   ) -> tuple[pd.DataFrame, int]:
     """Dialogues with at least one turn matching the filter, in ``order`` (DIALOGUE_ORDERS; ValueError for
     another), and how many there are. Per dialogue: its turns, pooled WER over its turns with a reference
     (NaN without one), failed_turns (a visible component failure, sql.FAILED_TURN) and has_failure, and
-    barge_ins (counted apart: a barge-in is not a failure)."""
+    barge_ins (counted apart: a barge-in is not a failure). WER under normaliser (None: the dataset's default)."""
     if order not in sql.DIALOGUE_ORDERS:
         raise ValueError(f"unknown dialogue order {order!r}; expected one of {', '.join(DIALOGUE_ORDERS)}")
     where, params = sql.dialogue_where(dataset, flt)
+    source = _wer_source(conn, dataset, normaliser)
     cur = conn.cursor()
     # where: fixed fragments from sql.dialogue_where; every value is in params; the order is a fixed fragment
     total = cur.execute(f"SELECT count(DISTINCT dialogue_id) FROM turns WHERE {where}", params).fetchone()[0]
@@ -262,7 +326,7 @@ def list_dialogues(conn: duckdb.DuckDBPyConnection, dataset: str, flt: DialogueF
                count(*) FILTER (t.barge_in) AS barge_ins,
                sum(t.wer_sub + t.wer_del + t.wer_ins) FILTER (t.wer_ref_words >= 0)
                  / nullif(sum(t.wer_ref_words) FILTER (t.wer_ref_words >= 0), 0) AS pooled_wer
-        FROM turns t SEMI JOIN hits USING (dialogue_id)
+        FROM {source} t SEMI JOIN hits USING (dialogue_id)
         WHERE t.dataset = ?
         GROUP BY t.dialogue_id ORDER BY {sql.DIALOGUE_ORDERS[order]} LIMIT ? OFFSET ?
     """, params + [dataset, limit, offset]).df()
@@ -291,11 +355,14 @@ def count_turns(conn: duckdb.DuckDBPyConnection, dataset: str | None = None) -> 
     return conn.cursor().execute("SELECT count(*) FROM turns WHERE dataset = ?", [dataset]).fetchone()[0]
 
 
-def list_wer_pairs(conn: duckdb.DuckDBPyConnection, dataset: str) -> pa.Table:
-    """reference_text, asr_text and the stored counts of every turn with a reference (for audits)."""
-    return conn.cursor().sql("""
-        SELECT reference_text, asr_text, wer_sub, wer_del, wer_ins, wer_ref_words
-        FROM turns WHERE dataset = ? AND reference_text IS NOT NULL
+def list_wer_pairs(conn: duckdb.DuckDBPyConnection, dataset: str, normaliser: str = wer_normalise.RAW) -> pa.Table:
+    """reference_text, asr_text and the stored counts under normaliser (word and character) of every turn with a
+    reference (for audits)."""
+    source = sql.turns_with_wer(normaliser)
+    # source: sql.turns_with_wer's checked subquery
+    return conn.cursor().sql(f"""
+        SELECT reference_text, asr_text, wer_sub, wer_del, wer_ins, wer_ref_words, char_edits, ref_chars
+        FROM {source} t WHERE dataset = ? AND reference_text IS NOT NULL
     """, params=[dataset]).to_arrow_table()
 
 
@@ -332,25 +399,31 @@ def list_turn_gold(conn: duckdb.DuckDBPyConnection, dataset: str) -> pa.Table:
 # ---------------------------------------------------------------------------- speech-recognition disparity
 
 
-def list_speaker_turns(conn: duckdb.DuckDBPyConnection, dataset: str) -> pa.Table:
+def list_speaker_turns(conn: duckdb.DuckDBPyConnection, dataset: str, normaliser: str | None = None) -> pa.Table:
     """Per turn with a reference transcript and a speaker: the speaker, where the device was, the stored word
-    error counts and the voice embedding (the disparity analysis aggregates them per speaker)."""
-    return conn.cursor().sql("""
+    error counts under normaliser (None: the dataset's default) and the voice embedding (the disparity analysis
+    aggregates them per speaker)."""
+    source = _wer_source(conn, dataset, normaliser)
+    # source: sql.turns_with_wer's checked subquery
+    return conn.cursor().sql(f"""
         SELECT speaker_id, latitude, longitude, wer_sub, wer_del, wer_ins, wer_ref_words, speaker_embedding
-        FROM turns
+        FROM {source} t
         WHERE dataset = ? AND wer_ref_words >= 0 AND speaker_id IS NOT NULL
         ORDER BY speaker_id, dialogue_id, turn_index
     """, params=[dataset]).to_arrow_table()
 
 
 def list_worst_utterances(conn: duckdb.DuckDBPyConnection, dataset: str, speakers: list[str], *,
-                          limit: int = 50) -> pd.DataFrame:
-    """The utterances of these speakers with the most word errors (then the highest WER): the evidence behind a
-    region's or cohort's WER, with both transcripts for the alignment."""
-    return conn.cursor().execute("""
+                          limit: int = 50, normaliser: str | None = None) -> pd.DataFrame:
+    """The utterances of these speakers with the most word errors (then the highest WER) under normaliser (None:
+    the dataset's default): the evidence behind a region's or cohort's WER, with both transcripts for the
+    alignment."""
+    source = _wer_source(conn, dataset, normaliser)
+    # source: sql.turns_with_wer's checked subquery
+    return conn.cursor().execute(f"""
         SELECT dialogue_id, turn_index, speaker_id, reference_text, asr_text, wer_sub, wer_del, wer_ins,
                wer_ref_words, (wer_sub + wer_del + wer_ins) / nullif(wer_ref_words, 0) AS wer
-        FROM turns
+        FROM {source} t
         WHERE dataset = ? AND wer_ref_words > 0 AND speaker_id IN (SELECT unnest(?::VARCHAR[]))
         ORDER BY wer_sub + wer_del + wer_ins DESC, wer DESC, dialogue_id, turn_index
         LIMIT ?
@@ -358,12 +431,15 @@ def list_worst_utterances(conn: duckdb.DuckDBPyConnection, dataset: str, speaker
 
 
 def list_speaker_utterances(conn: duckdb.DuckDBPyConnection, dataset: str, speakers: list[str], *,
-                            limit: int = 500) -> pd.DataFrame:
-    """Utterances of these speakers (newest first), for a selection of speakers on the page."""
-    return conn.cursor().execute("""
+                            limit: int = 500, normaliser: str | None = None) -> pd.DataFrame:
+    """Utterances of these speakers (newest first), for a selection of speakers on the page; WER under normaliser
+    (None: the dataset's default)."""
+    source = _wer_source(conn, dataset, normaliser)
+    # source: sql.turns_with_wer's checked subquery
+    return conn.cursor().execute(f"""
         SELECT dialogue_id, turn_index, timestamp, speaker_id, asr_text, reference_text,
                (wer_sub + wer_del + wer_ins) / nullif(wer_ref_words, 0) AS wer
-        FROM turns
+        FROM {source} t
         WHERE dataset = ? AND speaker_id IN (SELECT unnest(?::VARCHAR[]))
         ORDER BY timestamp DESC, dialogue_id, turn_index
         LIMIT ?
