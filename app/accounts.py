@@ -148,7 +148,7 @@ def add_account(conn: duckdb.DuckDBPyConnection, typed_name: str, *, role: str, 
         existing = store_accounts.list_accounts(conn)["name"].tolist()
         if name in existing:
             raise AccountError(f"there is already an account {name!r}")
-        check_new_name(name, existing)
+        check_new_name(name, existing, what="account name")
     except InvalidNameError as exc:
         raise AccountError(str(exc)) from None
     hashed = hash_password(password) if password is not None else None

@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     # speech synthesize / recognise / lm / slurp-log: log files and audio, never the database
     speech_cli.add_parser(sub, _db_arg)
 
+    from app import users_cli
+
+    # users add / list / disable / enable / set-role / set-password: reviewer accounts
+    users_cli.add_parser(sub, _db_arg)
+
     p = sub.add_parser("info", help="what a database holds")
     _db_arg(p)
 
@@ -357,6 +362,12 @@ def cmd_speech(args: argparse.Namespace) -> int:
     return speech_cli.run(args)
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    from app import users_cli
+
+    return users_cli.run(args, _open)
+
+
 def main(argv: list[str] | None = None) -> int:
     from analysis.logs import max_line_bytes
 
@@ -367,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), EXIT_USAGE)
     handler = {"ingest": cmd_ingest, "demo-data": cmd_demo_data, "info": cmd_info, "serve": cmd_serve,
                "candidates": cmd_candidates, "export": cmd_export, "simulate-reviews": cmd_simulate_reviews,
-               "job": cmd_job, "speech": cmd_speech}
+               "job": cmd_job, "speech": cmd_speech, "users": cmd_users}
     return handler[args.command](args)
 
 

@@ -6,9 +6,10 @@ import streamlit as st
 from analysis.agreement import agreement_by_task
 from analysis.parity import ALL_LABELS, parity_table
 from app import store
-from app.page import start
+from app.page import identity, start
 from app.review import decisions
 from app.store import parity as store_parity
+from components.permissions import allowed
 from components.review_card import show_value
 
 REJECTED = "<rejected>"  # decision_labels' label_key of a rejection
@@ -20,6 +21,11 @@ def settle(conn, candidate_id: int, reviewer: str, shown_choice: str, decision_i
     # The menu as the click sent it (a label picked just before clicking, while the page was still redrawing,
     # is not in the arguments bound at the last render yet); the label shown then if that menu is gone.
     choice = st.session_state.get(f"adj_{candidate_id}", shown_choice)
+    # The role again, as the database has it at the click: it may have been taken away since the page was drawn.
+    who = identity(settings, conn)
+    if who.name != reviewer or not who.may("adjudicate"):
+        st.session_state["adjudicated"] = ("error", "Not settled: settling needs the adjudicator role.")
+        return
     # a "correction" to the proposal itself is stored as an accept (decisions.decide)
     verdict, corrected = ("reject", None) if choice == REJECTED else ("correct", choice)
     try:
@@ -108,8 +114,6 @@ options = list(dict.fromkeys(v for _, v in labels))
 # A selectbox, not a radio: radio options render Markdown, and labels come from files and reviewers.
 choice = st.selectbox("Adjudicated label", options, key=f"adj_{picked}",
                       format_func=lambda v: "reject the proposal" if v == REJECTED else show_value(v))
-if not reviewer:
-    st.warning("Enter your name as Reviewer in the sidebar to adjudicate.")
-else:
+if allowed(page, "adjudicate"):  # an adjudicator's action (docs/accounts.md); says why not otherwise
     st.button("Settle", type="primary", disabled=settings.read_only, key="settle", on_click=settle,
               args=(conn, int(picked), reviewer, choice, tokens().bind(int(picked))))

@@ -7,6 +7,7 @@ from app import resources, store
 from app.page import start
 from app.review import session as review_session
 from components import review_card
+from components.permissions import allowed
 
 page = start("Bulk accept")
 settings, conn, db, dataset, reviewer = page.settings, page.conn, page.db, page.dataset, page.reviewer
@@ -33,10 +34,9 @@ st.metric("Would be accepted", f"{n:,}", help="Undecided candidates of this queu
                                               "threshold.")
 st.caption(f"A random audit sample of {audit_sample_size(n) if n else 0:,} of them (5%, at least 30) goes to a "
            "queue for people to check; once audited, the estimated precision of the whole bulk set is shown below.")
-if not reviewer:
-    st.warning("Enter your name as Reviewer in the sidebar: bulk decisions are stored with it.")
-elif st.button(f"Bulk accept {n:,} candidates", type="primary", disabled=n == 0 or settings.read_only,
-               key="bulk_go"):
+# an adjudicator's action (docs/accounts.md); allowed() says why not otherwise
+if allowed(page, "bulk_accept") and st.button(f"Bulk accept {n:,} candidates", type="primary",
+                                              disabled=n == 0 or settings.read_only, key="bulk_go"):
     result = store.bulk_accept(conn, reviewer, spec, threshold, audit_size=audit_sample_size)
     review_session.reset_queue()
     st.session_state["bulk_done"] = (result.bulk_id, result.accepted, result.audit_sample)

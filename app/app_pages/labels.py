@@ -14,6 +14,7 @@ from app.review import session as review_session
 from app.store import evaluations as store_evaluations
 from components import charts, job_panel
 from components.evaluation_view import show_evaluation
+from components.permissions import allowed
 
 TARGET = 0.95  # the default threshold is the lowest one whose labels reach this precision
 GOLD = {"intent": "gold_intent", "slots": "gold_slots", "goal_start": "gold_goal_start",
@@ -90,10 +91,9 @@ if task == "intent" and gold.any():
 
 st.subheader("Send the split to review")
 a, b = st.columns(2)
-if not reviewer:
-    a.warning("Enter your name as Reviewer in the sidebar: bulk decisions are stored with it.")
+may_bulk = allowed(page, "bulk_accept", where=a)  # an adjudicator's action (docs/accounts.md); says why not
 if a.button(f"Bulk-accept {n_accept:,} labels above the threshold", type="primary", key="lbl_bulk",
-            disabled=not reviewer or settings.read_only or n_accept == 0):
+            disabled=not may_bulk or settings.read_only or n_accept == 0):
     result = store.bulk_accept(conn, reviewer, above, threshold, audit_size=audit_sample_size)
     review_session.reset_queue()
     st.session_state["lbl_bulk_done"] = (result.bulk_id, result.accepted, result.audit_sample)
