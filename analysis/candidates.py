@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -227,10 +227,20 @@ def read_candidates(path: str | Path, *, name: str | None = None) -> pa.Table:
         raise LogFormatError([Problem(name, None, None, "no such file")])
     if path.stat().st_size == 0:
         raise LogFormatError([Problem(name, None, None, "file is empty (no candidates)")])
+    return candidates_table(_records(path, name), name)
+
+
+def candidates_table(records: Iterable[tuple[int | None, dict | None, list[Problem]]], name: str) -> pa.Table:
+    """Candidate records in the file format above -> CANDIDATE_SCHEMA, all or nothing (LogFormatError).
+
+    records: (line, record or None, problems already found for it), as a reader yields them; line may be None
+    where the source has no lines. The same checks read_candidates makes, for the other tools' adapters
+    (analysis/interop/), which turn their items into these records first.
+    """
     rows: list[dict] = []
     problems: list[Problem] = []
-    seen: dict[tuple, int] = {}
-    for line, rec, found in _records(path, name):
+    seen: dict[tuple, int | None] = {}
+    for line, rec, found in records:
         problems.extend(found)
         if rec is None:
             continue
@@ -240,8 +250,9 @@ def read_candidates(path: str | Path, *, name: str | None = None) -> pa.Table:
             continue
         key = (row["model_name"], row["model_version"], row["model_parameters"], row["task"], row["target_key"])
         if key in seen:
+            also = f" (also line {seen[key]})" if seen[key] is not None else ""
             problems.append(Problem(name, line, "task", f"the same model run proposes for this {row['task']} "
-                                                        f"target twice (also line {seen[key]})"))
+                                                        f"target twice{also}"))
             continue
         seen[key] = line
         rows.append(row)

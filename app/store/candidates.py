@@ -202,3 +202,24 @@ def list_candidate_targets(conn: duckdb.DuckDBPyConnection, dataset: str) -> pa.
         SELECT candidate_id, task, value, score, dialogue_id, turn_index FROM candidates WHERE dataset = ?
         ORDER BY candidate_id
     """, params=[dataset]).to_arrow_table()
+
+
+def get_turn_texts(conn: duckdb.DuckDBPyConnection, keys: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
+    """{(dialogue_id, turn_index): asr_text} for those of keys that are stored turns: what the interop adapters
+    (analysis/interop) check another tool's items against (the turn exists; its text is the one the item's
+    span offsets count)."""
+    if not keys:
+        return {}
+    wanted = pa.table({"dialogue_id": [k[0] for k in keys], "turn_index": pa.array([k[1] for k in keys],
+                                                                                     pa.int64())})
+    cur = conn.cursor()
+    cur.register("wanted_turns", wanted)
+    try:
+        rows = cur.execute("""
+            SELECT t.dialogue_id, t.turn_index, t.asr_text FROM turns t
+            SEMI JOIN wanted_turns w ON w.dialogue_id = t.dialogue_id AND w.turn_index = t.turn_index
+        """).fetchall()
+    finally:
+        cur.unregister("wanted_turns")
+        cur.close()
+    return {(did, ti): text for did, ti, text in rows}

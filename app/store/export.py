@@ -9,13 +9,15 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from analysis import csv_safety
+from analysis import csv_safety, interop
 from analysis.dataset_card import CardFacts, dataset_card, is_slurp_source
 from app import __version__
 from app.store import sql
 
 EXPORT_KINDS = ("accepted", "resolved", "candidates")
 EXPORT_FORMATS = ("jsonl", "csv", "parquet")
+# The labelling tools' shapes (analysis/interop, docs/interop.md), one item per candidate of a turn, built in memory.
+INTEROP_FORMATS = tuple(interop.WRITERS)
 # A batch of the CSV export in memory at a time (write_csv streams DuckDB's record batches).
 CSV_BATCH_ROWS = 65_536
 
@@ -83,6 +85,43 @@ def _portable(structure: object) -> object:
     if isinstance(structure, list):
         return [_portable(value) for value in structure]
     return {"UBIGINT": "BIGINT", "NULL": "JSON"}.get(structure, structure)
+
+
+def list_export_rows(conn: duckdb.DuckDBPyConnection, *, dataset: str, kind: str,
+                     task: str | None = None) -> list[dict]:
+    """The labels export's rows (export_labels' columns, in candidate order) as dicts, proposed_value, label and
+    model_parameters decoded from JSON: what the interop writers (analysis/interop) shape for each tool. All in
+    memory, unlike export_labels' own formats."""
+    if kind not in EXPORT_KINDS:
+        raise ValueError(f"kind must be one of {EXPORT_KINDS}")
+    cur = conn.cursor()
+    try:
+        # export_query is built from sql.py's fixed fragments; dataset and task are parameters
+        cur.execute(sql.export_query(kind), [dataset, task, task])
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    finally:
+        cur.close()
+    for row in rows:
+        for column in ("proposed_value", "label", "model_parameters"):
+            if isinstance(row[column], str):  # DuckDB returns its JSON type as text
+                row[column] = json.loads(row[column])
+    return rows
+
+
+def export_interop(conn: duckdb.DuckDBPyConnection, path: str | Path, *, dataset: str, kind: str, fmt: str,
+                   task: str | None = None) -> tuple[int, int]:
+    """Write the labels export in a labelling tool's shape (fmt: one of INTEROP_FORMATS; docs/interop.md).
+    Returns (items written, rows left out because their target is not a turn: a dialogue or a pair)."""
+    if fmt not in INTEROP_FORMATS:
+        raise ValueError(f"format must be one of {INTEROP_FORMATS}")
+    write, _ = interop.WRITERS[fmt]
+    return write(list_export_rows(conn, dataset=dataset, kind=kind, task=task), Path(path))
+
+
+def interop_suffix(fmt: str) -> str:
+    """The file suffix of an interop format's file (.json, .jsonl or .csv)."""
+    return interop.WRITERS[fmt][1]
 
 
 CARD_NAME = "README.md"
