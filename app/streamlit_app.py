@@ -86,11 +86,17 @@ def _sso_configured() -> bool:
         return False
 
 
+def _sso_signed_in() -> bool:
+    """Whether the identity provider vouched for this browser (its cookie): st.user.is_logged_in, read as a key
+    because st.user has no such attribute where no sign-in ever happened (AppTest)."""
+    return _sso_configured() and bool(st.user.get("is_logged_in", False))
+
+
 def _login_form() -> None:
     """The sign-in page of accounts mode: name and password, and single sign-on where configured. Stops the run."""
     st.title("turnlens")
     sso = _sso_configured()
-    if sso and st.user.is_logged_in:
+    if _sso_signed_in():
         # The identity provider vouched for this address, but no enabled account has it as its name.
         st.error("Signed in, but there is no enabled turnlens account for this address.")
         st.text(f"{st.user.get('email') or '(no e-mail in the identity token)'}: ask an admin to run "
@@ -135,7 +141,7 @@ def _identity() -> accounts.Identity:
     if settings.read_only:
         return accounts.NOBODY  # nothing can be written: nobody needs to sign in to look
     identity = st.session_state.get(state.IDENTITY)
-    if identity is None and _sso_configured() and st.user.is_logged_in:
+    if identity is None and _sso_signed_in():
         identity = accounts.identity_for_sso(conn, st.user.get("email"))
     if identity is not None:
         identity = accounts.refresh(conn, identity)  # a role changed or an account disabled counts at once
@@ -148,7 +154,7 @@ def _identity() -> accounts.Identity:
 
 def _log_out() -> None:
     st.session_state.pop(state.IDENTITY, None)
-    if _sso_configured() and st.user.is_logged_in:
+    if _sso_signed_in():
         st.logout()
 
 
