@@ -16,6 +16,10 @@ from tqdm import tqdm
 from app import __version__
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+# The labelling tools' formats (analysis/interop); fixed here so building the parser imports nothing heavy.
+CANDIDATE_TOOL_FORMATS = ("labelstudio", "argilla", "prodigy")
+EXPORT_FILE_FORMATS = ("jsonl", "csv", "parquet")
+EXPORT_TOOL_FORMATS = ("labelstudio", "labelstudio-min", "labelstudio-csv", "argilla", "prodigy")
 
 
 def _db_arg(p: argparse.ArgumentParser) -> None:
@@ -59,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     csub = p.add_subparsers(dest="action", required=True)
     c = csub.add_parser("import", help="validate a candidate file (.jsonl, .jsonl.gz, .parquet) and store it")
     c.add_argument("path", type=Path)
+    c.add_argument("--format", choices=["turnlens", *CANDIDATE_TOOL_FORMATS], default="turnlens",
+                   help="turnlens: the candidate file format (docs/review.md); labelstudio: Label Studio tasks with "
+                        "predictions (and annotations); argilla: Argilla records with suggestions (and responses); "
+                        "prodigy: Prodigy JSONL tasks (.json arrays or .jsonl; docs/interop.md)")
     _db_arg(c)
     c = csub.add_parser("from-logs", help="the logged NLU intent and slots of every turn, scored by its confidence")
     c.add_argument("--dataset", required=True)
@@ -67,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="reviewed labels (or all candidates) with provenance, streamed to a file")
     p.add_argument("--out", type=Path, required=True,
                    help=".jsonl, .csv or .parquet (Parquet: a dataset card, README.md, is written beside it)")
+    p.add_argument("--format", choices=[*EXPORT_FILE_FORMATS, *EXPORT_TOOL_FORMATS], default=None,
+                   help="default: from --out's suffix (jsonl, csv, parquet); or a labelling tool's shape: "
+                        "labelstudio (tasks with annotations), labelstudio-min (JSON-MIN), labelstudio-csv, "
+                        "argilla (records with responses), prodigy (db-out JSONL; docs/interop.md)")
     p.add_argument("--what", choices=["accepted", "resolved", "candidates"], default="accepted",
                    help="accepted: accepted or corrected labels (training data); resolved: also rejections; "
                         "candidates: every candidate with its score and resolution")
@@ -232,8 +244,16 @@ def cmd_candidates(args: argparse.Namespace) -> int:
     conn, db, code = _open(args)
     if conn is None:
         return code
+    skipped: dict[str, int] = {}
     try:
-        if args.action == "import":
+        if args.action == "import" and args.format != "turnlens":
+            from analysis.interop import READERS
+            from app.store.candidates import get_turn_texts
+
+            # the adapter checks each item's turn and text against the stored turns, naming file, item and field
+            read = READERS[args.format](args.path, name=str(args.path), turn_texts=lambda k: get_turn_texts(conn, k))
+            table, skipped = read.table, read.skipped
+        elif args.action == "import":
             table = read_candidates(args.path)
         else:
             if args.dataset not in store.list_datasets(conn):
@@ -249,20 +269,33 @@ def cmd_candidates(args: argparse.Namespace) -> int:
         conn.close()
     print(f"{result.rows_read:,} candidates read, {result.rows_added:,} added, "
           f"{result.rows_already_present:,} already present")
+    if skipped:  # items that propose nothing are said, not dropped
+        print("not imported: " + ", ".join(f"{n:,} {why}" for why, n in skipped.items()))
     return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from app import store
 
-    fmt = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}.get(args.out.suffix.lower())
+    fmt = args.format or {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}.get(args.out.suffix.lower())
     if fmt is None:
-        return _fail(f"{args.out}: unsupported output type; use .jsonl, .csv or .parquet", EXIT_USAGE)
+        return _fail(f"{args.out}: unsupported output type; use .jsonl, .csv or .parquet, or give --format",
+                     EXIT_USAGE)
     conn, db, code = _open(args, must_exist=True)
     if conn is None:
         return code
     started = time.perf_counter()
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt in EXPORT_TOOL_FORMATS:
+        from app.store.export import export_interop
+
+        with conn:
+            n, left_out = export_interop(conn, args.out, dataset=args.dataset, kind=args.what, fmt=fmt,
+                                         task=args.task)
+        print(f"wrote {n:,} items ({args.what}, {fmt}) to {args.out} in {time.perf_counter() - started:.1f} s"
+              + (f"; {left_out:,} rows left out: their target is a dialogue or a pair of turns, not one utterance "
+                 "(the jsonl and parquet exports hold them)" if left_out else ""))
+        return EXIT_OK
     with conn:
         n = store.export_labels(conn, args.out, dataset=args.dataset, kind=args.what, fmt=fmt, task=args.task)
         # Parquet is the Hugging Face format: its dataset card (schema, provenance, licence) goes beside it
