@@ -109,8 +109,8 @@ def _login_form() -> None:
                 "or, on a single-user laptop, start with TURNLENS_AUTH=none (names are then not verified).")
         st.stop()
     with st.form("login"):
-        name = st.text_input("Name", key="login_name")
-        password = st.text_input("Password", type="password", key="login_password")
+        name = st.text_input("Name", key="login_name", autocomplete="username")
+        password = st.text_input("Password", type="password", key="login_password", autocomplete="current-password")
         submitted = st.form_submit_button("Log in", type="primary")
     if submitted:
         identity = accounts.authenticate(conn, name, password)
