@@ -78,3 +78,9 @@ def get(name: str) -> Normaliser:
 def normalise(text: str, name: str) -> str:
     """text under the normaliser called name."""
     return get(name).apply(text)
+
+
+def label(name: str, metric: str = "WER") -> str:
+    """How a figure names its normaliser, e.g. "WER (english-v1)": every WER caption, axis and header says it."""
+    get(name)
+    return f"{metric} ({name})"

@@ -16,9 +16,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from analysis import wer_normalise
 from analysis.log_format import is_audio_url
 from analysis.logs import LogFormatError, ParsedLog, Problem, audio_problems
-from analysis import wer_normalise
 from analysis.wer import turn_counts
 from app import store
 from app.isolated_read import read_logs_isolated
@@ -152,7 +152,8 @@ def _store(conn: duckdb.DuckDBPyConnection, parsed: ParsedLog, paths: Sequence[s
     if progress:
         progress("write", 0, table.num_rows)
     try:
-        result = store.insert_turns(conn, table, dataset=dataset.strip(), wer_rows=wer_rows, wer_normaliser=wer_normaliser,
+        result = store.insert_turns(conn, table, dataset=dataset.strip(), wer_rows=wer_rows,
+                                    wer_normaliser=wer_normaliser,
                                     sources=list(source_names or [str(p) for p in paths]),
                                     content_sha256=digest, unknown_fields=parsed.unknown_fields,
                                     imported_by=imported_by)

@@ -5,3 +5,4 @@ IDENTITY = "identity"  # accounts mode: the verified app.accounts.Identity of th
 REVIEWER_BOX = "reviewer_box"  # what was typed in the sidebar's Reviewer box, before it is checked
 DATASET = "dataset"
 DIALOGUE_PAGE = "dialogue_page"
+WER_NORMALISER = "wer_normaliser"  # {dataset: the WER normaliser picked for it}, shared by every page showing WER

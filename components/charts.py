@@ -9,6 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from analysis.wer_normalise import label as wer_label
+
 SIGNALS = {
     "unhandled_rate": "unhandled",
     "error_rate": "skill error",
@@ -89,23 +91,25 @@ def event_by_domain(rates: pd.DataFrame, *, log: bool | None = None) -> go.Figur
     return fig
 
 
-def wer_by_domain(wer: pd.DataFrame) -> go.Figure:
+def wer_by_domain(wer: pd.DataFrame, *, normaliser: str) -> go.Figure:
     """Pooled WER per domain (rows of analysis.rates.group_wer: sum of errors / sum of reference words), worst
     on top, each labelled with the reference words it rests on, with its interval as error bars; its own axis
-    (a word error rate, not a share of turns). customdata starts with ("wer", domain, missing) for
-    clicked_domain."""
+    (a word error rate, not a share of turns), titled with the normaliser the counts were made under.
+    customdata starts with ("wer", domain, missing) for clicked_domain."""
+    name = f"pooled {wer_label(normaliser)}"
     df = wer.sort_values(["pooled_wer", "ref_words"], ascending=[False, False], ignore_index=True)
     data = _bar_data("wer", df, "errors", "ref_words", "turns", "dialogues", "ci_low", "ci_high")
     fig = go.Figure(go.Bar(
         x=df["pooled_wer"], y=_domain_labels(df["group"]) + [f" · {w:,} words" for w in df["ref_words"]],
-        orientation="h", name="pooled WER", customdata=data,
+        orientation="h", name=name, customdata=data,
         error_x=dict(type="data", symmetric=False, array=(df["ci_high"] - df["pooled_wer"]).clip(lower=0),
                      arrayminus=(df["pooled_wer"] - df["ci_low"]).clip(lower=0)),
-        hovertemplate="%{y}: WER %{x:.1%} (95% CI %{customdata[7]:.1%}–%{customdata[8]:.1%}): %{customdata[3]:,} "
+        hovertemplate="%{y}: " + wer_label(normaliser) + " %{x:.1%} (95% CI %{customdata[7]:.1%}–"
+                      "%{customdata[8]:.1%}): %{customdata[3]:,} "
                       "word errors in %{customdata[4]:,} reference words, %{customdata[5]:,} turns of "
                       "%{customdata[6]:,} dialogues<extra></extra>"))
     fig.update_layout(yaxis=dict(autorange="reversed", type="category"),
-                      xaxis=dict(tickformat=".0%", title="pooled WER (errors / reference words)", rangemode="tozero"),
+                      xaxis=dict(tickformat=".0%", title=f"{name}: errors / reference words", rangemode="tozero"),
                       margin=dict(t=10, b=10, l=10, r=10), height=80 + 22 * max(len(df), 1))
     return fig
 
@@ -125,16 +129,17 @@ def clicked_domain(selection: object) -> tuple[str, str | None] | None:
     return None
 
 
-def signals_over_time(df: pd.DataFrame) -> go.Figure:
-    """By day: one line per failure signal (share of turns) on top, pooled WER below on an axis of its own
-    (a word error rate is not a share of turns, and its scale would squash theirs)."""
+def signals_over_time(df: pd.DataFrame, *, normaliser: str) -> go.Figure:
+    """By day: one line per failure signal (share of turns) on top, pooled WER (under normaliser, named) below on
+    an axis of its own (a word error rate is not a share of turns, and its scale would squash theirs)."""
+    name = f"pooled {wer_label(normaliser)}"
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.6, 0.4], vertical_spacing=0.08)
     for col, label in SIGNALS.items():
         fig.add_trace(go.Scatter(name=label, x=df["day"], y=df[col], mode="lines+markers"), row=1, col=1)
-    fig.add_trace(go.Scatter(name="pooled WER", x=df["day"], y=df["pooled_wer"], mode="lines+markers",
+    fig.add_trace(go.Scatter(name=name, x=df["day"], y=df["pooled_wer"], mode="lines+markers",
                              line=dict(color="#7f8c8d")), row=2, col=1)
     fig.update_yaxes(tickformat=".0%", title_text="share of turns", row=1, col=1)
-    fig.update_yaxes(tickformat=".0%", title_text="pooled WER", rangemode="tozero", row=2, col=1)
+    fig.update_yaxes(tickformat=".0%", title_text=name, rangemode="tozero", row=2, col=1)
     fig.update_layout(legend_title_text="signal", margin=dict(t=30, b=10, l=10, r=10), height=460)
     return fig
 

@@ -54,18 +54,20 @@ def test_a_domain_that_dwarfs_the_rest_gets_a_log_axis():
 
 
 def test_wer_by_domain_is_worst_first_on_its_own_axis():
-    fig = charts.wer_by_domain(wer_frame())
+    fig = charts.wer_by_domain(wer_frame(), normaliser="english-v1")
     bar = fig.data[0]
     assert list(bar.x) == [0.4, 0.2, 0.1]
     assert list(bar.y) == [f"{charts.as_text(pd.Series([MARKUP]))[0]} · 20 words", f"{charts.NO_DOMAIN} · 15 words",
                            "weather · 60 words"]
-    assert "WER" in fig.layout.xaxis.title.text
+    assert fig.layout.xaxis.title.text == "pooled WER (english-v1): errors / reference words"
+    assert bar.name == "pooled WER (english-v1)" and "WER (english-v1) %{x:.1%}" in bar.hovertemplate
+    assert charts.wer_by_domain(wer_frame(), normaliser="raw").data[0].name == "pooled WER (raw)"
     assert list(bar.error_x.array) == pytest.approx([0.1, 0.1, 0.05])
     assert [list(c[:3]) for c in bar.customdata] == [["wer", MARKUP, 0], ["wer", "", 1], ["wer", "weather", 0]]
 
 
 def test_clicked_domain_reads_the_bars_own_customdata():
-    fig = json.loads(charts.wer_by_domain(wer_frame()).to_json())
+    fig = json.loads(charts.wer_by_domain(wer_frame(), normaliser="english-v1").to_json())
     data = fig["data"][0]["customdata"]
     # what st.plotly_chart reports for a click on a bar: the point with its customdata
     assert charts.clicked_domain({"points": [{"customdata": data[0]}]}) == ("wer", MARKUP)  # the raw domain
@@ -82,14 +84,15 @@ def test_signals_over_time_puts_wer_on_an_axis_of_its_own():
     days = pd.DataFrame({"day": pd.to_datetime(["2026-01-01", "2026-01-02"]), "turns": [5, 6],
                          "pooled_wer": [0.3, 0.4], "unhandled_rate": [0.1, 0.0], "error_rate": [0.0, 0.1],
                          "barge_in_rate": [0.2, 0.1], "negative_feedback_rate": [0.0, 0.0]})
-    fig = charts.signals_over_time(days)
+    fig = charts.signals_over_time(days, normaliser="raw")
     axes = {t.name: t.yaxis for t in fig.data}
-    assert axes["pooled WER"] == "y2" and {axes[label] for label in charts.SIGNALS.values()} == {"y"}
-    assert fig.layout.yaxis2.title.text == "pooled WER" and fig.layout.yaxis.title.text == "share of turns"
+    assert axes["pooled WER (raw)"] == "y2" and {axes[label] for label in charts.SIGNALS.values()} == {"y"}
+    assert fig.layout.yaxis2.title.text == "pooled WER (raw)" and fig.layout.yaxis.title.text == "share of turns"
 
 
 def test_markup_in_labels_is_escaped():
-    figs = (charts.event_by_domain(rate_frame([0.1, 0.2], ["weather", MARKUP])), charts.wer_by_domain(wer_frame()))
+    figs = (charts.event_by_domain(rate_frame([0.1, 0.2], ["weather", MARKUP])),
+            charts.wer_by_domain(wer_frame(), normaliser="english-v1"))
     for fig in figs:
         labels = [y for trace in fig.data for y in trace.y]
         assert MARKUP not in labels

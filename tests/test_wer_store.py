@@ -94,7 +94,8 @@ def test_a_database_made_before_m010_gets_both_normalisers_and_keeps_raw(tmp_pat
                                       ("d2", 0, "let's play < unk > jazz", "let 's play jazz", (1, 3, 1, 6))):
         old.execute("INSERT INTO turns (dataset, dialogue_id, turn_index, timestamp, asr_text, reference_text, "
                     "speaker_id, wer_sub, wer_del, wer_ins, wer_ref_words, import_id) "
-                    "VALUES ('t', ?, ?, TIMESTAMPTZ '2026-01-05 10:00:00+00' + to_seconds(?), ?, ?, 's1', ?, ?, ?, ?, 1)",
+                    "VALUES ('t', ?, ?, TIMESTAMPTZ '2026-01-05 10:00:00+00' + to_seconds(?), ?, ?, 's1', "
+                    "?, ?, ?, ?, 1)",
                     [did, ti, ti, hyp, ref, *counts])
     # the pooled counts as the Overview read them before m010
     before = old.execute("SELECT sum(wer_sub + wer_del + wer_ins), sum(wer_ref_words) FROM turns "

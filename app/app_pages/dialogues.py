@@ -5,10 +5,12 @@ import math
 
 import streamlit as st
 
+from analysis.wer_normalise import label
 from app import resources, state, store
 from app.page import start
 from components.charts import NO_DOMAIN
 from components.dialogue_view import render_dialogue
+from components.wer_choice import wer_normaliser
 
 PAGE_SIZE = 25
 ORDERS = {"newest": "newest first", "wer": "highest WER first"}
@@ -41,9 +43,11 @@ with st.container(border=True):
     intent = choice("Intent", "nlu_intent", "intent", c3)
     status = choice("Response status", "response_status", "status", c4)
     feedback = choice("User feedback", "user_feedback", "feedback", c5)
-    c1, c2, c3 = st.columns([2, 2, 3])
+    c1, c2, c3, c4 = st.columns([2, 2, 3, 2])
     barge = flag("Only dialogues with a barge-in", "barge", c1)
     failed = flag("Only dialogues with a failure", "failed", c2)
+    with c4:
+        normaliser = wer_normaliser(conn, dataset, key="dl_wer_normaliser")
     wanted_order = st.query_params.get("sort", "newest")
     if wanted_order not in ORDERS:
         st.warning("Ignoring the link's sort order: no such order.")
@@ -66,11 +70,12 @@ listing, view = st.columns([2, 3], gap="large")
 with listing:
     page_no = st.session_state.get(state.DIALOGUE_PAGE, 1)
     rows, total = store.list_dialogues(conn, dataset, flt, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE,
-                                       order=order)
+                                       order=order, normaliser=normaliser)
     total_pages = max(1, math.ceil(total / PAGE_SIZE))
     if page_no > total_pages:  # the filter narrowed the result: back to its first page
         page_no = st.session_state[state.DIALOGUE_PAGE] = 1
-        rows, total = store.list_dialogues(conn, dataset, flt, limit=PAGE_SIZE, offset=0, order=order)
+        rows, total = store.list_dialogues(conn, dataset, flt, limit=PAGE_SIZE, offset=0, order=order,
+                                           normaliser=normaliser)
     st.caption(f"{total:,} dialogues match · page {page_no} of {total_pages} · select a row to open it. A failure "
                "is an unhandled or failed response, an unresolved entity or failed speech synthesis; a barge-in "
                "(the user interrupting) is counted apart, not as a failure.")
@@ -83,8 +88,9 @@ with listing:
         column_config={
             "dialogue_id": "dialogue", "user_id": "user",
             "first_request": st.column_config.TextColumn("first request", width="medium"),
-            "pooled_wer": st.column_config.NumberColumn("WER", format="percent",
-                                                        help="Pooled over the turns with a reference transcript"),
+            "pooled_wer": st.column_config.NumberColumn(
+                label(normaliser), format="percent",
+                help=f"Pooled over the turns with a reference transcript, both normalised by {normaliser}"),
             "has_failure": st.column_config.CheckboxColumn("failure", help="A turn with a component failure"),
             "failed_turns": st.column_config.NumberColumn("failed turns"),
             "barge_ins": st.column_config.NumberColumn("barge-ins", help="Turns the user interrupted: not failures"),
@@ -116,6 +122,7 @@ with view:
     st.query_params["dialogue"] = picked
     turns = store.get_dialogue_turns(conn, picked, dataset)
     st.caption(f"{len(turns)} turn(s), in order; the alignment marks S(ubstituted), D(eleted) and "
-               "I(nserted) words of the recognised text against the reference. Audio plays from the audio root; "
+               "I(nserted) words of the recognised text against the reference, as logged (raw, not normalised). "
+               "Audio plays from the audio root; "
                "synthetic voices are labelled as such.")
     render_dialogue(turns, audio_root=settings.audio_root)
