@@ -3,7 +3,6 @@ candidates), and its registry entry."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -13,7 +12,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
+from analysis.candidates import canonical_json
 from analysis.failure_points.model import (
     LABEL_INDEX,
     LABELS,
@@ -21,6 +20,7 @@ from analysis.failure_points.model import (
     FailurePointConfig,
     build_examples,
 )
+from analysis.failure_points.scoring import candidate_table
 from app import store
 from app.jobs.common import (
     HOLD_OUT,
@@ -36,6 +36,7 @@ from app.jobs.common import (
     weights_version,
 )
 from app.jobs.registry import BatchScoring, Family, Option, register
+from app.store import streaming as store_streaming
 
 MODEL_NAME = "failure-points"
 
@@ -124,38 +125,53 @@ def candidates_from(loaded: LoadedModel, turns: list[dict], *, embed: Callable |
     probs = clf.predict_proba(examples, embed=timed_embed,
                               progress=progress and (lambda done, total: progress("scoring", done, total)))
     spent["model"] = clock() - start - spent["text_encoder"]
-    name, version, params = loaded.run
-    best = probs.argmax(axis=1)
-    rows = []
-    for ex, p, b in zip(examples, probs.tolist(), best.tolist(), strict=True):
-        kind, key = target_key(ex.dialogue_id, ex.turn_index)
-        rows.append({"task": "failure_point", "target_kind": kind, "dialogue_id": ex.dialogue_id,
-                     "turn_index": ex.turn_index, "other_dialogue_id": None, "other_turn_index": None,
-                     "target_key": key, "value": json.dumps(LABELS[b]), "score": p[b],
-                     "distribution": canonical_json(dict(zip(LABELS, p, strict=True))),
-                     "model_name": name, "model_version": version, "model_parameters": params,
-                     "run_at": None})
-    return pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA)
+    return candidate_table(examples, probs, loaded.run)
+
+
+# Dialogues scored at a time: about 20,000 turns of the simulated logs, whose text vectors (4 slots x 384
+# floats) take 120 MB; the whole batch, its examples and candidate rows stay well under 0.5 GB.
+BATCH_DIALOGUES = 8_000
 
 
 def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, embed: Callable | None = None,
-          progress: Callable[[str, int, int], None] | None = None, timings: dict | None = None
-          ) -> store.CandidateImportResult:
-    """Score every turn of a dataset and store the candidates (see candidates()).
+          progress: Callable[[str, int, int], None] | None = None, timings: dict | None = None,
+          batch_dialogues: int = BATCH_DIALOGUES) -> store.CandidateImportResult:
+    """Score every turn of a dataset and store the candidates (see candidates()), batch_dialogues whole
+    dialogues at a time: read, embed, score and write one batch, then the next, so memory stays flat in the
+    size of the log. All batches are written in one transaction (all or nothing, as one import).
 
     progress(stage, done, total) with stage "scoring" (turns); timings, if given, receives the seconds spent
     reading turns, building inputs, in the text encoder (embed, cache hits included), in the model and
-    writing candidates."""
+    writing candidates (building their rows and storing them)."""
     clock = time.perf_counter
     spent = timings if timings is not None else {}
-    start = clock()
-    turns = score_inputs(conn, dataset)
-    read = clock() - start
-    table = candidates(turns, model_dir, embed=embed, progress=progress, timings=spent)
-    spent["read"] = read
-    start = clock()
-    result = store.insert_candidates(conn, table)
-    spent["write"] = clock() - start
+    spent.update(read=0.0, inputs=0.0, text_encoder=0.0, model=0.0)
+    total = store.count_turns(conn, dataset)
+    if not total:
+        raise ValueError(f"dataset {dataset!r} has no turns to score (ingest a log into it first)")
+    loaded = load(model_dir)
+    start_all = clock()
+
+    def scored_batches():
+        done = 0
+        turns_batches = store_streaming.iter_turn_records(conn, dataset, batch_dialogues=batch_dialogues)
+        while True:
+            start = clock()
+            turns = next(turns_batches, None)
+            spent["read"] += clock() - start
+            if turns is None:
+                return
+            batch_spent: dict[str, float] = {}
+            # progress over the whole dataset: the turns of the batches before this one, plus this one's
+            table = candidates_from(loaded, turns, embed=embed, timings=batch_spent, progress=progress and (
+                lambda stage, n, _, at=done: progress(stage, at + n, total)))
+            for key, seconds in batch_spent.items():
+                spent[key] += seconds
+            done += len(turns)
+            yield table
+
+    result = store_streaming.insert_candidate_batches(conn, scored_batches())
+    spent["write"] = clock() - start_all - sum(spent[k] for k in ("read", "inputs", "text_encoder", "model"))
     return result
 
 

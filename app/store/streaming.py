@@ -1,0 +1,63 @@
+"""Reads and writes in batches, for jobs over logs too large to hold at once (memory flat in the log size):
+turn records a batch of whole dialogues at a time, and candidate batches written in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import duckdb
+import pyarrow as pa
+
+from app.store import sql
+from app.store.candidates import CandidateImportResult, _checked_distributions, _insert_candidates
+from app.store.connection import transaction
+
+
+def iter_turn_records(conn: duckdb.DuckDBPyConnection, dataset: str, *, batch_dialogues: int = 10_000,
+                      production_only: bool = True) -> Iterator[list[dict]]:
+    """The records of list_turn_records, in the same (dialogue_id, turn_index) order, as lists of the turns of
+    at most batch_dialogues whole dialogues (a model reading a turn's following turns never sees a dialogue
+    cut). Each batch is its own short query (keyset paging on dialogue_id), so no cursor stays open between
+    batches and a write on the same connection in between is fine."""
+    if batch_dialogues < 1:
+        raise ValueError(f"batch_dialogues must be at least 1, got {batch_dialogues}")
+    columns = sql.PRODUCTION_RECORD_COLUMNS if production_only else sql.RECORD_COLUMNS
+    after: str | None = None
+    while True:
+        cur = conn.cursor()
+        try:
+            # the column list is the format's fixed field list
+            cur.execute(f"""
+                WITH page AS (SELECT DISTINCT dialogue_id FROM turns
+                              WHERE dataset = ? AND (? IS NULL OR dialogue_id > ?) ORDER BY dialogue_id LIMIT ?)
+                SELECT {columns} FROM turns SEMI JOIN page USING (dialogue_id)
+                WHERE dataset = ? ORDER BY dialogue_id, turn_index
+            """, [dataset, after, after, batch_dialogues, dataset])
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        finally:
+            cur.close()
+        if not rows:
+            return
+        batch = [dict(zip(names, row, strict=True)) for row in rows]
+        after = batch[-1]["dialogue_id"]
+        yield batch
+
+
+def insert_candidate_batches(conn: duckdb.DuckDBPyConnection, batches: Iterable[pa.Table]
+                             ) -> CandidateImportResult:
+    """insert_candidates over a stream of candidate tables, all in one transaction: every batch is stored or,
+    if any batch fails (a conflict, a missing target, an exception while producing the next batch), none is.
+    Only one batch is held at a time on the Python side."""
+    totals = [0, 0, 0, 0]
+    cur = conn.cursor()
+    try:
+        with transaction(cur):
+            for batch in batches:
+                result = _insert_candidates(cur, _checked_distributions(batch))
+                for i, n in enumerate((result.rows_read, result.rows_added, result.rows_already_present,
+                                       result.distributions_added)):
+                    totals[i] += n
+    finally:
+        cur.close()
+    return CandidateImportResult(*totals)

@@ -1,0 +1,123 @@
+"""Streamed failure-point scoring: batches of whole dialogues read from the store, scored and written in one
+transaction give exactly what scoring the whole log at once gives; the column-wise candidate rows match the
+row-by-row ones. A deterministic stand-in embedder keeps it fast (no MiniLM)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
+from analysis.failure_points.model import (
+    LABELS,
+    FailurePointClassifier,
+    FailurePointConfig,
+    build_examples,
+    gold_labels,
+)
+from analysis.failure_points.scoring import candidate_table, distribution_json
+from analysis.simulate import load_pool, simulate_turns, write_log
+from app import store
+from app.ingest import ingest_files
+from app.jobs import failure_points as failure_jobs
+from app.store import streaming
+
+
+def fake_embed(texts: list[str]) -> np.ndarray:
+    """A vector per text that depends only on the text (16 dimensions)."""
+    return np.array([np.random.default_rng(list(hashlib.sha1(t.encode()).digest()[:8])).standard_normal(16)
+                     for t in texts], dtype=np.float32).reshape(len(texts), 16)
+
+
+@pytest.fixture(scope="module")
+def log_and_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fp-stream")
+    turns = list(simulate_turns(load_pool(), n_turns=300, seed=3))
+    write_log(turns, folder / "log.jsonl")
+    examples = build_examples(turns)
+    FailurePointClassifier(FailurePointConfig(epochs=1, use_text=True, hidden=32, heads=2)).fit(
+        examples, gold_labels(turns, examples), embed=fake_embed).save_pretrained(folder / "model")
+    return folder / "log.jsonl", folder / "model"
+
+
+def stored(conn) -> list[tuple]:
+    return conn.execute("""
+        SELECT c.target_key, c.value, c.score, d.distribution, r.name, r.version, r.parameters
+        FROM candidates c JOIN candidate_distributions d USING (candidate_id) JOIN model_runs r USING (run_id)
+        ORDER BY c.target_key""").fetchall()
+
+
+def test_batched_scoring_stores_what_unbatched_scoring_stores(tmp_path, log_and_model):
+    log, model = log_and_model
+    results = {}
+    for batch in (20, 10**6):  # 20 dialogues at a time, and the whole log as one batch
+        conn = store.connect(tmp_path / f"{batch}.duckdb")
+        ingest_files(conn, [log], dataset="t")
+        seen: list[tuple] = []
+        result = failure_jobs.score(conn, "t", model, embed=fake_embed, batch_dialogues=batch,
+                                    progress=lambda *args, seen=seen: seen.append(args))
+        assert (result.rows_read, result.rows_added, result.distributions_added) == (300, 300, 300)
+        assert seen[-1] == ("scoring", 300, 300) and [s[1] for s in seen] == sorted(s[1] for s in seen)
+        results[batch] = stored(conn)
+        conn.close()
+    assert len(results[20]) == 300
+    assert results[20] == results[10**6]  # the same scores to the last bit, so a rescore never conflicts
+
+
+def test_turn_batches_hold_whole_dialogues_in_order(db, log_and_model):
+    log, _ = log_and_model
+    ingest_files(db, [log], dataset="t")
+    batches = list(streaming.iter_turn_records(db, "t", batch_dialogues=5))
+    every = store.list_turn_records(db, "t", production_only=True)
+    assert [t for b in batches for t in b] == every
+    assert len(batches) > 10
+    ids = [{t["dialogue_id"] for t in b} for b in batches]
+    assert all(len(i) <= 5 for i in ids)
+    assert sum(len(i) for i in ids) == len({t["dialogue_id"] for t in every})  # no dialogue in two batches
+    assert not any("gold_failure_point" in t or "reference_text" in t for t in batches[0])
+    with pytest.raises(ValueError, match="at least 1"):
+        next(streaming.iter_turn_records(db, "t", batch_dialogues=0))
+
+
+def test_a_failing_batch_stores_nothing(db, log_and_model):
+    log, model = log_and_model
+    ingest_files(db, [log], dataset="t")
+    turns = store.list_turn_records(db, "t", production_only=True)
+    table = failure_jobs.candidates(turns, model, embed=fake_embed)
+
+    def batches():
+        yield table.slice(0, 100)
+        raise RuntimeError("the encoder died")
+
+    with pytest.raises(RuntimeError, match="encoder died"):
+        streaming.insert_candidate_batches(db, batches())
+    assert store.count_candidates(db) == 0
+    result = streaming.insert_candidate_batches(db, [table.slice(0, 150), table.slice(100)])
+    assert (result.rows_read, result.rows_added, result.rows_already_present) == (350, 300, 50)
+
+
+def test_candidate_rows_match_the_row_by_row_construction():
+    turns = list(simulate_turns(load_pool(), n_turns=60, seed=4))
+    examples = build_examples(turns)
+    probs = np.random.default_rng(0).dirichlet(np.ones(len(LABELS)), size=len(examples))
+    probs[0] = np.eye(len(LABELS))[3]  # exact zeros and one
+    run = ("failure-points", "v1", '{"a":1}')
+    rows = []
+    for ex, p in zip(examples, probs.tolist(), strict=True):
+        b = int(np.argmax(p))
+        kind, key = target_key(ex.dialogue_id, ex.turn_index)
+        rows.append({"task": "failure_point", "target_kind": kind, "dialogue_id": ex.dialogue_id,
+                     "turn_index": ex.turn_index, "other_dialogue_id": None, "other_turn_index": None,
+                     "target_key": key, "value": json.dumps(LABELS[b]), "score": p[b],
+                     "distribution": canonical_json(dict(zip(LABELS, p, strict=True))),
+                     "model_name": run[0], "model_version": run[1], "model_parameters": run[2], "run_at": None})
+    assert candidate_table(examples, probs, run).equals(pa.Table.from_pylist(rows, schema=CANDIDATE_SCHEMA))
+    assert candidate_table([], np.zeros((0, len(LABELS))), run).num_rows == 0
+    odd = np.full((1, len(LABELS)), np.nan)
+    assert distribution_json(odd) == [canonical_json(dict(zip(LABELS, odd[0].tolist(), strict=True)))]
+    with pytest.raises(ValueError, match="one row"):
+        candidate_table(examples, probs[:3], run)
