@@ -237,7 +237,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_candidates(args: argparse.Namespace) -> int:
-    from analysis.candidates import candidates_from_logged_nlu, read_candidates
+    from analysis.candidates import candidates_from_logged_nlu
     from analysis.logs import LogFormatError, format_problems
     from app import store
 
@@ -246,15 +246,14 @@ def cmd_candidates(args: argparse.Namespace) -> int:
         return code
     skipped: dict[str, int] = {}
     try:
-        if args.action == "import" and args.format != "turnlens":
-            from analysis.interop import READERS
+        if args.action == "import":
+            from analysis.interop import read_candidate_file
             from app.store.candidates import get_turn_texts
 
-            # the adapter checks each item's turn and text against the stored turns, naming file, item and field
-            read = READERS[args.format](args.path, name=str(args.path), turn_texts=lambda k: get_turn_texts(conn, k))
+            # a tool's adapter checks each item's turn and text against the stored turns, naming file, item, field
+            read = read_candidate_file(args.path, fmt=args.format, name=str(args.path),
+                                       turn_texts=lambda k: get_turn_texts(conn, k))
             table, skipped = read.table, read.skipped
-        elif args.action == "import":
-            table = read_candidates(args.path)
         else:
             if args.dataset not in store.list_datasets(conn):
                 return _fail(f"no dataset {args.dataset!r} in {db}", EXIT_USAGE)

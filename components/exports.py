@@ -18,6 +18,15 @@ def csv_download(frame: pd.DataFrame) -> bytes:
     return csv_bytes(frame)
 
 
+# How the Export page names each format (app/store/export.py: EXPORT_FORMATS and INTEROP_FORMATS).
+FORMAT_TITLES = {
+    "jsonl": "jsonl", "csv": "csv", "parquet": "parquet",
+    "labelstudio": "Label Studio: tasks with annotations (JSON)", "labelstudio-min": "Label Studio: JSON-MIN",
+    "labelstudio-csv": "Label Studio: CSV", "argilla": "Argilla: records with responses (JSON)",
+    "prodigy": "Prodigy: db-out JSONL (answer accept / reject / ignore)",
+}
+
+
 def zip_files(paths: list[Path]) -> Path:
     """A zip beside the first of paths holding each of them under its own name (a Parquet export and its
     dataset card, say), written again on every call; returns its path."""

@@ -1,4 +1,5 @@
-"""Export: reviewed labels, or every candidate, with provenance, as JSON Lines, CSV or Parquet."""
+"""Export: reviewed labels, or every candidate, with provenance, as JSON Lines, CSV or Parquet, or in a labelling tool's
+shape (Label Studio, Argilla, Prodigy; docs/interop.md)."""
 
 import re
 import tempfile
@@ -8,7 +9,8 @@ import streamlit as st
 
 from app import resources, store
 from app.page import start
-from components.exports import zip_files
+from app.store.export import INTEROP_FORMATS, export_interop, interop_suffix
+from components.exports import FORMAT_TITLES, zip_files
 
 page = start("Export")
 conn, db, dataset = page.conn, page.db, page.dataset
@@ -18,8 +20,10 @@ kinds = {"accepted": "accepted labels (accepted or corrected, agreed or adjudica
          "candidates": "every candidate with its score, and its resolution if any"}
 kind = st.radio("What", list(kinds), format_func=kinds.get, key="export_kind")
 c1, c2 = st.columns(2)
-fmt = c1.selectbox("Format", store.EXPORT_FORMATS, key="export_format",
-                   help="Parquet loads as is with Hugging Face datasets: load_dataset('parquet', data_files=...)")
+fmt = c1.selectbox("Format", [*store.EXPORT_FORMATS, *INTEROP_FORMATS], key="export_format",
+                   format_func=lambda f: FORMAT_TITLES.get(f, f),
+                   help="Parquet loads as is with Hugging Face datasets: load_dataset('parquet', data_files=...). "
+                        "The labelling tools' shapes hold one item per candidate of a turn (docs/interop.md).")
 tasks = resources.tasks(conn, db, dataset)
 task = c2.selectbox("Task", ["(all)"] + tasks, key="export_task")
 st.caption("Each row carries its provenance: model run (name, version, parameters, time), reviewers, the roles "
@@ -35,17 +39,26 @@ if st.session_state.get("export_file", {}).get("options") != options:
 if st.button("Prepare file", type="primary", key="export_go"):
     # DuckDB writes the file itself (COPY, streamed); the download then reads it from disk when clicked.
     folder = Path(tempfile.mkdtemp(prefix="turnlens-export-"))
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"turnlens-{dataset}-{kind}") + f".{fmt}"
+    tool = fmt in INTEROP_FORMATS
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", f"turnlens-{dataset}-{kind}" + (f"-{fmt}" if tool else ""))
+    name = stem + (interop_suffix(fmt) if tool else f".{fmt}")
     chosen = None if task == "(all)" else task
-    n = store.export_labels(conn, folder / name, dataset=dataset, kind=kind, fmt=fmt, task=chosen)
+    if tool:
+        n, left_out = export_interop(conn, folder / name, dataset=dataset, kind=kind, fmt=fmt, task=chosen)
+    else:
+        n, left_out = store.export_labels(conn, folder / name, dataset=dataset, kind=kind, fmt=fmt, task=chosen), 0
     card = store.write_dataset_card(conn, folder / name, dataset=dataset, kind=kind,
                                     task=chosen) if fmt == "parquet" else None
     st.session_state["export_file"] = {"options": options, "path": str(folder / name), "rows": n,
-                                       "card": str(card) if card else None}
+                                       "left_out": left_out, "card": str(card) if card else None}
 prepared = st.session_state.get("export_file")
 if prepared:
     path = Path(prepared["path"])
-    st.success(f"{prepared['rows']:,} rows ready.")
+    st.success(f"{prepared['rows']:,} {'items' if fmt in INTEROP_FORMATS else 'rows'} ready.")
+    if prepared["left_out"]:
+        st.warning(f"{prepared['left_out']:,} rows left out: their target is a whole dialogue or a pair of turns, "
+                   "which these tools' items (one utterance each) cannot hold. The JSON Lines and Parquet exports "
+                   "hold them.")
     st.text(f"{path.name} · {path.stat().st_size / 1e6:,.1f} MB")
     d1, d2, d3 = st.columns(3)
     d1.download_button("Download file", data=lambda: path.open("rb"), file_name=path.name, key="export_download")

@@ -1,14 +1,17 @@
-"""Import: upload dialogue logs; validated all or nothing, exactly like `turnlens ingest`."""
+"""Import: upload dialogue logs; validated all or nothing, exactly like `turnlens ingest`. Then label candidates for the
+stored turns, in turnlens's format or a labelling tool's, exactly like `turnlens candidates import --format`."""
 
 import tempfile
 from pathlib import Path
 
 import streamlit as st
 
+from analysis.interop import CANDIDATE_FORMATS, read_candidate_file
 from analysis.logs import SUFFIXES, LogFormatError, file_kind, format_problems
 from app import resources, state, store
 from app.ingest import AudioFilesError, ingest_files
 from app.settings import Settings
+from app.store.candidates import get_turn_texts
 
 settings = Settings.from_env()
 conn = resources.get_connection(str(settings.db_path))
@@ -94,3 +97,39 @@ else:
 
 st.subheader("Import history")
 st.dataframe(store.list_imports(conn), hide_index=True, width="stretch")
+
+st.subheader("Import label candidates")
+st.markdown("A model's proposals for stored turns, to review: a turnlens candidate file (`docs/review.md`), or "
+            "another labelling tool's export: Label Studio tasks with predictions, Argilla records with "
+            "suggestions, Prodigy JSONL (`docs/interop.md`). All or nothing: any problem and nothing is written.")
+CANDIDATE_TITLES = {"turnlens": "turnlens candidates (.jsonl, .jsonl.gz, .parquet)",
+                     "labelstudio": "Label Studio tasks (.json, .jsonl)", "argilla": "Argilla records (.json, .jsonl)",
+                     "prodigy": "Prodigy tasks (.jsonl, .json)"}
+if not settings.read_only:
+    with st.form("import_candidates"):
+        upload = st.file_uploader("Candidate file", key="candidates_file")
+        fmt = st.selectbox("Format", CANDIDATE_FORMATS, format_func=lambda f: CANDIDATE_TITLES.get(f, f),
+                           key="candidates_format")
+        go = st.form_submit_button("Import candidates")
+    if go and upload is None:
+        st.error("Choose a candidate file.")
+    elif go:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"upload{''.join(Path(upload.name).suffixes[-2:])}"  # the suffix says how to read it
+            path.write_bytes(upload.getvalue())
+            try:
+                read = read_candidate_file(path, fmt=fmt, name=upload.name,
+                                           turn_texts=lambda k: get_turn_texts(conn, k))
+                result = store.insert_candidates(conn, read.table)
+            except LogFormatError as exc:
+                st.error(f"Nothing was imported: {exc.total:,} problem(s).")
+                st.code(format_problems(exc.problems), language=None)
+            except store.IngestConflictError as exc:
+                st.error("Nothing was imported: the candidates contradict the database.")
+                st.code(str(exc), language=None)
+            else:
+                resources.clear_reads()
+                st.success(f"{result.rows_read:,} candidates read, {result.rows_added:,} added, "
+                           f"{result.rows_already_present:,} already present.")
+                if read.skipped:  # items proposing nothing are said, not dropped
+                    st.text("Not imported: " + ", ".join(f"{n:,} {why}" for why, n in read.skipped.items()))
