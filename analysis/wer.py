@@ -191,7 +191,17 @@ def turn_counts(references: Sequence[str | None], hypotheses: Sequence[str | Non
         raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
     if alignment not in ALIGNMENTS:
         raise ValueError(f"unknown alignment {alignment!r}: known are {', '.join(ALIGNMENTS)}")
-    apply = wer_normalise.get(normaliser).apply
+    normalise = wer_normalise.get(normaliser).apply
+    normalised: dict[str, list[str]] = {}
+
+    def apply(text: str) -> list[str]:
+        # Each distinct text is normalised once: english-v1 costs about half a millisecond a text, and a
+        # reference recurs under many different hypotheses (and the reverse).
+        found = normalised.get(text)
+        if found is None:
+            found = normalised[text] = words(normalise(text))
+        return found
+
     out = np.full((len(references), 6), -1, dtype=np.int32)
     memo: dict[tuple[str, str], tuple[int, ...]] = {}
     for k, (ref, hyp) in enumerate(zip(references, hypotheses, strict=True)):
@@ -200,7 +210,7 @@ def turn_counts(references: Sequence[str | None], hypotheses: Sequence[str | Non
         key = (ref, hyp or "")
         c = memo.get(key)
         if c is None:
-            ref_w, hyp_w = words(apply(ref)), words(apply(hyp or ""))
+            ref_w, hyp_w = apply(ref), apply(hyp or "")
             ref_s, hyp_s = " ".join(ref_w), " ".join(hyp_w)
             c = memo[key] = (*_word_counts(ref_w, hyp_w, alignment), len(ref_w),
                              Levenshtein.distance(ref_s, hyp_s), len(ref_s))
