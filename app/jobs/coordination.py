@@ -22,6 +22,7 @@ from app import store
 from app.jobs.common import (
     HOLD_OUT,
     REVIEWED,
+    LoadedModel,
     describe,
     evaluate_with,
     mark_held_out,
@@ -30,7 +31,7 @@ from app.jobs.common import (
     stages,
     weights_version,
 )
-from app.jobs.registry import Family, Option, register
+from app.jobs.registry import BatchScoring, Family, Option, register
 
 MODEL_NAME = "coordination-chunker"
 MIN_EXAMPLES = 50
@@ -110,11 +111,22 @@ def candidates(turns: list[dict], model_dir: Path, *,
                progress: Callable[[str, int, int], None] | None = None) -> pa.Table:
     """An ``items`` candidate (CANDIDATE_SCHEMA) for every turn the chunker splits into two or more items: the
     value of analysis.coordination.items.candidate_value, scored by its least confident chunk. Pure."""
+    return candidates_from(load(model_dir), turns, progress=progress)
+
+
+def load(model_dir: Path, options: dict | None = None) -> LoadedModel:
+    """The checkpoint's chunker and its model run, for scoring batch after batch (registry.BatchScoring)."""
     model = CoordinationModel.from_pretrained(model_dir)
-    chunked = model.predict([cx.words(t.get("asr_text") or "") for t in turns], progress=progress)
-    run = (MODEL_NAME, weights_version(model.fingerprint, model_dir), canonical_json({
+    return LoadedModel(model, (MODEL_NAME, weights_version(model.fingerprint, model_dir), canonical_json({
         "config": model.config.to_dict(), "data_fingerprint": model.fingerprint,
-        "checkpoint": str(Path(model_dir).resolve())}))
+        "checkpoint": str(Path(model_dir).resolve())})))
+
+
+def candidates_from(loaded: LoadedModel, turns: list[dict], *,
+                    progress: Callable[[str, int, int], None] | None = None) -> pa.Table:
+    """candidates() with the model already loaded (load()); each turn is scored on its own words."""
+    chunked = loaded.model.predict([cx.words(t.get("asr_text") or "") for t in turns], progress=progress)
+    run = loaded.run
     rows = []
     for t, c in zip(turns, chunked, strict=True):
         if not c.is_list:
@@ -166,8 +178,11 @@ def _co_train(inputs: dict, options: dict, out: Path, progress) -> dict:
     return summary
 
 
-def _co_score(turns: list[dict], options: dict, checkpoint: Path, progress):
-    return candidates(turns, checkpoint, progress=stages(progress))
+def _co_score(loaded: LoadedModel, turns: list[dict], options: dict, progress=None):
+    return candidates_from(loaded, turns, progress=progress and stages(progress))
+
+
+BATCH = BatchScoring(load=load, score=_co_score)
 
 
 register(Family(
@@ -187,7 +202,7 @@ register(Family(
              Option("held_out_types", str, "", "slot types kept out of training to measure unseen types: "
                                                "comma-separated, or 'auto' (the documented rule)", check=_held_out),
              REVIEWED, HOLD_OUT),
-    read_train=_read_train, train=_co_train, read_score=_read_score, score=_co_score,
+    read_train=_read_train, train=_co_train, read_score=_read_score, score=BATCH.local, batch=BATCH,
     read_evaluate=read_heldout,
     evaluate=evaluate_with("analysis.coordination.evaluate:evaluate_heldout",
                            "analysis.coordination.model:CoordinationModel"),

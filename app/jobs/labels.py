@@ -21,6 +21,7 @@ from app import store
 from app.jobs.common import (
     HOLD_OUT,
     REVIEWED,
+    LoadedModel,
     describe,
     embedder,
     evaluate_with,
@@ -30,7 +31,7 @@ from app.jobs.common import (
     stages,
     weights_version,
 )
-from app.jobs.registry import Family, Option, register
+from app.jobs.registry import BatchScoring, Family, Option, register
 
 MODEL_NAME = "label-model"
 TOP_INTENTS = 5  # an intent candidate keeps its top five intents and the rest as one "(other)" share
@@ -108,14 +109,27 @@ def candidates(turns: list[dict], model_dir: Path, *, tasks: tuple[str, ...] = T
                progress: Callable[[str, int, int], None] | None = None) -> pa.Table:
     """One candidate per turn and task (CANDIDATE_SCHEMA). Binary tasks propose the more likely answer with its
     probability as the score; intent keeps its top probabilities as the distribution. Pure: no database."""
+    return candidates_from(load(model_dir), turns, tasks=tasks, embed=embed, progress=progress)
+
+
+def load(model_dir: Path, options: dict | None = None) -> LoadedModel:
+    """The checkpoint's model and its model run, for scoring batch after batch (registry.BatchScoring)."""
+    model = LabelModel.from_pretrained(model_dir)
+    return LoadedModel(model, (MODEL_NAME, weights_version(model.fingerprint, model_dir), canonical_json({
+        "config": asdict(replace(model.config)), "data_fingerprint": model.fingerprint,
+        "checkpoint": str(Path(model_dir).resolve())})))
+
+
+def candidates_from(loaded: LoadedModel, turns: list[dict], *, tasks: tuple[str, ...] = TASKS,
+                    embed: Callable | None = None, progress: Callable[[str, int, int], None] | None = None
+                    ) -> pa.Table:
+    """candidates() with the model already loaded (load()). turns must hold whole dialogues: the model reads each
+    turn's dialogue context."""
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown or not tasks:
         raise ValueError(f"tasks must be among {', '.join(TASKS)}; got {', '.join(unknown) or 'none'}")
-    model = LabelModel.from_pretrained(model_dir)
-    pred = model.predict(build_dialogues(turns), embed=embed or embedder(), progress=progress)
-    run = (MODEL_NAME, weights_version(model.fingerprint, model_dir), canonical_json({
-        "config": asdict(replace(model.config)), "data_fingerprint": model.fingerprint,
-        "checkpoint": str(Path(model_dir).resolve())}))
+    pred = loaded.model.predict(build_dialogues(turns), embed=embed or loaded.embed, progress=progress)
+    run = loaded.run
     rows = []
     best = pred.intent_proba.argmax(axis=1)
     for i, (did, ti) in enumerate(pred.keys):
@@ -162,8 +176,11 @@ def _lb_train(inputs: dict, options: dict, out: Path, progress) -> dict:
     return summary
 
 
-def _lb_score(turns: list[dict], options: dict, checkpoint: Path, progress):
-    return candidates(turns, checkpoint, tasks=_tasks(options["tasks"]), progress=stages(progress))
+def _lb_score(loaded: LoadedModel, turns: list[dict], options: dict, progress=None):
+    return candidates_from(loaded, turns, tasks=_tasks(options["tasks"]), progress=progress and stages(progress))
+
+
+BATCH = BatchScoring(load=load, score=_lb_score, whole_dialogues=True)
 
 
 def _tasks(text: str) -> tuple[str, ...]:
@@ -187,7 +204,7 @@ register(Family(
              REVIEWED, HOLD_OUT,
              Option("tasks", str, ",".join(TASKS), "comma-separated tasks to write candidates for", ("score",),
                     check=_tasks)),
-    read_train=_read_train, train=_lb_train, read_score=_read_score, score=_lb_score,
+    read_train=_read_train, train=_lb_train, read_score=_read_score, score=BATCH.local, batch=BATCH,
     read_evaluate=read_heldout,
     evaluate=evaluate_with("analysis.labels.evaluation:evaluate_heldout", "analysis.labels.model:LabelModel"),
     describe=lambda action, result: describe(action, result, "label"),

@@ -19,8 +19,17 @@ from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
 from analysis.rescoring.config import WEIGHTINGS, RescoringConfig
 from analysis.rescoring.transcripts import TASK, candidate_value, posterior, same_words
 from app import store
-from app.jobs.common import HOLD_OUT, REVIEWED, describe, mark_held_out, stages, train_part, weights_version
-from app.jobs.registry import Family, Option, register
+from app.jobs.common import (
+    HOLD_OUT,
+    REVIEWED,
+    LoadedModel,
+    describe,
+    mark_held_out,
+    stages,
+    train_part,
+    weights_version,
+)
+from app.jobs.registry import BatchScoring, Family, Option, register
 from app.store import rescoring as store_rescoring
 
 MODEL_NAME = store_rescoring.RESCORER
@@ -135,19 +144,33 @@ def candidates(turns: list[dict], model_dir: Path, *,
                progress: Callable[[str, int, int | None], None] | None = None) -> pa.Table:
     """A transcript candidate (CANDIDATE_SCHEMA) for every turn whose best rescored hypothesis says other words than
     the logged 1-best; its score is that hypothesis's share of the list under the rescored totals. Pure."""
-    from analysis.rescoring.rescore import Rescorer, nbest_from_turn
+    return candidates_from(load(model_dir), turns, progress=progress)
+
+
+def load(model_dir: Path, options: dict | None = None) -> LoadedModel:
+    """The checkpoint's rescorer and its model run, for scoring batch after batch (registry.BatchScoring)."""
+    from analysis.rescoring.rescore import Rescorer
 
     rescorer = Rescorer.from_pretrained(model_dir)
+    model = rescorer.model
+    return LoadedModel(rescorer, (MODEL_NAME, weights_version(model.fingerprint, model_dir), canonical_json({
+        "config": model.config.to_dict(), "data_fingerprint": model.fingerprint, "lam": rescorer.lam,
+        "beta": rescorer.beta, "checkpoint": str(Path(model_dir).resolve())})))
+
+
+def candidates_from(loaded: LoadedModel, turns: list[dict], *,
+                    progress: Callable[[str, int, int | None], None] | None = None) -> pa.Table:
+    """candidates() with the rescorer already loaded (load()); each turn's n-best list is rescored on its own."""
+    from analysis.rescoring.rescore import nbest_from_turn
+
+    rescorer = loaded.model
     nbests = [nbest_from_turn(t) for t in turns]
     if progress:
         progress("rescoring", 0, len(nbests))
     choices = rescorer.rescore(nbests)
     if progress:
         progress("rescoring", len(nbests), len(nbests))
-    model = rescorer.model
-    run = (MODEL_NAME, weights_version(model.fingerprint, model_dir), canonical_json({
-        "config": model.config.to_dict(), "data_fingerprint": model.fingerprint, "lam": rescorer.lam,
-        "beta": rescorer.beta, "checkpoint": str(Path(model_dir).resolve())}))
+    run = loaded.run
     rows = []
     for t, nb, c in zip(turns, nbests, choices, strict=True):
         if same_words(c.text, t["asr_text"]):
@@ -232,8 +255,11 @@ def _rs_train(inputs: dict, options: dict, out: Path, progress) -> dict:
     return summary
 
 
-def _rs_score(turns: list[dict], options: dict, checkpoint: Path, progress):
-    return candidates(turns, checkpoint, progress=stages(progress))
+def _rs_score(loaded: LoadedModel, turns: list[dict], options: dict, progress=None):
+    return candidates_from(loaded, turns, progress=progress and stages(progress))
+
+
+BATCH = BatchScoring(load=load, score=_rs_score)
 
 
 def _rs_evaluate(inputs: dict, options: dict, checkpoint: Path, progress):
@@ -273,7 +299,8 @@ register(Family(
                                              "the LM never trains on its sentences", check=_check_dataset_name),
              REVIEWED, HOLD_OUT),
     read_train=_read_train, train=_rs_train,
-    read_score=lambda conn, dataset, options: score_inputs(conn, dataset), score=_rs_score,
+    read_score=lambda conn, dataset, options: score_inputs(conn, dataset), score=BATCH.local,
+    batch=BATCH,
     read_evaluate=lambda conn, dataset, options: evaluate_inputs(conn, dataset), evaluate=_rs_evaluate,
     describe=_describe,
     # make run: train on the sample's transcripts and NLU labels, tune on the speech demo's real n-best lists (its
