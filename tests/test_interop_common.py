@@ -135,3 +135,10 @@ def test_turn_texts_lookup_returns_only_stored_turns(db, tmp_path):
     ingest_turns(db, tmp_path)
     assert get_turn_texts(db, [("d1", 0), ("d2", 0), ("d9", 0)]) == {("d1", 0): TURNS[0][2], ("d2", 0): TURNS[2][2]}
     assert get_turn_texts(db, []) == {}
+
+
+def test_a_value_found_case_insensitively_is_quoted_as_the_utterance_has_it():
+    """Span formats quote the utterance's characters (and read them back as the value): a value located only
+    case-insensitively comes back in the utterance's case; its offsets are kept (docs/interop.md, lossy)."""
+    spans = slot_spans("Set it for Monday", [{"type": "date", "value": "monday"}])
+    assert (spans[0].start, spans[0].end, spans[0].quoted, spans[0].value) == (11, 17, "Monday", "monday")

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from analysis.interop.labelstudio import read_labelstudio
+from analysis.interop.labelstudio import labelstudio_tasks, read_labelstudio
 from analysis.logs import LogFormatError
 from app import store
 from tests.test_interop_common import (
@@ -191,3 +191,15 @@ def test_bad_inputs_name_file_item_and_field_and_write_nothing(db, tmp_path):
     with pytest.raises(LogFormatError, match=r"x.json:1: is not valid JSON"):
         read_labelstudio(tmp_path / "x.json", name="x.json", turn_texts=lookup(db))
     assert count_candidates(db) == 0
+
+
+def test_a_slot_found_case_insensitively_exports_the_utterances_characters(tmp_path):
+    row = {"candidate_id": 1, "task": "slots", "target_kind": "turn", "dialogue_id": "d1", "turn_index": 1,
+           "text": TURNS[1][2], "proposed_value": [{"type": "date", "value": "monday"}], "score": 0.5,
+           "status": "agreed", "verdict": "accept", "label": [{"type": "date", "value": "monday"}],
+           "reviewers": ["ana"], "model_name": "m", "model_version": "1", "dataset": "tools"}
+    tasks, _ = labelstudio_tasks([row])
+    assert tasks[0]["annotations"][0]["result"][0]["value"] == {"start": 11, "end": 17, "text": "Monday",
+                                                                "labels": ["date"]}
+    back = read_labelstudio(write_tasks(tmp_path / "t.json", tasks)).table.to_pylist()
+    assert {json.loads(r["value"])[0]["value"] for r in back} == {"Monday"}

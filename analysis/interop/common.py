@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analysis.candidates import candidates_table, canonical_json, is_task_name
+from analysis.interop.spans import is_slot_list, slot_spans
 from analysis.logs import LogFormatError, Problem, file_kind, jsonl_records
 
 # Looks up the stored text of turns: {(dialogue_id, turn_index): asr_text} for those of keys that exist. The
@@ -173,8 +174,6 @@ def split_value(task: str, value: object, text: str) -> tuple[str, object, list[
     a slot list (the slots task, or any list of {type, value} objects); ('string', value, []) for a string;
     ('json', canonical JSON text, []) for anything else (booleans, numbers, lists of strings, objects), which
     the tools' free-text answers carry and the importers parse back."""
-    from analysis.interop.spans import is_slot_list, slot_spans
-
     if isinstance(value, list) and (task == "slots" or is_slot_list(value)) \
             and all(isinstance(v, dict) for v in value):
         spans = slot_spans(text, value)
@@ -243,7 +242,7 @@ def reviewed_label(row: dict) -> object | None:
 def write_json(items: list, path: str | Path) -> None:
     """items as one JSON array (Label Studio's and Argilla's JSON exports), UTF-8, text as it is."""
     with open(path, "w", encoding="utf-8") as out:
-        json.dump(items, out, ensure_ascii=False, indent=1)
+        out.write(json.dumps(items, ensure_ascii=False))  # one shot, no indent: json's C encoder, not chunks
         out.write("\n")
 
 

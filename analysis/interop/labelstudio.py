@@ -212,7 +212,7 @@ def _regions(task: str, value: object, text: str) -> tuple[list[dict], bool | No
     if kind == "json":
         return [{"from_name": task, "to_name": TO_NAME, "type": "textarea", "value": {"text": [payload]}}], None
     regions = [{"id": f"{task}-{i}", "from_name": task, "to_name": TO_NAME, "type": "labels",
-                "value": {"start": s.start, "end": s.end, "text": s.value, "labels": [s.type]}}
+                "value": {"start": s.start, "end": s.end, "text": s.quoted, "labels": [s.type]}}
                for i, s in enumerate(payload)]
     if unlocated:  # said, not dropped: the slots whose value is not in the text, in a textarea of their own
         regions.append({"from_name": task + UNLOCATED, "to_name": TO_NAME, "type": "textarea",
@@ -255,7 +255,7 @@ def _min_value(task: str, value: object, text: str) -> tuple[object, bool | None
     kind, payload, unlocated = split_value(task, value, text)
     if kind != "spans":
         return payload, None, []
-    return ([{"start": s.start, "end": s.end, "text": s.value, "labels": [s.type]} for s in payload],
+    return ([{"start": s.start, "end": s.end, "text": s.quoted, "labels": [s.type]} for s in payload],
             not unlocated, unlocated)
 
 

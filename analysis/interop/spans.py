@@ -8,7 +8,6 @@ Label Studio's and Argilla's span results and Prodigy's ``spans`` use as well.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 
@@ -20,6 +19,9 @@ class SlotSpan:
     value: str
     start: int | None
     end: int | None
+    # the text's own characters at the span: what span formats quote and read back as the slot's value. It
+    # differs from value only in case, where the value was found case-insensitively (docs/interop.md, lossy).
+    quoted: str | None = None
 
     @property
     def located(self) -> bool:
@@ -34,6 +36,15 @@ def _whole_word(text: str, start: int, end: int) -> bool:
     before = text[start - 1] if start > 0 else " "
     after = text[end] if end < len(text) else " "
     return not (before.isalnum() or before == "_") and not (after.isalnum() or after == "_")
+
+
+def _occurrences(haystack: str, needle: str) -> list[int]:
+    """Every start of needle in haystack, overlapping ones included (str.find: no pattern to compile per value)."""
+    found, at = [], haystack.find(needle)
+    while at != -1:
+        found.append(at)
+        at = haystack.find(needle, at + 1)
+    return found
 
 
 def locate(text: str, value: str, taken: list[tuple[int, int]] | None = None) -> tuple[int, int] | None:
@@ -52,7 +63,7 @@ def locate(text: str, value: str, taken: list[tuple[int, int]] | None = None) ->
     for haystack, needle in ((text, value), (folded_text, folded_value) if same_length else (None, None)):
         if haystack is None:
             continue
-        starts = [m.start() for m in re.finditer(re.escape(needle), haystack)]
+        starts = _occurrences(haystack, needle)
         free = [s for s in starts if not _overlaps(s, s + len(needle), taken)]
         for s in free:
             if _whole_word(text, s, s + len(needle)):
@@ -80,7 +91,9 @@ def slot_spans(text: str, slots: list[dict]) -> list[SlotSpan]:
         where = own.get(i) or locate(text, value, taken)
         if where is not None and i not in own:
             taken.append(where)
-        placed.append(SlotSpan(str(slot.get("type", "")), value, *(where or (None, None))))
+        start, end = where or (None, None)
+        placed.append(SlotSpan(str(slot.get("type", "")), value, start, end,
+                               text[start:end] if where is not None else None))
     return placed
 
 
