@@ -179,7 +179,9 @@ class _BenchmarkDatabase:
         self._conn = conn
 
     def ingest(self, path: Path, dataset: str) -> int:
-        return ingest_files(self._conn, [path], dataset=dataset)[0].rows_read
+        # raw: the committed benchmark (docs/results/disparity.md) was measured on raw counts before the english-v1
+        # default existed; --check must reproduce it. A rerun under english-v1 is a new set of published numbers.
+        return ingest_files(self._conn, [path], dataset=dataset, wer_normaliser="raw")[0].rows_read
 
     def speaker_turns(self, dataset: str):
         return store.list_speaker_turns(self._conn, dataset)

@@ -122,7 +122,10 @@ def mitigation_section(runner: JobRunner, dataset: str, reviewer: str, *, read_o
                 f"dev split of the group's speakers) · analysis #{ewc['analysis_id']}")
         st.dataframe(ewc_across(s), hide_index=True, width="stretch", key="mit_ewc_across")
         st.caption("Intervals: 95% speaker bootstrap, paired across systems. What happened to everyone else: the "
-                   "rows of the other groups below.")
+                   "rows of the other groups below. WER here is the rescorer's own: words lower-cased, otherwise as "
+                   "logged (close to raw, not english-v1; docs/wer.md). The groups come from the disparity report "
+                   + (f"made under {s['normaliser']}." if s.get("normaliser") else "under the dataset's default "
+                      "normaliser."))
         st.dataframe(ewc_per_group(s), hide_index=True, width="stretch", key="mit_ewc_groups")
         changed = pd.DataFrame(s["changed"], columns=["dialogue_id", "turn_index", "speaker_id", "group", "reference",
                                                       "before", "finetune", "ewc"])

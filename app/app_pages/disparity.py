@@ -20,6 +20,7 @@ from analysis.disparity import report as dr
 from analysis.disparity import tables
 from analysis.disparity.tables import percent
 from analysis.wer import align
+from analysis.wer_normalise import label
 from app import resources, store
 from app.jobs import registry
 from app.page import start
@@ -30,6 +31,7 @@ from components.exports import csv_download
 from components.maps import PLOTLY_CONFIG, regions_map
 from components.mitigation_view import METHODS as MITIGATIONS
 from components.mitigation_view import mitigation_section
+from components.wer_choice import wer_normaliser
 
 DEFAULTS = dr.Options()
 STEPS = {"waiting": "another session is computing this analysis, waiting for it",
@@ -86,7 +88,7 @@ def settings_form() -> dr.Options:
 
 def worst_utterances(speakers: np.ndarray, key: str) -> None:
     """The group's utterances with the most word errors; a row shows its alignment and dialogue."""
-    worst = store.list_worst_utterances(conn, dataset, [str(s) for s in speakers], limit=50)
+    worst = store.list_worst_utterances(conn, dataset, [str(s) for s in speakers], limit=50, normaliser=normaliser)
     st.caption(f"The {len(worst)} utterances of its {len(speakers):,} speakers with the most word errors. Click one "
                "for its reference/ASR alignment and dialogue.")
     shown = tables.utterances_display(worst[["speaker_id", "reference_text", "asr_text", "wer_sub", "wer_del",
@@ -141,6 +143,11 @@ def origin(loaded: resources.DisparityReport) -> str:
 
 page = start("Disparity")
 conn, db, dataset = page.conn, page.db, page.dataset
+# The report is read and cached by app/resources.py under the dataset's default normaliser only.
+normaliser = wer_normaliser(conn, dataset, key="dp_wer_normaliser",
+                            fixed="The disparity report uses the dataset's default normaliser; the analyse job "
+                                  "takes another as its option.")
+wer_name = label(normaliser)
 options = settings_form()
 job_panel.family_jobs(resources.job_runner(db), registry.get("disparity"), dataset, page.reviewer,
                       read_only=page.settings.read_only)
@@ -170,13 +177,14 @@ if ov["speakers"] < options.k:
     st.stop()
 st.caption(origin(loaded))
 st.caption(f"{ov['speakers']:,} speakers ({ov['located_speakers']:,} with a location), {ov['utterances']:,} "
-           f"utterances with a reference transcript, {ov['words']:,} reference words. Intervals: "
+           f"utterances with a reference transcript, {ov['words']:,} reference words; every WER here is "
+           f"{wer_name}: both transcripts normalised by {normaliser}. Intervals: "
            f"{options.confidence:.0%} percentile intervals of a bootstrap resampling speakers "
            f"({options.n_boot:,} replicates).")
 c1, c2, c3, c4, c5 = st.columns(5)
-c1.metric("Pooled WER", percent(ov["wer"]), help=co.POOLED_WER_DEFINITION)
+c1.metric(f"Pooled {wer_name}", percent(ov["wer"]), help=co.POOLED_WER_DEFINITION)
 c1.caption(f"95% interval {tables.interval(ov['wer_low'], ov['wer_high'])}")
-c2.metric("Speaker-mean WER (secondary)", percent(ov["speaker_mean_wer"]),
+c2.metric(f"Speaker-mean {wer_name} (secondary)", percent(ov["speaker_mean_wer"]),
           help="The unweighted mean of each speaker's own pooled WER: a speaker with 3 words counts as much as one "
                "with 3,000. Shown for comparison; every other figure is pooled.")
 c3.metric("Substitutions", percent(ov["sub_share"]), help="Share of all word errors.")
@@ -342,8 +350,9 @@ else:
                                        customdata=ids, text=[f"{w:.1%}" for w in wer],
                                        marker=dict(size=5, color=wer, colorscale="YlOrRd", cmin=0,
                                                    cmax=float(np.quantile(wer, 0.95)) or 1.0,
-                                                   colorbar=dict(title="WER", tickformat=".0%")),
-                                       hovertemplate="speaker %{customdata}<br>WER %{text}<extra></extra>"))
+                                                   colorbar=dict(title=wer_name, tickformat=".0%")),
+                                       hovertemplate=f"speaker %{{customdata}}<br>{wer_name} %{{text}}"
+                                                     "<extra></extra>"))
         fig.update_layout(height=480, dragmode="lasso", margin=dict(t=10, b=10, l=10, r=10),
                           xaxis=dict(showticklabels=False, title=None), yaxis=dict(showticklabels=False, title=None))
         event = st.plotly_chart(fig, key="dp_umap", on_select="rerun", selection_mode=("box", "lasso"))
@@ -365,11 +374,12 @@ else:
             sel["cohort"] = [str(c) if c in shown_groups and c >= 0 else ""
                              for c in report.labels[dr.AUTOMATIC][chosen]]
         e, w = speakers["errors"].to_numpy()[chosen].sum(), speakers["words"].to_numpy()[chosen].sum()
-        st.markdown(f"**{len(chosen):,} speakers selected** · pooled WER {percent(e / w if w else np.nan)}")
+        st.markdown(f"**{len(chosen):,} speakers selected** · pooled {wer_name} {percent(e / w if w else np.nan)}")
         st.dataframe(sel, hide_index=True, width="stretch", key="dp_umap_speakers",
                      column_config={**utterance_columns(sel),
-                                    "wer": st.column_config.NumberColumn("WER", format="percent")})
-        utts = store.list_speaker_utterances(conn, dataset, [str(x) for x in sel["speaker_id"]], limit=500)
+                                    "wer": st.column_config.NumberColumn(wer_name, format="percent")})
+        utts = store.list_speaker_utterances(conn, dataset, [str(x) for x in sel["speaker_id"]], limit=500,
+                                             normaliser=normaliser)
         st.caption(f"Their utterances (newest first, at most 500: {len(utts):,} shown). Click one for its dialogue.")
         shown_utts = tables.utterances_display(utts)
         rows = st.dataframe(shown_utts, hide_index=True, width="stretch", key="dp_umap_utterances", on_select="rerun",

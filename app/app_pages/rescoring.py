@@ -68,7 +68,9 @@ show_evaluation(store_evaluations.get_latest_evaluation(conn, run_id), key="rsc_
 st.subheader("Word error rate against reviewed transcripts")
 st.caption("Here the reference is not the log's: it is the transcript reviewers settled for each turn (accepted or "
            "corrected, agreed or adjudicated), so only reviewed turns count. Logged: the recogniser's 1-best; "
-           "proposed: the rescorer's choice. 95% intervals over speakers.")
+           "proposed: the rescorer's choice. 95% intervals over speakers. The words are compared lower-cased and "
+           "otherwise as logged (the rescorer's tokenisation: close to the raw normaliser, not english-v1; "
+           "docs/wer.md).")
 settled = store_rescoring.list_reviewed_transcripts(conn, shown)
 wer = reviewed_wer([settled_row(json.loads(r.label), asr_text=r.asr_text, speaker_id=r.speaker_id,
                                 reference_text=r.reference_text) for r in settled.itertuples()])

@@ -23,6 +23,7 @@ from dataclasses import asdict
 
 import numpy as np
 
+from analysis import wer_normalise
 from analysis.disparity import cohorts
 from app.jobs.registry import Action, Family, Option, register
 
@@ -86,17 +87,20 @@ class UmapJobs:
 def _read(conn, dataset: str, options: dict):
     from app import store
     from app.store import disparity as store_disparity
+    from app.store import turns as store_turns
 
+    # The option, else the dataset's default: the report says which normaliser its counts were made under.
+    normaliser = options.get("normaliser") or store_turns.get_wer_normaliser(conn, dataset)
     # The fingerprint before the turns: an import landing in between stores the report under the older
     # fingerprint, which no later open asks for (the other order would store the report of the older turns
     # under the newer fingerprint, as if it were current).
-    fingerprint = store_disparity.get_data_fingerprint(conn, dataset)
-    turns = store.list_speaker_turns(conn, dataset)
+    fingerprint = store_disparity.get_data_fingerprint(conn, dataset, normaliser)
+    turns = store.list_speaker_turns(conn, dataset, normaliser)
     if not turns.num_rows:
         raise ValueError(f"dataset {dataset!r} has no turns with a reference transcript and a speaker to analyse")
     # The voices layouts stored for this dataset: the child skips a UMAP fit whose layout is stored already.
     layouts = set(store_disparity.list_layout_keys(conn, dataset))
-    return turns, layouts, fingerprint
+    return turns, layouts, fingerprint, normaliser
 
 
 def _options(options: dict):
@@ -113,7 +117,7 @@ def _run(inputs, options: dict, _path, progress) -> dict:
     from analysis.disparity import report as dr
     from analysis.disparity import snapshot as sn
 
-    turns, layouts, fingerprint = inputs
+    turns, layouts, fingerprint, normaliser = inputs
     said = [0.0]
 
     def stage(step: str, done: int) -> None:
@@ -137,9 +141,9 @@ def _run(inputs, options: dict, _path, progress) -> dict:
         stage("laying out the voices (UMAP)", int(_ANALYSIS_SHARE * 100))
         layout = _layout(snap, table.embedding[snap.voice_rows])
     stage("done", 100)
-    summary = dr.summary(report)
+    summary = {**dr.summary(report), "wer_normaliser": normaliser}
     return {"summary": summary, "fingerprint": fingerprint, "markdown": _markdown(summary, snap),
-            "options": dr.plain(asdict(report.options)), "report": {
+            "options": {**dr.plain(asdict(report.options)), "normaliser": normaliser}, "report": {
                 "options_key": sn.options_key(report.options), "format": sn.FORMAT, "meta": meta, "parts": parts,
                 "seconds": seconds}, "layout": layout}
 
@@ -171,9 +175,10 @@ def _markdown(summary: dict, snap) -> str:
     from analysis.disparity import tables
 
     o = summary["overall"]
-    lines = [f"Pooled WER {_percent(o.get('wer'))} [{_percent(o.get('wer_low'))}, {_percent(o.get('wer_high'))}] "
+    name = wer_normalise.label(summary["wer_normaliser"])
+    lines = [f"Pooled {name} {_percent(o.get('wer'))} [{_percent(o.get('wer_low'))}, {_percent(o.get('wer_high'))}] "
              f"over {o.get('speakers', 0):,} speakers (speaker bootstrap); {len(summary['regions'])} learned "
-             "region(s).", "", "| cohorting | WER gap | interval | support |", "|---|---|---|---|"]
+             "region(s).", "", f"| cohorting | {name} gap | interval | support |", "|---|---|---|---|"]
     for _, row in snap.comparison.iterrows():
         lines.append(f"| {row['cohorting']} | {tables.percent(row['wer_gap'])} | "
                      f"{tables.interval(row['wer_gap_low'], row['wer_gap_high'])} | "
@@ -199,11 +204,13 @@ def _write(conn, dataset: str, outcome: dict) -> dict:
                                       arrow=layout["arrow"], seconds=layout["seconds"])
     o = outcome["summary"]["overall"]
     return {"analysis_id": analysis_id, "report_id": report_id, "speakers": o.get("speakers"), "wer": o.get("wer"),
-            "regions": len(outcome["summary"]["regions"]), "layout": layout is not None}
+            "regions": len(outcome["summary"]["regions"]), "layout": layout is not None,
+            "normaliser": outcome["summary"]["wer_normaliser"]}
 
 
 def _describe(action: str, result: dict) -> str:
-    return (f"analysis #{result['analysis_id']}: pooled WER {_percent(result['wer'])} over "
+    name = wer_normalise.label(result["normaliser"]) if result.get("normaliser") else "WER"
+    return (f"analysis #{result['analysis_id']}: pooled {name} {_percent(result['wer'])} over "
             f"{result['speakers'] or 0:,} speakers, {result['regions']} learned region(s); the Disparity page "
             f"draws it from report #{result.get('report_id')}"
             + (" with its voices layout" if result.get("layout") else ""))
@@ -218,7 +225,9 @@ register(Family(
     options=(Option("k", int, 5, "privacy minimum: no group or map cell of fewer speakers is shown", ("analyse",),
                     low=1, high=1000),
              Option("n_boot", int, 1000, "speaker-bootstrap replicates", ("analyse",), low=10, high=100_000),
-             Option("seed", int, 0, "random seed", ("analyse",), low=0)),
+             Option("seed", int, 0, "random seed", ("analyse",), low=0),
+             Option("normaliser", str, "", "the WER normaliser the counts are read under (docs/wer.md); empty: the "
+                                           "dataset's default", ("analyse",), choices=("", *wer_normalise.NAMES))),
     more=(Action("analyse", "Analyse", _read, _run, "own", write=_write,
                  help="run the whole disparity analysis and the voices' UMAP layout, and store the report the "
                       "Disparity page draws (and its summary)"),),

@@ -9,6 +9,7 @@ import math
 
 import duckdb
 
+from analysis import wer_normalise
 from analysis.disparity import report as dr
 from analysis.disparity import snapshot as disparity_snapshot
 from app.jobs.registry import Option
@@ -29,6 +30,8 @@ OPTIONS = (
                                 "worst, highest pooled WER)", actions=("mitigate",), check=_check_group),
     Option("report_id", int, 0, "the stored disparity report whose groups are used (0: the newest for this data; "
                                 "the analyse job or the Disparity page stores one)", actions=("mitigate",), low=0),
+    Option("normaliser", str, "", "the WER normaliser of the report to take the groups from (docs/wer.md); empty: "
+                                  "the dataset's default", actions=("mitigate",), choices=("", *wer_normalise.NAMES)),
 )
 
 
@@ -38,7 +41,9 @@ def report_groups(conn: duckdb.DuckDBPyConnection, dataset: str, options: dict) 
     the cohorting is empty or the group is not shown."""
     from app.store import disparity as store_disparity
 
-    fingerprint = store_disparity.get_data_fingerprint(conn, dataset)
+    # The report of the current data under the normaliser asked for (else the dataset's default): the
+    # fingerprint names the normaliser, so a report made under another one is not taken.
+    fingerprint = store_disparity.get_data_fingerprint(conn, dataset, options.get("normaliser") or None)
     report_id = int(options.get("report_id") or 0)
     if not report_id:
         report_id = store_disparity.get_latest_report_id(conn, dataset, fingerprint, disparity_snapshot.FORMAT) or 0
@@ -66,7 +71,8 @@ def report_groups(conn: duckdb.DuckDBPyConnection, dataset: str, options: dict) 
     if target not in {r["group"] for r in summary}:
         raise ValueError(f"{cohorting} has no shown group {target!r}; shown: "
                          + ", ".join(r["group"] for r in summary))
-    return {"report_id": report_id, "cohorting": cohorting, "target": target, "groups": groups, "summary": summary}
+    return {"report_id": report_id, "cohorting": cohorting, "target": target, "groups": groups, "summary": summary,
+            "normaliser": options.get("normaliser") or ""}
 
 
 def store_result(conn: duckdb.DuckDBPyConnection, family: str, dataset: str, result: dict, markdown: str) -> int:
@@ -77,5 +83,7 @@ def store_result(conn: duckdb.DuckDBPyConnection, family: str, dataset: str, res
 
     return store_evaluations.insert_analysis(
         conn, family=family, dataset=dataset, options={"cohorting": result["cohorting"], "group": result["target"],
-                                                       "report_id": result["report_id"]},
-        data_fingerprint=store_disparity.get_data_fingerprint(conn, dataset), summary=result, markdown=markdown)
+                                                       "report_id": result["report_id"],
+                                                       "normaliser": result.get("normaliser", "")},
+        data_fingerprint=store_disparity.get_data_fingerprint(conn, dataset, result.get("normaliser") or None),
+        summary=result, markdown=markdown)

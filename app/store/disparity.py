@@ -16,21 +16,29 @@ from collections.abc import Mapping
 import duckdb
 import pandas as pd
 
-from app.store import transaction
+from analysis import wer_normalise
+from app.store import sql, transaction
+from app.store.turns import get_wer_normaliser
 
 
-def get_data_fingerprint(conn: duckdb.DuckDBPyConnection, dataset: str) -> str:
+def get_data_fingerprint(conn: duckdb.DuckDBPyConnection, dataset: str, normaliser: str | None = None) -> str:
     """The fingerprint of the dataset's turns as the disparity analysis reads them (the rows and columns of
-    ``list_speaker_turns``, their order keys included): the key a stored report is matched by. Computed in the
-    database (about 50 ms for 200k turns) so a stored report is found without reading the turns. A sum of
-    row hashes: any changed, added or removed row changes it, whatever the order of the rows."""
-    count, total = conn.cursor().execute("""
+    ``list_speaker_turns`` under normaliser, None: the dataset's default; their order keys included): the key a
+    stored report is matched by, so a report made under one normaliser is never taken for another's. Computed in
+    the database (about 50 ms for 200k turns) so a stored report is found without reading the turns. A sum of
+    row hashes: any changed, added or removed row changes it, whatever the order of the rows. Under ``raw`` it
+    reads as before m010 (reports stored then still match); another normaliser's name is part of it."""
+    normaliser = normaliser or get_wer_normaliser(conn, dataset)
+    source = sql.turns_with_wer(normaliser)
+    # source: sql.turns_with_wer's checked subquery
+    count, total = conn.cursor().execute(f"""
         SELECT count(*), coalesce(sum(hash(dialogue_id, turn_index, speaker_id, latitude, longitude, wer_sub,
                                            wer_del, wer_ins, wer_ref_words, speaker_embedding)::HUGEINT), 0)
-        FROM turns
+        FROM {source} t
         WHERE dataset = ? AND wer_ref_words >= 0 AND speaker_id IS NOT NULL
     """, [dataset]).fetchone()
-    return f"turns:{count}:{total:x}"
+    named = "" if normaliser == wer_normalise.RAW else f"{normaliser}:"
+    return f"turns:{named}{count}:{total:x}"
 
 
 def insert_report(conn: duckdb.DuckDBPyConnection, *, dataset: str, data_fingerprint: str, options: str,
