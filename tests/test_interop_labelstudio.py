@@ -121,14 +121,14 @@ def test_round_trip_keeps_labels_and_spans(reviewed, tmp_path):
     assert written == len(tasks) == 7 and left_out == 0
     by = {(t["data"]["dialogue_id"], t["data"]["turn_index"], t["data"]["task"]): t for t in tasks}
     rejected = by["d1", 1, "intent"]
-    assert rejected["data"]["verdict"] == "reject" and rejected["annotations"][0]["result"] == []
+    assert rejected["data"]["verdict"] == "reject" and "annotations" not in rejected
     corrected = by["d1", 0, "slots"]
     assert corrected["data"]["span_located"] is False  # 'tomorrow' is not in the text: said, not dropped
     assert corrected["annotations"][0]["result"][-1]["from_name"] == "slots_unlocated"
     assert by["d2", 0, "slots"]["predictions"][0]["result"][1]["value"] == {
         "start": 17, "end": 24, "text": "kitchen", "labels": ["room"]}
     back = read_labelstudio(out, turn_texts=lookup(db))
-    assert back.skipped == {"annotation with an empty result (a rejection)": 1}
+    assert back.skipped == {}
     assert values_of(back.table, "labelstudio-annotation") == {
         **expected, ("d1", 0, "slots"): [{"type": "time", "value": "seven", "start": 14, "end": 19},
                                           {"type": "date", "value": "tomorrow"}]}
@@ -203,3 +203,19 @@ def test_a_slot_found_case_insensitively_exports_the_utterances_characters(tmp_p
                                                                 "labels": ["date"]}
     back = read_labelstudio(write_tasks(tmp_path / "t.json", tasks)).table.to_pylist()
     assert {json.loads(r["value"])[0]["value"] for r in back} == {"Monday"}
+
+
+def test_an_empty_slot_list_round_trips_and_is_no_rejection(db, tmp_path):
+    """No slots is a label (an accepted empty list), not a rejection: the export's empty result with data.task
+    reads back as []; an empty result that names no task proposes nothing and is counted."""
+    ingest_turns(db, tmp_path)
+    row = {"candidate_id": 1, "task": "slots", "target_kind": "turn", "dialogue_id": "d2", "turn_index": 0,
+           "text": TURNS[2][2], "proposed_value": [], "score": 0.5, "status": "agreed", "verdict": "accept",
+           "label": [], "reviewers": ["ana"], "model_name": "m", "model_version": "1", "dataset": "tools"}
+    tasks, _ = labelstudio_tasks([row])
+    back = read_labelstudio(write_tasks(tmp_path / "e.json", tasks), turn_texts=lookup(db)).table.to_pylist()
+    assert {(r["model_name"], r["value"]) for r in back} == {("labelstudio", "[]"), ("labelstudio-annotation", "[]")}
+    del tasks[0]["data"]["task"]
+    tasks[0]["predictions"][0]["result"] = [region("intent", "choices", {"choices": ["play_music"]})]
+    read = read_labelstudio(write_tasks(tmp_path / "e.json", tasks), turn_texts=lookup(db))
+    assert read.skipped == {"annotation with an empty result (no task named in data.task)": 1}

@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from analysis import csv_safety
-from analysis.candidates import canonical_json
+from analysis.candidates import canonical_json, is_task_name
 from analysis.interop.common import (
     HUMAN_SCORE,
     ReadResult,
@@ -98,8 +98,12 @@ def read_labelstudio(path: str | Path, *, name: str | None = None, turn_texts: T
                         continue
                     run = (PREDICTION_RUN, version.strip())
                 values = _results(where, base, entry.get("result"), text, problems)
-                if not values and kind == "annotations":
-                    skipped["annotation with an empty result (a rejection)"] += 1
+                if entry.get("result") == [] and is_task_name(data.get("task")):
+                    # the export's empty slot list: no regions, and data.task says whose (a file without
+                    # data.task cannot say which control an empty result answers)
+                    values = {data["task"]: ([], None, f"{base}.result")}
+                elif not values and kind == "annotations":
+                    skipped["annotation with an empty result (no task named in data.task)"] += 1
                 for task_name, (value, region_score, path) in values.items():
                     if kind == "annotations":
                         score: float | None = HUMAN_SCORE
@@ -229,7 +233,8 @@ def _data(row: dict) -> dict:
 def labelstudio_tasks(rows: list[dict]) -> tuple[list[dict], int]:
     """Export rows (app.store.export.list_export_rows) as Label Studio tasks, one per candidate: data (the
     utterance, its turn, the turnlens verdict), the proposal as a prediction (model_version 'name/version',
-    score) and the reviewed label, if any, as an annotation. Returns (tasks, rows left out: not turn targets).
+    score) and the reviewed label, if any, as an annotation (a rejection has none: data.verdict says so).
+    Returns (tasks, rows left out: not turn targets).
     data.span_located is false where a slot of the label (or, without one, of the proposal) is not in the
     text; those slots are in the `<task>_unlocated` textarea."""
     kept, left_out = turn_rows(rows)
@@ -239,11 +244,9 @@ def labelstudio_tasks(rows: list[dict]) -> tuple[list[dict], int]:
         task = {"id": row["candidate_id"], "data": _data(row),
                 "predictions": [{"model_version": agent(row), "score": row["score"], "result": predicted}]}
         label = reviewed_label(row)
-        if label is not None:
+        if label is not None:  # a rejection has none: an empty result is an empty slot list (data.task's)
             result, located = _regions(row["task"], label, row["text"])
             task["annotations"] = [{"result": result, "was_cancelled": False, "ground_truth": False}]
-        elif row.get("verdict") == "reject" and row.get("status") in ("agreed", "adjudicated"):
-            task["annotations"] = [{"result": [], "was_cancelled": False, "ground_truth": False}]
         task["data"]["span_located"] = located
         tasks.append(task)
     return tasks, left_out
