@@ -102,10 +102,19 @@ def test_split_value_says_which_slots_were_not_located():
     kind, located, unlocated = split_value("slots", [{"type": "room", "value": "kitchen"},
                                                      {"type": "genre", "value": "blues"}], TURNS[2][2])
     assert kind == "spans" and [(s.start, s.end, s.type) for s in located] == [(17, 24, "room")]
-    assert unlocated == [{"type": "genre", "value": "blues"}]
+    assert unlocated == [{"type": "genre", "value": "blues", "at": 1}]  # its place in the list travels too
     assert split_value("intent", "play_music", "") == ("string", "play_music", [])
     assert split_value("goal_success", False, "") == ("json", "false", [])
     assert split_value("slots", [], "x")[0] == "spans"  # no slots at all is still a slot list
+
+
+def test_slots_without_offsets_go_back_to_their_place():
+    from analysis.interop.spans import with_unlocated
+
+    located = [{"type": "b", "value": "2", "start": 0, "end": 1}, {"type": "d", "value": "4", "start": 2, "end": 3}]
+    unlocated = [{"type": "e", "value": "5", "at": 4}, {"type": "a", "value": "1", "at": 0},
+                 {"type": "c", "value": "3", "at": 2}, {"type": "z", "value": "?"}]
+    assert [s["type"] for s in with_unlocated(located, unlocated)] == ["a", "b", "c", "d", "e", "z"]
 
 
 def test_span_problem_names_offsets_that_do_not_match_the_text():

@@ -147,7 +147,7 @@ def test_json_min_and_csv_exports(reviewed, tmp_path):
     assert items["d2", 0, "intent"]["intent"] == "play_radio"
     assert items["d1", 1, "slots"]["slots"] == [{"start": 11, "end": 17, "text": "Monday", "labels": ["date"]}]
     assert items["d1", 0, "slots"]["span_located"] is False
-    assert items["d1", 0, "slots"]["unlocated_slots"] == [{"type": "date", "value": "tomorrow"}]
+    assert items["d1", 0, "slots"]["unlocated_slots"] == [{"type": "date", "value": "tomorrow", "at": 1}]
     out, written, _ = export(reviewed, tmp_path, "labelstudio-csv", kind="accepted")
     with open(out, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))

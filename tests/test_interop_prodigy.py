@@ -87,7 +87,7 @@ def test_answers_in_db_out(reviewed, tmp_path):
     assert (by["d1", 1, "intent"]["answer"], by["d1", 1, "intent"]["label"]) == ("reject", "calendar_set")
     assert by["d3", 0, "intent"]["answer"] == "ignore" and "_annotator_id" not in by["d3", 0, "intent"]
     assert by["d1", 0, "slots"]["spans"] == [{"start": 14, "end": 19, "label": "time"}]
-    assert by["d1", 0, "slots"]["meta"]["unlocated_slots"] == [{"type": "date", "value": "tomorrow"}]
+    assert by["d1", 0, "slots"]["meta"]["unlocated_slots"] == [{"type": "date", "value": "tomorrow", "at": 1}]
     assert by["d1", 0, "slots"]["meta"]["span_located"] is False
     assert all(isinstance(e["_input_hash"], int) and isinstance(e["_task_hash"], int) for e in examples)
     assert by["d1", 0, "intent"]["_input_hash"] == by["d1", 0, "slots"]["_input_hash"]  # same text, same input

@@ -37,7 +37,7 @@ from analysis.interop.common import (
     value_from_json_text,
     write_json,
 )
-from analysis.interop.spans import slot_value, span_problem
+from analysis.interop.spans import slot_value, span_problem, with_unlocated
 from analysis.logs import Problem
 
 SUGGESTION_RUN = "argilla"  # model_name of a suggestion's candidates; its agent is the version
@@ -148,8 +148,9 @@ def read_argilla(path: str | Path, *, name: str | None = None, turn_texts: TurnT
                 extra = metadata.get(f"unlocated_{'response' if many else 'suggestion'}")
                 if value is not None and extra:
                     try:
-                        more = value_from_json_text(extra)
-                        value = [*value, *({"type": s["type"], "value": s["value"]} for s in more)]
+                        if not isinstance(value, list):
+                            raise ValueError("the answer is not a slot list")
+                        value = with_unlocated(value, value_from_json_text(extra))
                     except (ValueError, TypeError, KeyError) as exc:
                         problems.append(where.problem(f"metadata.unlocated_{'response' if many else 'suggestion'}",
                                                       f"expected JSON text of a list of {{type, value}}: {exc}"))

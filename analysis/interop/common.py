@@ -177,8 +177,9 @@ def split_value(task: str, value: object, text: str) -> tuple[str, object, list[
     if isinstance(value, list) and (task == "slots" or is_slot_list(value)) \
             and all(isinstance(v, dict) for v in value):
         spans = slot_spans(text, value)
-        return "spans", [s for s in spans if s.located], [{"type": s.type, "value": s.value}
-                                                          for s in spans if not s.located]
+        # a slot without offsets keeps its index (at), so the importers put it back in its place
+        return "spans", [s for s in spans if s.located], [{"type": s.type, "value": s.value, "at": i}
+                                                          for i, s in enumerate(spans) if not s.located]
     if isinstance(value, str):
         return "string", value, []
     return "json", canonical_json(value), []

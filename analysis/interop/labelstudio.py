@@ -43,7 +43,7 @@ from analysis.interop.common import (
     value_from_json_text,
     write_json,
 )
-from analysis.interop.spans import slot_value, span_problem
+from analysis.interop.spans import slot_value, span_problem, with_unlocated
 from analysis.logs import Problem
 
 PREDICTION_RUN = "labelstudio"  # model_name of a prediction's candidates; its model_version is the version
@@ -138,6 +138,7 @@ def _results(where: Where, base: str, result: object, text: str,
     out: dict[str, tuple[object, object, str]] = {}
     slots: dict[str, list[dict]] = {}
     span_scores: dict[str, list[object]] = {}
+    unlocated: dict[str, list[dict]] = {}  # slots without offsets (the <task>_unlocated textarea), by task
     first_path: dict[str, str] = {}
     for k, region in enumerate(result):
         path = f"{base}.result[{k}]"
@@ -171,7 +172,7 @@ def _results(where: Where, base: str, result: object, text: str,
             except ValueError as exc:
                 problems.append(where.problem(f"{path}.value.text", f"slots not located in the text: {exc}"))
                 continue
-            slots.setdefault(task, []).extend({"type": s["type"], "value": s["value"]} for s in extra)
+            unlocated.setdefault(task, []).extend(extra)
             first_path.setdefault(task, path)
         elif kind in ("choices", "textarea"):
             if task in out:
@@ -197,7 +198,10 @@ def _results(where: Where, base: str, result: object, text: str,
         else:
             problems.append(where.problem(f"{path}.type", f"{kind!r} regions are not read (choices, labels and "
                                                           "textarea are; docs/interop.md)"))
+    for task in unlocated:
+        slots.setdefault(task, [])
     for task, found in slots.items():
+        found = with_unlocated(found, unlocated.get(task, []))
         if task in out:
             problems.append(where.problem(first_path[task], f"{task!r} has both spans and another kind of region"))
         else:

@@ -39,7 +39,7 @@ from analysis.interop.common import (
     value_from_json_text,
     write_jsonl,
 )
-from analysis.interop.spans import slot_value, span_problem
+from analysis.interop.spans import slot_value, span_problem, with_unlocated
 from analysis.logs import Problem
 
 ANSWER_RUN = "prodigy-answer"  # model_name of accepted answers' candidates; the annotator is the version
@@ -77,7 +77,7 @@ def _value(where: Where, task: dict, text: str, problems: list[Problem]) -> tupl
                                                   and isinstance(s.get("value"), str) for s in extra):
             problems.append(where.problem("meta.unlocated_slots", "expected a list of {type, value}"))
             return None
-        return "slots", slots + [{"type": s["type"], "value": s["value"]} for s in extra]
+        return "slots", with_unlocated(slots, extra)
     if "label" in task:
         label = task["label"]
         if meta.get("values_as_json"):

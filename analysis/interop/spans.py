@@ -116,6 +116,18 @@ def slot_value(text: str, label: str, start: int, end: int) -> dict:
     return {"type": label, "value": text[start:end], "start": start, "end": end}
 
 
+def with_unlocated(located: list[dict], unlocated: list[dict]) -> list[dict]:
+    """A slot list from the slots read from spans (in their order) and those that travelled without offsets,
+    each put back at its index in the original list (`at`, which the exports write), so a round trip keeps
+    the list's order; one without `at` goes last."""
+    out = list(located)
+    placed = sorted((s for s in unlocated if isinstance(s.get("at"), int)), key=lambda s: s["at"])
+    for slot in placed:  # ascending: each index counts the slots before it in the original list
+        out.insert(min(slot["at"], len(out)), {"type": slot["type"], "value": slot["value"]})
+    out.extend({"type": s["type"], "value": s["value"]} for s in unlocated if not isinstance(s.get("at"), int))
+    return out
+
+
 def is_slot_list(value: object) -> bool:
     """Whether value is a turnlens slot list ({type, value} objects), the shape span formats carry."""
     return (isinstance(value, list) and bool(value)
