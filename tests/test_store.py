@@ -23,6 +23,20 @@ from tests.helpers import make_turn, write_jsonl
 
 # The exact schema after every migration, as DuckDB prints it. A change here needs a new migration.
 EXPECTED_TABLES = {
+    'review_state': ", ".join([
+        'CREATE TABLE review_state(candidate_id BIGINT',
+        'reviewer VARCHAR',
+        'last_verdict VARCHAR NOT NULL',
+        'last_real VARCHAR',
+        'label_key VARCHAR',
+        'PRIMARY KEY(candidate_id',
+        'reviewer));',
+    ]),
+    'candidate_state': ", ".join([
+        'CREATE TABLE candidate_state(candidate_id BIGINT PRIMARY KEY',
+        'n_taken INTEGER NOT NULL',
+        'n_labels INTEGER NOT NULL);',
+    ]),
     'account_events': ", ".join([
         "CREATE TABLE account_events(seq BIGINT DEFAULT(nextval('account_events_seq')) PRIMARY KEY",
         '"name" VARCHAR NOT NULL',

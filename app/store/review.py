@@ -79,7 +79,8 @@ def is_open(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: QueueSpec, can
 def open_slots(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: QueueSpec, candidate_id: int) -> int:
     """How many more reviewers an undecided-queue candidate may get (0: not for this reviewer any more).
 
-    Looks at this one candidate's decisions only, so it stays cheap however long the decision log grows."""
+    Reads this one candidate's rows of review_state and candidate_state (kept on write), so it stays cheap however
+    long the decision log grows."""
     if spec.status != "undecided":
         return 1
     if spec.audit_bulk_id is not None:
@@ -88,10 +89,8 @@ def open_slots(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: QueueSpec, 
             [candidate_id]).fetchone()[0]
         return 0 if audited else 1
     mine, taken = conn.cursor().execute("""
-        SELECT (SELECT arg_max(verdict, seq) FILTER (verdict <> 'skip') FROM decisions
-                WHERE candidate_id = ? AND reviewer = ? AND role IN ('review', 'bulk', 'audit')),
-               (SELECT count(*) FROM current_decisions
-                WHERE candidate_id = ? AND role IN ('review', 'bulk', 'audit'))
+        SELECT (SELECT last_real FROM review_state WHERE candidate_id = ? AND reviewer = ?),
+               coalesce((SELECT n_taken FROM candidate_state WHERE candidate_id = ?), 0)
     """, [candidate_id, reviewer, candidate_id]).fetchone()
     if mine is not None and mine != "retract":
         return 0
@@ -179,7 +178,7 @@ def insert_decision(conn: duckdb.DuckDBPyConnection, *, decision_id: str, candid
     limit = overlap if verdict in SLOT_VERDICTS else None
     cur = conn.cursor()
     try:
-        with _DECISION_LOCK:
+        with _DECISION_LOCK, transaction(cur):
             rows = cur.execute("""
             INSERT INTO decisions (decision_id, candidate_id, reviewer, verdict, corrected_value, role, app_version)
             SELECT ?, candidate_id, ?, ?, ?, ?, ? FROM candidates WHERE candidate_id = ?
@@ -192,6 +191,8 @@ def insert_decision(conn: duckdb.DuckDBPyConnection, *, decision_id: str, candid
             ON CONFLICT DO NOTHING RETURNING decision_id
             """, [decision_id, reviewer, verdict, corrected_value, role, __version__, candidate_id,
                   limit, candidate_id, reviewer, _SLOT_ROLES.get(role, []), limit]).fetchall()
+            if rows:
+                _refresh_review_state(cur, "one", [candidate_id, reviewer])
             if not rows and limit is not None and _slot_was_taken(cur, decision_id, candidate_id):
                 raise SlotTakenError(f"candidate #{candidate_id} already has its {limit} reviewer(s) in this "
                                      "queue; the decision was not stored")
@@ -203,6 +204,15 @@ def insert_decision(conn: duckdb.DuckDBPyConnection, *, decision_id: str, candid
     finally:
         cur.close()
     return bool(rows)
+
+
+def _refresh_review_state(cur: duckdb.DuckDBPyConnection, touched: str, params: list) -> None:
+    """Bring review_state and candidate_state up to date for the pairs a decision write touched (a key of
+    sql.TOUCHED_PAIRS and its parameters), inside that write's transaction: the queue reads these instead of
+    aggregating the whole decision log. Recomputed from the log for those pairs only (one candidate's rows for a
+    decision), not patched, so they cannot drift from it."""
+    for statement in sql.review_state_refresh(touched):
+        cur.execute(statement, params)
 
 
 def _slot_was_taken(cur: duckdb.DuckDBPyConnection, decision_id: str, candidate_id: int) -> bool:
@@ -343,6 +353,7 @@ def insert_simulated_decisions(conn: duckdb.DuckDBPyConnection, decisions: pa.Ta
                 ANTI JOIN decisions USING (decision_id)
                 ORDER BY candidate_id, reviewer
             """, [__version__]).fetchone()[0]
+            _refresh_review_state(cur, "simulated", [])
             cur.execute("DROP TABLE staged_d")
     finally:
         cur.unregister("incoming_d")
@@ -392,6 +403,7 @@ def bulk_accept(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: QueueSpec,
                 INSERT INTO decisions (decision_id, candidate_id, reviewer, verdict, role, bulk_id, app_version)
                 SELECT uuid(), candidate_id, ?, 'accept', 'bulk', ?, ? FROM bulk_pick
             """, [reviewer, bulk_id, __version__])
+            _refresh_review_state(cur, "bulk", [reviewer])
             k = audit_size(n)
             cur.execute("""
                 INSERT INTO audit_items (bulk_id, candidate_id)

@@ -170,10 +170,9 @@ def queue_sql(reviewer: str, spec: QueueSpec, *, select: str, order: bool, stand
     (accept, reject or correct). min_score: only candidates scoring at least this. limit: at most this many
     rows (with order)."""
     params: list = [reviewer]
-    ctes = ["""mine AS (
-        SELECT candidate_id, arg_max(verdict, seq) AS last_verdict,
-               arg_max(verdict, seq) FILTER (verdict <> 'skip') AS last_real
-        FROM decisions WHERE reviewer = ? AND role IN ('review', 'bulk', 'audit') GROUP BY candidate_id)"""]
+    # This reviewer's latest verdicts and every candidate's standing decisions come from review_state and
+    # candidate_state (migration 11), kept current on every decision write: no scan of the decision log.
+    ctes = ["""mine AS (SELECT candidate_id, last_verdict, last_real FROM review_state WHERE reviewer = ?)"""]
     where = ["c.dataset = ?"]
     params_where: list = [spec.dataset]
     joins = ["LEFT JOIN mine USING (candidate_id)"]
@@ -184,16 +183,7 @@ def queue_sql(reviewer: str, spec: QueueSpec, *, select: str, order: bool, stand
         if spec.status == "undecided":
             where.append("c.candidate_id NOT IN (SELECT candidate_id FROM audited)")
     else:
-        # Each reviewer's latest non-skip verdict per candidate, by aggregation: the same as current_decisions,
-        # without its window over the whole log (that costs ~4x more with hundreds of thousands of decisions).
-        ctes.append("""latest AS (SELECT candidate_id, reviewer, arg_max(verdict, seq) AS verdict,
-                              arg_max(CASE verdict WHEN 'correct' THEN corrected_value WHEN 'reject' THEN '<rejected>'
-                                      ELSE '<accepted>' END, seq) AS label_key
-                       FROM decisions WHERE verdict <> 'skip' AND role IN ('review', 'bulk', 'audit')
-                       GROUP BY candidate_id, reviewer)""")
-        ctes.append("""taken AS (SELECT candidate_id, count(*) AS n FROM latest WHERE verdict <> 'retract'
-                       GROUP BY candidate_id)""")
-        joins.append("LEFT JOIN taken USING (candidate_id)")
+        joins.append("LEFT JOIN candidate_state taken USING (candidate_id)")
         for column, value in (("c.task", spec.task), ("c.value", spec.value), ("c.run_id", spec.run_id),
                               ("c.domain", spec.domain)):
             if value is not None:
@@ -203,10 +193,10 @@ def queue_sql(reviewer: str, spec: QueueSpec, *, select: str, order: bool, stand
             where.append("c.score BETWEEN ? AND ?")
             params_where += [spec.score_min, spec.score_max]
         if spec.status == "undecided":
-            where.append("(mine.last_real IS NULL OR mine.last_real = 'retract') AND coalesce(taken.n, 0) < ?")
+            where.append("(mine.last_real IS NULL OR mine.last_real = 'retract') AND coalesce(taken.n_taken, 0) < ?")
             params_where.append(spec.overlap)
         elif spec.status == "decided":
-            where.append("coalesce(taken.n, 0) > 0")
+            where.append("coalesce(taken.n_taken, 0) > 0")
     if standing_only:
         where.append("mine.last_real IN ('accept', 'reject', 'correct')")
     if min_score is not None:
@@ -217,8 +207,7 @@ def queue_sql(reviewer: str, spec: QueueSpec, *, select: str, order: bool, stand
                        WHERE dataset = ? GROUP BY ALL)""")
         params.append(spec.dataset)
         if spec.audit_bulk_id is None:
-            ctes.append("""rev AS (SELECT candidate_id, count(DISTINCT label_key) AS n_labels FROM latest
-                           WHERE verdict <> 'retract' GROUP BY candidate_id)""")
+            ctes.append("""rev AS (SELECT candidate_id, n_labels FROM candidate_state)""")
         else:
             ctes.append("""rev AS (SELECT candidate_id, count(DISTINCT label_key) AS n_labels FROM decision_labels
                            WHERE role <> 'adjudicate' GROUP BY candidate_id)""")
@@ -235,6 +224,35 @@ def queue_sql(reviewer: str, spec: QueueSpec, *, select: str, order: bool, stand
         sql += " LIMIT ?"
         params.append(limit)
     return sql, params
+
+
+# The (candidate, reviewer) pairs a decision write touched, by kind of write (their values are parameters).
+TOUCHED_PAIRS = {
+    "one": "SELECT ?::BIGINT AS candidate_id, ?::VARCHAR AS reviewer",
+    "bulk": "SELECT candidate_id, ?::VARCHAR AS reviewer FROM bulk_pick",
+    "simulated": "SELECT DISTINCT candidate_id, reviewer FROM staged_d",
+}
+
+
+def review_state_refresh(touched: str) -> tuple[str, str]:
+    """The two statements that recompute, from the decision log, the review_state rows of the pairs a write
+    touched and the candidate_state rows of their candidates (migration 11 says what they hold). touched: a key
+    of TOUCHED_PAIRS, a fixed fragment; each statement takes that fragment's parameters."""
+    pairs = TOUCHED_PAIRS[touched]
+    return (f"""
+        INSERT OR REPLACE INTO review_state
+        SELECT candidate_id, reviewer, arg_max(verdict, seq),
+               arg_max(verdict, seq) FILTER (verdict <> 'skip'),
+               arg_max(CASE verdict WHEN 'correct' THEN corrected_value WHEN 'reject' THEN '<rejected>'
+                       ELSE '<accepted>' END, seq) FILTER (verdict <> 'skip')
+        FROM decisions SEMI JOIN ({pairs}) t USING (candidate_id, reviewer)
+        WHERE role IN ('review', 'bulk', 'audit')
+        GROUP BY candidate_id, reviewer""", f"""
+        INSERT OR REPLACE INTO candidate_state
+        SELECT candidate_id, count(*) FILTER (last_real <> 'retract'),
+               count(DISTINCT label_key) FILTER (last_real <> 'retract')
+        FROM review_state SEMI JOIN (SELECT DISTINCT candidate_id FROM ({pairs})) t USING (candidate_id)
+        GROUP BY candidate_id""")
 
 
 def bulk_pick(queue: str) -> str:
