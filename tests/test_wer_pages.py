@@ -39,6 +39,9 @@ def test_picking_raw_changes_every_wer_figure_and_carries_to_dialogues(default_d
     assert not at.exception, at.exception
     # raw: 2 errors ("what is" for "what's") over 5 words, 0/2, 0/2, and 6 errors over 2 words for the XSS text
     assert metric(at, "Pooled WER (raw)") == f"{8 / 11:.1%}"
+    # CER beside it: 2 edits ("what is" for "what's"), 0, 0, and 86 for "hello there" against the 92 characters
+    # of the XSS text (jiwer.cer gives the same) over 28 + 12 + 9 + 11 reference characters
+    assert f"Pooled CER (raw): {88 / 60:.1%}" in " ".join(c.value for c in at.caption)
     over_time = chart(at, "signals_over_time")
     assert {t["name"] for t in over_time["data"]} >= {"pooled WER (raw)"}
     assert at.session_state[state.WER_NORMALISER] == {"demo": "raw"}
@@ -47,7 +50,7 @@ def test_picking_raw_changes_every_wer_figure_and_carries_to_dialogues(default_d
     assert at.selectbox(key="dl_wer_normaliser").value == "raw"
     table = at.dataframe[0]
     labels = {c: cfg.get("label") for c, cfg in json.loads(table.proto.columns).items()}
-    assert labels["pooled_wer"] == "WER (raw)"
+    assert labels["pooled_wer"] == "WER (raw)" and labels["pooled_cer"] == "CER (raw)"
     rows = table.value.set_index("dialogue_id")
     assert rows.loc["weather-1", "pooled_wer"] == pytest.approx(2 / 7)
     # and back to the default on the Dialogues page

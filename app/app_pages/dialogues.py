@@ -84,13 +84,16 @@ with listing:
         key="dialogue_table",
         # the short columns first, so WER, failure and barge-ins show without scrolling the narrow list
         column_order=["dialogue_id", "pooled_wer", "has_failure", "barge_ins", "first_request", "turns",
-                      "failed_turns", "started", "user_id", "device"],
+                      "failed_turns", "pooled_cer", "started", "user_id", "device"],
         column_config={
             "dialogue_id": "dialogue", "user_id": "user",
             "first_request": st.column_config.TextColumn("first request", width="medium"),
             "pooled_wer": st.column_config.NumberColumn(
                 label(normaliser), format="percent",
                 help=f"Pooled over the turns with a reference transcript, both normalised by {normaliser}"),
+            "pooled_cer": st.column_config.NumberColumn(
+                label(normaliser, "CER"), format="percent",
+                help=f"Character edits over reference characters, both normalised by {normaliser}"),
             "has_failure": st.column_config.CheckboxColumn("failure", help="A turn with a component failure"),
             "failed_turns": st.column_config.NumberColumn("failed turns"),
             "barge_ins": st.column_config.NumberColumn("barge-ins", help="Turns the user interrupted: not failures"),

@@ -47,12 +47,13 @@ cols[2].metric("Users", f"{counts.users:,}")
 cols[3].metric(f"Pooled {wer_name}", "n/a" if counts.pooled_wer is None else f"{counts.pooled_wer:.1%}",
                help="Sum of word errors over sum of reference words, for turns with a reference transcript "
                     f"({counts.turns_with_reference:,} turns, {counts.ref_words:,} words), both transcripts "
-                    f"normalised by {normaliser}. "
-                    + ("" if counts.pooled_cer is None else
-                       f"{label(normaliser, 'CER')}: {counts.pooled_cer:.1%} ({counts.ref_chars:,} characters)."))
+                    f"normalised by {normaliser}.")
 cols[4].metric("Unhandled", f"{counts.unhandled / counts.turns:.1%}", help="Responses with status 'unhandled'.")
 cols[5].metric("Barge-ins", f"{counts.barge_ins / counts.turns:.1%}", help="Turns the user interrupted.")
-st.caption(f"From {counts.first:%Y-%m-%d} to {counts.last:%Y-%m-%d} (UTC).")
+st.caption(f"From {counts.first:%Y-%m-%d} to {counts.last:%Y-%m-%d} (UTC)."
+           + ("" if counts.pooled_cer is None else
+              f" Pooled {label(normaliser, 'CER')}: {counts.pooled_cer:.1%} (character edits over "
+              f"{counts.ref_chars:,} reference characters)."))
 
 rates, wer = group_rates(sums), group_wer(sums)
 

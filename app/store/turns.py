@@ -306,7 +306,7 @@ def list_dialogues(conn: duckdb.DuckDBPyConnection, dataset: str, flt: DialogueF
                    limit: int = 50, offset: int = 0, order: str = "newest", normaliser: str | None = None
                    ) -> tuple[pd.DataFrame, int]:
     """Dialogues with at least one turn matching the filter, in ``order`` (DIALOGUE_ORDERS; ValueError for
-    another), and how many there are. Per dialogue: its turns, pooled WER over its turns with a reference
+    another), and how many there are. Per dialogue: its turns, pooled WER and CER over its turns with a reference
     (NaN without one), failed_turns (a visible component failure, sql.FAILED_TURN) and has_failure, and
     barge_ins (counted apart: a barge-in is not a failure). WER under normaliser (None: the dataset's default)."""
     if order not in sql.DIALOGUE_ORDERS:
@@ -325,7 +325,9 @@ def list_dialogues(conn: duckdb.DuckDBPyConnection, dataset: str, flt: DialogueF
                count(*) FILTER ({sql.FAILED_TURN}) > 0 AS has_failure,
                count(*) FILTER (t.barge_in) AS barge_ins,
                sum(t.wer_sub + t.wer_del + t.wer_ins) FILTER (t.wer_ref_words >= 0)
-                 / nullif(sum(t.wer_ref_words) FILTER (t.wer_ref_words >= 0), 0) AS pooled_wer
+                 / nullif(sum(t.wer_ref_words) FILTER (t.wer_ref_words >= 0), 0) AS pooled_wer,
+               sum(t.char_edits) FILTER (t.ref_chars >= 0)
+                 / nullif(sum(t.ref_chars) FILTER (t.ref_chars >= 0), 0) AS pooled_cer
         FROM {source} t SEMI JOIN hits USING (dialogue_id)
         WHERE t.dataset = ?
         GROUP BY t.dialogue_id ORDER BY {sql.DIALOGUE_ORDERS[order]} LIMIT ? OFFSET ?
