@@ -276,10 +276,19 @@ def cmd_candidates(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from app import store
 
-    fmt = args.format or {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}.get(args.out.suffix.lower())
+    by_suffix = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+    fmt = args.format or by_suffix.get(args.out.suffix.lower())
     if fmt is None:
         return _fail(f"{args.out}: unsupported output type; use .jsonl, .csv or .parquet, or give --format",
                      EXIT_USAGE)
+    if args.format in EXPORT_TOOL_FORMATS:
+        from app.store.export import interop_suffix
+
+        suffix = interop_suffix(args.format)
+    else:
+        suffix = {v: k for k, v in by_suffix.items()}[fmt]
+    if args.out.suffix.lower() != suffix:  # a file named for one format holding another would mislead its reader
+        return _fail(f"{args.out}: --format {fmt} writes a {suffix} file; name it so", EXIT_USAGE)
     conn, db, code = _open(args, must_exist=True)
     if conn is None:
         return code

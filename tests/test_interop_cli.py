@@ -61,3 +61,14 @@ def test_a_bad_file_writes_nothing_and_says_where(tmp_path, capsys):
     conn = store.connect(path)
     assert count_candidates(conn) == 0
     conn.close()
+
+
+def test_export_refuses_a_file_name_of_another_format(tmp_path, capsys):
+    path = tmp_path / "t.duckdb"
+    conn = store.connect(path)
+    ingest_turns(conn, tmp_path)
+    conn.close()
+    out = tmp_path / "labels.parquet"
+    assert cli.main(["export", "--out", str(out), "--format", "argilla", "--dataset", DATASET,
+                     "--db", str(path)]) == cli.EXIT_USAGE
+    assert "--format argilla writes a .json file" in capsys.readouterr().err and not out.exists()

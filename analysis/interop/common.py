@@ -265,7 +265,3 @@ def as_json_text(value: object) -> str:
     """A turnlens value as the JSON text a free-text answer carries (value_from_json_text reads it back)."""
     return canonical_json(value)
 
-
-def run_of(name: str, version: object) -> tuple[str, str]:
-    """(model_name, model_version) for a candidate record; the version is a tool's id, made text."""
-    return name, str(version)
