@@ -47,7 +47,9 @@ def add_parsers(sub: argparse._SubParsersAction, db_arg) -> None:
         for family in families:
             a = fsub.add_parser(family.name, help=family.description)
             a.set_defaults(action=action, command="job")
-            a.add_argument("--dataset", required=True)
+            engine = action == "score" and family.batch is not None
+            # with --engine the turns come from --input, and --dataset only names whose newest model to use
+            a.add_argument("--dataset", required=not engine)
             if family.action(action).output == "checkpoint":
                 a.add_argument("--out", type=Path, default=None,
                                help="the folder to write the checkpoint to (default: models/<dataset>/<family>/"
@@ -57,10 +59,25 @@ def add_parsers(sub: argparse._SubParsersAction, db_arg) -> None:
                                help="the checkpoint folder to use (default: the newest trained by a job on this "
                                     "dataset)")
             a.add_argument("--quiet", action="store_true", help="no progress bar")
+            if engine:
+                _add_engine_options(a)
             for option in family.options:
                 if action in option.actions:
                     _add_option(a, option)
             db_arg(a)
+
+
+def _add_engine_options(a: argparse.ArgumentParser) -> None:
+    g = a.add_argument_group("scoring on an engine (docs/scale.md), instead of a stored dataset")
+    g.add_argument("--engine", choices=("ray",), default=None,
+                   help="score the log's Parquet parts on Ray (needs the scale extra) and write candidate Parquet "
+                        "parts for `turnlens candidates import`; the database is only read for --dataset's model")
+    g.add_argument("--input", help="the log's Parquet parts: a folder (hive-partitioned is fine), a glob, or an "
+                                   "fsspec URL of either (s3://bucket/logs/)")
+    g.add_argument("--output", help="a new or empty folder (or fsspec URL) for the candidate parts")
+    g.add_argument("--address", default=None, help="a running Ray cluster's HOST:PORT (default: start a local one)")
+    g.add_argument("--workers", type=int, default=2, help="actors scoring at once (a local cluster gets as many "
+                                                          "CPUs); default 2")
 
 
 def run(args: argparse.Namespace, open_db) -> int:
@@ -75,6 +92,12 @@ def run(args: argparse.Namespace, open_db) -> int:
         family.parse_options(args.action, options)
     except ValueError as exc:  # before opening the database: a bad value is a usage error
         print(f"turnlens: {exc}", file=sys.stderr)
+        return 2
+    if getattr(args, "engine", None):
+        return _run_on_engine(args, family, options, open_db)
+    if not args.dataset:
+        print(f"turnlens: {args.action} {family.name}: --dataset is required (or --engine ray with --input and "
+              "--output)", file=sys.stderr)
         return 2
     conn, db, code = open_db(args)
     if conn is None:
@@ -109,4 +132,51 @@ def run(args: argparse.Namespace, open_db) -> int:
     result = view.result or {}
     if result.get("checkpoint") and args.action == "train":
         print(f"checkpoint: {result['checkpoint']}")
+    return 0
+
+
+def _engine_checkpoint(args: argparse.Namespace, family: Family, open_db) -> tuple[str | None, int]:
+    """(--checkpoint, or the newest model trained by a job on --dataset; exit code 0) or (None, exit code)."""
+    if args.checkpoint:
+        return args.checkpoint, 0
+    if not args.dataset:
+        print(f"turnlens: score {family.name} --engine: give --checkpoint FOLDER, or --dataset NAME to use the "
+              "newest model trained on it", file=sys.stderr)
+        return None, 2
+    from app.store import jobs as store_jobs
+
+    conn, _, code = open_db(args)
+    if conn is None:
+        return None, code
+    try:
+        checkpoint = store_jobs.get_latest_checkpoint(conn, family.name, args.dataset)
+    finally:
+        conn.close()  # a cluster run can take long: the database is not held meanwhile
+    if not checkpoint:
+        print(f"turnlens: no trained {family.title} model for dataset {args.dataset!r} yet: train one first",
+              file=sys.stderr)
+        return None, 2
+    return checkpoint, 0
+
+
+def _run_on_engine(args: argparse.Namespace, family: Family, options: dict, open_db) -> int:
+    """`turnlens score FAMILY --engine ray`: exit 0 when done, 1 when the run failed, 2 when it was refused."""
+    from app.engines.ray_scoring import EngineError, score_on_ray
+
+    if not args.input or not args.output:
+        print("turnlens: --engine needs --input (the log's Parquet parts) and --output (a folder for the "
+              "candidates)", file=sys.stderr)
+        return 2
+    checkpoint, code = _engine_checkpoint(args, family, open_db)
+    if checkpoint is None:
+        return code
+    try:
+        run = score_on_ray(family.name, source=args.input, output=args.output, checkpoint=checkpoint,
+                           options=options, address=args.address, workers=args.workers)
+    except EngineError as exc:
+        print(f"turnlens: {exc}", file=sys.stderr)
+        return 2
+    print(f"{family.name} on {run.engine} ({run.address}, {run.workers} workers): {run.turns:,} turns from "
+          f"{run.parts_read} parts -> {run.candidates:,} candidates in {run.files} parts at {run.output} in "
+          f"{run.seconds:.1f} s; load them with `turnlens candidates import {run.output}`")
     return 0
