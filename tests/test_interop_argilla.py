@@ -154,3 +154,19 @@ def test_bad_records_name_file_item_and_field_and_write_nothing(db, tmp_path):
             read_argilla(write_records(tmp_path / "x.json", records), name="x.json", turn_texts=lookup(db))
         assert str(err.value.problems[0]).startswith(said), (said, err.value.problems)
     assert count_candidates(db) == 0
+
+
+def test_files_written_and_read_by_argillas_own_json_io(reviewed, tmp_path):
+    """The file I/O behind dataset.records.to_json / from_json (argilla.records._io.JsonIO), offline: what it
+    writes imports, and it reads the export."""
+    from argilla.records._io import JsonIO
+
+    db = reviewed
+    written = JsonIO.to_json([rg.Record.from_dict(r) for r in source_records()], tmp_path / "to_json.json")
+    again = read_argilla(written, turn_texts=lookup(db)).table
+    assert again.num_rows == 7 and set(again.column("model_name").to_pylist()) == {"argilla"}
+    out, written_n, _ = export(db, tmp_path, "argilla")
+    records = JsonIO._records_from_json(out)
+    assert len(records) == written_n == 7
+    assert sorted(r.responses["intent"][0].value for r in records
+                  if r.metadata["task"] == "intent" and r.responses["intent"]) == ["alarm_set", "call", "play_radio"]
