@@ -149,7 +149,7 @@ def read_prodigy(path: str | Path, *, name: str | None = None, turn_texts: TurnT
 
 def _hash(*parts: object) -> int:
     """A stable signed 32-bit hash of parts (Prodigy's hashes are 32-bit integers; these are not Prodigy's own
-    murmurhash values: `prodigy db-in` with set_hashes(overwrite=True) recomputes them)."""
+    murmurhash values; prodigy.set_hashes(eg, overwrite=True) recomputes those where a workflow needs them)."""
     digest = hashlib.sha256(canonical_json(list(parts)).encode("utf-8")).digest()
     return int.from_bytes(digest[:4], "big", signed=True)
 
