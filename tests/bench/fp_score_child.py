@@ -1,0 +1,68 @@
+"""One step of the failure-point memory benchmark in a fresh process, so its peak RSS is that step's alone:
+
+    python tests/bench/fp_score_child.py ingest --db D --log L       # a database holding the log as "large"
+    python tests/bench/fp_score_child.py score --db D --ckpt C --cache K
+
+`score` runs `app.jobs.failure_points.score` (what `turnlens score failure-points` runs) and prints one JSON
+line: turns, seconds, the phase timings, the RSS before scoring (torch, the encoder and the model loaded) and
+the process's peak RSS (VmHWM). It imports the `app` and `analysis` packages found first on PYTHONPATH, so the
+benchmark can run the same step on an older checkout of the code (the "before" of a before/after)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def _status_mb(key: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024 / 1e6
+    raise RuntimeError(f"no {key} in /proc/self/status (Linux only)")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("step", choices=("ingest", "score"))
+    p.add_argument("--db", type=Path, required=True)
+    p.add_argument("--log", type=Path)
+    p.add_argument("--ckpt", type=Path)
+    p.add_argument("--cache", type=Path)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+
+    from app import store
+
+    if args.step == "ingest":
+        from app.ingest import ingest_files
+
+        conn = store.connect(args.db)
+        ingest_files(conn, [args.log], dataset="large")
+        conn.close()
+        return
+
+    import torch
+
+    from analysis.text_encoder import EmbeddingCache, TextEncoder
+    from app.jobs import failure_points as failure_jobs
+
+    torch.set_num_threads(args.threads)
+    encoder = TextEncoder.load(threads=args.threads)
+    cache = EmbeddingCache(args.cache)
+    conn = store.connect(args.db)
+    rss_before = _status_mb("VmRSS")
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    result = failure_jobs.score(conn, "large", args.ckpt, embed=lambda texts: cache.encode(encoder, texts),
+                                timings=timings)
+    seconds = time.perf_counter() - start
+    conn.close()
+    assert result.rows_read == result.rows_added == result.distributions_added, result
+    print(json.dumps({"turns": result.rows_read, "seconds": seconds, "timings": timings,
+                      "rss_before_mb": rss_before, "peak_rss_mb": _status_mb("VmHWM")}))
+
+
+if __name__ == "__main__":
+    main()

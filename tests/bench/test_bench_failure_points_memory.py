@@ -1,0 +1,75 @@
+"""Failure-point scoring of the bench log (TURNLENS_BENCH_TURNS turns) with an empty embedding cache: rate and
+peak memory, this code against the code before issue 22 item 3 (streamed scoring, the Parquet-part cache),
+measured in the same run on the same log, checkpoint and machine.
+
+Each step runs in its own process (tests/bench/fp_score_child.py), so a peak is that step's alone: ingest into
+a fresh database, then score it (torch, the text encoder and the model loaded first; the peak includes them).
+The "before" code is `git archive` of TURNLENS_BENCH_FP_BASELINE (default: the commit before the change; set
+it empty to measure this code only). Targets (issue 22, on 1M turns): peak under 2 GB; at least 10,000 turns/s
+on 2 cores with a cold cache."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from analysis.failure_points.model import FailurePointClassifier, FailurePointConfig, build_examples, gold_labels
+from analysis.simulate import load_pool, simulate_turns
+from analysis.text_encoder import EmbeddingCache, TextEncoder
+from tests.bench.harness import ROOT, TURNS, report
+
+pytestmark = pytest.mark.bench
+
+BASELINE = os.environ.get("TURNLENS_BENCH_FP_BASELINE", "bd443ee24f0e58b03266503c0deeeb0087d75fd5")
+CHILD = ROOT / "tests" / "bench" / "fp_score_child.py"
+
+
+def checkout(ref: str, into) -> None:
+    """The packages the child imports (analysis/, app/) as they were at ref."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "analysis", "app"], check=True,
+                             capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+
+
+def child(code_root, *args) -> dict | None:
+    env = {**os.environ, "PYTHONPATH": str(code_root)}
+    done = subprocess.run([sys.executable, str(CHILD), *map(str, args)], cwd=code_root, env=env, check=True,
+                          capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1]) if lines else None
+
+
+def test_scoring_memory_and_rate_cold_cache(tmp_path, big_log):
+    encoder = TextEncoder.load(threads=2)
+    train = list(simulate_turns(load_pool(), n_turns=3000, seed=5, id_prefix="T"))
+    examples = build_examples(train)
+    cache = EmbeddingCache(tmp_path / "cache-train")
+    # with text: the slowest configuration, the one that embeds every turn's texts
+    FailurePointClassifier(FailurePointConfig(epochs=2, use_text=True)).fit(
+        examples, gold_labels(train, examples), embed=lambda t: cache.encode(encoder, t)
+    ).save_pretrained(tmp_path / "ckpt")
+
+    versions = {"now": ROOT}
+    if BASELINE:
+        checkout(BASELINE, tmp_path / "before")
+        versions = {"before": tmp_path / "before", **versions}
+    rows: dict[str, object] = {"baseline_ref": BASELINE or "none"}
+    for name, code in versions.items():
+        db = tmp_path / f"{name}.duckdb"
+        child(code, "ingest", "--db", db, "--log", big_log)
+        run = child(code, "score", "--db", db, "--ckpt", tmp_path / "ckpt", "--cache", tmp_path / f"cache-{name}")
+        assert run["turns"] == TURNS
+        rows.update({f"{name}_seconds": run["seconds"], f"{name}_turns_per_s": run["turns"] / run["seconds"],
+                     f"{name}_peak_rss_gb": run["peak_rss_mb"] / 1e3,
+                     f"{name}_rss_before_scoring_gb": run["rss_before_mb"] / 1e3,
+                     **{f"{name}_share_{k}": v / run["seconds"] for k, v in run["timings"].items()}})
+    rows["target_peak_ratio (2 GB / measured)"] = 2.0 / rows["now_peak_rss_gb"]
+    rows["target_rate_ratio (measured / 10,000 turns/s)"] = rows["now_turns_per_s"] / 10_000
+    report("failure_points_memory", rows)
