@@ -117,7 +117,7 @@ def read_labelstudio(path: str | Path, *, name: str | None = None, turn_texts: T
                     proposals.append(proposal(where, turn, text, task=task_name, value=value, score=score, run=run,
                                               turn_field="data.dialogue_id", text_field="data.text"))
         if not found and not task.get("annotations"):
-            skipped["task without predictions or annotations"] += 1
+            skipped["task proposing nothing (no prediction or annotation with a region)"] += 1
     return finish(name, proposals, problems, turn_texts, skipped, items)
 
 
