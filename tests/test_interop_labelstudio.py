@@ -206,8 +206,8 @@ def test_a_slot_found_case_insensitively_exports_the_utterances_characters(tmp_p
 
 
 def test_an_empty_slot_list_round_trips_and_is_no_rejection(db, tmp_path):
-    """No slots is a label (an accepted empty list), not a rejection: the export's empty result with data.task
-    reads back as []; an empty result that names no task proposes nothing and is counted."""
+    """No slots is a label (an accepted empty list), not a rejection: it exports as an empty `slots_unlocated`
+    textarea and reads back as []; an empty result answers no control, proposes nothing and is counted."""
     ingest_turns(db, tmp_path)
     row = {"candidate_id": 1, "task": "slots", "target_kind": "turn", "dialogue_id": "d2", "turn_index": 0,
            "text": TURNS[2][2], "proposed_value": [], "score": 0.5, "status": "agreed", "verdict": "accept",
@@ -215,7 +215,7 @@ def test_an_empty_slot_list_round_trips_and_is_no_rejection(db, tmp_path):
     tasks, _ = labelstudio_tasks([row])
     back = read_labelstudio(write_tasks(tmp_path / "e.json", tasks), turn_texts=lookup(db)).table.to_pylist()
     assert {(r["model_name"], r["value"]) for r in back} == {("labelstudio", "[]"), ("labelstudio-annotation", "[]")}
-    del tasks[0]["data"]["task"]
-    tasks[0]["predictions"][0]["result"] = [region("intent", "choices", {"choices": ["play_music"]})]
+    assert tasks[0]["annotations"][0]["result"] == [region("slots_unlocated", "textarea", {"text": ["[]"]})]
+    tasks[0]["annotations"][0]["result"] = []
     read = read_labelstudio(write_tasks(tmp_path / "e.json", tasks), turn_texts=lookup(db))
-    assert read.skipped == {"annotation with an empty result (no task named in data.task)": 1}
+    assert read.skipped == {"annotation with an empty result": 1}

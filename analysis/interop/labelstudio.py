@@ -9,7 +9,8 @@ A task (https://labelstud.io/guide/task_format) is ``{"data": {...}, "prediction
 - ``labels`` (``value``: ``start``, ``end``, ``text``, ``labels``) -> one slot ``{type, value, start, end}``
   per label, all of a control's regions making one slot list;
 - ``textarea`` -> its one text, JSON text of any other value (a boolean, an object); a textarea named
-  ``<task>_unlocated`` holds slots of <task> whose value is not in the text (written by the export below).
+  ``<task>_unlocated`` holds slots of <task> whose value is not in the text (written by the export below;
+  ``[]`` alone: an empty slot list).
 
 The turn is ``data.dialogue_id`` and ``data.turn_index``; ``data.text`` is the utterance the offsets count.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from analysis import csv_safety
-from analysis.candidates import canonical_json, is_task_name
+from analysis.candidates import canonical_json
 from analysis.interop.common import (
     HUMAN_SCORE,
     ReadResult,
@@ -98,12 +99,8 @@ def read_labelstudio(path: str | Path, *, name: str | None = None, turn_texts: T
                         continue
                     run = (PREDICTION_RUN, version.strip())
                 values = _results(where, base, entry.get("result"), text, problems)
-                if entry.get("result") == [] and is_task_name(data.get("task")):
-                    # the export's empty slot list: no regions, and data.task says whose (a file without
-                    # data.task cannot say which control an empty result answers)
-                    values = {data["task"]: ([], None, f"{base}.result")}
-                elif not values and kind == "annotations":
-                    skipped["annotation with an empty result (no task named in data.task)"] += 1
+                if not values and kind == "annotations":  # an empty result answers no control: it says nothing
+                    skipped["annotation with an empty result"] += 1
                 for task_name, (value, region_score, path) in values.items():
                     if kind == "annotations":
                         score: float | None = HUMAN_SCORE
@@ -222,7 +219,9 @@ def _regions(task: str, value: object, text: str) -> tuple[list[dict], bool | No
     regions = [{"id": f"{task}-{i}", "from_name": task, "to_name": TO_NAME, "type": "labels",
                 "value": {"start": s.start, "end": s.end, "text": s.quoted, "labels": [s.type]}}
                for i, s in enumerate(payload)]
-    if unlocated:  # said, not dropped: the slots whose value is not in the text, in a textarea of their own
+    # said, not dropped: the slots whose value is not in the text, in a textarea of their own; an empty slot
+    # list writes it too ("[]"), as no region would leave "no slots" indistinguishable from no answer
+    if unlocated or not payload:
         regions.append({"from_name": task + UNLOCATED, "to_name": TO_NAME, "type": "textarea",
                         "value": {"text": [as_json_text(unlocated)]}})
     return regions, not unlocated
@@ -237,7 +236,8 @@ def _data(row: dict) -> dict:
 def labelstudio_tasks(rows: list[dict]) -> tuple[list[dict], int]:
     """Export rows (app.store.export.list_export_rows) as Label Studio tasks, one per candidate: data (the
     utterance, its turn, the turnlens verdict), the proposal as a prediction (model_version 'name/version',
-    score) and the reviewed label, if any, as an annotation (a rejection has none: data.verdict says so).
+    score) and the reviewed label, if any, as an annotation (a rejection has none: data.verdict says so; an
+    empty result says nothing).
     Returns (tasks, rows left out: not turn targets).
     data.span_located is false where a slot of the label (or, without one, of the proposal) is not in the
     text; those slots are in the `<task>_unlocated` textarea."""
