@@ -84,6 +84,9 @@ def test_headline_figures_are_the_pooled_counts(db):
     counts = sql(db, f"""SELECT sum(wer_sub + wer_del + wer_ins) AS e, sum(wer_sub) AS s, sum(wer_del) AS d,
                                sum(wer_ins) AS i, sum(wer_ref_words) AS w
                         FROM {ENGLISH_TURNS} WHERE wer_ref_words > 0 AND speaker_id IS NOT NULL""").iloc[0]
+    # the report's normaliser is the dataset's default, shown in a box that cannot change it here
+    box = at.selectbox(key="dp_wer_normaliser")
+    assert box.value == "english-v1" and box.disabled
     assert metric(at, "Pooled WER (english-v1)") == f"{counts.e / counts.w:.1%}"
     assert metric(at, "Substitutions") == f"{counts.s / counts.e:.1%}"
     assert metric(at, "Deletions") == f"{counts.d / counts.e:.1%}"
