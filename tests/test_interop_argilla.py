@@ -170,3 +170,15 @@ def test_files_written_and_read_by_argillas_own_json_io(reviewed, tmp_path):
     assert len(records) == written_n == 7
     assert sorted(r.responses["intent"][0].value for r in records
                   if r.metadata["task"] == "intent" and r.responses["intent"]) == ["alarm_set", "call", "play_radio"]
+
+
+def test_only_submitted_responses_are_labels_and_the_others_are_counted(db, tmp_path):
+    ingest_turns(db, tmp_path)
+    r = source_records()[3]  # d3: a suggestion of 'call'
+    r["responses"] = [{"question_name": "intent", "value": "call", "user_id": "u1", "status": "submitted"},
+                      {"question_name": "intent", "value": "text", "user_id": "u2", "status": "draft"},
+                      {"question_name": "intent", "value": None, "user_id": "u3", "status": "discarded"}]
+    read = read_argilla(write_records(tmp_path / "r.json", [r]), turn_texts=lookup(db))
+    assert read.skipped == {"response draft": 1, "response discarded": 1}
+    assert {(x["model_name"], x["model_version"], json.loads(x["value"])) for x in read.table.to_pylist()} == {
+        ("argilla", "nlu-7", "call"), ("argilla-response", "u1", "call")}

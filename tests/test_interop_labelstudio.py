@@ -219,3 +219,16 @@ def test_an_empty_slot_list_round_trips_and_is_no_rejection(db, tmp_path):
     tasks[0]["annotations"][0]["result"] = []
     read = read_labelstudio(write_tasks(tmp_path / "e.json", tasks), turn_texts=lookup(db))
     assert read.skipped == {"annotation with an empty result": 1}
+
+
+def test_cancelled_annotations_are_counted_and_annotations_are_peoples_labels(db, tmp_path):
+    ingest_turns(db, tmp_path)
+    task = source_tasks()[3]
+    task["annotations"] = [
+        {"completed_by": {"id": 7, "email": "ana@example.org"}, "result": [region("intent", "choices",
+                                                                                  {"choices": ["call"]})]},
+        {"completed_by": 8, "was_cancelled": True, "result": []}]
+    read = read_labelstudio(write_tasks(tmp_path / "a.json", [task]), turn_texts=lookup(db))
+    assert read.skipped == {"annotation cancelled (skipped in Label Studio)": 1}
+    assert {(x["model_name"], x["model_version"], x["score"]) for x in read.table.to_pylist()} == {
+        ("labelstudio", "nlu-7", 0.4), ("labelstudio-annotation", "ana@example.org", 1.0)}
