@@ -44,7 +44,11 @@ def _identity(text: str) -> str:
 @cache
 def _whisper_english() -> Callable[[str], str]:
     # Imported lazily: only ingest and the measurement script need it, not every page load.
-    installed = metadata.version("whisper-normalizer")
+    try:
+        installed = metadata.version("whisper-normalizer")
+    except metadata.PackageNotFoundError:
+        raise RuntimeError(f"the {ENGLISH_V1} normaliser needs whisper-normalizer=={_WHISPER_NORMALIZER_VERSION} "
+                           "(pyproject.toml): run make install") from None
     if installed != _WHISPER_NORMALIZER_VERSION:
         raise RuntimeError(f"the {ENGLISH_V1} normaliser is whisper-normalizer {_WHISPER_NORMALIZER_VERSION}, but "
                            f"{installed} is installed: install the pinned version (pyproject.toml); other rules "

@@ -117,3 +117,14 @@ def test_english_v1_is_whispers_rules_before_the_upstream_symbol_joining():
     # drops the detached symbol. Adopting the newer rule would be a new normaliser name (docs/wer.md).
     assert words(normalise("$ 5", ENGLISH_V1)) == ["5"]
     assert words(normalise("5 %", ENGLISH_V1)) == ["5"]
+
+
+def test_another_whisper_normalizer_version_is_refused(monkeypatch):
+    # english-v1 is whisper-normalizer 0.1.15's rules: another installed version must not pass for it
+    wer_normalise._whisper_english.cache_clear()
+    monkeypatch.setattr(wer_normalise.metadata, "version", lambda name: "0.2.0")
+    try:
+        with pytest.raises(RuntimeError, match="whisper-normalizer 0.1.15, but 0.2.0 is installed"):
+            normalise("two", ENGLISH_V1)
+    finally:
+        wer_normalise._whisper_english.cache_clear()
