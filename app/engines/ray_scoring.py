@@ -187,9 +187,10 @@ def _connect(ray, address: str | None, workers: int) -> bool:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        # a local cluster of `workers` CPUs without the dashboard. (Ray 2.58's gRPC servers listen on every
-        # interface whatever node address is given: see docs/scale.md for a cluster behind a firewall.)
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        # a local cluster without the dashboard: a CPU per scoring actor and one for the tasks that read and group
+        # the rows (actors hold their CPU for the whole run: with none left, the reads never start). Ray 2.58's
+        # servers listen on every interface whatever node address is given (docs/scale.md).
+        ray.init(num_cpus=workers + 1, include_dashboard=False, log_to_driver=False)
     return True
 
 
@@ -230,7 +231,8 @@ def score_on_ray(family: str, *, source: str, output: str, checkpoint: str | Pat
         ctx.enable_progress_bars = False
         # sort-based shuffle: Ray's default hash shuffle starts aggregator actors that need CPUs of their own
         ctx.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
-        summaries = _run(ray, fam, parts, parsed, loaded, out_fs, partial, provenance, workers, batch_turns, source)
+        summaries = _run(ray, fam, parts, parsed, loaded, out_fs, partial, provenance, workers, batch_turns, source,
+                         fixed_pool=owns and not address)
         files = _publish(out_fs, partial, out_root)
     except BaseException:
         _remove(out_fs, partial)
@@ -253,7 +255,7 @@ def score_on_ray(family: str, *, source: str, output: str, checkpoint: str | Pat
 
 
 def _run(ray, fam: Family, parts: list[Part], options: dict, loaded, out_fs, partial: str, provenance: dict,
-         workers: int, batch_turns: int, source: str) -> list[dict]:
+         workers: int, batch_turns: int, source: str, *, fixed_pool: bool) -> list[dict]:
     in_fs, _ = _filesystem(source) if is_url(source) else (None, None)
     paths = [p.path if not is_url(p.path) else p.path.split("://", 1)[1] for p in parts]
     # partitioning=None: the hive keys of a path are not log fields (analysis.parquet_parts)
@@ -261,9 +263,10 @@ def _run(ray, fam: Family, parts: list[Part], options: dict, loaded, out_fs, par
     ds = ds.rename_columns({"path": _PATH})
     scorer = dict(fn_constructor_args=(fam.name, fam.module, ray.put(loaded), options, out_fs, partial, provenance),
                   batch_format="pyarrow", num_cpus=1,
-                  # from one actor up to `workers`: a pool that took every CPU at the start would starve the
-                  # tasks that read and group the rows
-                  concurrency=(1, workers))
+                  # on the local cluster started for this run (a CPU more than workers): all the actors from the
+                  # start. On a cluster of unknown size, from one actor up to `workers`: a pool that took every CPU
+                  # at the start would starve the tasks that read and group the rows.
+                  concurrency=workers if fixed_pool else (1, workers))
     if fam.batch.whole_dialogues:
         buckets = max(workers, math.ceil(ds.count() / batch_turns))
         ds = ds.map_batches(_add_bucket, fn_kwargs={"buckets": buckets}, batch_format="pyarrow")

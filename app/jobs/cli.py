@@ -76,8 +76,8 @@ def _add_engine_options(a: argparse.ArgumentParser) -> None:
                                    "fsspec URL of either (s3://bucket/logs/)")
     g.add_argument("--output", help="a new or empty folder (or fsspec URL) for the candidate parts")
     g.add_argument("--address", default=None, help="a running Ray cluster's HOST:PORT (default: start a local one)")
-    g.add_argument("--workers", type=int, default=2, help="actors scoring at once (a local cluster gets as many "
-                                                          "CPUs); default 2")
+    g.add_argument("--workers", type=int, default=2, help="actors scoring at once, each holding the model (a local "
+                                                          "cluster: a CPU for each, and one for reading); default 2")
 
 
 def run(args: argparse.Namespace, open_db) -> int:
