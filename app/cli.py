@@ -27,6 +27,12 @@ def _db_arg(p: argparse.ArgumentParser) -> None:
                    help="DuckDB file (default: $TURNLENS_DB or data/turnlens.duckdb)")
 
 
+# Spelled out here, not imported: building the parser must stay light (analysis.wer_normalise imports the
+# normaliser package); tests/test_wer_cli.py checks these equal analysis.wer_normalise's.
+WER_NORMALISERS = ("raw", "english-v1")
+DEFAULT_WER_NORMALISER = "english-v1"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="turnlens", description=__doc__)
     parser.add_argument("--version", action="version", version=f"turnlens {__version__}")
@@ -36,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", type=Path, help=".jsonl, .jsonl.gz, .parquet or .csv files")
     p.add_argument("--dataset", default="default", help="dataset name the turns are filed under")
     p.add_argument("--by", default=os.environ.get("USER"), help="who is importing (kept in the import log)")
+    p.add_argument("--wer-normaliser", choices=WER_NORMALISERS, default=DEFAULT_WER_NORMALISER,
+                   help="the WER normaliser a NEW dataset's figures use by default (every normaliser's counts are "
+                        f"stored either way; docs/wer.md); default {DEFAULT_WER_NORMALISER}")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--allow-missing-audio", action="store_true",
                    help="accept turns whose audio file does not exist under the audio root ($TURNLENS_AUDIO_ROOT, "
@@ -177,7 +186,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     try:
         result, unknown = ingest_files(conn, [str(p) for p in args.paths], dataset=args.dataset,
                                        imported_by=args.by, progress=bars.update,
-                                       allow_missing_audio=args.allow_missing_audio)
+                                       allow_missing_audio=args.allow_missing_audio,
+                                       wer_normaliser=args.wer_normaliser)
         completed = True
     except AudioFilesError as exc:
         hint = "" if args.allow_missing_audio else \
@@ -384,7 +394,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             c = store.get_overview_counts(conn, ds)
             wer = f"{c.pooled_wer:.1%}" if c.pooled_wer is not None else "n/a"
             print(f"  dataset {ds!r}: {c.turns:,} turns, {c.dialogues:,} dialogues, {c.users:,} users, "
-                  f"pooled WER {wer} over {c.ref_words:,} reference words")
+                  f"pooled WER {wer} ({store.get_wer_normaliser(conn, ds)} normaliser) over {c.ref_words:,} "
+                  "reference words")
     return EXIT_OK
 
 

@@ -37,6 +37,7 @@ from app.store.candidates import (
     count_candidates,
     get_candidate,
     get_candidate_distribution,
+    get_turn_texts,
     insert_candidates,
     list_candidate_targets,
     list_known_values,
@@ -52,7 +53,16 @@ from app.store.connection import (
     get_schema_version,
     transaction,
 )
-from app.store.export import CARD_NAME, EXPORT_FORMATS, EXPORT_KINDS, export_labels, write_dataset_card
+from app.store.export import (
+    CARD_NAME,
+    EXPORT_FORMATS,
+    EXPORT_KINDS,
+    INTEROP_FORMATS,
+    export_interop,
+    export_labels,
+    list_export_rows,
+    write_dataset_card,
+)
 from app.store.results import (
     LABEL_MODEL,
     REWRITE_MODEL,
@@ -120,6 +130,7 @@ from app.store.turns import (
     count_turns,
     get_dialogue_turns,
     get_overview_counts,
+    get_wer_normaliser,
     insert_turns,
     list_datasets,
     list_dialogues,
@@ -135,6 +146,7 @@ from app.store.turns import (
     list_values,
     list_wer_pairs,
     list_worst_utterances,
+    set_wer_normaliser,
 )
 
 APPEND_ONLY_TABLES = ("imports", "decisions", "bulk_actions", "audit_items", "model_runs", "candidates",
@@ -146,11 +158,11 @@ __all__ = [
     "IngestConflictError", "StoreLockedError", "connect", "default_db_path", "get_schema_version", "transaction",
     # turns
     "DIALOGUE_ORDERS", "DialogueFilter", "IngestResult", "OverviewCounts", "count_turns", "get_dialogue_turns",
-    "get_overview_counts", "insert_turns", "list_datasets", "list_dialogues", "list_domain_signal_sums",
+    "get_overview_counts", "get_wer_normaliser", "set_wer_normaliser", "insert_turns", "list_datasets", "list_dialogues", "list_domain_signal_sums",
     "list_imports", "list_signals_by_day", "list_signals_by_domain", "list_speaker_turns", "list_speaker_utterances",
     "list_turn_audio", "list_turn_gold", "list_turn_records", "list_values", "list_wer_pairs", "list_worst_utterances",
     # candidates
-    "CandidateImportResult", "count_candidates", "get_candidate", "get_candidate_distribution",
+    "CandidateImportResult", "count_candidates", "get_candidate", "get_candidate_distribution", "get_turn_texts",
     "insert_candidates", "list_candidate_targets", "list_known_values", "list_model_runs", "list_proposals",
     "list_tasks",
     # review
@@ -161,7 +173,8 @@ __all__ = [
     "list_decision_labels", "list_decision_log", "list_queue", "list_reviewed_labels", "list_reviewers",
     "list_scored_verdicts", "open_slots", "reviewer_name",
     # export
-    "CARD_NAME", "EXPORT_FORMATS", "EXPORT_KINDS", "export_labels", "write_dataset_card",
+    "CARD_NAME", "EXPORT_FORMATS", "EXPORT_KINDS", "INTEROP_FORMATS", "export_interop", "export_labels",
+    "list_export_rows", "write_dataset_card",
     # results
     "FAILURE_GROUPS", "LABEL_GOLD", "LABEL_MODEL", "REWRITE_MODEL", "SKILL_ROUTER", "count_skill_review",
     "insert_rewrite_run", "list_approved_rewrites", "list_failure_runs", "list_failure_shares",
