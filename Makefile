@@ -23,13 +23,14 @@ $(STAMP): pyproject.toml constraints.txt
 	# librosa's helpers once (about 20 s) so the cache lands in the venv, not in the first `turnlens speech embed`
 	$(BIN)/python -m pip install -q -c constraints.txt --no-deps resemblyzer==0.1.4
 	$(BIN)/python -c 'from analysis.speech.embeddings import warm_up; warm_up()'
-	# espeak-ng and sox (Debian) for `turnlens speech` (synthesis, audio conversion; pocketsphinx came with -e .):
-	# installed when missing and we may (root with apt-get); otherwise the speech tests skip, saying why
-	@if command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1; then :; \
+	# espeak-ng and sox (Debian) for `turnlens speech` (synthesis, audio conversion; pocketsphinx came with -e .),
+	# and sctk, whose sclite the WER tests compare the sclite mode with (docs/wer.md): installed when missing and
+	# we may (root with apt-get); otherwise those tests skip, saying why
+	@if command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1 && [ -x /usr/lib/sctk/bin/sclite ]; then :; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing Debian espeak-ng and sox for turnlens speech..."; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox >/dev/null; \
-	else echo "espeak-ng and sox are missing and cannot be installed here (needs root and apt-get: apt-get install -y espeak-ng sox); speech tests will skip" >&2; fi
+	  echo "installing Debian espeak-ng, sox and sctk for turnlens speech and the WER tests..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox sctk >/dev/null; \
+	else echo "espeak-ng, sox or sctk is missing and cannot be installed here (needs root and apt-get: apt-get install -y espeak-ng sox sctk); speech and sclite tests will skip" >&2; fi
 	touch $(STAMP)
 
 install: $(STAMP)
