@@ -41,6 +41,13 @@ def is_url(source: str) -> bool:
     return "://" in str(source)
 
 
+def names_parts(source: str | Path) -> bool:
+    """Whether source names a set of parts rather than one local file: a folder, a glob or a URL (the readers of
+    single files hand such a source to list_parts)."""
+    text = str(source)
+    return is_url(text) or any(c in text for c in _GLOB_CHARS) or Path(text).is_dir()
+
+
 def _hidden(name: str) -> bool:
     return name.startswith(("_", "."))
 

@@ -9,7 +9,7 @@ import pytest
 
 from analysis.candidates import read_candidates
 from analysis.logs import LogFormatError
-from analysis.parquet_parts import Part, list_parts, read_parts
+from analysis.parquet_parts import Part, list_parts, names_parts, read_parts
 
 
 def _candidate_rows(dialogue: str, n: int, *, score: float = 0.5) -> pa.Table:
@@ -99,3 +99,9 @@ def test_reading_every_part_or_nothing_names_the_part_and_row_of_each_problem(hi
 def test_url_parts_are_left_to_an_engine_that_reads_them():
     with pytest.raises(LogFormatError, match="only local parts"):
         read_parts([Part("s3://bucket/part-0.parquet")], lambda path, name: pa.table({}))
+
+
+def test_a_folder_a_glob_or_a_url_names_parts_and_a_file_does_not(hive):
+    one = hive / "day=2026-12-01" / "part-00000.parquet"
+    assert names_parts(hive) and names_parts(f"{hive}/*/*.parquet") and names_parts("s3://bucket/logs")
+    assert not names_parts(one) and not names_parts(hive / "missing.parquet")
