@@ -604,6 +604,27 @@ def m011_review_state(conn: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+def m012_target_state(conn: duckdb.DuckDBPyConnection) -> None:
+    """How many distinct values the sources propose for each target (issue 22): the review queue's
+    "disagreement first" order used to count them over every candidate of the dataset at each refill (over a
+    second at 1M candidates). Derived from candidates and rebuilt from them here; app.store.candidates keeps it
+    current in the transaction of every candidate import, and tests/test_review_state.py checks it against
+    the candidates table."""
+    conn.execute("""
+        CREATE TABLE target_state (
+            dataset VARCHAR NOT NULL,
+            task VARCHAR NOT NULL,
+            target_key VARCHAR NOT NULL,
+            n_values INTEGER NOT NULL,
+            PRIMARY KEY (dataset, task, target_key)
+        )
+    """)
+    conn.execute("""
+        INSERT INTO target_state
+        SELECT dataset, task, target_key, count(DISTINCT value) FROM candidates GROUP BY ALL
+    """)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "m001_turns_and_imports", m001_turns_and_imports),
     (2, "m002_review", m002_review),
@@ -616,6 +637,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] =
     (9, "m009_reviewer_accounts", m009_reviewer_accounts),
     (10, "m010_turn_wer_by_normaliser", m010_turn_wer_by_normaliser),
     (11, "m011_review_state", m011_review_state),
+    (12, "m012_target_state", m012_target_state),
 ]
 
 

@@ -109,14 +109,22 @@ def test_a_refused_decision_leaves_the_state_alone(qdb):
 
 
 def test_migration_builds_the_state_from_an_existing_log(tmp_path, monkeypatch):
-    """A database with decisions made before migration 11 gets its state from its log."""
+    """A database with decisions made before migration 11 gets its state from its log, and its targets' value
+    counts from its candidates (migration 12)."""
     from app import migrations
 
     path = tmp_path / "old.duckdb"
     monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:10])
     old = store.connect(path)
     ingest_log(old, write_jsonl(tmp_path / "log.jsonl", [make_turn(f"d{i}", 0, nlu_confidence=i / 10)
-                                                         for i in range(6)]), "t", candidates=True)
+                                                         for i in range(6)]), "t")
+    # candidates as the code of that time stored them (today's import also keeps target_state, migration 12)
+    old.execute("INSERT INTO model_runs (name, version) VALUES ('logged-nlu', 'logged'), ('m2', '1')")
+    for i in range(6):
+        for run, value in ((1, '"weather_query"'), (2, '"other"')) if i < 2 else ((1, '"weather_query"'),):
+            old.execute("INSERT INTO candidates (run_id, task, target_kind, dialogue_id, turn_index, target_key, "
+                        "value, score, dataset) VALUES (?, 'intent', 'turn', ?, 0, ?, ?, 0.5, 't')",
+                        [run, f"d{i}", f"d{i}#0", value])
     ids = [r[0] for r in old.execute("SELECT candidate_id FROM candidates ORDER BY 1").fetchall()]
     for i, (reviewer, verdict) in enumerate([("ana", "accept"), ("bob", "reject"), ("ana", "skip"),
                                              ("ana", "retract"), ("cy", "accept")]):
@@ -129,5 +137,29 @@ def test_migration_builds_the_state_from_an_existing_log(tmp_path, monkeypatch):
         assert store.get_schema_version(conn) == MIGRATIONS[-1][0]
         assert_state_matches_log(conn)
         assert conn.execute("SELECT count(*) FROM review_state").fetchone()[0] == 4
+        assert conn.execute("SELECT target_key, n_values FROM target_state ORDER BY 1").fetchall() == [
+            ("d0#0", 2), ("d1#0", 2), ("d2#0", 1), ("d3#0", 1), ("d4#0", 1), ("d5#0", 1)]
     finally:
         conn.close()
+
+
+def test_target_state_counts_each_targets_distinct_values_after_every_import(qdb):
+    from analysis.candidates import candidates_from_logged_nlu
+
+    recount = ("SELECT dataset, task, target_key, count(DISTINCT value) FROM candidates GROUP BY ALL ORDER BY ALL")
+    assert qdb.execute("SELECT * FROM target_state ORDER BY ALL").fetchall() == qdb.execute(recount).fetchall()
+    # a second source proposing other intents for some turns: those targets now have two values
+    logged = candidates_from_logged_nlu(store.list_nlu_outputs(qdb, "t"))
+    other = logged.filter(pa.compute.equal(logged["task"], "intent")).slice(0, 5)
+    other = other.set_column(other.schema.get_field_index("value"), "value", pa.array(['"other"'] * 5))
+    other = other.set_column(other.schema.get_field_index("model_name"), "model_name", pa.array(["m2"] * 5))
+    store.insert_candidates(qdb, other)
+    state = qdb.execute("SELECT * FROM target_state ORDER BY ALL").fetchall()
+    assert state == qdb.execute(recount).fetchall()
+    assert sum(1 for row in state if row[3] == 2) == 5
+    # the disagreement order puts them first, as a count over the candidates table would
+    spec = store.QueueSpec(dataset="t", order="disagreement")
+    first = store.list_queue(qdb, "ana", spec, limit=10)
+    two = {r[0] for r in qdb.execute("SELECT c.candidate_id FROM candidates c JOIN target_state USING (dataset, "
+                                     "task, target_key) WHERE n_values = 2").fetchall()}
+    assert set(first[:10]) == two

@@ -23,6 +23,15 @@ from tests.helpers import make_turn, write_jsonl
 
 # The exact schema after every migration, as DuckDB prints it. A change here needs a new migration.
 EXPECTED_TABLES = {
+    'target_state': ", ".join([
+        'CREATE TABLE target_state(dataset VARCHAR',
+        'task VARCHAR',
+        'target_key VARCHAR',
+        'n_values INTEGER NOT NULL',
+        'PRIMARY KEY(dataset',
+        'task',
+        'target_key));',
+    ]),
     'review_state': ", ".join([
         'CREATE TABLE review_state(candidate_id BIGINT',
         'reviewer VARCHAR',

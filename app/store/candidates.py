@@ -124,6 +124,14 @@ def _insert_candidates(cur: duckdb.DuckDBPyConnection, candidates: pa.Table) -> 
             ANTI JOIN candidates c USING (run_id, task, target_key)
             ORDER BY s.dialogue_id, s.turn_index, s.task
         """)
+        # The queue's disagreement order reads each target's number of distinct proposed values (migration 12):
+        # recounted for the targets this import touched.
+        cur.execute("""
+            INSERT OR REPLACE INTO target_state
+            SELECT dataset, task, target_key, count(DISTINCT value) FROM candidates
+            SEMI JOIN (SELECT DISTINCT task, target_key FROM staged_c) USING (task, target_key)
+            GROUP BY ALL
+        """)
         # The vectors of the candidates just added, and of stored ones that had none.
         distributions = cur.execute("""
             INSERT INTO candidate_distributions (candidate_id, distribution)

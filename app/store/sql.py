@@ -203,8 +203,8 @@ def queue_sql(reviewer: str, spec: QueueSpec, *, select: str, order: bool, stand
         where.append("c.score >= ?")
         params_where.append(min_score)
     if order and spec.order == "disagreement":
-        ctes.append("""src AS (SELECT task, target_key, count(DISTINCT value) AS n_values FROM candidates
-                       WHERE dataset = ? GROUP BY ALL)""")
+        # each target's distinct proposed values, kept on candidate import (migration 12)
+        ctes.append("""src AS (SELECT task, target_key, n_values FROM target_state WHERE dataset = ?)""")
         params.append(spec.dataset)
         if spec.audit_bulk_id is None:
             ctes.append("""rev AS (SELECT candidate_id, n_labels FROM candidate_state)""")
