@@ -231,3 +231,14 @@ def test_the_cli_scores_on_ray_and_says_what_it_needs(simulated, tmp_path, capsy
     assert "give --checkpoint FOLDER, or --dataset NAME" in capsys.readouterr().err
     assert main(["score", "failure-points", "--db", str(simulated["db"])]) == 2  # the local path still needs a dataset
     assert "--dataset is required" in capsys.readouterr().err
+
+
+def test_ray_is_imported_only_by_a_run_on_ray():
+    import subprocess
+    import sys
+
+    code = ("import sys, app.cli, app.jobs.cli, app.engines.ray_scoring, app.jobs.registry as r; r.load_built_in(); "
+            "assert 'ray' not in sys.modules, 'ray imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
