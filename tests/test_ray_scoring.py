@@ -20,7 +20,7 @@ from analysis.labels.model import LabelConfig
 from analysis.parquet_parts import list_parts, read_parts
 from analysis.simulate import load_pool, simulate_turns
 from app import store
-from app.engines.ray_scoring import MANIFEST, EngineError, score_on_ray
+from app.engines.ray_scoring import MANIFEST, EngineError, EngineRunError, score_on_ray
 from app.ingest import ingest_files
 from app.jobs import failure_points as fp_jobs
 from app.jobs import labels as label_jobs
@@ -188,7 +188,7 @@ def test_an_invalid_row_is_named_by_its_part_and_row_and_nothing_is_written(simu
         target.parent.mkdir(parents=True)
         pq.write_table(table, target)
     bad = parts / "day=2026-12-03" / "part-00002.parquet"
-    with pytest.raises(EngineError, match=rf"{bad}:5: turn_index: -1 is below the minimum"):
+    with pytest.raises(EngineRunError, match=rf"{bad}:5: turn_index: -1 is below the minimum"):
         score_on_ray("failure-points", source=str(parts), output=str(tmp_path / "out"),
                      checkpoint=simulated["failure-points"], workers=2)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -50,6 +50,10 @@ class EngineError(ValueError):
     """A run that cannot start or did not finish; the message says why and what to do."""
 
 
+class EngineRunError(EngineError):
+    """A run that started and failed on its input (an invalid row, values Parquet cannot hold); nothing was kept."""
+
+
 class BatchError(Exception):
     """A batch an actor could not score because of its input (an invalid row, values Parquet cannot hold): one plain
     message, so Ray can carry it back to the driver (a LogFormatError's problems list does not deserialise)."""
@@ -282,7 +286,7 @@ def _run(ray, fam: Family, parts: list[Part], options: dict, loaded, out_fs, par
                 break
             found = getattr(found, "cause", None) or found.__cause__ or found.__context__
         if isinstance(found, BatchError):
-            raise EngineError(str(found.args[0]) if found.args else str(found)) from None
+            raise EngineRunError(str(found.args[0]) if found.args else str(found)) from None
         raise
 
 

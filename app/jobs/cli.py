@@ -161,7 +161,7 @@ def _engine_checkpoint(args: argparse.Namespace, family: Family, open_db) -> tup
 
 def _run_on_engine(args: argparse.Namespace, family: Family, options: dict, open_db) -> int:
     """`turnlens score FAMILY --engine ray`: exit 0 when done, 1 when the run failed, 2 when it was refused."""
-    from app.engines.ray_scoring import EngineError, score_on_ray
+    from app.engines.ray_scoring import EngineError, EngineRunError, score_on_ray
 
     if not args.input or not args.output:
         print("turnlens: --engine needs --input (the log's Parquet parts) and --output (a folder for the "
@@ -175,7 +175,7 @@ def _run_on_engine(args: argparse.Namespace, family: Family, options: dict, open
                            options=options, address=args.address, workers=args.workers)
     except EngineError as exc:
         print(f"turnlens: {exc}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, EngineRunError) else 2
     print(f"{family.name} on {run.engine} ({run.address}, {run.workers} workers): {run.turns:,} turns from "
           f"{run.parts_read} parts -> {run.candidates:,} candidates in {run.files} parts at {run.output} in "
           f"{run.seconds:.1f} s; load them with `turnlens candidates import {run.output}`")
