@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analysis.logs import LogFormatError, Problem, file_kind, jsonl_records
@@ -220,7 +221,17 @@ def read_candidates(path: str | Path, *, name: str | None = None) -> pa.Table:
 
     Checks each record's fields and that no (model run, task, target) appears twice. Whether the targets
     exist is the store's check (it knows the turns).
+
+    path may also name a set of Parquet parts (a folder, hive-partitioned or not, or a glob: what Spark and
+    `turnlens score --engine ray` write; analysis.parquet_parts): every part is read, each problem names its
+    part and row, and a (model run, task, target) in two parts is refused like one twice in a file.
     """
+    from analysis.parquet_parts import list_parts, names_parts, read_parts
+
+    if names_parts(path):
+        table = read_parts(list_parts(path), lambda part, part_name: read_candidates(part, name=part_name))
+        _refuse_repeats_across_parts(table, name or str(path))
+        return table
     path = Path(path)
     name = name or str(path)
     if not path.exists():
@@ -228,6 +239,19 @@ def read_candidates(path: str | Path, *, name: str | None = None) -> pa.Table:
     if path.stat().st_size == 0:
         raise LogFormatError([Problem(name, None, None, "file is empty (no candidates)")])
     return candidates_table(_records(path, name), name)
+
+
+def _refuse_repeats_across_parts(table: pa.Table, name: str) -> None:
+    """Each part was checked on its own; a (model run, task, target) proposed in two parts is refused here."""
+    keys = ["model_name", "model_version", "model_parameters", "task", "target_key"]
+    counts = table.select(keys).group_by(keys).aggregate([([], "count_all")])
+    repeated = counts.filter(pc.greater(counts["count_all"], 1))
+    if repeated.num_rows:
+        problems = [Problem(name, None, "task", f"the same model run ({r['model_name']} {r['model_version']}) proposes "
+                                                f"for the {r['task']} target {r['target_key']} in {r['count_all']} "
+                                                "parts")
+                    for r in repeated.slice(0, 20).to_pylist()]
+        raise LogFormatError(problems)
 
 
 def candidates_table(records: Iterable[tuple[int | None, dict | None, list[Problem]]], name: str) -> pa.Table:

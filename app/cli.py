@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="validate dialogue logs and add them to the database (all or nothing)")
-    p.add_argument("paths", nargs="+", type=Path, help=".jsonl, .jsonl.gz, .parquet or .csv files")
+    p.add_argument("paths", nargs="+", type=str,
+                   help=".jsonl, .jsonl.gz, .parquet or .csv files, or folders or globs of Parquet parts (hive-"
+                        "partitioned folders too: logs/day=2026-12-01/part-0.parquet)")
     p.add_argument("--dataset", default="default", help="dataset name the turns are filed under")
     p.add_argument("--by", default=os.environ.get("USER"), help="who is importing (kept in the import log)")
     p.add_argument("--wer-normaliser", choices=WER_NORMALISERS, default=DEFAULT_WER_NORMALISER,
@@ -70,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("candidates", help="label candidates: import a file, or propose from the logged NLU")
     csub = p.add_subparsers(dest="action", required=True)
-    c = csub.add_parser("import", help="validate a candidate file (.jsonl, .jsonl.gz, .parquet) and store it")
+    c = csub.add_parser("import", help="validate a candidate file (.jsonl, .jsonl.gz, .parquet), or a folder or glob "
+                                       "of Parquet parts, and store it all or nothing")
     c.add_argument("path", type=Path)
     c.add_argument("--format", choices=["turnlens", *CANDIDATE_TOOL_FORMATS], default="turnlens",
                    help="turnlens: the candidate file format (docs/review.md); labelstudio: Label Studio tasks with "

@@ -19,6 +19,7 @@ import pyarrow as pa
 from analysis import wer_normalise
 from analysis.log_format import is_audio_url
 from analysis.logs import LogFormatError, ParsedLog, Problem, audio_problems
+from analysis.parquet_parts import is_url, list_parts, names_parts
 from analysis.wer import turn_counts
 from app import store
 from app.isolated_read import read_logs_isolated
@@ -112,6 +113,24 @@ def check_audio(parsed: ParsedLog, root: str | Path, *, allow_missing: bool = Fa
         raise AudioFilesError(problems, root=root)
 
 
+def expand_parts(paths: Sequence[str | Path]) -> list[str]:
+    """Each path as given, or, for a folder or glob of Parquet parts (what Spark, Ray and Hive write; hive
+    partitioning by day is common), its parts in a stable order (analysis.parquet_parts): the parts are then read
+    as one input, so an error names the part and its row, and a dialogue split across parts is checked whole.
+    A URL is refused (LogFormatError): ingest reads local files; `turnlens score --engine ray` reads URLs."""
+    out: list[str] = []
+    for path in paths:
+        if not names_parts(path):
+            out.append(str(path))
+            continue
+        if is_url(str(path)):
+            raise LogFormatError([Problem(str(path), None, None, "a URL: ingest reads local files (copy the parts "
+                                                                 "here, or score them where they are with "
+                                                                 "turnlens score --engine ray)")])
+        out.extend(part.path for part in list_parts(path))
+    return out
+
+
 def ingest_files(conn: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *, dataset: str,
                  imported_by: str | None = None, source_names: Sequence[str] | None = None,
                  progress: Progress | None = None, audio_root: str | Path | None = None,
@@ -130,6 +149,8 @@ def ingest_files(conn: duckdb.DuckDBPyConnection, paths: Sequence[str | Path], *
     if not dataset or not dataset.strip():
         raise ValueError("dataset name must not be empty")
     wer_normalise.get(wer_normaliser)  # an unknown name is refused before any work
+    if source_names is None:
+        paths = expand_parts(paths)
     # The parsed table maps a file in this folder: it stays until the insert is done.
     with tempfile.TemporaryDirectory(prefix="turnlens-read-") as workdir:
         with ThreadPoolExecutor(max_workers=1) as pool:
