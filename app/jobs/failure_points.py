@@ -138,7 +138,8 @@ def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, emb
           batch_dialogues: int = BATCH_DIALOGUES) -> store.CandidateImportResult:
     """Score every turn of a dataset and store the candidates (see candidates()), batch_dialogues whole
     dialogues at a time: read, embed, score and write one batch, then the next, so memory stays flat in the
-    size of the log. All batches are written in one transaction (all or nothing, as one import).
+    size of the log. Each batch is written in its own transaction (store_streaming.insert_candidate_batches:
+    a failure keeps the batches before it, and scoring again with the same checkpoint stores the rest).
 
     progress(stage, done, total) with stage "scoring" (turns); timings, if given, receives the seconds spent
     reading turns, building inputs, in the text encoder (embed, cache hits included), in the model and

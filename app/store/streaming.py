@@ -1,5 +1,5 @@
 """Reads and writes in batches, for jobs over logs too large to hold at once (memory flat in the log size):
-turn records a batch of whole dialogues at a time, and candidate batches written in one transaction."""
+turn records a batch of whole dialogues at a time, and candidate batches written one transaction each."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import duckdb
 import pyarrow as pa
 
 from app.store import sql
-from app.store.candidates import CandidateImportResult, _checked_distributions, _insert_candidates
-from app.store.connection import transaction
+from app.store.candidates import CandidateImportResult, insert_candidates
 
 
 def iter_turn_records(conn: duckdb.DuckDBPyConnection, dataset: str, *, batch_dialogues: int = 10_000,
@@ -46,18 +45,18 @@ def iter_turn_records(conn: duckdb.DuckDBPyConnection, dataset: str, *, batch_di
 
 def insert_candidate_batches(conn: duckdb.DuckDBPyConnection, batches: Iterable[pa.Table]
                              ) -> CandidateImportResult:
-    """insert_candidates over a stream of candidate tables, all in one transaction: every batch is stored or,
-    if any batch fails (a conflict, a missing target, an exception while producing the next batch), none is.
+    """insert_candidates over a stream of candidate tables, one transaction per batch: each batch is stored
+    whole or not at all, and a failure stops at that batch, keeping the batches before it.
+
+    Why not one transaction for the whole stream: DuckDB holds a transaction's uncommitted rows in memory
+    (about 1 GB per million candidates with their vectors), which is what made memory grow with the log.
+    Stopping half-way is safe to repeat: the import skips candidates already stored with the same value, so
+    rerunning the same scoring stores the rest (and a different result for a stored one is refused as ever).
     Only one batch is held at a time on the Python side."""
     totals = [0, 0, 0, 0]
-    cur = conn.cursor()
-    try:
-        with transaction(cur):
-            for batch in batches:
-                result = _insert_candidates(cur, _checked_distributions(batch))
-                for i, n in enumerate((result.rows_read, result.rows_added, result.rows_already_present,
-                                       result.distributions_added)):
-                    totals[i] += n
-    finally:
-        cur.close()
+    for batch in batches:
+        result = insert_candidates(conn, batch)
+        for i, n in enumerate((result.rows_read, result.rows_added, result.rows_already_present,
+                               result.distributions_added)):
+            totals[i] += n
     return CandidateImportResult(*totals)
