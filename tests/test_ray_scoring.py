@@ -33,7 +33,12 @@ ray = pytest.importorskip("ray", reason="the scale extra (ray[data]) is not inst
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """One local Ray cluster (2 CPUs, no dashboard) for the module; the engine finds it connected."""
+    """One local Ray cluster (2 CPUs, no dashboard) for the module; the engine finds it connected. Only inside the
+    private network namespace tests/test_ray_private_network.py runs this module in: the cluster's servers listen
+    on every interface."""
+    if os.environ.get("TURNLENS_PRIVATE_NETWORK") != "1":
+        pytest.skip("runs inside a private network namespace (tests/test_ray_private_network.py): a local Ray "
+                    "cluster listens on every interface")
     cache = os.environ.get("TURNLENS_CACHE")
     # set before the cluster starts: its workers inherit it, so the label model's actors share the test's cache
     os.environ["TURNLENS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
