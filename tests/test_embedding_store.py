@@ -39,7 +39,9 @@ def test_two_writer_processes_share_a_store(tmp_path):
     # each writes 300 keys of its own and the same 300 shared ones, in 20 parts, at the same time
     a = list(range(0, 300)) + list(range(1000, 1300))
     b = list(range(500, 800)) + list(range(1000, 1300))[::-1]
-    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter each, like two separate jobs
+    # fork: a separate process each, like two jobs; spawn and forkserver would re-run whatever script is __main__ (an
+    # AppTest earlier in the session leaves the app script there)
+    ctx = multiprocessing.get_context("fork")
     procs = [ctx.Process(target=_writer, args=(str(tmp_path), numbers, 30)) for numbers in (a, b)]
     for p in procs:
         p.start()
