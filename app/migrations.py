@@ -468,7 +468,8 @@ def m009_reviewer_accounts(conn: duckdb.DuckDBPyConnection) -> None:
     never the password) or by single sign-on. Kept as an append-only log of account events, like every table of
     what a person did: an account's state is its latest event, so a disabled account keeps its history and who
     disabled it. event: 'add', 'disable', 'enable', 'password', 'role'; each row repeats the account's full state
-    after the event (role, password_hash, disabled) and the actor who made it (an admin, or `cli:<os user>`), so the current state is one arg_max, not a replay."""
+    after the event (role, password_hash, disabled) and the actor who made it (an admin, or `cli:<os user>`), so
+    the current state is one arg_max, not a replay."""
     conn.execute("CREATE SEQUENCE account_events_seq START 1")
     conn.execute("""
         CREATE TABLE account_events (

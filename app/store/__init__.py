@@ -158,7 +158,8 @@ __all__ = [
     "IngestConflictError", "StoreLockedError", "connect", "default_db_path", "get_schema_version", "transaction",
     # turns
     "DIALOGUE_ORDERS", "DialogueFilter", "IngestResult", "OverviewCounts", "count_turns", "get_dialogue_turns",
-    "get_overview_counts", "get_wer_normaliser", "set_wer_normaliser", "insert_turns", "list_datasets", "list_dialogues", "list_domain_signal_sums",
+    "get_overview_counts", "get_wer_normaliser", "set_wer_normaliser", "insert_turns", "list_datasets",
+    "list_dialogues", "list_domain_signal_sums",
     "list_imports", "list_signals_by_day", "list_signals_by_domain", "list_speaker_turns", "list_speaker_utterances",
     "list_turn_audio", "list_turn_gold", "list_turn_records", "list_values", "list_wer_pairs", "list_worst_utterances",
     # candidates

@@ -4,6 +4,7 @@ and candidate_state. Copied from app/store/sql.py and app/store/review.py at com
 
 from __future__ import annotations
 
+from app.store.review import QueueSpec
 from app.store.sql import ORDER_SQL, QUEUE_SELECT
 
 
