@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
 from app import store
-from app.jobs.registry import Family, Option, register
+from app.jobs.registry import BatchScoring, Family, Option, register
 
 
 def read_train(conn, dataset: str, options: dict) -> list[str]:
@@ -63,5 +63,37 @@ TOY = register(Family(
              Option("fail", bool, False, "fail while training"),
              Option("fail_after", bool, False, "fail after scoring every turn", actions=("score",))),
     read_train=read_train, train=train, read_score=read_score, score=score,
+    describe=lambda action, result: f"{action}: {result}",
+))
+
+
+# The same proposals, scored batch by batch: a score job of this family streams (app/jobs/runner.py).
+def _load(checkpoint: Path, options: dict) -> dict:
+    return {**json.loads((checkpoint / "model.json").read_text()), "checkpoint": checkpoint}
+
+
+def _score_batch(model: dict, turns: list[dict], options: dict, progress) -> pa.Table:
+    if options["fail_at_turn"] and any(t["turn_index"] == 0 and t["dialogue_id"] == options["fail_at_turn"]
+                                       for t in turns):
+        raise RuntimeError(f"failed at {options['fail_at_turn']}")
+    time.sleep(options["batch_pause"])
+    keys = [(t["dialogue_id"], int(t["turn_index"])) for t in turns]
+    return score(keys, {"fail_after": False}, model["checkpoint"], progress)
+
+
+def _turn_batches(conn, dataset: str, options: dict):
+    from app.jobs.common import turn_batches
+
+    return turn_batches(conn, dataset, options)
+
+
+STREAMED = register(Family(
+    name="toy-majority-streamed", title="Toy majority intent, streamed", page=None,
+    description="The toy family scoring batch by batch (a test family).",
+    options=(*TOY.options[:3],
+             Option("fail_at_turn", str, "", "fail on the batch holding this dialogue", actions=("score",)),
+             Option("batch_pause", float, 0.0, "seconds per batch", actions=("score",), low=0, high=10)),
+    read_train=read_train, train=train, read_score=read_score, score=score,
+    batch=BatchScoring(load=_load, score=_score_batch, read_batches=_turn_batches),
     describe=lambda action, result: f"{action}: {result}",
 ))

@@ -11,7 +11,7 @@ import hashlib
 import importlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +139,23 @@ def reads(jobs_module: str):
     return read_train, read_score
 
 
+
+
+# Dialogues per batch of a streamed score job: about 20,000 turns of the simulated logs, whose text vectors
+# (4 slots x 384 floats) take 120 MB; a batch, its examples and candidate rows stay well under 0.5 GB.
+SCORE_BATCH_DIALOGUES = 8_000
+
+
+def turn_batches(conn, dataset: str, options: dict) -> tuple[int, Iterator[list[dict]]]:
+    """BatchScoring.read_batches for a family whose score inputs are the dataset's turn records (production
+    fields only): whole dialogues, SCORE_BATCH_DIALOGUES at a time, in the order of list_turn_records."""
+    from app import store
+    from app.store import streaming
+
+    total = store.count_turns(conn, dataset)
+    if not total:
+        raise ValueError(f"dataset {dataset!r} has no turns to score (ingest a log into it first)")
+    return total, streaming.iter_turn_records(conn, dataset, batch_dialogues=SCORE_BATCH_DIALOGUES)
 
 
 def stages(progress):

@@ -29,6 +29,7 @@ from app.jobs.common import (
     read_heldout,
     reads,
     stages,
+    turn_batches,
     weights_version,
 )
 from app.jobs.registry import BatchScoring, Family, Option, register
@@ -182,7 +183,7 @@ def _co_score(loaded: LoadedModel, turns: list[dict], options: dict, progress=No
     return candidates_from(loaded, turns, progress=progress and stages(progress))
 
 
-BATCH = BatchScoring(load=load, score=_co_score)
+BATCH = BatchScoring(load=load, score=_co_score, read_batches=turn_batches)
 
 
 register(Family(

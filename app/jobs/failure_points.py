@@ -25,6 +25,7 @@ from app import store
 from app.jobs.common import (
     HOLD_OUT,
     REVIEWED,
+    SCORE_BATCH_DIALOGUES,
     LoadedModel,
     describe,
     embedder,
@@ -33,6 +34,7 @@ from app.jobs.common import (
     read_heldout,
     reads,
     stages,
+    turn_batches,
     weights_version,
 )
 from app.jobs.registry import BatchScoring, Family, Option, register
@@ -128,9 +130,7 @@ def candidates_from(loaded: LoadedModel, turns: list[dict], *, embed: Callable |
     return candidate_table(examples, probs, loaded.run)
 
 
-# Dialogues scored at a time: about 20,000 turns of the simulated logs, whose text vectors (4 slots x 384
-# floats) take 120 MB; the whole batch, its examples and candidate rows stay well under 0.5 GB.
-BATCH_DIALOGUES = 8_000
+BATCH_DIALOGUES = SCORE_BATCH_DIALOGUES  # whole dialogues scored at a time (see there)
 
 
 def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, embed: Callable | None = None,
@@ -194,7 +194,7 @@ def _fp_score(loaded: LoadedModel, turns: list[dict], options: dict, progress=No
     return candidates_from(loaded, turns, progress=progress)
 
 
-BATCH = BatchScoring(load=load, score=_fp_score, whole_dialogues=True)
+BATCH = BatchScoring(load=load, score=_fp_score, whole_dialogues=True, read_batches=turn_batches)
 
 
 _TEXT_DROPOUT = 0.3  # the best text dropout on validation

@@ -29,6 +29,7 @@ from app.jobs.common import (
     read_heldout,
     reads,
     stages,
+    turn_batches,
     weights_version,
 )
 from app.jobs.registry import BatchScoring, Family, Option, register
@@ -180,7 +181,7 @@ def _lb_score(loaded: LoadedModel, turns: list[dict], options: dict, progress=No
     return candidates_from(loaded, turns, tasks=_tasks(options["tasks"]), progress=progress and stages(progress))
 
 
-BATCH = BatchScoring(load=load, score=_lb_score, whole_dialogues=True)
+BATCH = BatchScoring(load=load, score=_lb_score, whole_dialogues=True, read_batches=turn_batches)
 
 
 def _tasks(text: str) -> tuple[str, ...]:

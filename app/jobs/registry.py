@@ -19,7 +19,7 @@ progress(stage, done, total) reports work done; total may be None when unknown.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,11 +97,16 @@ class BatchScoring:
       returns for those turns) into CANDIDATE_SCHEMA rows. Pure: no database.
     - ``whole_dialogues``: the model reads a turn's dialogue context, so a batch must hold every turn of each of its
       dialogues (the Ray engine groups turns by dialogue before scoring).
+    - ``read_batches(conn, dataset, options)``: (turns in all, an iterator of score-input batches) read from the
+      store a batch at a time. With it, a score job streams (app/jobs/runner.py): read a batch, score it in the
+      job's child, store its candidates, then the next, so memory stays flat in the size of the log. None: the
+      score job reads the whole dataset at once (``read_score``).
     """
 
     load: Callable[[Path, dict], Any]
     score: Callable[[Any, Any, dict, Progress | None], Any]
     whole_dialogues: bool = False
+    read_batches: Callable[[Any, str, dict], tuple[int, Iterator[Any]]] | None = None
 
     def local(self, inputs: Any, options: dict, checkpoint: Path, progress: Progress) -> Any:
         """The score action's run: the whole dataset as one batch."""

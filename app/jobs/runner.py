@@ -4,8 +4,16 @@ The server process owns the database. For each job it reads the family's inputs 
 a child process (`python -m app.jobs.child`) that does the heavy work without opening the database, and
 writes what comes back (a checkpoint moved into place, candidates in one transaction, an evaluation row)
 only when the child succeeded. So a cancelled or failed job writes no partial run, candidates or checkpoint;
-its message is kept in the jobs table. Progress (stage, done/total, elapsed, ETA) lives in memory, for every
-session to read; a job still queued or running when the server stops is marked interrupted at the next start.
+its message is kept in the jobs table.
+
+Except a streamed score job (a family whose BatchScoring has read_batches): the server reads a batch of whole
+dialogues, the child (started once, the model loaded once) scores it, the server stores its candidates in
+their own transaction, then the next batch; memory stays flat in the size of the log (issue 22). A failure or a
+cancel keeps the batches stored before it (the message says how many candidates) and scoring again with the
+same checkpoint stores the rest: the import skips candidates already stored with the same value.
+
+Progress (stage, done/total, elapsed, ETA) lives in memory, for every session to read; a job still queued or
+running when the server stops is marked interrupted at the next start.
 
 One job at a time: these machines have 2 cores, and a training job uses both.
 """
@@ -242,6 +250,8 @@ class JobRunner:
     def _run(self, job: _Job) -> tuple[str, str | None, dict | None]:
         fam, view = job.family, job.view
         act = fam.action(view.action)
+        if act.name == "score" and fam.batch is not None and fam.batch.read_batches is not None:
+            return self._run_streamed(job)
         try:
             inputs = act.read(self._conn, view.dataset, job.options)
         except ValueError as exc:
@@ -289,32 +299,107 @@ class JobRunner:
         summary = act.write(self._conn, view.dataset, outcome)
         return fam.describe(act.name, summary), summary
 
+    def _run_streamed(self, job: _Job) -> tuple[str, str | None, dict | None]:
+        """A score job batch by batch (the module docstring says how, and what a failure keeps)."""
+        fam, view = job.family, job.view
+        try:
+            total, batches = fam.batch.read_batches(self._conn, view.dataset, job.options)
+        except ValueError as exc:
+            return "failed", str(exc), None
+        folder = self._models / _slug(view.dataset) / fam.name
+        folder.mkdir(parents=True, exist_ok=True)
+        added = present = done = 0
+        k = -1
+
+        def kept(message: str) -> str:
+            return message + (f" ({added:,} candidates of the batches before were stored; scoring again with the "
+                              "same model stores the rest)" if added or present else "")
+
+        with tempfile.TemporaryDirectory(prefix=f".job-{view.job_id}-", dir=folder) as work:
+            request = Path(work) / "request.pickle"
+            request.write_bytes(pickle.dumps({"family": fam.name, "module": fam.module, "action": view.action,
+                                              "options": job.options, "stream": True, "path": job.checkpoint}))
+            with tempfile.TemporaryFile("w+") as errors:
+                proc = self._start_child(job, request, errors, stdin=True)
+                try:
+                    for k, inputs in enumerate(batches):
+                        if job.cancel.is_set():
+                            break
+                        order = {"batch": k, "inputs": str(Path(work) / "inputs.pickle"), "done": done,
+                                 "total": total, "result": str(Path(work) / "result.pickle")}
+                        Path(order["inputs"]).write_bytes(pickle.dumps(inputs))
+                        done += len(inputs)
+                        del inputs
+                        try:
+                            proc.stdin.write(json.dumps(order) + "\n")
+                            proc.stdin.flush()
+                        except (BrokenPipeError, OSError):  # the child is gone: _follow says why
+                            pass
+                        reported = self._follow(job, proc, until="batch")
+                        if job.cancel.is_set():
+                            break
+                        if reported is not None:
+                            proc.wait()
+                            return "failed", kept(reported or self._stopped(proc, errors)), None
+                        self._update(job, stage="writing")
+                        written = store.insert_candidates(self._conn, pickle.loads(Path(order["result"]).read_bytes()))
+                        added += written.rows_added
+                        present += written.rows_already_present
+                finally:
+                    if proc.stdin and not proc.stdin.closed:
+                        try:
+                            proc.stdin.close()
+                        except OSError:
+                            pass
+                    if job.cancel.is_set() and proc.poll() is None:
+                        proc.terminate()
+                    proc.wait()
+                if job.cancel.is_set():
+                    return "cancelled", kept("cancelled while running"), None
+        return "done", fam.describe("score", added), {"checkpoint": job.checkpoint, "candidates_added": added,
+                                                       "candidates_present": present, "batches": k + 1}
+
+    def _start_child(self, job: _Job, request: Path, errors, *, stdin: bool = False) -> subprocess.Popen:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
+        proc = subprocess.Popen([sys.executable, "-m", "app.jobs.child", str(request)], cwd=str(_ROOT), env=env,
+                                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=errors, text=True)
+        with self._lock:
+            job.proc = proc
+            if job.cancel.is_set():  # cancelled between reading the data and starting the child
+                proc.terminate()
+        self._update(job, stage="starting")
+        return proc
+
+    def _follow(self, job: _Job, proc: subprocess.Popen, until: str | None = None) -> str | None:
+        """Follow the child's progress lines until one carrying `until` (then None) or the end of its output (then
+        the error it reported, "" if none). With until None, read to the end."""
+        reported = ""
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if not line.startswith(TAG):
+                continue
+            message = json.loads(line[len(TAG):])
+            if "stage" in message:
+                self._update(job, stage=message["stage"], done=message["done"], total=message["total"])
+            elif "error" in message:
+                reported = message["error"]
+            elif until is not None and until in message:
+                return None
+        return reported
+
+    @staticmethod
+    def _stopped(proc: subprocess.Popen, errors) -> str:
+        errors.seek(0)
+        tail = errors.read()[-1500:].strip()
+        return f"the job's process stopped (exit code {proc.returncode})" + (f": {tail}" if tail else "")
+
     def _child(self, job: _Job, request: Path) -> str | None:
         """Run the child and follow its progress; None on success, else the error to keep."""
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
         with tempfile.TemporaryFile("w+") as errors:
-            proc = subprocess.Popen([sys.executable, "-m", "app.jobs.child", str(request)], cwd=str(_ROOT), env=env,
-                                    stdout=subprocess.PIPE, stderr=errors, text=True)
-            with self._lock:
-                job.proc = proc
-                if job.cancel.is_set():  # cancelled between reading the data and starting the child
-                    proc.terminate()
-            self._update(job, stage="starting")
-            reported = None
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                if not line.startswith(TAG):
-                    continue
-                message = json.loads(line[len(TAG):])
-                if "stage" in message:
-                    self._update(job, stage=message["stage"], done=message["done"], total=message["total"])
-                elif "error" in message:
-                    reported = message["error"]
+            proc = self._start_child(job, request, errors)
+            reported = self._follow(job, proc)
             code = proc.wait()
             if code == 0:
                 return None
-            if reported:
-                return reported
-            errors.seek(0)
-            tail = errors.read()[-1500:].strip()
-            return f"the job's process stopped (exit code {code})" + (f": {tail}" if tail else "")
+            return reported or self._stopped(proc, errors)

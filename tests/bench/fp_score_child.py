@@ -3,7 +3,8 @@
     python tests/bench/fp_score_child.py ingest --db D --log L       # a database holding the log as "large"
     python tests/bench/fp_score_child.py score --db D --ckpt C --cache K
 
-`score` runs `app.jobs.failure_points.score` (what `turnlens score failure-points` runs) and prints one JSON
+`score` runs `app.jobs.failure_points.score` (the streamed scoring a score job also does, in the same batches,
+without the job's child process) and prints one JSON
 line: turns, seconds, the phase timings, the RSS before scoring (torch, the encoder and the model loaded) and
 the process's peak RSS (VmHWM). It imports the `app` and `analysis` packages found first on PYTHONPATH, so the
 benchmark can run the same step on an older checkout of the code (the "before" of a before/after)."""
