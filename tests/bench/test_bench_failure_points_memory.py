@@ -46,16 +46,22 @@ def child(code_root, *args) -> dict | None:
     return json.loads(lines[-1]) if lines else None
 
 
-def test_scoring_memory_and_rate_cold_cache(tmp_path, big_log):
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A failure-point model trained with text: the slowest configuration, the one that embeds every turn's
+    texts."""
+    folder = tmp_path_factory.mktemp("fp-checkpoint")
     encoder = TextEncoder.load(threads=2)
     train = list(simulate_turns(load_pool(), n_turns=3000, seed=5, id_prefix="T"))
     examples = build_examples(train)
-    cache = EmbeddingCache(tmp_path / "cache-train")
-    # with text: the slowest configuration, the one that embeds every turn's texts
+    cache = EmbeddingCache(folder / "cache-train")
     FailurePointClassifier(FailurePointConfig(epochs=2, use_text=True)).fit(
         examples, gold_labels(train, examples), embed=lambda t: cache.encode(encoder, t)
-    ).save_pretrained(tmp_path / "ckpt")
+    ).save_pretrained(folder / "ckpt")
+    return folder / "ckpt"
 
+
+def test_scoring_memory_and_rate_cold_cache(tmp_path, big_log, checkpoint):
     versions = {"now": ROOT}
     if BASELINE:
         checkout(BASELINE, tmp_path / "before")
@@ -64,7 +70,7 @@ def test_scoring_memory_and_rate_cold_cache(tmp_path, big_log):
     for name, code in versions.items():
         db = tmp_path / f"{name}.duckdb"
         child(code, "ingest", "--db", db, "--log", big_log)
-        run = child(code, "score", "--db", db, "--ckpt", tmp_path / "ckpt", "--cache", tmp_path / f"cache-{name}")
+        run = child(code, "score", "--db", db, "--ckpt", checkpoint, "--cache", tmp_path / f"cache-{name}")
         assert run["turns"] == TURNS
         rows.update({f"{name}_seconds": run["seconds"], f"{name}_turns_per_s": run["turns"] / run["seconds"],
                      f"{name}_peak_rss_gb": run["peak_rss_mb"] / 1e3,
@@ -73,3 +79,31 @@ def test_scoring_memory_and_rate_cold_cache(tmp_path, big_log):
     rows["target_peak_ratio (2 GB / measured)"] = 2.0 / rows["now_peak_rss_gb"]
     rows["target_rate_ratio (measured / 10,000 turns/s)"] = rows["now_turns_per_s"] / 10_000
     report("failure_points_memory", rows)
+
+
+# The score job's code before it streamed (issue 22 item 3): the server read every turn, the child scored them as
+# one batch and sent the whole candidate table back.
+JOB_BASELINE = os.environ.get("TURNLENS_BENCH_JOB_BASELINE", "c7c655e612e29bbf16700a62658ad141201aebb4")
+
+
+def test_score_job_memory_and_rate_cold_cache(tmp_path, big_log, checkpoint):
+    """The same scoring as a score job of the job runner (the Models page, `turnlens score failure-points
+    --dataset`): the server process's peak (it reads the turns and stores the candidates) and the job child's
+    (it scores), before and after the job streamed. TURNLENS_BENCH_JOB_BASELINE empty: this code only."""
+    versions = {"now": ROOT}
+    if JOB_BASELINE:
+        checkout(JOB_BASELINE, tmp_path / "before")
+        versions = {"before": tmp_path / "before", **versions}
+    rows: dict[str, object] = {"baseline_ref": JOB_BASELINE or "none"}
+    for name, code in versions.items():
+        db = tmp_path / f"db-{name}" / "bench.duckdb"
+        db.parent.mkdir()
+        child(code, "ingest", "--db", db, "--log", big_log)
+        run = child(code, "job", "--db", db, "--ckpt", checkpoint, "--cache", tmp_path / f"cache-{name}")
+        assert run["turns"] == TURNS
+        rows.update({f"{name}_seconds": run["seconds"], f"{name}_turns_per_s": run["turns"] / run["seconds"],
+                     f"{name}_server_peak_rss_gb": run["peak_rss_mb"] / 1e3,
+                     f"{name}_child_peak_rss_gb": run["child_peak_rss_mb"] / 1e3})
+    rows["target_peak_ratio (2 GB / larger peak now)"] = 2.0 / max(rows["now_server_peak_rss_gb"],
+                                                                   rows["now_child_peak_rss_gb"])
+    report("failure_points_job_memory", rows)
