@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,9 @@ os.environ.setdefault("TURNLENS_AUTH", "none")
 def db(tmp_path):
     conn = store.connect(tmp_path / "test.duckdb")
     yield conn
+    session = sys.modules.get("app.review.session")
+    if session is not None:  # a review queue's background refill may still read this database
+        session.settle()
     conn.close()
 
 

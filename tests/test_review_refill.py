@@ -48,6 +48,9 @@ class _Lazy(Future):
         self.run()
         return super().result(timeout)
 
+    def cancel(self) -> bool:
+        return False  # it stands for a query already running: it cannot be called off
+
 
 class LazyPool:
     """Stands in for the refill thread pool: nothing runs behind the test's back."""
@@ -180,3 +183,43 @@ def test_a_refill_for_a_queue_left_behind_is_not_merged(rdb, session, monkeypatc
     shown = review_session.cards(rdb, "ana", slots, claims)  # the reviewer switched queues meanwhile
     tasks = {store.get_candidate(rdb, cid)["task"] for cid in session.batch}
     assert tasks == {"slots"} and shown[0]["task"] == "slots"
+
+
+def test_a_refill_still_queued_behind_others_is_cancelled_and_run_in_the_foreground(rdb, session, monkeypatch):
+    class Queued:
+        """A pool whose workers are all busy with other sessions' refills: nothing submitted starts."""
+
+        def __init__(self):
+            self.submitted: list[Future] = []
+
+        def submit(self, fn):
+            self.submitted.append(Future())
+            return self.submitted[-1]
+
+    pool = Queued()
+    monkeypatch.setattr(review_session, "_REFILLS", pool)
+    spec = store.QueueSpec(dataset="t", task="intent")
+    expected = store.list_queue(rdb, "ana", spec, limit=30)
+    claims, seen = ClaimRegistry(), []
+    for _ in range(30):
+        card = review_session.current_card(rdb, "ana", spec, claims)
+        seen.append(card["candidate_id"])
+        decide(rdb, spec, claims, card)
+    assert seen == expected  # the batch ran out each time: the queued query was called off, one ran now
+    assert len(pool.submitted) >= 3 and all(f.cancelled() for f in pool.submitted[:-1])
+
+
+def test_a_background_count_that_overlaps_a_decision_of_the_session_is_dropped(rdb, session, monkeypatch):
+    spec = store.QueueSpec(dataset="t", task="intent")
+    real = store.count_my_decided
+
+    def while_a_decision_is_stored(conn, reviewer, queue):
+        session.writes += 2  # a whole decision stored between the two counts
+        return real(conn, reviewer, queue)
+
+    assert review_session._fetch(rdb, "ana", spec, 0, True, session).counts is not None
+    monkeypatch.setattr(store, "count_my_decided", while_a_decision_is_stored)
+    assert review_session._fetch(rdb, "ana", spec, 0, True, session).counts is None
+    monkeypatch.setattr(store, "count_my_decided", real)
+    session.writes += 1  # a decision being stored when the count starts
+    assert review_session._fetch(rdb, "ana", spec, 0, True, session).counts is None

@@ -80,6 +80,35 @@ def test_a_failure_keeps_the_batches_before_it_and_a_rerun_stores_the_rest(runne
     assert store_jobs.get_job(sample, again.job_id)["status"] == "done"
 
 
+def test_a_failure_storing_a_batch_keeps_the_batches_before_it_stops_the_child_and_refreshes_the_pages(
+        sample, tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "SCORE_BATCH_DIALOGUES", 7)
+    writes = []
+    r = JobRunner(sample, tmp_path / "models", on_write=lambda: writes.append(1))
+    try:
+        trained(r)
+        writes.clear()
+        real = store.insert_candidates
+        calls = []
+
+        def insert(conn, table, *args, **kwargs):
+            calls.append(1)
+            if len(calls) == 3:
+                raise OSError("disk full")
+            return real(conn, table, *args, **kwargs)
+
+        monkeypatch.setattr(store, "insert_candidates", insert)
+        job = r.submit("toy-majority-streamed", "score", "s")
+        view = r.wait(job, timeout=120)
+        assert view.status == "failed"
+        assert view.message.startswith("OSError: disk full (28 candidates of the batches before were stored")
+        assert store.count_candidates(sample, "s") == 2 * 14
+        assert r._jobs[job].proc.poll() is not None  # the child was stopped, not left waiting for orders
+        assert writes  # the pages' caches are refreshed: two batches were stored
+    finally:
+        r.stop()
+
+
 def test_a_streamed_job_can_be_cancelled_between_batches(runner, sample):
     trained(runner)
     job = runner.submit("toy-majority-streamed", "score", "s", {"batch_pause": 0.5})

@@ -92,6 +92,7 @@ class _Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
     proc: subprocess.Popen | None = None
+    wrote: bool = False  # stored something although it did not finish (a streamed score job's batches)
 
 
 def _slug(text: str) -> str:
@@ -244,7 +245,7 @@ class JobRunner:
                 status, message, result = "failed", f"{type(exc).__name__}: {exc}", None
             with self._lock:
                 self._finish(job, status, message, result)
-            if status == "done":
+            if status == "done" or job.wrote:  # the pages' caches must see what was stored
                 self._on_write()
 
     def _run(self, job: _Job) -> tuple[str, str | None, dict | None]:
@@ -310,10 +311,13 @@ class JobRunner:
         folder.mkdir(parents=True, exist_ok=True)
         added = present = done = 0
         k = -1
+        completed = False  # every batch scored and stored (a cancel arriving after that changes nothing)
+        failure: str | None = None
 
         def kept(message: str) -> str:
-            return message + (f" ({added:,} candidates of the batches before were stored; scoring again with the "
-                              "same model stores the rest)" if added or present else "")
+            stored = added + present
+            return message + (f" ({stored:,} candidates of the batches before were stored; scoring again with the "
+                              "same model stores the rest)" if stored else "")
 
         with tempfile.TemporaryDirectory(prefix=f".job-{view.job_id}-", dir=folder) as work:
             request = Path(work) / "request.pickle"
@@ -340,22 +344,32 @@ class JobRunner:
                             break
                         if reported is not None:
                             proc.wait()
-                            return "failed", kept(reported or self._stopped(proc, errors)), None
+                            failure = reported or self._stopped(proc, errors)
+                            break
                         self._update(job, stage="writing")
                         written = store.insert_candidates(self._conn, pickle.loads(Path(order["result"]).read_bytes()))
                         added += written.rows_added
                         present += written.rows_already_present
+                        job.wrote = job.wrote or written.rows_added > 0
+                    else:
+                        completed = True
+                except Exception as exc:  # noqa: BLE001 - the server's side (reading a batch, storing it) failed
+                    failure = f"{type(exc).__name__}: {exc}"
                 finally:
                     if proc.stdin and not proc.stdin.closed:
                         try:
                             proc.stdin.close()
                         except OSError:
                             pass
-                    if job.cancel.is_set() and proc.poll() is None:
+                    if not completed and proc.poll() is None:
                         proc.terminate()
                     proc.wait()
-                if job.cancel.is_set():
-                    return "cancelled", kept("cancelled while running"), None
+                    if proc.stdout:
+                        proc.stdout.close()
+        if failure is not None:
+            return "failed", kept(failure), None
+        if not completed:
+            return "cancelled", kept("cancelled while running"), None
         return "done", fam.describe("score", added), {"checkpoint": job.checkpoint, "candidates_added": added,
                                                        "candidates_present": present, "batches": k + 1}
 
@@ -400,6 +414,7 @@ class JobRunner:
             proc = self._start_child(job, request, errors)
             reported = self._follow(job, proc)
             code = proc.wait()
+            proc.stdout.close()  # a finished job's view keeps proc: not its pipe
             if code == 0:
                 return None
             return reported or self._stopped(proc, errors)

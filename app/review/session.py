@@ -24,6 +24,8 @@ import json
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import NamedTuple
@@ -45,6 +47,17 @@ REFILL_AHEAD = 25  # fetch the next batch in the background once fewer ids than 
 log = logging.getLogger(__name__)
 # One small pool for the whole server: a refill is one query per session every BATCH - REFILL_AHEAD cards.
 _REFILLS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="turnlens-queue-refill")
+_PENDING: dict[Future, duckdb.DuckDBPyConnection] = {}  # refills not finished yet, with their cursors (settle())
+
+
+def settle(timeout: float = 30.0) -> None:
+    """Before closing a database the refills read (tests; a DuckDB connection will not close while one of its
+    cursors is busy): call off the refills still queued and wait for those running."""
+    for future, cursor in list(_PENDING.items()):
+        if future.cancel():
+            cursor.close()
+            _PENDING.pop(future, None)
+    wait_for_futures([f for f in list(_PENDING) if f.running()], timeout=timeout)
 
 
 class Decided(NamedTuple):
@@ -64,9 +77,16 @@ class _Fetched(NamedTuple):
 
 @dataclass
 class _Refill:
-    """A queue query running in the background for one spec."""
+    """A queue query running in the background for one spec, on a cursor of its own."""
     spec: store.QueueSpec
     future: Future
+    cursor: duckdb.DuckDBPyConnection
+
+    def drop(self) -> None:
+        """Not wanted any more: cancel it if it has not started (freeing the pool for others) and close its
+        cursor; one already running finishes and closes its cursor itself."""
+        if self.future.cancel():
+            self.cursor.close()
 
 
 @dataclass
@@ -84,6 +104,7 @@ class ReviewState:
     decided: int = 0
     counted_at: float = float("-inf")  # when the two counts were last queried (time.monotonic())
     net_decided: int = 0  # this session's stored decisions minus its undos (moves the counts between queries)
+    writes: int = 0  # odd while this session stores a decision or an undo: a background count made meanwhile is dropped
     refill: _Refill | None = None  # the next batch, being fetched in the background
     moved: set[int] = field(default_factory=set)  # cards decided, skipped or undone since that fetch started
     exhausted: bool = False  # the last fetch returned fewer ids than asked: no background refill until it changes
@@ -228,6 +249,8 @@ def cards(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec,
     s = state()
     if s.spec != spec:
         s.spec, s.batch, s.correcting, s.done = spec, [], False, set()
+        if s.refill is not None:
+            s.refill.drop()
         s.counted_at, s.refill, s.exhausted = float("-inf"), None, False
     if s.refill is not None and s.refill.future.done():
         _take_refill(s, wait=False)
@@ -271,9 +294,14 @@ def _fetch(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec
     ids = store.list_queue(conn, reviewer, spec, limit=limit) if limit else []
     counts = None
     if count:
-        net = s.net_decided  # read before counting: decisions stored from here on are added on merge
-        counts = (store.count_queue(conn, reviewer, replace(spec, status="undecided")),
-                  store.count_my_decided(conn, reviewer, spec), net, time.monotonic())
+        # read before counting: decisions stored from here on are added on merge. A decision of this session
+        # stored while counting (writes moved or odd: see _storing) may or may not be in the counts: they are
+        # dropped then, and the next refill counts again
+        writes, net = s.writes, s.net_decided
+        remaining = store.count_queue(conn, reviewer, replace(spec, status="undecided"))
+        decided = store.count_my_decided(conn, reviewer, spec)
+        if writes % 2 == 0 and s.writes == writes:
+            counts = (remaining, decided, net, time.monotonic())
     return _Fetched(ids, counts)
 
 
@@ -321,18 +349,42 @@ def _start_refill(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.Qu
         finally:
             cursor.close()
 
+    try:
+        future = _REFILLS.submit(work)
+    except RuntimeError:  # the pool is shut down (the interpreter is exiting): the foreground refill will do
+        cursor.close()
+        return
+    _PENDING[future] = cursor
+    future.add_done_callback(lambda f: _PENDING.pop(f, None))
     s.moved = set()
-    s.refill = _Refill(spec, _REFILLS.submit(work))
+    s.refill = _Refill(spec, future, cursor)
+
+
+@contextmanager
+def _storing(s: ReviewState):
+    """Around storing a decision or an undo and counting it in net_decided: s.writes is odd meanwhile, so a
+    background count that overlaps it is dropped (_fetch)."""
+    s.writes += 1
+    try:
+        yield
+    finally:
+        s.writes += 1
 
 
 def _take_refill(s: ReviewState, *, wait: bool) -> bool:
     """Merge the background refill's result into the batch (waiting for it when wait); False when there was
     none for this queue or it failed (the caller then queries in the foreground)."""
     refill, s.refill = s.refill, None
-    if refill is None or refill.spec != s.spec:
+    if refill is None:
+        return False
+    if refill.spec != s.spec:
+        refill.drop()
         return False
     if not wait and not refill.future.done():
         s.refill = refill
+        return False
+    if wait and refill.future.cancel():  # still queued behind other sessions' refills: query now instead
+        refill.cursor.close()
         return False
     try:
         fetched, limit = refill.future.result()
@@ -379,27 +431,28 @@ def decide(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec
         return
     s.ignored = None
     s.offered.pop(candidate_id, None)
-    try:
-        result = decisions.decide(conn, decision_id=decision_id, candidate_id=candidate_id, reviewer=reviewer,
-                                  verdict=verdict, corrected_value=corrected_value, queue=spec, claims=claims,
-                                  tokens=s.tokens)
-    except decisions.DecisionRefused as exc:
-        s.last_saved = f"Not saved: {exc}"
-        s.correcting = False
-        return
-    if result.outcome is decisions.Outcome.SLOT_TAKEN:
-        s.last_saved = (f"Not saved: #{candidate_id} already has its reviewer(s) in this queue (another reviewer "
-                        "decided it first). Here is the next card.")
-    elif result.outcome is decisions.Outcome.NO_CANDIDATE:
-        s.last_saved = f"Not saved: candidate #{candidate_id} does not exist (any more). Here is the next card."
-    elif result.outcome is decisions.Outcome.STORED:
-        s.history.append(Decided(candidate_id, result.verdict, result.reviewer, decision_id))
-        s.last_saved = f"Saved: {result.verdict} #{candidate_id}"
-        if result.verdict != "skip":
-            s.remaining, s.decided = max(s.remaining - 1, 0), s.decided + 1
-            s.net_decided += 1
-            s.done.add(candidate_id)
-        s.moved.add(candidate_id)
+    with _storing(s):
+        try:
+            result = decisions.decide(conn, decision_id=decision_id, candidate_id=candidate_id, reviewer=reviewer,
+                                      verdict=verdict, corrected_value=corrected_value, queue=spec, claims=claims,
+                                      tokens=s.tokens)
+        except decisions.DecisionRefused as exc:
+            s.last_saved = f"Not saved: {exc}"
+            s.correcting = False
+            return
+        if result.outcome is decisions.Outcome.SLOT_TAKEN:
+            s.last_saved = (f"Not saved: #{candidate_id} already has its reviewer(s) in this queue (another reviewer "
+                            "decided it first). Here is the next card.")
+        elif result.outcome is decisions.Outcome.NO_CANDIDATE:
+            s.last_saved = f"Not saved: candidate #{candidate_id} does not exist (any more). Here is the next card."
+        elif result.outcome is decisions.Outcome.STORED:
+            s.history.append(Decided(candidate_id, result.verdict, result.reviewer, decision_id))
+            s.last_saved = f"Saved: {result.verdict} #{candidate_id}"
+            if result.verdict != "skip":
+                s.remaining, s.decided = max(s.remaining - 1, 0), s.decided + 1
+                s.net_decided += 1
+                s.done.add(candidate_id)
+            s.moved.add(candidate_id)
     if candidate_id in s.batch:  # a prefetched card may be decided before the page has caught up
         s.batch.remove(candidate_id)
     s.correcting = False
@@ -451,17 +504,18 @@ def undo(conn: duckdb.DuckDBPyConnection, spec: store.QueueSpec, decision_id: st
         s.last_saved = "Nothing to undo."
         return
     last = s.history[-1]
-    if last.verdict != "skip":  # a skip decided nothing: just bring the card back
-        try:
-            decisions.retract(conn, decision_id=last.decision_id, candidate_id=last.candidate_id,
-                              reviewer=last.reviewer, role=decisions.role_for(spec))
-        except decisions.DecisionRefused as exc:
-            s.last_saved = f"Not undone: {exc}"
-            return
-        s.remaining, s.decided = s.remaining + 1, max(s.decided - 1, 0)
-        s.net_decided -= 1
-        s.done.discard(last.candidate_id)
-        s.exhausted = False  # the queue has one more card than the last fetch saw
+    with _storing(s):
+        if last.verdict != "skip":  # a skip decided nothing: just bring the card back
+            try:
+                decisions.retract(conn, decision_id=last.decision_id, candidate_id=last.candidate_id,
+                                  reviewer=last.reviewer, role=decisions.role_for(spec))
+            except decisions.DecisionRefused as exc:
+                s.last_saved = f"Not undone: {exc}"
+                return
+            s.remaining, s.decided = s.remaining + 1, max(s.decided - 1, 0)
+            s.net_decided -= 1
+            s.done.discard(last.candidate_id)
+            s.exhausted = False  # the queue has one more card than the last fetch saw
     s.moved.add(last.candidate_id)
     s.history.pop()
     if last.candidate_id in s.batch:  # refilled into the batch meanwhile (a skipped card comes back at the end)
@@ -489,7 +543,9 @@ def reset_queue() -> None:
     s = state()
     s.batch = []
     s.spec = None
-    s.refill = None  # a query still running for the old batch is ignored
+    if s.refill is not None:  # a query still running for the old batch is ignored
+        s.refill.drop()
+        s.refill = None
 
 
 def progress(conn: duckdb.DuckDBPyConnection, reviewer: str, spec: store.QueueSpec) -> tuple[int, int, int]:
