@@ -35,3 +35,14 @@ def sample_log() -> Path:
     if not path.exists():
         pytest.fail(f"{path} is missing: run python scripts/build_sample_data.py")
     return path
+
+
+# The longest files first (each takes a minute or more): under `make test` (pytest -n 2 --dist loadfile) they
+# then run beside the rest of the suite instead of after it. Sorting is stable: the rest keep their order.
+LONGEST_FIRST = ("tests/test_workbench.py", "tests/test_ray_private_network.py", "tests/e2e/test_disparity_browser.py",
+                 "tests/test_reliability.py", "tests/test_cli.py", "tests/test_mitigation_jobs.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(LONGEST_FIRST)))
