@@ -61,17 +61,25 @@ def checkpoint(tmp_path_factory):
     return folder / "ckpt"
 
 
-def test_scoring_memory_and_rate_cold_cache(tmp_path, big_log, checkpoint):
+def runs(tmp_path, baseline: str, step: str, big_log, checkpoint):
+    """(name, the step's JSON line) for the code at baseline ("before"; skipped when baseline is empty) and this
+    code ("now"), each on a fresh database holding the log, with an empty cache of its own."""
     versions = {"now": ROOT}
-    if BASELINE:
-        checkout(BASELINE, tmp_path / "before")
+    if baseline:
+        checkout(baseline, tmp_path / "before")
         versions = {"before": tmp_path / "before", **versions}
-    rows: dict[str, object] = {"baseline_ref": BASELINE or "none"}
     for name, code in versions.items():
-        db = tmp_path / f"{name}.duckdb"
+        db = tmp_path / f"db-{name}" / "bench.duckdb"
+        db.parent.mkdir()
         child(code, "ingest", "--db", db, "--log", big_log)
-        run = child(code, "score", "--db", db, "--ckpt", checkpoint, "--cache", tmp_path / f"cache-{name}")
+        run = child(code, step, "--db", db, "--ckpt", checkpoint, "--cache", tmp_path / f"cache-{name}")
         assert run["turns"] == TURNS
+        yield name, run
+
+
+def test_scoring_memory_and_rate_cold_cache(tmp_path, big_log, checkpoint):
+    rows: dict[str, object] = {"baseline_ref": BASELINE or "none"}
+    for name, run in runs(tmp_path, BASELINE, "score", big_log, checkpoint):
         rows.update({f"{name}_seconds": run["seconds"], f"{name}_turns_per_s": run["turns"] / run["seconds"],
                      f"{name}_peak_rss_gb": run["peak_rss_mb"] / 1e3,
                      f"{name}_rss_before_scoring_gb": run["rss_before_mb"] / 1e3,
@@ -90,17 +98,8 @@ def test_score_job_memory_and_rate_cold_cache(tmp_path, big_log, checkpoint):
     """The same scoring as a score job of the job runner (the Models page, `turnlens score failure-points
     --dataset`): the server process's peak (it reads the turns and stores the candidates) and the job child's
     (it scores), before and after the job streamed. TURNLENS_BENCH_JOB_BASELINE empty: this code only."""
-    versions = {"now": ROOT}
-    if JOB_BASELINE:
-        checkout(JOB_BASELINE, tmp_path / "before")
-        versions = {"before": tmp_path / "before", **versions}
     rows: dict[str, object] = {"baseline_ref": JOB_BASELINE or "none"}
-    for name, code in versions.items():
-        db = tmp_path / f"db-{name}" / "bench.duckdb"
-        db.parent.mkdir()
-        child(code, "ingest", "--db", db, "--log", big_log)
-        run = child(code, "job", "--db", db, "--ckpt", checkpoint, "--cache", tmp_path / f"cache-{name}")
-        assert run["turns"] == TURNS
+    for name, run in runs(tmp_path, JOB_BASELINE, "job", big_log, checkpoint):
         rows.update({f"{name}_seconds": run["seconds"], f"{name}_turns_per_s": run["turns"] / run["seconds"],
                      f"{name}_server_peak_rss_gb": run["peak_rss_mb"] / 1e3,
                      f"{name}_child_peak_rss_gb": run["child_peak_rss_mb"] / 1e3})
