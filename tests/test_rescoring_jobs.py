@@ -182,3 +182,45 @@ def test_the_cli_trains_scores_and_evaluates(run, tmp_path, monkeypatch, capsys)
     assert "tuned on" in said and "transcript candidates" in said and "WER" in said
     assert main(["score", "rescoring", "--dataset", "t", "--checkpoint", str(out), "--quiet"]) != 0
     assert "no n-best lists" in capsys.readouterr().err
+
+
+def test_a_score_job_streams_the_lists_and_stores_what_scoring_at_once_proposes(run, tmp_path, monkeypatch):
+    from app.jobs import common
+    from app.jobs.runner import JobRunner
+    from tests.rescoring_fixtures import ingest_speech_demo
+
+    monkeypatch.setattr(common, "SCORE_BATCH_DIALOGUES", 5)  # many batches
+    conn = store.connect(tmp_path / "s.duckdb")
+    runner = JobRunner(conn, tmp_path / "models")
+    try:
+        ingest_speech_demo(conn, tmp_path)
+        total, pages = rs_jobs.score_batches(conn, "speech", {})
+        whole = rs_jobs.score_inputs(conn, "speech")
+        assert [t for page in pages for t in page] == whole and total == len(whole)
+        at_once = rs_jobs.candidates_from(rs_jobs.load(run.folder / "m"), whole).to_pylist()
+        view = runner.wait(runner.submit("rescoring", "score", "speech", checkpoint=str(run.folder / "m")),
+                           timeout=300)
+        assert view.status == "done", view.message
+        assert view.result["batches"] > 2
+        stored = conn.execute("SELECT dialogue_id, turn_index, value, score FROM candidates WHERE task = 'transcript'"
+                              " ORDER BY dialogue_id, turn_index").fetchall()
+        expected = sorted((c["dialogue_id"], c["turn_index"], c["value"], c["score"]) for c in at_once)
+        assert [r[:3] for r in stored] == [e[:3] for e in expected] and stored
+        assert [r[3] for r in stored] == pytest.approx([e[3] for e in expected], abs=1e-9)
+    finally:
+        runner.stop()
+        conn.close()
+
+
+def test_streamed_scoring_refuses_lists_it_cannot_rescore(tmp_path):
+    conn = store.connect(tmp_path / "x.duckdb")
+    try:
+        ingest_files(conn, [write_jsonl(tmp_path / "plain.jsonl", [make_turn("d", 0)])], dataset="plain")
+        with pytest.raises(ValueError, match="no n-best lists to rescore"):
+            rs_jobs.score_batches(conn, "plain", {})
+        texts = [make_turn(f"d{i}", 0, asr_text="play jazz", asr_nbest=["play jazz", "play jas"]) for i in range(3)]
+        ingest_files(conn, [write_jsonl(tmp_path / "texts.jsonl", texts)], dataset="texts")
+        with pytest.raises(ValueError, match="no n-best lists with first-pass scores"):
+            rs_jobs.score_batches(conn, "texts", {})
+    finally:
+        conn.close()

@@ -129,15 +129,33 @@ def train(conn: duckdb.DuckDBPyConnection, dataset: str, out: Path, *, config: R
     return fit(inputs, out, config=config, hold_out=hold_out, progress=progress)
 
 
+def _no_lists(dataset: str) -> str:
+    return f"dataset {dataset!r} has no n-best lists to rescore (ingest a log with asr_nbest)"
+
+
 def score_inputs(conn: duckdb.DuckDBPyConnection, dataset: str) -> list[dict]:
     """What scoring reads: the dataset's turns with a scored n-best list (production fields only)."""
     turns = [nbest_record(t) for t in store_rescoring.list_nbest_turns(conn, dataset)]
     if not turns:
-        raise ValueError(f"dataset {dataset!r} has no n-best lists to rescore (ingest a log with asr_nbest)")
+        raise ValueError(_no_lists(dataset))
     scored = [t for t in turns if is_scored(t)]
     if not scored:
         raise ValueError(f"dataset {dataset!r} {NO_SCORES}")
     return scored
+
+
+def score_batches(conn: duckdb.DuckDBPyConnection, dataset: str, options: dict) -> tuple[int, object]:
+    """BatchScoring.read_batches: the turns score_inputs reads, the turns of SCORE_BATCH_DIALOGUES dialogues at a
+    time (each turn's list is rescored on its own, so any cut would do; whole dialogues keep the pages simple)."""
+    from app.jobs import common
+
+    lists, scored = store_rescoring.count_nbest_turns(conn, dataset)
+    if not lists:
+        raise ValueError(_no_lists(dataset))
+    if not scored:
+        raise ValueError(f"dataset {dataset!r} {NO_SCORES}")
+    pages = store_rescoring.iter_scored_nbest_turns(conn, dataset, batch_dialogues=common.SCORE_BATCH_DIALOGUES)
+    return scored, ([nbest_record(t) for t in page] for page in pages)
 
 
 def candidates(turns: list[dict], model_dir: Path, *,
@@ -259,7 +277,7 @@ def _rs_score(loaded: LoadedModel, turns: list[dict], options: dict, progress=No
     return candidates_from(loaded, turns, progress=progress and stages(progress))
 
 
-BATCH = BatchScoring(load=load, score=_rs_score)
+BATCH = BatchScoring(load=load, score=_rs_score, read_batches=score_batches)
 
 
 def _rs_evaluate(inputs: dict, options: dict, checkpoint: Path, progress):

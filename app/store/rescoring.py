@@ -4,6 +4,8 @@ the transcripts reviewers settled. The conventions of app/store: the connection 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import duckdb
 import pandas as pd
 
@@ -30,6 +32,52 @@ def list_nbest_turns(conn: duckdb.DuckDBPyConnection, dataset: str, *, with_refe
         for r in rows:
             del r["reference_text"], r["gold_intent"]
     return rows
+
+
+_SCORED = "len(list_filter(asr_hypotheses, lambda h: h.score IS NULL)) = 0"  # every hypothesis has its score
+_HAS_LIST = "asr_hypotheses IS NOT NULL AND len(asr_hypotheses) > 0"
+
+
+def count_nbest_turns(conn: duckdb.DuckDBPyConnection, dataset: str) -> tuple[int, int]:
+    """(turns with an n-best list, those whose every hypothesis has a first-pass score)."""
+    cur = conn.cursor()
+    try:
+        lists, scored = cur.execute(f"""
+            SELECT count(*), count(*) FILTER (WHERE {_SCORED}) FROM turns WHERE dataset = ? AND {_HAS_LIST}
+        """, [dataset]).fetchone()
+    finally:
+        cur.close()
+    return int(lists), int(scored)
+
+
+def iter_scored_nbest_turns(conn: duckdb.DuckDBPyConnection, dataset: str, *, batch_dialogues: int
+                            ) -> Iterator[list[dict]]:
+    """The turns of list_nbest_turns (no reference fields) whose every hypothesis has a first-pass score, in the
+    same order, the turns of at most batch_dialogues dialogues at a time. Each page is its own short query (keyset
+    paging on dialogue_id), so no cursor stays open between pages and a write in between is fine."""
+    if batch_dialogues < 1:
+        raise ValueError(f"batch_dialogues must be at least 1, got {batch_dialogues}")
+    after: str | None = None
+    while True:
+        cur = conn.cursor()
+        try:
+            cur.execute(f"""
+                WITH page AS (SELECT DISTINCT dialogue_id FROM turns
+                              WHERE dataset = ? AND {_HAS_LIST} AND {_SCORED} AND (? IS NULL OR dialogue_id > ?)
+                              ORDER BY dialogue_id LIMIT ?)
+                SELECT dialogue_id, turn_index, speaker_id, asr_text, asr_hypotheses FROM turns SEMI JOIN page
+                    USING (dialogue_id)
+                WHERE dataset = ? AND {_HAS_LIST} AND {_SCORED}
+                ORDER BY dialogue_id, turn_index
+            """, [dataset, after, after, batch_dialogues, dataset])
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        finally:
+            cur.close()
+        if not rows:
+            return
+        after = rows[-1]["dialogue_id"]
+        yield rows
 
 
 def list_rescoring_runs(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:
