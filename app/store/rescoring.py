@@ -9,6 +9,8 @@ from collections.abc import Iterator
 import duckdb
 import pandas as pd
 
+from app.store.streaming import iter_dialogue_pages
+
 RESCORER = "nlu-rescorer"  # the model runs of `turnlens score rescoring` (app.jobs.rescoring.MODEL_NAME)
 
 
@@ -53,31 +55,9 @@ def count_nbest_turns(conn: duckdb.DuckDBPyConnection, dataset: str) -> tuple[in
 def iter_scored_nbest_turns(conn: duckdb.DuckDBPyConnection, dataset: str, *, batch_dialogues: int
                             ) -> Iterator[list[dict]]:
     """The turns of list_nbest_turns (no reference fields) whose every hypothesis has a first-pass score, in the
-    same order, the turns of at most batch_dialogues dialogues at a time. Each page is its own short query (keyset
-    paging on dialogue_id), so no cursor stays open between pages and a write in between is fine."""
-    if batch_dialogues < 1:
-        raise ValueError(f"batch_dialogues must be at least 1, got {batch_dialogues}")
-    after: str | None = None
-    while True:
-        cur = conn.cursor()
-        try:
-            cur.execute(f"""
-                WITH page AS (SELECT DISTINCT dialogue_id FROM turns
-                              WHERE dataset = ? AND {_HAS_LIST} AND {_SCORED} AND (? IS NULL OR dialogue_id > ?)
-                              ORDER BY dialogue_id LIMIT ?)
-                SELECT dialogue_id, turn_index, speaker_id, asr_text, asr_hypotheses FROM turns SEMI JOIN page
-                    USING (dialogue_id)
-                WHERE dataset = ? AND {_HAS_LIST} AND {_SCORED}
-                ORDER BY dialogue_id, turn_index
-            """, [dataset, after, after, batch_dialogues, dataset])
-            names = [d[0] for d in cur.description]
-            rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-        finally:
-            cur.close()
-        if not rows:
-            return
-        after = rows[-1]["dialogue_id"]
-        yield rows
+    same order, the turns of at most batch_dialogues dialogues at a time (streaming.iter_dialogue_pages)."""
+    return iter_dialogue_pages(conn, dataset, columns="dialogue_id, turn_index, speaker_id, asr_text, asr_hypotheses",
+                               where=f"{_HAS_LIST} AND {_SCORED}", batch_dialogues=batch_dialogues)
 
 
 def list_rescoring_runs(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:

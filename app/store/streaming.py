@@ -16,21 +16,29 @@ def iter_turn_records(conn: duckdb.DuckDBPyConnection, dataset: str, *, batch_di
                       production_only: bool = True) -> Iterator[list[dict]]:
     """The records of list_turn_records, in the same (dialogue_id, turn_index) order, as lists of the turns of
     at most batch_dialogues whole dialogues (a model reading a turn's following turns never sees a dialogue
-    cut). Each batch is its own short query (keyset paging on dialogue_id), so no cursor stays open between
-    batches and a write on the same connection in between is fine."""
+    cut)."""
+    columns = sql.PRODUCTION_RECORD_COLUMNS if production_only else sql.RECORD_COLUMNS
+    return iter_dialogue_pages(conn, dataset, columns=columns, batch_dialogues=batch_dialogues)
+
+
+def iter_dialogue_pages(conn: duckdb.DuckDBPyConnection, dataset: str, *, columns: str, where: str = "TRUE",
+                        batch_dialogues: int) -> Iterator[list[dict]]:
+    """The dataset's turns matching `where` (columns and where: fixed SQL fragments of the store, never values),
+    as dicts in (dialogue_id, turn_index) order, the turns of at most batch_dialogues dialogues at a time. Each
+    page is its own short query (keyset paging on dialogue_id), so no cursor stays open between pages and a
+    write on the same connection in between is fine."""
     if batch_dialogues < 1:
         raise ValueError(f"batch_dialogues must be at least 1, got {batch_dialogues}")
-    columns = sql.PRODUCTION_RECORD_COLUMNS if production_only else sql.RECORD_COLUMNS
     after: str | None = None
     while True:
         cur = conn.cursor()
         try:
-            # the column list is the format's fixed field list
             cur.execute(f"""
                 WITH page AS (SELECT DISTINCT dialogue_id FROM turns
-                              WHERE dataset = ? AND (? IS NULL OR dialogue_id > ?) ORDER BY dialogue_id LIMIT ?)
+                              WHERE dataset = ? AND ({where}) AND (? IS NULL OR dialogue_id > ?)
+                              ORDER BY dialogue_id LIMIT ?)
                 SELECT {columns} FROM turns SEMI JOIN page USING (dialogue_id)
-                WHERE dataset = ? ORDER BY dialogue_id, turn_index
+                WHERE dataset = ? AND ({where}) ORDER BY dialogue_id, turn_index
             """, [dataset, after, after, batch_dialogues, dataset])
             names = [d[0] for d in cur.description]
             rows = cur.fetchall()
