@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import duckdb
 import pandas as pd
 
+from app.store import sql
 from app.store.streaming import iter_dialogue_pages
 
 RESCORER = "nlu-rescorer"  # the model runs of `turnlens score rescoring` (app.jobs.rescoring.MODEL_NAME)
@@ -36,16 +37,13 @@ def list_nbest_turns(conn: duckdb.DuckDBPyConnection, dataset: str, *, with_refe
     return rows
 
 
-_SCORED = "len(list_filter(asr_hypotheses, lambda h: h.score IS NULL)) = 0"  # every hypothesis has its score
-_HAS_LIST = "asr_hypotheses IS NOT NULL AND len(asr_hypotheses) > 0"
-
-
 def count_nbest_turns(conn: duckdb.DuckDBPyConnection, dataset: str) -> tuple[int, int]:
     """(turns with an n-best list, those whose every hypothesis has a first-pass score)."""
     cur = conn.cursor()
     try:
         lists, scored = cur.execute(f"""
-            SELECT count(*), count(*) FILTER (WHERE {_SCORED}) FROM turns WHERE dataset = ? AND {_HAS_LIST}
+            SELECT count(*), count(*) FILTER (WHERE {sql.NBEST_SCORED}) FROM turns
+            WHERE dataset = ? AND {sql.NBEST_HAS_LIST}
         """, [dataset]).fetchone()
     finally:
         cur.close()
@@ -56,8 +54,8 @@ def iter_scored_nbest_turns(conn: duckdb.DuckDBPyConnection, dataset: str, *, ba
                             ) -> Iterator[list[dict]]:
     """The turns of list_nbest_turns (no reference fields) whose every hypothesis has a first-pass score, in the
     same order, the turns of at most batch_dialogues dialogues at a time (streaming.iter_dialogue_pages)."""
-    return iter_dialogue_pages(conn, dataset, columns="dialogue_id, turn_index, speaker_id, asr_text, asr_hypotheses",
-                               where=f"{_HAS_LIST} AND {_SCORED}", batch_dialogues=batch_dialogues)
+    return iter_dialogue_pages(conn, dataset, columns=sql.NBEST_COLUMNS, where=sql.NBEST_SCORED_WHERE,
+                               batch_dialogues=batch_dialogues)
 
 
 def list_rescoring_runs(conn: duckdb.DuckDBPyConnection, dataset: str) -> pd.DataFrame:

@@ -53,6 +53,27 @@ PRODUCTION_COLUMNS = [c for c in V1_COLUMNS
 RECORD_COLUMNS = ", ".join(V1_COLUMNS)
 PRODUCTION_RECORD_COLUMNS = ", ".join(PRODUCTION_COLUMNS)
 
+
+
+def dialogue_page_sql(columns: str, where: str) -> str:
+    """One page of a dataset's turns, whole dialogues at a time (streaming.iter_dialogue_pages: keyset paging on
+    dialogue_id). columns and where are fragments of this module (RECORD_COLUMNS, NBEST_SCORED_WHERE, ...);
+    the values (dataset, the last dialogue id, the page size) are parameters."""
+    return f"""
+        WITH page AS (SELECT DISTINCT dialogue_id FROM turns
+                      WHERE dataset = ? AND ({where}) AND (? IS NULL OR dialogue_id > ?)
+                      ORDER BY dialogue_id LIMIT ?)
+        SELECT {columns} FROM turns SEMI JOIN page USING (dialogue_id)
+        WHERE dataset = ? AND ({where}) ORDER BY dialogue_id, turn_index
+    """
+
+
+# What rescoring reads of a turn with an n-best list (app/store/rescoring.py): fixed column lists and conditions.
+NBEST_COLUMNS = "dialogue_id, turn_index, speaker_id, asr_text, asr_hypotheses"
+NBEST_HAS_LIST = "asr_hypotheses IS NOT NULL AND len(asr_hypotheses) > 0"
+NBEST_SCORED = "len(list_filter(asr_hypotheses, lambda h: h.score IS NULL)) = 0"  # every hypothesis has a score
+NBEST_SCORED_WHERE = f"{NBEST_HAS_LIST} AND {NBEST_SCORED}"
+
 # The quoted names of the log format's gold fields (list_turn_gold), fixed in code.
 GOLD_COLUMNS = ", ".join(f'"{f.name}"' for f in FIELDS if f.name.startswith("gold_"))
 

@@ -23,7 +23,7 @@ def iter_turn_records(conn: duckdb.DuckDBPyConnection, dataset: str, *, batch_di
 
 def iter_dialogue_pages(conn: duckdb.DuckDBPyConnection, dataset: str, *, columns: str, where: str = "TRUE",
                         batch_dialogues: int) -> Iterator[list[dict]]:
-    """The dataset's turns matching `where` (columns and where: fixed SQL fragments of the store, never values),
+    """The dataset's turns matching `where` (columns and where: fragments of app/store/sql.py, never values),
     as dicts in (dialogue_id, turn_index) order, the turns of at most batch_dialogues dialogues at a time. Each
     page is its own short query (keyset paging on dialogue_id), so no cursor stays open between pages and a
     write on the same connection in between is fine."""
@@ -33,13 +33,7 @@ def iter_dialogue_pages(conn: duckdb.DuckDBPyConnection, dataset: str, *, column
     while True:
         cur = conn.cursor()
         try:
-            cur.execute(f"""
-                WITH page AS (SELECT DISTINCT dialogue_id FROM turns
-                              WHERE dataset = ? AND ({where}) AND (? IS NULL OR dialogue_id > ?)
-                              ORDER BY dialogue_id LIMIT ?)
-                SELECT {columns} FROM turns SEMI JOIN page USING (dialogue_id)
-                WHERE dataset = ? AND ({where}) ORDER BY dialogue_id, turn_index
-            """, [dataset, after, after, batch_dialogues, dataset])
+            cur.execute(sql.dialogue_page_sql(columns, where), [dataset, after, after, batch_dialogues, dataset])
             names = [d[0] for d in cur.description]
             rows = cur.fetchall()
         finally:

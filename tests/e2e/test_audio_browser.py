@@ -64,6 +64,12 @@ def press(page, key: str) -> None:
     page.keyboard.press(key)
 
 
+# Null-safe: while Streamlit redraws the cards there is a moment with no shown audio element (a predicate that
+# throws fails the wait at once instead of waiting on)
+PLAYING = f"() => {{ const a = document.querySelector('{SHOWN_AUDIO}'); return !!a && !a.paused; }}"
+PAUSED = f"() => {{ const a = document.querySelector('{SHOWN_AUDIO}'); return !!a && a.paused; }}"
+
+
 def test_the_card_plays_its_audio_served_by_the_app_with_range_requests_and_p(audio_server, page):
     server, root = audio_server
     sign_in(page, f"{server.url}/review?task=intent", "ana")
@@ -87,14 +93,14 @@ def test_the_card_plays_its_audio_served_by_the_app_with_range_requests_and_p(au
     # p plays the card on screen, p again pauses it.
     assert shown_audio(page, "paused") is True
     press(page, "p")
-    page.wait_for_function(f"() => !document.querySelector('{SHOWN_AUDIO}').paused", timeout=10_000)
-    page.wait_for_function(f"() => document.querySelector('{SHOWN_AUDIO}').currentTime > 0", timeout=10_000)
+    page.wait_for_function(PLAYING, timeout=10_000)
+    page.wait_for_function(f"() => (document.querySelector('{SHOWN_AUDIO}') || {{}}).currentTime > 0", timeout=10_000)
     press(page, "p")
-    page.wait_for_function(f"() => document.querySelector('{SHOWN_AUDIO}').paused", timeout=10_000)
+    page.wait_for_function(PAUSED, timeout=10_000)
 
     # Playing, then decided: the card leaves the screen and stops; p now plays the next card's audio only.
     press(page, "p")
-    page.wait_for_function(f"() => !document.querySelector('{SHOWN_AUDIO}').paused", timeout=10_000)
+    page.wait_for_function(PLAYING, timeout=10_000)
     first = page.query_selector(SHOWN_AUDIO)
     press(page, "a")
     page.wait_for_function("a => a.paused", arg=first, timeout=10_000)
@@ -103,6 +109,6 @@ def test_the_card_plays_its_audio_served_by_the_app_with_range_requests_and_p(au
                            arg=src, timeout=20_000)
     wait_idle(page)
     press(page, "p")
-    page.wait_for_function(f"() => !document.querySelector('{SHOWN_AUDIO}').paused", timeout=10_000)
+    page.wait_for_function(PLAYING, timeout=10_000)
     assert page.evaluate("a => a.isConnected ? a.paused : true", first)  # the old card's audio stays silent
     assert page.outside_requests == []
