@@ -99,9 +99,13 @@ if s.correcting and not ro:
             card, store.list_known_values(conn, dataset, card["task"]), key=f"fix_{card['candidate_id']}",
             text=str((target or {}).get("asr_text") or ""))
         k1, k2 = st.columns(2)
-        k1.button("Save correction", type="primary", disabled=corrected is None, on_click=review_session.decide,
-                  args=args + ("correct", corrected))
+        # Decided here, with the value the editor holds in this run (the click's), not bound as on_click args:
+        # args are the previous run's, so an edit followed at once by the click saved the value before the edit
+        save = k1.button("Save correction", type="primary", disabled=corrected is None)
         k2.button("Cancel", on_click=review_session.stop_correcting, shortcut="Esc")
+    if save and corrected is not None:
+        review_session.decide(*args, "correct", corrected)
+        st.rerun()
 # Keys are the card's (components/keys.py), each bound to the card it was pressed on; these are for the mouse.
 with st.container(horizontal=True, key=keys.BUTTONS_KEY):
     st.button("Accept", type="primary", on_click=review_session.decide, args=args + ("accept",), disabled=ro)

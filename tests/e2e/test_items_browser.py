@@ -41,8 +41,12 @@ def test_correct_a_split_with_the_keyboard(tmp_path, page):
         box = page.get_by_role("textbox", name="Correct items, one per line")
         box.wait_for(timeout=20_000)
         box.fill("bananas\npeanut butter\npaper towels")
-        page.locator("h1").first.click()  # leave the text area: Streamlit takes its value on blur
+        # Ctrl+Enter hands Streamlit the value at once (a blur alone raced with the Save click on a loaded
+        # machine: the correction saved was the proposal); the box must still hold it after that rerun
+        box.press("Control+Enter")
         wait_idle(page)
+        page.wait_for_function("v => [...document.querySelectorAll('textarea')].some(t => t.value === v)",
+                               arg="bananas\npeanut butter\npaper towels", timeout=20_000)
         page.get_by_role("button", name="Save correction").click()
         page.get_by_text("Saved: correct").first.wait_for(timeout=20_000)
     (verdict, corrected), = query(db, "SELECT verdict, corrected_value FROM decisions WHERE verdict = 'correct'")
