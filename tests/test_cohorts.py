@@ -314,12 +314,22 @@ def test_umap_needs_three_speakers():
 
 @pytest.mark.slow
 def test_umap_embedding_smoke():
-    # The first UMAP fit in a process compiles numba code (about 45 s): the warm-up pays it, the fit is quick.
+    # The first UMAP fit on a machine compiles numba code (about 30 s): the warm-up pays it, the fit is quick.
     cohorts.warm_up_umap()
     x, _, _ = planted(200, seed=6)
     out = cohorts.umap_embedding(x, n_neighbors=10)
     assert out.shape == (200, 2) and np.isfinite(out).all()
     assert cohorts.umap_embedding(x[:3]).shape == (3, 2)  # too few points for UMAP's spectral start
+    # umap-learn compiles these without numba's on-disk cache: turned on (cohorts._umap), a new process loads them
+    # from NUMBA_CACHE_DIR instead of compiling for about 14 s; each fit above looked them up there
+    import umap.layouts
+    import umap.umap_
+    import umap.utils
+
+    for compiled in (umap.utils.fast_knn_indices, umap.umap_.smooth_knn_dist, umap.umap_.compute_membership_strengths,
+                     umap.layouts._nb_optimize_layout_euclidean_single_epoch_parallel):
+        stats = compiled.stats
+        assert stats.cache_path and sum(stats.cache_hits.values()) + sum(stats.cache_misses.values()) > 0, stats
 
 
 @pytest.mark.slow

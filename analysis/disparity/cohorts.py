@@ -588,6 +588,30 @@ EXACT_NEIGHBOURS_MAX = 5e10
 UMAP_METHOD = f"umap-learn n_neighbors={UMAP_NEIGHBOURS} min_dist={UMAP_MIN_DIST} exact-knn<={EXACT_NEIGHBOURS_MAX:g}"
 
 
+# umap-learn's modules whose numba functions are compiled without ``cache=True``: the exact neighbour search,
+# the fuzzy simplicial set and the layout's epochs. Uncached, every new process (each disparity job, each server
+# start) compiled them again, about 14 s on 2 cores, even with NUMBA_CACHE_DIR set.
+_UMAP_MODULES = ("umap.umap_", "umap.utils", "umap.layouts", "umap.distances", "umap.sparse", "umap.spectral")
+
+
+@functools.cache
+def _umap():
+    """umap, imported (its import compiles numba code and takes seconds) with numba's on-disk cache turned on
+    for the functions umap-learn compiles without it (before any is compiled: the cache is looked up at the
+    first call), so a new process loads them from NUMBA_CACHE_DIR instead of compiling them."""
+    import importlib
+
+    import umap
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    for name in _UMAP_MODULES:
+        for value in vars(importlib.import_module(name)).values():
+            if isinstance(value, CPUDispatcher) and isinstance(value._cache, NullCache):
+                value.enable_caching()
+    return umap
+
+
 def umap_embedding(
     embeddings: np.ndarray | Sequence[Sequence[float]],
     *,
@@ -598,8 +622,9 @@ def umap_embedding(
     """A 2-d UMAP projection of per-speaker embeddings, shape (n, 2), for plotting only (distances between
     far-apart groups in it mean little).
 
-    The first fit in a process pays about 45 s of numba compilation (call ``warm_up_umap`` at start-up, and
-    set NUMBA_CACHE_DIR to a persistent folder before umap is imported); warm, 10k speakers take about 7 s.
+    The first fit on a machine pays about 35 s of numba compilation; with NUMBA_CACHE_DIR set to a persistent
+    folder before umap is imported, a new process then loads the compiled code in about 2 s (``_umap``); warm,
+    10k speakers take about 7 s.
     seed=None (the default) lets UMAP run in parallel, about 2x faster than with a seed, but the layout then
     varies slightly from run to run: cache it rather than recompute. n_neighbors is capped at n - 1.
     Fewer than 3 speakers: ValueError (no neighbourhood to lay out). Measured here (2 shared cores): the
@@ -612,7 +637,7 @@ def umap_embedding(
     x = _as_matrix(embeddings)
     if len(x) < 3:
         raise ValueError(f"UMAP needs at least 3 speakers, got {len(x)}")
-    import umap  # imported here: its import compiles numba code and takes seconds
+    umap = _umap()
 
     k = min(n_neighbors, len(x) - 1)
     precomputed = (None, None, None)  # UMAP's default: it searches itself
@@ -632,14 +657,15 @@ def umap_embedding(
 
 
 def warm_up_umap() -> None:
-    """Compile UMAP's numba code by fitting tiny random matrices once (about 30 s the first time in a
-    process, well under a second after), e.g. in a background thread. The paths ``umap_embedding`` takes are
-    exercised: UMAP's exact distances (fewer than 4,096 points) and neighbours given to it (up to
-    ``EXACT_NEIGHBOURS_MAX``); the unseeded (parallel) layout, as ``umap_embedding`` uses by default. Beyond
-    ``EXACT_NEIGHBOURS_MAX`` UMAP's NN-descent compiles at the first such fit."""
-    import umap
+    """Compile UMAP's numba code by fitting tiny random matrices once (about 30 s the first time on a machine,
+    about 2 s in a later process with the same NUMBA_CACHE_DIR, well under a second after), e.g. in a background
+    thread. The paths ``umap_embedding`` takes are exercised: UMAP's exact distances (fewer than 4,096 points)
+    and neighbours given to it (up to ``EXACT_NEIGHBOURS_MAX``); the unseeded (parallel) layout, as
+    ``umap_embedding`` uses by default. Beyond ``EXACT_NEIGHBOURS_MAX`` UMAP's NN-descent compiles at the first
+    such fit."""
     from sklearn.neighbors import NearestNeighbors
 
+    umap = _umap()
     x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
     umap.UMAP(n_neighbors=5, n_epochs=10).fit_transform(x)
     dist, idx = NearestNeighbors(n_neighbors=5).fit(x).kneighbors(x)

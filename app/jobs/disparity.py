@@ -4,7 +4,8 @@ the report the Disparity page draws in ``disparity_reports``, the layout in ``di
 projections the page computes in the background when no stored layout fits, one worker thread per server
 process.
 
-The first UMAP fit in a process compiles numba code for about 30 to 45 s, so pages ask for projections
+The first UMAP fit on a machine compiles numba code for about 30 s (later processes load it from NUMBA_CACHE_DIR in
+about 2 s: analysis.disparity.cohorts._umap), so pages ask for projections
 (``projection``) without waiting: they get a Future and draw the projection once it is done; the compilation
 runs on the worker just before the first projection (see ``UmapJobs``). Projections are kept per key
 (database, dataset, voices key), the most recent ``KEEP`` of them. One worker, because two UMAP fits at once
