@@ -37,10 +37,27 @@ def sample_log() -> Path:
     return path
 
 
-# The longest files first (each takes a minute or more): under `make test` (pytest -n 2 --dist loadfile) they
-# then run beside the rest of the suite instead of after it. Sorting is stable: the rest keep their order.
-LONGEST_FIRST = ("tests/test_workbench.py", "tests/test_ray_private_network.py", "tests/e2e/test_disparity_browser.py",
-                 "tests/test_reliability.py", "tests/test_cli.py", "tests/test_mitigation_jobs.py")
+# The longest files first, longest at the top (seconds each took in a `make test` of 2026-12-06, both workers
+# busy): under `make test` (pytest -n 2 --dist loadfile --no-loadscope-reorder, so xdist hands files out in
+# this order rather than by their number of tests) each worker takes the next file when it is free, so the
+# long files run beside the rest of the suite instead of after it. Sorting is stable: the rest keep their order.
+LONGEST_FIRST = (
+    "tests/test_workbench.py",  # 601 s
+    "tests/test_ray_private_network.py",  # 175
+    "tests/test_cli.py",  # 159
+    "tests/test_reliability.py",  # 125
+    "tests/test_log_formats.py",  # 84
+    "tests/e2e/test_disparity_browser.py",  # 82
+    "tests/test_mitigation_jobs.py",  # 76
+    "tests/test_rewrite_evaluation.py",  # 57
+    "tests/test_disparity_page.py",  # 50
+    "tests/test_jobs.py",  # 44
+    "tests/e2e/test_jobs_browser.py",  # 41
+    "tests/test_failure_evaluation.py",  # 40
+    "tests/test_rescoring_jobs.py",  # 38
+    "tests/e2e/test_review_browser.py",  # 38
+    "tests/test_interop_scale.py",  # 36
+)
 
 
 def pytest_collection_modifyitems(config, items):
