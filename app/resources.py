@@ -138,9 +138,10 @@ def skill_checkpoint(_conn: duckdb.DuckDBPyConnection, db_path: str, dataset: st
     """A skill-router checkpoint, the dataset's routing examples (the order its dynamics index) and whether it
     was trained on the dataset as it is now. Cached: loading and rebuilding them takes seconds on big logs."""
     from analysis.skills import model as sr
+    from app.jobs import skills as skill_jobs
 
     router = sr.SkillRouter.from_pretrained(checkpoint)
-    examples = sr.build_examples(store.list_turn_records(_conn, dataset, production_only=True))
+    examples = skill_jobs.training_examples(_conn, dataset, checkpoint)
     return router, examples, sr.data_fingerprint(examples) == router.fingerprint
 
 

@@ -48,7 +48,6 @@ LONGEST_FIRST = (
     "tests/test_reliability.py",  # 125
     "tests/test_log_formats.py",  # 84
     "tests/e2e/test_disparity_browser.py",  # 82
-    "tests/test_mitigation_jobs.py",  # 76
     "tests/test_rewrite_evaluation.py",  # 57
     "tests/test_disparity_page.py",  # 50
     "tests/test_jobs.py",  # 44

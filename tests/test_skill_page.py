@@ -151,6 +151,38 @@ def test_precision_grid(env):
     assert metric(at, "Precision at this run's p and r") == f"{direct:.1%}"
 
 
+def test_a_router_trained_with_hold_out_shows_its_dynamics(skill_db, tmp_path, monkeypatch):
+    """Hold out is the train job's default: the router's dynamics index the dataset without its held-out
+    dialogues, and the page reads the turns the same way (it once compared them with every turn, so under the
+    default it said the checkpoint was not trained on the dataset and showed no rank history nor grid)."""
+    from analysis.holdout import is_heldout
+    from app.jobs.common import mark_held_out, train_part
+
+    path, _ = skill_db
+    copy = tmp_path / "held.duckdb"
+    copy.write_bytes(path.read_bytes())
+    conn = store.connect(copy)
+    try:
+        read = skill_jobs.inputs(conn, "t")  # what the train job reads with hold out on (its default)
+        read = {**read, "turns": train_part(read["turns"], True)}
+        assert 0 < len(read["turns"]) < len(store.list_turn_records(conn, "t"))
+        skill_jobs.fit(read, tmp_path / "m", config=RoutingConfig(epochs=5, r=2, hidden=32), embed=random_embed(16))
+        mark_held_out(tmp_path / "m", True)
+        conn.execute("UPDATE model_runs SET parameters = json_object('checkpoint', ?, 'p', 2, 'r', 2)",
+                     [str(tmp_path / "m")])
+        examples = skill_jobs.training_examples(conn, "t", tmp_path / "m")
+    finally:
+        conn.close()
+    monkeypatch.setenv("TURNLENS_DB", str(copy))
+    at = open_page()
+    assert not [w.value for w in at.warning if "not trained on this dataset" in w.value]
+    assert "Precision by p and r" in [h.value for h in at.subheader]
+    assert "Rank history of" in [b.label for b in at.selectbox]
+    assert not any(is_heldout(dialogue) for dialogue, _ in (e.key for e in examples))
+    assert len(examples) == SkillRouter.from_pretrained(tmp_path / "m").n_train
+    assert table(at, "with_gold")["proposed"].sum() > 0
+
+
 def test_missing_checkpoint_says_so(env, tmp_path, monkeypatch):
     path, _ = env
     copy = tmp_path / "copy.duckdb"

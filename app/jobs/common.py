@@ -97,8 +97,13 @@ def mark_held_out(out: Path, hold_out: bool) -> None:
         (out / _MARKER).write_text(json.dumps({"held_out_share": HELDOUT_SHARE}))
 
 
+def trained_with_hold_out(checkpoint: str | Path) -> bool:
+    """Whether the checkpoint was trained without the held-out dialogues (mark_held_out)."""
+    return (Path(checkpoint) / _MARKER).exists()
+
+
 def _require_held_out(checkpoint: Path) -> None:
-    if not (checkpoint / _MARKER).exists():
+    if not trained_with_hold_out(checkpoint):
         raise ValueError("this checkpoint was trained on every dialogue (hold out was off): a held-out evaluation "
                          "would measure it on its own training data. Train it again with hold out on.")
 

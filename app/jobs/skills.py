@@ -26,6 +26,7 @@ from app.jobs.common import (
     read_heldout,
     stages,
     train_part,
+    trained_with_hold_out,
     weights_version,
 )
 from app.jobs.registry import Family, Option, register
@@ -36,6 +37,12 @@ MODEL_NAME = "skill-router"
 def inputs(conn: duckdb.DuckDBPyConnection, dataset: str) -> dict:
     """What training and proposing read from the store: the dataset's turns, production fields only."""
     return {"dataset": dataset, "turns": store.list_turn_records(conn, dataset, production_only=True)}
+
+
+def training_examples(conn: duckdb.DuckDBPyConnection, dataset: str, checkpoint: str | Path) -> list:
+    """The routing examples a checkpoint's training dynamics index, in their order: the dataset's turns as its
+    training job read them, so without the held-out dialogues when it was trained with hold out (the default)."""
+    return build_examples(train_part(inputs(conn, dataset)["turns"], trained_with_hold_out(checkpoint)))
 
 
 def _examples(inputs: dict):
