@@ -77,7 +77,7 @@ class TextEncoder:
 
     @property
     def fingerprint(self) -> str:
-        return f"{MODEL_NAME}@{self.max_length}" + ("+int8-dynamic" if self.int8 else "")
+        return encoder_fingerprint(self.max_length, self.int8)
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64,
                progress: Callable[[int], None] | None = None) -> np.ndarray:
@@ -97,6 +97,29 @@ class TextEncoder:
                 if progress:
                     progress(min(start + batch_size, len(texts)))
         return out
+
+
+def encoder_fingerprint(max_length: int = 32, int8: bool = False) -> str:
+    """What a TextEncoder's vectors are keyed by in the cache: the model, its truncation and its precision."""
+    return f"{MODEL_NAME}@{max_length}" + ("+int8-dynamic" if int8 else "")
+
+
+class LazyTextEncoder:
+    """A TextEncoder that loads on its first encode. Through an EmbeddingCache that already holds every text it
+    never loads: loading (transformers and the weights) takes 3 to 4 s, often longer than scoring from the cache."""
+
+    def __init__(self, *, max_length: int = 32, int8: bool = False) -> None:
+        self.max_length, self.int8 = max_length, int8
+        self.loaded: TextEncoder | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return encoder_fingerprint(self.max_length, self.int8)
+
+    def encode(self, texts: Sequence[str], **kwargs) -> np.ndarray:
+        if self.loaded is None:
+            self.loaded = TextEncoder.load(max_length=self.max_length, int8=self.int8)
+        return self.loaded.encode(texts, **kwargs)
 
 
 class EmbeddingCache:
@@ -154,7 +177,7 @@ class EmbeddingCache:
         """Vectors stored, over every encoder's store opened so far (with duplicates until compact)."""
         return sum(len(s) for s in self._stores.values())
 
-    def encode(self, encoder: TextEncoder, texts: Sequence[str], *, batch_size: int = 64,
+    def encode(self, encoder: TextEncoder | LazyTextEncoder, texts: Sequence[str], *, batch_size: int = 64,
                progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Like encoder.encode, reusing stored vectors; new ones are encoded once and appended as one part."""
         if not texts:

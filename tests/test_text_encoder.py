@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.text_encoder import DIM, EmbeddingCache, TextEncoder, bundled_model_dir
+from analysis.text_encoder import DIM, EmbeddingCache, LazyTextEncoder, TextEncoder, bundled_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +44,18 @@ def test_cache_encodes_each_text_once(encoder, tmp_path):
     assert calls == [2, 1]  # two distinct texts, then only the new one (read back from disk)
     assert np.allclose(first[0], again[1]) and np.allclose(first[1], again[0])
     assert np.allclose(again[2], encoder.encode(["next song"])[0], atol=1e-6)
+
+
+def test_a_lazy_encoder_loads_only_for_a_text_the_cache_lacks(encoder, tmp_path):
+    """What the jobs' embedder uses: scoring texts already cached never loads MiniLM (3 to 4 s a process)."""
+    texts = ["turn the lights off", "what time is it"]
+    EmbeddingCache(tmp_path).encode(encoder, texts)
+    lazy = LazyTextEncoder()
+    assert lazy.fingerprint == encoder.fingerprint  # the same cache keys
+    cached = EmbeddingCache(tmp_path).encode(lazy, texts[::-1])
+    assert lazy.loaded is None
+    np.testing.assert_allclose(cached, encoder.encode(texts[::-1]), atol=1e-6)
+    fresh = EmbeddingCache(tmp_path).encode(lazy, ["a text never seen", texts[0]])
+    assert lazy.loaded is not None
+    np.testing.assert_allclose(fresh, encoder.encode(["a text never seen", texts[0]]), atol=1e-6)
+    assert LazyTextEncoder(int8=True).fingerprint != lazy.fingerprint

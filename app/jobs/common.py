@@ -16,20 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.text_encoder import EmbeddingCache, TextEncoder
+from analysis.text_encoder import EmbeddingCache, LazyTextEncoder
 from app.jobs.registry import Option
 
 
 def embedder(progress: Callable[[int], None] | None = None) -> Callable[[list[str]], np.ndarray]:
     """MiniLM through the on-disk cache (TURNLENS_CACHE, default data/cache): each text is encoded once.
-    The encoder loads on first use, so a model that reads no text never loads it."""
+    The encoder loads when a text is missing from the cache, so a model that reads no text, or only cached
+    text, never loads it."""
     cache = EmbeddingCache(Path(os.environ.get("TURNLENS_CACHE", "data/cache")) / "embeddings")
-    encoder: list[TextEncoder] = []
+    encoder = LazyTextEncoder()
 
     def embed(texts: list[str]) -> np.ndarray:
-        if not encoder:
-            encoder.append(TextEncoder.load())
-        return cache.encode(encoder[0], texts, progress=progress)
+        return cache.encode(encoder, texts, progress=progress)
 
     return embed
 
