@@ -2,9 +2,10 @@
 
     python -m app.workbench --db data/turnlens.duckdb.partial [--rewrites-turns 30000] [--disparity-turns 200000]
 
-Each step is a `turnlens` command, run as a user would run it (so it shows its own progress bar and no step
-is silent for long; the one exception is copying the speech demo's audio, a second's file copy done here), in
-this order:
+Each step is a `turnlens` command, run through the same entry point as the `turnlens` script (app.cli.main,
+in this process: a new interpreter per step cost about a second each, 30 times), so it shows its own progress
+bar and no step is silent for long; the one exception is copying the speech demo's audio, a second's file copy
+done here. Model actions still run in a job child each, as from the app. In this order:
 - the sample (3,000 simulated turns over real SLURP utterances): ingest, the logged NLU's proposals as
   candidates, then every action of every registered family, through the same job runner as the app's Models
   page: for the models, train (a fifth of the dialogues held out), score (their proposals become candidates)
@@ -35,10 +36,10 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,9 +170,44 @@ def steps(db: Path, *, rewrites_turns: int, disparity_turns: int, data_dir: Path
     return out
 
 
+class StepFailed(RuntimeError):
+    """A `turnlens` step ended with a non-zero exit code (it said why on standard error)."""
+
+    def __init__(self, argv: list[str], code: int) -> None:
+        super().__init__(f"turnlens {argv[0]} exited with code {code}")
+        self.code = code
+
+
+def run_turnlens(argv: list[str]) -> None:
+    """One `turnlens` command, in this process; raises StepFailed when it fails."""
+    from app.cli import main as turnlens
+
+    try:
+        code = turnlens(argv)
+    except SystemExit as exc:  # argparse's usage errors exit
+        code = exc.code if isinstance(exc.code, int) else 2
+    if code:
+        raise StepFailed(argv, code)
+
+
+@contextmanager
+def _environment(changes: dict[str, str]):
+    """os.environ with changes while the steps run (they read their settings from it), then as it was."""
+    before = {k: os.environ.get(k) for k in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def build(db: Path, *, rewrites_turns: int = 30_000, disparity_turns: int = 200_000, speech_demo: bool = True,
           audio_root: Path | None = None) -> dict[str, float]:
-    """Run every step; returns the seconds each took. Raises CalledProcessError at the first failing step.
+    """Run every step; returns the seconds each took. Raises StepFailed at the first failing step.
     audio_root: where the speech demo's audio goes (default app.settings.audio_root(): $TURNLENS_AUDIO_ROOT, else
     <repo>/data/audio); every step runs with TURNLENS_AUDIO_ROOT set to it, so ingest checks the files there."""
     from app.settings import audio_root as configured_audio_root
@@ -179,17 +215,16 @@ def build(db: Path, *, rewrites_turns: int = 30_000, disparity_turns: int = 200_
     root = Path(audio_root or configured_audio_root()).resolve() if speech_demo else None
     plan = steps(db, rewrites_turns=rewrites_turns, disparity_turns=disparity_turns, data_dir=db.parent,
                  audio_root=root)
-    env = {**os.environ, **({"TURNLENS_AUDIO_ROOT": str(root)} if root else {})}
     times: dict[str, float] = {}
-    for i, (name, args) in enumerate(plan, start=1):
-        print(f"[{i}/{len(plan)}] {name}", flush=True)
-        started = time.perf_counter()
-        if callable(args):
-            args()
-        else:
-            argv = [a.resolve(db) if isinstance(a, LatestCheckpoint) else a for a in args]
-            subprocess.run([sys.executable, "-m", "app.cli", *argv], check=True, env=env)
-        times[name] = round(time.perf_counter() - started, 1)
+    with _environment({"TURNLENS_AUDIO_ROOT": str(root)} if root else {}):
+        for i, (name, args) in enumerate(plan, start=1):
+            print(f"[{i}/{len(plan)}] {name}", flush=True)
+            started = time.perf_counter()
+            if callable(args):
+                args()
+            else:
+                run_turnlens([a.resolve(db) if isinstance(a, LatestCheckpoint) else a for a in args])
+            times[name] = round(time.perf_counter() - started, 1)
     return times
 
 
@@ -208,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         times = build(args.db, rewrites_turns=args.rewrites_turns, disparity_turns=args.disparity_turns,
                       speech_demo=args.speech_demo, audio_root=args.audio_root)
-    except subprocess.CalledProcessError as exc:
-        print(f"workbench: a step failed (exit code {exc.returncode}); nothing more was built", file=sys.stderr)
+    except StepFailed as exc:
+        print(f"workbench: a step failed (exit code {exc.code}); nothing more was built", file=sys.stderr)
         return 1
     except (OSError, RuntimeError) as exc:  # an in-process step (the demo audio) or a checkpoint not found
         print(f"workbench: a step failed ({exc}); nothing more was built", file=sys.stderr)

@@ -12,16 +12,20 @@ section. (They had a file of their own that built the same thing again, 75-95 s 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from analysis.holdout import is_heldout
 from app import store
+from app import workbench as wb
 from app.jobs import ewc_adaptation, registry
 from app.jobs.groups import report_groups
 from app.jobs.registry import built_in
 from app.store import evaluations as store_evaluations
 from app.store import jobs as store_jobs
-from app.workbench import SPEECH_DEMO_DATASET, build
+from app.workbench import SPEECH_DEMO_DATASET, StepFailed, build, run_turnlens
 from tests.helpers import open_app_page
 
 PAGES = ("overview", "review", "agreement", "bulk", "calibration", "models", "compare_runs", "failures", "labels",
@@ -36,6 +40,31 @@ def workbench(tmp_path_factory):
     db = folder / "turnlens.duckdb"
     times = build(db, rewrites_turns=0, disparity_turns=0, audio_root=folder / "audio")
     return db, times
+
+
+def test_a_failing_step_stops_the_build_says_so_and_leaves_the_environment_as_it_was(tmp_path, monkeypatch, capsys):
+    """The steps run in this process (app.cli.main): a usage error or a failed command is a StepFailed with its
+    exit code, `python -m app.workbench` exits 1 saying so and writes no timings, and the audio root it set for
+    the steps is undone."""
+    with pytest.raises(StepFailed) as failed:
+        run_turnlens(["no-such-command"])
+    assert failed.value.code == 2
+    missing = tmp_path / "missing.duckdb"
+    with pytest.raises(StepFailed) as failed:
+        run_turnlens(["info", "--db", str(missing)])
+    assert failed.value.code != 0 and "no such database" in capsys.readouterr().err
+    monkeypatch.setenv("TURNLENS_AUDIO_ROOT", "/the/users/own")
+    seen = []
+    monkeypatch.setattr(wb, "steps", lambda db, **kw: [
+        ("look", lambda: seen.append(os.environ["TURNLENS_AUDIO_ROOT"])),
+        ("fail", ["info", "--db", str(missing)]),
+        ("never", lambda: seen.append("ran on"))])
+    db = tmp_path / "w.duckdb"
+    assert wb.main(["--db", str(db), "--audio-root", str(tmp_path / "audio")]) == 1
+    assert "a step failed (exit code" in capsys.readouterr().err
+    assert seen == [str((tmp_path / "audio").resolve())]
+    assert os.environ["TURNLENS_AUDIO_ROOT"] == "/the/users/own"
+    assert not Path(str(db) + ".build.json").exists()
 
 
 def test_the_build_trains_scores_and_evaluates_every_family(workbench):

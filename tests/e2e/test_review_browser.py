@@ -105,7 +105,10 @@ def test_keyboard_review_bulk_accept_and_export(review_server, page, tmp_path):
     page.get_by_test_id("stSidebarNav").get_by_text("Export").click()
     page.get_by_role("button", name="Prepare file").click()
     page.get_by_text("rows ready.").wait_for(timeout=20_000)
-    with page.expect_download() as info:
+    # The download buttons come after that line in the same run: click once the run is over, or the click can
+    # land on a button the run is still replacing (no download; seen once with both cores busy).
+    wait_idle(page)
+    with page.expect_download(timeout=60_000) as info:
         page.get_by_role("button", name="Download file").click()
     exported = [json.loads(line) for line in open(info.value.path(), encoding="utf-8")]
     assert page.outside_requests == []
