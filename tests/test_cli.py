@@ -1,11 +1,17 @@
-"""The turnlens command line, run as a user would run it (a subprocess), checking output and exit codes."""
+"""The turnlens command line, checking output and exit codes: through its entry point (app.cli.main, what the
+`turnlens` script calls) in this process, output captured; one test runs the installed script as a subprocess,
+as a user would. (A subprocess per call cost about a second of start-up each, 70 calls in the suite.)"""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import traceback
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
 
 import duckdb
 
@@ -14,8 +20,37 @@ from tests.helpers import make_turn, write_jsonl
 
 
 def turnlens(*args: str, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    """`turnlens ARGS` in this process with env added to the environment (then restored): its exit code,
+    standard output and standard error, as the script would give them. A usage error exits 2 (argparse); an
+    exception that escaped main is exit code 1 with its traceback on standard error, as Python prints it.
+    timeout: kept for the subprocess form's callers; a call in this process runs to its end."""
+    from app.cli import main
+
+    before = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except Exception:  # noqa: BLE001 - what the interpreter would do with it
+                traceback.print_exc()
+                code = 1
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return subprocess.CompletedProcess(["turnlens", *args], code, out.getvalue(), err.getvalue())
+
+
+def turnlens_script(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """The installed `turnlens` console script, a process of its own, as a user runs it."""
+    script = Path(sys.executable).parent / "turnlens"
+    return subprocess.run([str(script), *args], capture_output=True, text=True, timeout=timeout)
 
 
 def count_rows(db_path) -> int:
@@ -29,7 +64,7 @@ def count_rows(db_path) -> int:
 def test_ingest_ok_then_idempotent(tmp_path):
     log = write_jsonl(tmp_path / "a.jsonl", [make_turn("d1", 0), make_turn("d1", 1, mood="x")])
     db = tmp_path / "t.duckdb"
-    out = turnlens("ingest", str(log), "--db", str(db), "--quiet")
+    out = turnlens_script("ingest", str(log), "--db", str(db), "--quiet")  # the installed script, once
     assert out.returncode == 0, out.stderr
     assert "2 turns read, 2 added, 0 already present" in out.stdout
     assert "unknown fields kept in extras: mood (1 rows)" in out.stdout
