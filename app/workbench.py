@@ -34,12 +34,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,33 +188,19 @@ def run_turnlens(argv: list[str]) -> None:
         raise StepFailed(argv, code)
 
 
-@contextmanager
-def _environment(changes: dict[str, str]):
-    """os.environ with changes while the steps run (they read their settings from it), then as it was."""
-    before = {k: os.environ.get(k) for k in changes}
-    os.environ.update(changes)
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def build(db: Path, *, rewrites_turns: int = 30_000, disparity_turns: int = 200_000, speech_demo: bool = True,
           audio_root: Path | None = None) -> dict[str, float]:
     """Run every step; returns the seconds each took. Raises StepFailed at the first failing step.
     audio_root: where the speech demo's audio goes (default app.settings.audio_root(): $TURNLENS_AUDIO_ROOT, else
     <repo>/data/audio); every step runs with TURNLENS_AUDIO_ROOT set to it, so ingest checks the files there."""
     from app.settings import audio_root as configured_audio_root
+    from app.settings import environment
 
     root = Path(audio_root or configured_audio_root()).resolve() if speech_demo else None
     plan = steps(db, rewrites_turns=rewrites_turns, disparity_turns=disparity_turns, data_dir=db.parent,
                  audio_root=root)
     times: dict[str, float] = {}
-    with _environment({"TURNLENS_AUDIO_ROOT": str(root)} if root else {}):
+    with environment({"TURNLENS_AUDIO_ROOT": str(root)} if root else {}):
         for i, (name, args) in enumerate(plan, start=1):
             print(f"[{i}/{len(plan)}] {name}", flush=True)
             started = time.perf_counter()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 import traceback
@@ -25,25 +24,17 @@ def turnlens(*args: str, timeout: int = 300, env: dict | None = None) -> subproc
     exception that escaped main is exit code 1 with its traceback on standard error, as Python prints it.
     timeout: kept for the subprocess form's callers; a call in this process runs to its end."""
     from app.cli import main
+    from app.settings import environment
 
-    before = {k: os.environ.get(k) for k in env or {}}
-    os.environ.update(env or {})
     out, err = io.StringIO(), io.StringIO()
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            try:
-                code = main(list(args))
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            except Exception:  # noqa: BLE001 - what the interpreter would do with it
-                traceback.print_exc()
-                code = 1
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with environment(env or {}), redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except Exception:  # noqa: BLE001 - what the interpreter would do with it
+            traceback.print_exc()
+            code = 1
     return subprocess.CompletedProcess(["turnlens", *args], code, out.getvalue(), err.getvalue())
 
 
