@@ -437,5 +437,20 @@ def main(argv: list[str] | None = None) -> int:
     return handler[args.command](args)
 
 
+def run_in_process(argv: list[str]) -> int:
+    """`turnlens ARGV` in this process, ending as the script would: its exit code; argparse's exits give theirs
+    (a usage error 2, --help 0); an exception that escapes is printed with its traceback on standard error and
+    is exit code 1, as the interpreter would end it. What make run's build and the CLI tests call."""
+    import traceback
+
+    try:
+        return main(list(argv))
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Exception:  # noqa: BLE001 - reported as the interpreter would report it
+        traceback.print_exc()
+        return 1
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -177,13 +177,11 @@ class StepFailed(RuntimeError):
 
 
 def run_turnlens(argv: list[str]) -> None:
-    """One `turnlens` command, in this process; raises StepFailed when it fails."""
-    from app.cli import main as turnlens
+    """One `turnlens` command, in this process (an exception it raises is printed with its traceback, exit code
+    1); raises StepFailed when it fails."""
+    from app.cli import run_in_process
 
-    try:
-        code = turnlens(argv)
-    except SystemExit as exc:  # argparse's usage errors exit
-        code = exc.code if isinstance(exc.code, int) else 2
+    code = run_in_process(argv)
     if code:
         raise StepFailed(argv, code)
 

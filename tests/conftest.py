@@ -42,7 +42,7 @@ def sample_log() -> Path:
 # this order rather than by their number of tests) each worker takes the next file when it is free, so the
 # long files run beside the rest of the suite instead of after it. Sorting is stable: the rest keep their order.
 LONGEST_FIRST = (
-    "tests/test_workbench.py",  # 601 s
+    "tests/test_workbench.py",  # 601 s (413 s on 2026-12-07, its steps in-process)
     "tests/test_ray_private_network.py",  # 175
     "tests/test_cli.py",  # 159
     "tests/test_reliability.py",  # 125

@@ -8,34 +8,33 @@ import io
 import json
 import subprocess
 import sys
-import traceback
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from analysis.simulate import load_pool, simulate_turns, write_log
 from tests.helpers import make_turn, write_jsonl
 
 
-def turnlens(*args: str, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+def turnlens(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """`turnlens ARGS` in this process with env added to the environment (then restored): its exit code,
-    standard output and standard error, as the script would give them. A usage error exits 2 (argparse); an
-    exception that escaped main is exit code 1 with its traceback on standard error, as Python prints it.
-    timeout: kept for the subprocess form's callers; a call in this process runs to its end."""
-    from app.cli import main
+    standard output and standard error, as the script would give them (app.cli.run_in_process: an exception
+    that escapes is exit code 1 with its traceback on standard error). A call runs to its end: the tests of this
+    file carry a timeout instead (pytestmark)."""
+    from app.cli import run_in_process
     from app.settings import environment
 
     out, err = io.StringIO(), io.StringIO()
     with environment(env or {}), redirect_stdout(out), redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except Exception:  # noqa: BLE001 - what the interpreter would do with it
-            traceback.print_exc()
-            code = 1
+        code = run_in_process(list(args))
     return subprocess.CompletedProcess(["turnlens", *args], code, out.getvalue(), err.getvalue())
+
+
+# In-process calls have no timeout of their own: a command that hangs fails its test after this long instead
+# of holding an xdist worker for good (pytest-timeout).
+pytestmark = pytest.mark.timeout(600)
 
 
 def turnlens_script(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -187,6 +186,10 @@ def test_the_model_commands_are_built_from_the_registry():
                              ("mine", ("rewrites",)), ("analyse", ("disparity",))):
         out = turnlens(action, "--help")
         assert out.returncode == 0 and all(f in out.stdout for f in families), out.stdout
+    # the installed script, in a process of its own: its commands come from the shipped registry alone (in this
+    # process a test may have registered a toy family)
+    out = turnlens_script("train", "--help")
+    assert out.returncode == 0 and "failure-points" in out.stdout and "toy-majority" not in out.stdout, out.stderr
     out = turnlens("train", "labels", "--help")
     assert "--pretrain-epochs" in out.stdout and "--no-context" in out.stdout and "--hold-out" in out.stdout
     out = turnlens("mine", "rewrites", "--help")

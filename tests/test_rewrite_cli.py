@@ -10,6 +10,9 @@ import pytest
 
 from tests.test_cli import turnlens
 
+# turnlens() runs in this process, without a timeout of its own (tests/test_cli.py)
+pytestmark = pytest.mark.timeout(600)
+
 
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory):

@@ -25,6 +25,9 @@ from app.ingest import ingest_files
 from tests.helpers import ROOT, make_turn, open_app_page, write_jsonl
 from tests.test_cli import turnlens
 
+# turnlens() runs in this process, without a timeout of its own (tests/test_cli.py)
+pytestmark = pytest.mark.timeout(600)
+
 A, B = "sim-reviewer-a (simulated)", "sim-reviewer-b (simulated)"
 
 

@@ -59,3 +59,19 @@ def test_a_lazy_encoder_loads_only_for_a_text_the_cache_lacks(encoder, tmp_path)
     assert lazy.loaded is not None
     np.testing.assert_allclose(fresh, encoder.encode(["a text never seen", texts[0]]), atol=1e-6)
     assert LazyTextEncoder(int8=True).fingerprint != lazy.fingerprint
+
+
+def test_the_jobs_embedder_scores_cached_texts_without_loading_the_encoder(encoder, tmp_path, monkeypatch):
+    from app.jobs.common import embedder
+
+    monkeypatch.setenv("TURNLENS_CACHE", str(tmp_path))
+    texts = ["dim the lights", "play some jazz"]
+    EmbeddingCache(tmp_path / "embeddings").encode(encoder, texts)  # where embedder() keeps its cache
+
+    def refuse(**kwargs):
+        raise AssertionError("MiniLM loaded for texts the cache holds")
+
+    monkeypatch.setattr(TextEncoder, "load", refuse)
+    np.testing.assert_allclose(embedder()(texts[::-1]), encoder.encode(texts[::-1]), atol=1e-6)
+    with pytest.raises(AssertionError, match="MiniLM loaded"):
+        embedder()(["a text the cache lacks"])

@@ -53,6 +53,18 @@ def test_a_failing_step_stops_the_build_says_so_and_leaves_the_environment_as_it
     with pytest.raises(StepFailed) as failed:
         run_turnlens(["info", "--db", str(missing)])
     assert failed.value.code != 0 and "no such database" in capsys.readouterr().err
+    import app.cli
+
+    def crash(argv):
+        raise KeyError("a bug in a command")
+
+    with monkeypatch.context() as m:  # an exception a command raises: its traceback, as the interpreter prints it
+        m.setattr(app.cli, "main", crash)
+        with pytest.raises(StepFailed) as failed:
+            run_turnlens(["info"])
+    assert failed.value.code == 1
+    said = capsys.readouterr().err
+    assert "Traceback" in said and "a bug in a command" in said
     monkeypatch.setenv("TURNLENS_AUDIO_ROOT", "/the/users/own")
     seen = []
     monkeypatch.setattr(wb, "steps", lambda db, **kw: [
@@ -197,7 +209,7 @@ def test_mitigation_group_choice_errors_are_clear(workbench):
         with pytest.raises(ValueError, match="no stored disparity report #999"):
             report_groups(conn, SPEECH, {**AUTOMATIC, "report_id": 999})
         with pytest.raises(ValueError, match="no stored disparity report for its current data"):
-            report_groups(conn, "no-such-dataset", AUTOMATIC)
+            report_groups(conn, SPEECH, {**AUTOMATIC, "normaliser": "raw"})  # stored: the default normaliser's
         with pytest.raises(ValueError, match="no rescorer has scored dataset 'sample'"):  # it scored the speech demo
             ewc_adaptation.base_checkpoint(conn, "sample")
     finally:
