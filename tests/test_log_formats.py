@@ -128,13 +128,32 @@ def state(conn) -> tuple[int, int]:
     return store.count_turns(conn), len(store.list_imports(conn))
 
 
+@pytest.fixture(scope="module")
+def seeded_file(tmp_path_factory) -> Path:
+    """A database holding one valid import, built once (a new database is migrated and seeded in about 0.2 s,
+    and some 280 tests here start from one); each test opens its own copy."""
+    folder = tmp_path_factory.mktemp("seeded")
+    conn = store.connect(folder / "seed.duckdb")
+    try:
+        ingest_files(conn, [write("jsonl", folder / "seed", [make_turn("d0", 0)])], dataset="t")
+        assert state(conn) == (1, 1)
+        conn.execute("CHECKPOINT")  # everything in the file itself, none in a write-ahead log beside it
+    finally:
+        conn.close()
+    return folder / "seed.duckdb"
+
+
 @pytest.fixture
-def seeded(db, tmp_path):
-    """The db fixture holding one valid import; returns (conn, state before)."""
-    good = write("jsonl", tmp_path / "seed", [make_turn("d0", 0)])
-    ingest_files(db, [good], dataset="t")
-    assert state(db) == (1, 1)
-    return db, state(db)
+def seeded(seeded_file, tmp_path):
+    """A copy of the seeded database, open, holding one valid import; yields (conn, state before)."""
+    copy = tmp_path / "test.duckdb"
+    copy.write_bytes(seeded_file.read_bytes())
+    conn = store.connect(copy)
+    try:
+        assert state(conn) == (1, 1)
+        yield conn, state(conn)
+    finally:
+        conn.close()
 
 
 def refuse(conn, paths, *, dataset="t", exc_type=LogFormatError):
