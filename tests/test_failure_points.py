@@ -113,7 +113,9 @@ def test_model_beats_majority_and_round_trips(tiny_log, embed, tmp_path):
     seen: list[tuple[int, int]] = []
     chunked = loaded.predict_proba(test_ex, embed=embed, chunk_size=7, batch_size=3,
                                    progress=lambda done, total: seen.append((done, total)))
-    np.testing.assert_allclose(chunked, proba, atol=1e-6)
+    # float32 kernels round differently at 3 rows a call than at 1,024 (1.2e-6 seen once in a fresh-clone run);
+    # a chunking bug (rows out of order or mixed) would be off by far more
+    np.testing.assert_allclose(chunked, proba, atol=1e-5)
     assert len(seen) == -(-len(test_ex) // 7) and seen[-1] == (len(test_ex), len(test_ex))
     assert loaded.fingerprint == clf.fingerprint == fp.data_fingerprint(train_ex, y[~test])
     assert loaded.config == cfg and loaded.vocab == clf.vocab
