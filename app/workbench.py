@@ -2,8 +2,8 @@
 
     python -m app.workbench --db data/turnlens.duckdb.partial [--rewrites-turns 30000] [--disparity-turns 200000]
 
-Each step is a `turnlens` command, run through the same entry point as the `turnlens` script (app.cli.main,
-in this process: a new interpreter per step cost about a second each, 30 times), so it shows its own progress
+Each step is a `turnlens` command, run through the same entry point as the `turnlens` script (app.cli.run_in_process,
+in this process: a new interpreter per step cost about a second each, 35 times), so it shows its own progress
 bar and no step is silent for long; the one exception is copying the speech demo's audio, a second's file copy
 done here. Model actions still run in a job child each, as from the app. In this order:
 - the sample (3,000 simulated turns over real SLURP utterances): ingest, the logged NLU's proposals as
