@@ -22,6 +22,10 @@ def start_job(page, verb: str, epochs: int | None = None) -> None:
         wait_idle(page)
     page.get_by_role("button", name=f"{verb} on this dataset").click()
     page.get_by_text("queued.").first.wait_for(timeout=30_000)
+    # The pointer still rests on the button, so its help tooltip may be up and would take the next click
+    # (a CI run failed so): move the pointer off and wait for the tooltip to go.
+    page.mouse.move(0, 0)
+    page.get_by_text("Runs in the background; you can keep working.").wait_for(state="hidden", timeout=30_000)
     page.get_by_text(f"{verb} · Failure points").click()  # fold it again: the next expander's field is alone
 
 
