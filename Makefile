@@ -42,8 +42,10 @@ install: $(STAMP)
 # tuned, scored and evaluated there and both mitigation jobs run on its worst-served cohort; rewrites-demo (30,000 simulated turns whose users rephrase
 # keeping the meaning: rewrites need many repeats of the same requests) and disparity-demo (200,000 turns,
 # 13k speakers: enough to find the simulator's planted worse-served regions).
+# Checkpoints are named after the job ids of the database that trained them (models/<dataset>/<family>/job-N):
+# a new database starts with a new models folder, not the folders of the one it replaces.
 $(DB): | $(STAMP)
-	rm -f $(DB).partial
+	rm -rf $(DB).partial $(dir $(DB))models
 	$(BIN)/python -m app.workbench --db $(DB).partial
 	mv $(DB).partial $(DB)
 	mv $(DB).partial.build.json $(DB).build.json

@@ -6,11 +6,9 @@ the reading runs in a child process, which never opens the database: it writes t
 Arrow file that the parent maps, and reports progress and problems as JSON lines over a Unix socket. The
 server process alone writes to DuckDB.
 
-Children are forked from a small fork server (`python -m app.isolated_read serve`, started once per process
-that reads logs): it has already imported numpy and pyarrow, so a child starts in milliseconds instead of the
-0.4 s a new interpreter takes, and it is single-threaded, so forking it is safe (forking the app server, with
-its threads, is not). Not multiprocessing's own fork server: its children re-import the parent's main
-script, and the parent may be any script, Streamlit or a test runner.
+Children are forked from a small fork server (app/forkserver.py; `python -m app.isolated_read serve`, started
+once per process that reads logs): it has already imported numpy and pyarrow, so a child starts in
+milliseconds instead of the 0.4 s a new interpreter takes.
 
 If a child dies without a result, the same files are read again with Arrow's JSON reader switched off (the
 exact per-line path is pure Python); if that dies too, the files are refused with a clear error. Nothing is
@@ -25,10 +23,8 @@ import os
 import pickle
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -38,6 +34,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from analysis.logs import LogFormatError, ParsedLog, Problem, read_logs
+from app import forkserver
 
 _ROOT = Path(__file__).resolve().parent.parent
 _CONNECT_SECONDS = 60.0  # a forked child connects back at once; this only guards against a server gone wrong
@@ -101,57 +98,15 @@ def _warm_up() -> None:
 
 
 def serve() -> int:
-    """The fork server: one JSON request per line on standard input, one forked child per request."""
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel: no zombies
-    _warm_up()
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        request = json.loads(line)
-        if os.fork() == 0:
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            _child(request)
-    return 0
+    """The fork server (app/forkserver.py): one forked child per request, with numpy and pyarrow ready."""
+    return forkserver.serve(_child, _warm_up)
 
 
 # ----------------------------------------------------------------------------------------- the parent
 
 
-class _ForkServer:
-    """The process's fork server, started on first use and again if it has died."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._proc: subprocess.Popen | None = None
-        self._pid = os.getpid()
-
-    def submit(self, request: dict) -> None:
-        with self._lock:
-            for attempt in range(2):
-                if self._proc is None or self._proc.poll() is not None or self._pid != os.getpid():
-                    self._start()
-                assert self._proc is not None and self._proc.stdin is not None
-                try:
-                    self._proc.stdin.write(json.dumps(request) + "\n")
-                    self._proc.stdin.flush()
-                    return
-                except (BrokenPipeError, OSError):
-                    if attempt:
-                        raise
-                    self._proc = None
-
-    def _start(self) -> None:
-        env = {**os.environ,
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")])),
-               # No BLAS thread pool in the server (it needs none): fewer threads to think about at each fork.
-               "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-        self._pid = os.getpid()
-        # Closing its standard input (our end goes when this process ends) is what stops the server.
-        self._proc = subprocess.Popen([sys.executable, "-m", "app.isolated_read", "serve"], stdin=subprocess.PIPE,
-                                      stdout=subprocess.DEVNULL, env=env, text=True, cwd=str(_ROOT))
-
-
-_SERVER = _ForkServer()
+# No BLAS thread pool in the server (it needs none): fewer threads to think about at each fork.
+_SERVER = forkserver.ForkServer("app.isolated_read", {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
 
 
 class _Died(Exception):

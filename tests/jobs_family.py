@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,8 +24,11 @@ def read_train(conn, dataset: str, options: dict) -> list[str]:
 
 
 def train(intents: list[str], options: dict, out: Path, progress) -> dict:
+    torch_loaded = "torch" in sys.modules  # this module never imports it: the jobs' fork server did
     if options["fail"]:
         raise ValueError("asked to fail")
+    if options["crash"]:
+        os.kill(os.getpid(), signal.SIGSEGV)  # as a crash in a native library would end the process
     for step in range(options["steps"]):
         progress("working", step, options["steps"])
         time.sleep(options["pause"])
@@ -31,7 +36,9 @@ def train(intents: list[str], options: dict, out: Path, progress) -> dict:
     majority, n = Counter(intents).most_common(1)[0]
     # the child's own priority, so a test can check jobs run below the server
     (out / "model.json").write_text(json.dumps({"intent": majority, "share": n / len(intents),
-                                                "niceness": os.nice(0)}))
+                                                "niceness": os.nice(0), "torch_loaded": torch_loaded,
+                                                "parent": os.getppid(), "cwd": os.getcwd(),
+                                                "mark": os.environ.get("TURNLENS_TEST_MARK")}))
     return {"turns": len(intents)}
 
 
@@ -61,7 +68,8 @@ TOY = register(Family(
     options=(Option("steps", int, 3, "progress steps", low=0, high=10_000),
              Option("pause", float, 0.0, "seconds per step", low=0, high=10),
              Option("fail", bool, False, "fail while training"),
-             Option("fail_after", bool, False, "fail after scoring every turn", actions=("score",))),
+             Option("fail_after", bool, False, "fail after scoring every turn", actions=("score",)),
+             Option("crash", bool, False, "end the process as a native crash would", actions=("train",))),
     read_train=read_train, train=train, read_score=read_score, score=score,
     describe=lambda action, result: f"{action}: {result}",
 ))

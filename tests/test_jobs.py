@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -106,6 +107,30 @@ def test_a_failed_job_keeps_its_message_and_writes_nothing(runner, sample, tmp_p
     failed = runner.wait(runner.submit("toy-majority", "score", "s", {"fail_after": True}), timeout=120)
     assert failed.status == "failed" and "failed after computing every candidate" in failed.message
     assert (store.count_candidates(sample, "s"), len(store.list_model_runs(sample))) == before
+
+
+def test_job_children_are_forked_from_a_server_with_torch_imported_and_get_the_environment_of_now(
+        runner, monkeypatch):
+    """A job's child is a fork of the jobs' fork server (app/jobs/launch.py), not a new interpreter importing
+    torch again; it still runs with the environment and working folder of the process that asked, as it is
+    when the job starts (the server was started with the environment of the first job)."""
+    first = runner.wait(runner.submit("toy-majority", "train", "s"), timeout=120)
+    monkeypatch.setenv("TURNLENS_TEST_MARK", "second")
+    second = runner.wait(runner.submit("toy-majority", "train", "s"), timeout=120)
+    models = [json.loads((Path(v.result["checkpoint"]) / "model.json").read_text()) for v in (first, second)]
+    assert [m["torch_loaded"] for m in models] == [True, True]  # the toy family never imports torch
+    assert models[0]["parent"] == models[1]["parent"] != os.getpid()  # one server forked both
+    assert [m["mark"] for m in models] == [None, "second"]
+    assert {m["cwd"] for m in models} == {str(Path(registry.__file__).resolve().parents[2])}
+
+
+def test_a_job_whose_process_crashes_fails_with_what_the_crash_said_and_writes_nothing(runner, sample, tmp_path):
+    view = runner.wait(runner.submit("toy-majority", "train", "s", {"crash": True}), timeout=120)
+    assert view.status == "failed"
+    assert view.message.startswith("the job's process stopped (killed, or a crash in a native library): ")
+    assert "Segmentation fault" in view.message  # the child's faulthandler, on its standard error
+    assert store_jobs.get_latest_checkpoint(sample, "toy-majority", "s") is None
+    assert not list((tmp_path / "models" / "s" / "toy-majority").iterdir())
 
 
 def test_jobs_queue_one_at_a_time_and_can_be_cancelled(runner, sample, tmp_path):

@@ -1,5 +1,6 @@
-"""The child process of a model job: `python -m app.jobs.child REQUEST` runs one family action on inputs the
-server read from the database, and never opens the database itself.
+"""The child process of a model job: main(REQUEST) runs one family action on inputs the server read from the
+database, and never opens the database itself. The runner forks it from the jobs' fork server, torch already
+imported (app/jobs/launch.py); `python -m app.jobs.child REQUEST` runs the same in a new interpreter.
 
 REQUEST is a pickle (written by app/jobs/runner.py into the job's own folder) holding the family's name and
 module, the action, its options, the inputs and where to write. Progress goes to standard output as JSON

@@ -1,9 +1,9 @@
 """The job runner: model jobs (train, score, evaluate) queued one at a time and run in the background.
 
 The server process owns the database. For each job it reads the family's inputs from the store, hands them to
-a child process (`python -m app.jobs.child`) that does the heavy work without opening the database, and
-writes what comes back (a checkpoint moved into place, candidates in one transaction, an evaluation row)
-only when the child succeeded. So a cancelled or failed job writes no partial run, candidates or checkpoint;
+a child process (app/jobs/child.py, forked from the jobs' fork server: app/jobs/launch.py) that does the heavy
+work without opening the database, and writes what comes back (a checkpoint moved into place, candidates in
+one transaction, an evaluation row) only when the child succeeded. So a cancelled or failed job writes no partial run, candidates or checkpoint;
 its message is kept in the jobs table.
 
 Except a streamed score job (a family whose BatchScoring has read_batches): the server reads a batch of whole
@@ -21,12 +21,9 @@ One job at a time: these machines have 2 cores, and a training job uses both.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -39,10 +36,9 @@ import duckdb
 
 from app import store
 from app.jobs.child import TAG
+from app.jobs.launch import ChildProcess
 from app.jobs.registry import Family, get
 from app.store import jobs as store_jobs
-
-_ROOT = Path(__file__).resolve().parents[2]
 
 
 class JobRefusedError(ValueError):
@@ -91,7 +87,7 @@ class _Job:
     out: Path | None = None  # where a train job's checkpoint goes, when not the default folder
     cancel: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
-    proc: subprocess.Popen | None = None
+    proc: ChildProcess | None = None
     wrote: bool = False  # stored something although it did not finish (a streamed score job's batches)
 
 
@@ -323,49 +319,49 @@ class JobRunner:
             request = Path(work) / "request.pickle"
             request.write_bytes(pickle.dumps({"family": fam.name, "module": fam.module, "action": view.action,
                                               "options": job.options, "stream": True, "path": job.checkpoint}))
-            with tempfile.TemporaryFile("w+") as errors:
-                proc = self._start_child(job, request, errors, stdin=True)
-                try:
-                    for k, inputs in enumerate(batches):
-                        if job.cancel.is_set():
-                            break
-                        order = {"batch": k, "inputs": str(Path(work) / "inputs.pickle"), "done": done,
-                                 "total": total, "result": str(Path(work) / "result.pickle")}
-                        Path(order["inputs"]).write_bytes(pickle.dumps(inputs))
-                        done += len(inputs)
-                        del inputs
-                        try:
-                            proc.stdin.write(json.dumps(order) + "\n")
-                            proc.stdin.flush()
-                        except (BrokenPipeError, OSError):  # the child is gone: _follow says why
-                            pass
-                        reported = self._follow(job, proc, until="batch")
-                        if job.cancel.is_set():
-                            break
-                        if reported is not None:
-                            proc.wait()
-                            failure = reported or self._stopped(proc, errors)
-                            break
-                        self._update(job, stage="writing")
-                        written = store.insert_candidates(self._conn, pickle.loads(Path(order["result"]).read_bytes()))
-                        added += written.rows_added
-                        present += written.rows_already_present
-                        job.wrote = job.wrote or written.rows_added > 0
-                    else:
-                        completed = True
-                except Exception as exc:  # noqa: BLE001 - the server's side (reading a batch, storing it) failed
-                    failure = f"{type(exc).__name__}: {exc}"
-                finally:
-                    if proc.stdin and not proc.stdin.closed:
-                        try:
-                            proc.stdin.close()
-                        except OSError:
-                            pass
-                    if not completed and proc.poll() is None:
-                        proc.terminate()
-                    proc.wait()
-                    if proc.stdout:
-                        proc.stdout.close()
+            errors = Path(work) / "errors.txt"  # the child's standard error
+            proc = self._start_child(job, request, errors, stdin=True)
+            try:
+                for k, inputs in enumerate(batches):
+                    if job.cancel.is_set():
+                        break
+                    order = {"batch": k, "inputs": str(Path(work) / "inputs.pickle"), "done": done,
+                             "total": total, "result": str(Path(work) / "result.pickle")}
+                    Path(order["inputs"]).write_bytes(pickle.dumps(inputs))
+                    done += len(inputs)
+                    del inputs
+                    try:
+                        proc.stdin.write(json.dumps(order) + "\n")
+                        proc.stdin.flush()
+                    except (BrokenPipeError, OSError):  # the child is gone: _follow says why
+                        pass
+                    reported = self._follow(job, proc, until="batch")
+                    if job.cancel.is_set():
+                        break
+                    if reported is not None:
+                        proc.wait()
+                        failure = reported or self._stopped(proc, errors)
+                        break
+                    self._update(job, stage="writing")
+                    written = store.insert_candidates(self._conn, pickle.loads(Path(order["result"]).read_bytes()))
+                    added += written.rows_added
+                    present += written.rows_already_present
+                    job.wrote = job.wrote or written.rows_added > 0
+                else:
+                    completed = True
+            except Exception as exc:  # noqa: BLE001 - the server's side (reading a batch, storing it) failed
+                failure = f"{type(exc).__name__}: {exc}"
+            finally:
+                if proc.stdin and not proc.stdin.closed:
+                    try:
+                        proc.stdin.close()
+                    except OSError:
+                        pass
+                if not completed and proc.poll() is None:
+                    proc.terminate()
+                proc.wait()
+                if proc.stdout:
+                    proc.stdout.close()
         if failure is not None:
             return "failed", kept(failure), None
         if not completed:
@@ -373,11 +369,8 @@ class JobRunner:
         return "done", fam.describe("score", added), {"checkpoint": job.checkpoint, "candidates_added": added,
                                                        "candidates_present": present, "batches": k + 1}
 
-    def _start_child(self, job: _Job, request: Path, errors, *, stdin: bool = False) -> subprocess.Popen:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
-        proc = subprocess.Popen([sys.executable, "-m", "app.jobs.child", str(request)], cwd=str(_ROOT), env=env,
-                                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=errors, text=True)
+    def _start_child(self, job: _Job, request: Path, errors: Path, *, stdin: bool = False) -> ChildProcess:
+        proc = ChildProcess(request, errors, stdin=stdin)  # forked from the jobs' fork server (app/jobs/launch.py)
         with self._lock:
             job.proc = proc
             if job.cancel.is_set():  # cancelled between reading the data and starting the child
@@ -385,7 +378,7 @@ class JobRunner:
         self._update(job, stage="starting")
         return proc
 
-    def _follow(self, job: _Job, proc: subprocess.Popen, until: str | None = None) -> str | None:
+    def _follow(self, job: _Job, proc: ChildProcess, until: str | None = None) -> str | None:
         """Follow the child's progress lines until one carrying `until` (then None) or the end of its output (then
         the error it reported, "" if none). With until None, read to the end."""
         reported = ""
@@ -403,18 +396,22 @@ class JobRunner:
         return reported
 
     @staticmethod
-    def _stopped(proc: subprocess.Popen, errors) -> str:
-        errors.seek(0)
-        tail = errors.read()[-1500:].strip()
-        return f"the job's process stopped (exit code {proc.returncode})" + (f": {tail}" if tail else "")
+    def _stopped(proc: ChildProcess, errors: Path) -> str:
+        text = errors.read_text(errors="replace") if errors.exists() else ""
+        # A native crash: faulthandler's first line says what it was (its stack and module list follow).
+        fatal = next((line for line in text.splitlines() if line.startswith("Fatal Python error")), None)
+        tail = fatal or text[-1500:].strip()
+        code = proc.wait()
+        how = f"exit code {code}" if code != -1 else "killed, or a crash in a native library"
+        return f"the job's process stopped ({how})" + (f": {tail}" if tail else "")
 
     def _child(self, job: _Job, request: Path) -> str | None:
         """Run the child and follow its progress; None on success, else the error to keep."""
-        with tempfile.TemporaryFile("w+") as errors:
-            proc = self._start_child(job, request, errors)
-            reported = self._follow(job, proc)
-            code = proc.wait()
-            proc.stdout.close()  # a finished job's view keeps proc: not its pipe
-            if code == 0:
-                return None
-            return reported or self._stopped(proc, errors)
+        errors = request.parent / "errors.txt"  # the child's standard error
+        proc = self._start_child(job, request, errors)
+        reported = self._follow(job, proc)
+        code = proc.wait()
+        proc.stdout.close()  # a finished job's view keeps proc: not its socket
+        if code == 0:
+            return None
+        return reported or self._stopped(proc, errors)

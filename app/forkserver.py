@@ -1,0 +1,85 @@
+"""A fork server: a small process that has already imported what its children need and forks one child per
+request, so a child starts in milliseconds instead of the seconds a new interpreter spends on its imports.
+
+Two use it, each with a server of its own (their imports and environments differ): the log reader
+(app/isolated_read.py: numpy and pyarrow, reading in a child so that a native crash cannot end the app) and
+the model jobs (app/jobs/launch.py: torch, about 2 s a job saved).
+
+The server is single-threaded when it forks, so forking it is safe (forking the app server, with its threads,
+is not). Not multiprocessing's own fork server: its children re-import the parent's main script, and the
+parent may be any script, Streamlit or a test runner.
+
+`python -m <module> serve` runs a module's server: the module calls serve() with its child function. Requests
+are JSON lines on the server's standard input; the child function runs in the forked child and must end the
+process itself (os._exit), never return. Children are reaped by the kernel (no zombies), so a parent learns how
+a child ended from what the child tells it, not from its exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def serve(child: Callable[[dict], None], warm_up: Callable[[], object] | None = None) -> int:
+    """The fork server's loop: one JSON request per line on standard input, one forked child per request
+    (running child(request)). Ends when standard input closes, that is when the process that started it ends."""
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel: no zombies
+    if warm_up is not None:
+        warm_up()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        if os.fork() == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            try:
+                child(request)
+            finally:
+                os._exit(1)  # child() ends the process itself; this only catches one that returned or raised
+    return 0
+
+
+class ForkServer:
+    """A process's fork server for one module (`python -m <module> serve`), started on first use and again if it
+    has died (or if this process is a fork of the one that started it). env: variables set for the server on top
+    of this process's environment at its start."""
+
+    def __init__(self, module: str, env: dict[str, str] | None = None) -> None:
+        self._module = module
+        self._env = dict(env or {})
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._pid = os.getpid()
+
+    def submit(self, request: dict) -> None:
+        """Ask the server for a child running on request (a JSON object)."""
+        with self._lock:
+            for attempt in range(2):
+                if self._proc is None or self._proc.poll() is not None or self._pid != os.getpid():
+                    self._start()
+                assert self._proc is not None and self._proc.stdin is not None
+                try:
+                    self._proc.stdin.write(json.dumps(request) + "\n")
+                    self._proc.stdin.flush()
+                    return
+                except (BrokenPipeError, OSError):
+                    if attempt:
+                        raise
+                    self._proc = None
+
+    def _start(self) -> None:
+        env = {**os.environ, **self._env,
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
+        self._pid = os.getpid()
+        # Closing its standard input (our end goes when this process ends) is what stops the server.
+        self._proc = subprocess.Popen([sys.executable, "-m", self._module, "serve"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.DEVNULL, env=env, text=True, cwd=str(_ROOT))
