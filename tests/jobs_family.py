@@ -38,7 +38,9 @@ def train(intents: list[str], options: dict, out: Path, progress) -> dict:
     (out / "model.json").write_text(json.dumps({"intent": majority, "share": n / len(intents),
                                                 "niceness": os.nice(0), "torch_loaded": torch_loaded,
                                                 "parent": os.getppid(), "cwd": os.getcwd(),
-                                                "mark": os.environ.get("TURNLENS_TEST_MARK")}))
+                                                "mark": os.environ.get("TURNLENS_TEST_MARK"),
+                                                "torch_threads": sys.modules["torch"].get_num_threads()
+                                                if torch_loaded else None}))
     return {"turns": len(intents)}
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -122,6 +124,10 @@ def test_job_children_are_forked_from_a_server_with_torch_imported_and_get_the_e
     assert models[0]["parent"] == models[1]["parent"] != os.getpid()  # one server forked both
     assert [m["mark"] for m in models] == [None, "second"]
     assert {m["cwd"] for m in models} == {str(Path(registry.__file__).resolve().parents[2])}
+    # torch's thread pool is the child's own, as in a new interpreter: the server never started one before a fork
+    fresh = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                           capture_output=True, text=True, check=True)
+    assert [m["torch_threads"] for m in models] == [int(fresh.stdout)] * 2
 
 
 def test_a_job_whose_process_crashes_fails_with_what_the_crash_said_and_writes_nothing(runner, sample, tmp_path):
