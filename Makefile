@@ -23,6 +23,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# librosa's helpers once (about 20 s) so the cache lands in the venv, not in the first `turnlens speech embed`
 	$(BIN)/python -m pip install -q -c constraints.txt --no-deps resemblyzer==0.1.4
 	$(BIN)/python -c 'from analysis.speech.embeddings import warm_up; warm_up()'
+	# and UMAP's numba code (about 30 s) into the app's numba cache ($$NUMBA_CACHE_DIR, else ~/.cache/turnlens/numba),
+	# so the first disparity analysis (make run's build, or one started from a page) does not compile it
+	$(BIN)/python -c 'from app.jobs.disparity import warm_up; warm_up()'
 	# espeak-ng and sox (Debian) for `turnlens speech` (synthesis, audio conversion; pocketsphinx came with -e .),
 	# and sctk, whose sclite the WER tests compare the sclite mode with (docs/wer.md): installed when missing and
 	# we may (root with apt-get); otherwise those tests skip, saying why

@@ -4,8 +4,10 @@
 
 Each step is a `turnlens` command, run through the same entry point as the `turnlens` script (app.cli.run_in_process,
 in this process: a new interpreter per step cost about a second each, 35 times), so it shows its own progress
-bar and no step is silent for long; the one exception is copying the speech demo's audio, a second's file copy
-done here. Model actions still run in a job child each, as from the app. In this order:
+bar and no step is silent for long; the exceptions are copying the speech demo's audio, a second's file copy
+done here, and simulating the two demo logs, which need no database: they start with the build in processes
+of their own at the lowest priority (InBackground) and the build waits for them where they stand. Model actions
+run in a job child each, as from the app. In this order:
 - the sample (3,000 simulated turns over real SLURP utterances): ingest, the logged NLU's proposals as
   candidates, then every action of every registered family, through the same job runner as the app's Models
   page: for the models, train (a fifth of the dialogues held out), score (their proposals become candidates)
@@ -34,8 +36,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +49,8 @@ from pathlib import Path
 
 from app.jobs.registry import built_in
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "turns.jsonl.gz"
+_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = _ROOT / "sample_data" / "turns.jsonl.gz"
 SPEECH_DEMO = SAMPLE.parent / "speech_demo"  # turns.jsonl.gz and audio/speech-demo/*.ogg (scripts/build_speech_demo.py)
 SPEECH_DEMO_DATASET = "speech-demo"
 # Two simulated reviewers, 10% errors each, both deciding the same quarter of the sample's candidates (the
@@ -75,8 +82,18 @@ class LatestCheckpoint:
         return path
 
 
-# A step: turnlens arguments (str, or LatestCheckpoint resolved when the step runs), or a callable run here.
-Step = list[str | LatestCheckpoint] | Callable[[], object]
+@dataclass(frozen=True)
+class InBackground:
+    """A step that needs no database (it writes a file later steps read): started when the build starts, as a
+    `turnlens` process of its own at the lowest priority, so it runs while the steps before it leave a core idle
+    (on 2 cores a job's child, DuckDB and Python take turns); the build waits for it at its place in the plan."""
+
+    args: tuple[str, ...]
+
+
+# A step: turnlens arguments (str, or LatestCheckpoint resolved when the step runs), a callable run here, or a
+# turnlens command run in the background.
+Step = list[str | LatestCheckpoint] | Callable[[], object] | InBackground
 
 
 def copy_speech_demo_audio(audio_root: Path, source: Path = SPEECH_DEMO) -> int:
@@ -151,16 +168,17 @@ def steps(db: Path, *, rewrites_turns: int, disparity_turns: int, data_dir: Path
     if rewrites_turns:
         log = data_dir / "rewrites-demo.parquet"
         out += [
-            ("rewrites-demo: simulate", ["demo-data", "--turns", str(rewrites_turns), "--seed", "7", "--id-prefix",
-                                         "rw-", "--rephrase", "meaning", "--out", str(log)]),
+            ("rewrites-demo: simulate", InBackground(("demo-data", "--turns", str(rewrites_turns), "--seed", "7",
+                                                      "--id-prefix", "rw-", "--rephrase", "meaning", "--out",
+                                                      str(log)))),
             ("rewrites-demo: ingest", ["ingest", str(log), "--dataset", "rewrites-demo", "--by", "make", *d]),
             ("rewrites-demo: mine", ["mine", "rewrites", "--dataset", "rewrites-demo", *d]),
         ]
     if disparity_turns:
         log = data_dir / "disparity-demo.parquet"
         out += [
-            ("disparity-demo: simulate", ["demo-data", "--turns", str(disparity_turns), "--seed", "7", "--id-prefix",
-                                          "dp-", "--out", str(log)]),
+            ("disparity-demo: simulate", InBackground(("demo-data", "--turns", str(disparity_turns), "--seed", "7",
+                                                       "--id-prefix", "dp-", "--out", str(log)))),
             ("disparity-demo: ingest", ["ingest", str(log), "--dataset", "disparity-demo", "--by", "make", *d]),
             # The report and the voices' layout the Disparity page draws, stored so the page opens at once.
             ("disparity-demo: analyse", ["analyse", "disparity", "--dataset", "disparity-demo", *d]),
@@ -186,6 +204,55 @@ def run_turnlens(argv: list[str]) -> None:
         raise StepFailed(argv, code)
 
 
+def _start_background(args: tuple[str, ...], log: Path) -> subprocess.Popen:
+    nice = ["nice", "-n", "19"] if shutil.which("nice") else []  # below the steps (and their job children)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
+    with log.open("w") as out:
+        return subprocess.Popen([*nice, sys.executable, "-m", "app.cli", *args], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+
+
+def _finish_background(proc: subprocess.Popen, args: tuple[str, ...], log: Path) -> None:
+    """Wait for a background step; print its last line (its progress bars are left out), or, if it failed, what
+    it printed, and raise StepFailed."""
+    code = proc.wait()
+    text = log.read_text(errors="replace")
+    lines = [line for line in re.split(r"[\r\n]+", text) if line.strip()]
+    if code:
+        print(text[-3000:], file=sys.stderr)
+        raise StepFailed(list(args), code)
+    if lines:
+        print(lines[-1])
+
+
+def run_plan(db: Path, plan: list[tuple[str, Step]]) -> dict[str, float]:
+    """Run the steps in order (the InBackground ones started at once, waited for in their place); returns the
+    seconds each took (for a background step: the wait for it). Raises StepFailed at the first failing step."""
+    times: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="turnlens-build-") as logs:
+        background = {name: (_start_background(args.args, Path(logs) / f"{i}.log"), Path(logs) / f"{i}.log")
+                      for i, (name, args) in enumerate(plan) if isinstance(args, InBackground)}
+        try:
+            for i, (name, args) in enumerate(plan, start=1):
+                print(f"[{i}/{len(plan)}] {name}" + (" (running in the background since the start)"
+                                                     if isinstance(args, InBackground) else ""), flush=True)
+                started = time.perf_counter()
+                if isinstance(args, InBackground):
+                    proc, log = background[name]
+                    _finish_background(proc, args.args, log)
+                elif callable(args):
+                    args()
+                else:
+                    run_turnlens([a.resolve(db) if isinstance(a, LatestCheckpoint) else a for a in args])
+                times[name] = round(time.perf_counter() - started, 1)
+        finally:  # a failed step: the background ones still running are stopped
+            for proc, _ in background.values():
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    return times
+
+
 def build(db: Path, *, rewrites_turns: int = 30_000, disparity_turns: int = 200_000, speech_demo: bool = True,
           audio_root: Path | None = None) -> dict[str, float]:
     """Run every step; returns the seconds each took. Raises StepFailed at the first failing step.
@@ -197,17 +264,8 @@ def build(db: Path, *, rewrites_turns: int = 30_000, disparity_turns: int = 200_
     root = Path(audio_root or configured_audio_root()).resolve() if speech_demo else None
     plan = steps(db, rewrites_turns=rewrites_turns, disparity_turns=disparity_turns, data_dir=db.parent,
                  audio_root=root)
-    times: dict[str, float] = {}
     with environment({"TURNLENS_AUDIO_ROOT": str(root)} if root else {}):
-        for i, (name, args) in enumerate(plan, start=1):
-            print(f"[{i}/{len(plan)}] {name}", flush=True)
-            started = time.perf_counter()
-            if callable(args):
-                args()
-            else:
-                run_turnlens([a.resolve(db) if isinstance(a, LatestCheckpoint) else a for a in args])
-            times[name] = round(time.perf_counter() - started, 1)
-    return times
+        return run_plan(db, plan)
 
 
 def main(argv: list[str] | None = None) -> int:

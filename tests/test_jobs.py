@@ -270,3 +270,20 @@ def test_the_disparity_analysis_runs_as_a_job_and_is_stored(tmp_path):
     finally:
         runner.stop()
         conn.close()
+
+
+def test_the_install_compiles_umap_into_the_cache_the_disparity_jobs_read(monkeypatch, tmp_path):
+    """`make install` runs app.jobs.disparity.warm_up, which compiles UMAP with NUMBA_CACHE_DIR set as the
+    analysis jobs set it (app.settings), so make run's first analysis loads the compiled code."""
+    from app.jobs import disparity
+    from app.settings import Settings
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "set")  # so monkeypatch restores it (or its absence) afterwards:
+    monkeypatch.delenv("NUMBA_CACHE_DIR")  # warm_up sets it in this process
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    seen = []
+    monkeypatch.setattr(disparity.cohorts, "warm_up_umap", lambda: seen.append(os.environ["NUMBA_CACHE_DIR"]))
+    disparity.warm_up()
+    assert seen == [str(Settings.from_env().numba_cache)] == [str(tmp_path / "turnlens" / "numba")]
+    install = (Path(registry.__file__).resolve().parents[2] / "Makefile").read_text()
+    assert "python -c 'from app.jobs.disparity import warm_up; warm_up()'" in install

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from analysis.holdout import is_heldout
@@ -77,6 +78,27 @@ def test_a_failing_step_stops_the_build_says_so_and_leaves_the_environment_as_it
     assert seen == [str((tmp_path / "audio").resolve())]
     assert os.environ["TURNLENS_AUDIO_ROOT"] == "/the/users/own"
     assert not Path(str(db) + ".build.json").exists()
+
+
+def test_background_steps_start_with_the_build_are_waited_for_in_place_and_a_failure_stops_it(tmp_path, capsys):
+    """The demo logs are simulated in the background (InBackground): started at once, waited for where they
+    stand in the plan, so the step after one finds its file; one that fails is a StepFailed with its exit code
+    and what it printed, and the steps after it do not run."""
+    out = tmp_path / "demo.parquet"
+    seen = []
+    times = wb.run_plan(tmp_path / "unused.duckdb", [
+        ("first", lambda: seen.append(("first", out.exists()))),
+        ("simulate", wb.InBackground(("demo-data", "--turns", "40", "--seed", "3", "--out", str(out)))),
+        ("after", lambda: seen.append(("after", out.exists())))])
+    assert seen[1] == ("after", True) and list(times) == ["first", "simulate", "after"]
+    assert pq.read_metadata(out).num_rows == 40
+    assert "(running in the background since the start)" in capsys.readouterr().out
+    with pytest.raises(StepFailed) as failed:
+        wb.run_plan(tmp_path / "unused.duckdb", [
+            ("simulate", wb.InBackground(("demo-data", "--turns", "0", "--out", str(tmp_path / "x.parquet")))),
+            ("never", lambda: seen.append("ran on"))])
+    assert failed.value.code == 2 and "ran on" not in seen
+    assert "--turns" in capsys.readouterr().err  # what the command said
 
 
 def test_the_build_trains_scores_and_evaluates_every_family(workbench):

@@ -149,16 +149,29 @@ def _run(inputs, options: dict, _path, progress) -> dict:
                 "seconds": seconds}, "layout": layout}
 
 
-def _layout(snap, embeddings: np.ndarray) -> dict:
-    """The voices' UMAP layout of a snapshot, ready to store."""
+def _use_numba_cache() -> None:
+    """numba reads its cache folder when umap is first imported: the app's (app.settings), so the server, the
+    jobs and the install's warm-up share it."""
     import os
 
-    from analysis.disparity import cohorts
-    from analysis.disparity import snapshot as sn
     from app.settings import Settings
 
-    # numba reads its cache folder when umap is first imported: the app's, so the server and jobs share it.
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Settings.from_env().numba_cache))
+
+
+def warm_up() -> None:
+    """Compile UMAP's numba code into the app's numba cache (about 30 s on 2 cores): `make install` runs it once,
+    so the first disparity analysis (in `make run`'s build, or started from a page) loads the compiled code in
+    about 2 s instead of compiling it."""
+    _use_numba_cache()
+    cohorts.warm_up_umap()
+
+
+def _layout(snap, embeddings: np.ndarray) -> dict:
+    """The voices' UMAP layout of a snapshot, ready to store."""
+    from analysis.disparity import snapshot as sn
+
+    _use_numba_cache()
     started = time.perf_counter()
     xy = cohorts.umap_embedding(embeddings)
     speakers = snap.speakers["speaker_id"].to_numpy(object)[snap.voice_rows]
