@@ -213,9 +213,18 @@ def _start_background(args: tuple[str, ...], log: Path) -> subprocess.Popen:
 
 
 def _finish_background(proc: subprocess.Popen, args: tuple[str, ...], log: Path) -> None:
-    """Wait for a background step; print its last line (its progress bars are left out), or, if it failed, what
-    it printed, and raise StepFailed."""
-    code = proc.wait()
+    """Wait for a background step, showing its latest progress every 0.2 s while it runs (no step is silent for
+    long); then print its last line, or, if it failed, what it printed, and raise StepFailed."""
+    shown = False
+    while proc.poll() is None:
+        lines = [line for line in re.split(r"[\r\n]+", log.read_text(errors="replace")) if line.strip()]
+        if lines:
+            print(f"\r{lines[-1][:120]}", end="", flush=True)
+            shown = True
+        time.sleep(0.2)
+    if shown:
+        print()
+    code = proc.returncode
     text = log.read_text(errors="replace")
     lines = [line for line in re.split(r"[\r\n]+", text) if line.strip()]
     if code:
