@@ -46,9 +46,16 @@ install: $(STAMP)
 # keeping the meaning: rewrites need many repeats of the same requests) and disparity-demo (200,000 turns,
 # 13k speakers: enough to find the simulator's planted worse-served regions).
 # Checkpoints are named after the job ids of the database that trained them (models/<dataset>/<family>/job-N):
-# a new database starts with a new models folder, not the folders of the one it replaces.
+# a new database starts with a new models folder. The one of the database it replaces goes: removed under data/
+# (make's own folder), moved aside anywhere else (DB=... elsewhere may sit beside a models folder of the user's).
+MODELS := $(dir $(DB))models
 $(DB): | $(STAMP)
-	rm -rf $(DB).partial $(dir $(DB))models
+	rm -rf $(DB).partial
+	@if [ -d "$(MODELS)" ]; then \
+	  if [ "$(abspath $(MODELS))" = "$(abspath data/models)" ]; then rm -rf "$(MODELS)"; \
+	  else aside="$(MODELS).replaced-$$(date +%Y%m%d-%H%M%S)"; mv "$(MODELS)" "$$aside"; \
+	    echo "moved the models folder of the database being replaced to $$aside"; fi; \
+	fi
 	$(BIN)/python -m app.workbench --db $(DB).partial
 	mv $(DB).partial $(DB)
 	mv $(DB).partial.build.json $(DB).build.json

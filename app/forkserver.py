@@ -5,9 +5,11 @@ Two use it, each with a server of its own (their imports and environments differ
 (app/isolated_read.py: numpy and pyarrow, reading in a child so that a native crash cannot end the app) and
 the model jobs (app/jobs/launch.py: torch, about 2 s a job saved).
 
-The server is single-threaded when it forks, so forking it is safe (forking the app server, with its threads,
-is not). Not multiprocessing's own fork server: its children re-import the parent's main script, and the
-parent may be any script, Streamlit or a test runner.
+The server runs no threads of its own when it forks, so forking it is safe (forking the app server, with its
+threads, is not); the one thread a server may have is OpenBLAS's pool, once numpy is imported, and OpenBLAS
+stops its threads before a fork (the log reader's server has none: it runs with OPENBLAS_NUM_THREADS=1).
+Not multiprocessing's own fork server: its children re-import the parent's main script, and the parent may be
+any script, Streamlit or a test runner.
 
 `python -m <module> serve` runs a module's server: the module calls serve() with its child function. Requests
 are JSON lines on the server's standard input; the child function runs in the forked child and must end the
@@ -32,15 +34,25 @@ _ROOT = Path(__file__).resolve().parent.parent
 def serve(child: Callable[[dict], None], warm_up: Callable[[], object] | None = None) -> int:
     """The fork server's loop: one JSON request per line on standard input, one forked child per request
     (running child(request)). Ends when standard input closes, that is when the process that started it ends."""
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel: no zombies
     if warm_up is not None:
         warm_up()
+    # After the warm-up (a subprocess it ran must keep its exit status): children are reaped by the kernel, so
+    # no zombies. Ctrl-C in a terminal reaches this process too (same process group): it ends when its parent
+    # does, not with a traceback; children get the default back.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for line in sys.stdin:
         if not line.strip():
             continue
         request = json.loads(line)
-        if os.fork() == 0:
+        try:
+            pid = os.fork()
+        except OSError as exc:  # out of processes or memory: this request gets no child (its parent times out)
+            print(f"fork server ({sys.argv[0]}): could not fork: {exc}", file=sys.stderr, flush=True)
+            continue
+        if pid == 0:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             try:
                 child(request)
             finally:
@@ -59,6 +71,15 @@ class ForkServer:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._pid = os.getpid()
+
+    def running(self) -> bool:
+        """Whether the server this process started is still up."""
+        with self._lock:
+            return self._proc is not None and self._proc.poll() is None and self._pid == os.getpid()
+
+    def exit_code(self) -> int | None:
+        with self._lock:
+            return None if self._proc is None else self._proc.poll()
 
     def submit(self, request: dict) -> None:
         """Ask the server for a child running on request (a JSON object)."""

@@ -29,6 +29,9 @@ def train(intents: list[str], options: dict, out: Path, progress) -> dict:
         raise ValueError("asked to fail")
     if options.get("crash"):  # the streamed family has no such option
         os.kill(os.getpid(), signal.SIGSEGV)  # as a crash in a native library would end the process
+    if options.get("untidy"):  # a library reading standard input, and printing without ending its line
+        sys.stdin.read()
+        print("no newline", end="", flush=True)
     for step in range(options["steps"]):
         progress("working", step, options["steps"])
         time.sleep(options["pause"])
@@ -71,7 +74,8 @@ TOY = register(Family(
              Option("pause", float, 0.0, "seconds per step", low=0, high=10),
              Option("fail", bool, False, "fail while training"),
              Option("fail_after", bool, False, "fail after scoring every turn", actions=("score",)),
-             Option("crash", bool, False, "end the process as a native crash would", actions=("train",))),
+             Option("crash", bool, False, "end the process as a native crash would", actions=("train",)),
+             Option("untidy", bool, False, "read standard input, print without a newline", actions=("train",))),
     read_train=read_train, train=train, read_score=read_score, score=score,
     describe=lambda action, result: f"{action}: {result}",
 ))

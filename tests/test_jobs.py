@@ -124,7 +124,8 @@ def test_job_children_are_forked_from_a_server_with_torch_imported_and_get_the_e
     assert models[0]["parent"] == models[1]["parent"] != os.getpid()  # one server forked both
     assert [m["mark"] for m in models] == [None, "second"]
     assert {m["cwd"] for m in models} == {str(Path(registry.__file__).resolve().parents[2])}
-    # torch's thread pool is the child's own, as in a new interpreter: the server never started one before a fork
+    # torch's thread count is a new interpreter's: the server passes no thread limit to its children (the log
+    # reader's server runs with OMP_NUM_THREADS=1)
     fresh = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
                            capture_output=True, text=True, check=True)
     assert [m["torch_threads"] for m in models] == [int(fresh.stdout)] * 2
@@ -137,6 +138,26 @@ def test_a_job_whose_process_crashes_fails_with_what_the_crash_said_and_writes_n
     assert "Segmentation fault" in view.message  # the child's faulthandler, on its standard error
     assert store_jobs.get_latest_checkpoint(sample, "toy-majority", "s") is None
     assert not list((tmp_path / "models" / "s" / "toy-majority").iterdir())
+
+
+def test_a_job_reading_its_input_or_leaving_a_line_open_still_ends_done(runner):
+    """Standard input of a job that is not streamed is closed (a read ends at once, not in a wait), and output
+    that does not end its line does not hide the child's exit line."""
+    view = runner.wait(runner.submit("toy-majority", "train", "s", {"untidy": True}), timeout=120)
+    assert (view.status, view.message) == ("done", "train: {'turns': 30}")
+
+
+def test_a_fork_server_that_cannot_start_fails_the_job_at_once_saying_so(runner, monkeypatch):
+    from app import forkserver
+    from app.jobs import launch
+
+    monkeypatch.setattr(launch, "_SERVER", forkserver.ForkServer("app.no_such_module"))
+    started = time.monotonic()
+    view = runner.wait(runner.submit("toy-majority", "train", "s"), timeout=120)
+    assert view.status == "failed"
+    assert view.message.startswith("OSError: the jobs' fork server (python -m app.jobs.launch serve) stopped with "
+                                   "exit code 1")
+    assert time.monotonic() - started < launch._CONNECT_SECONDS  # not the whole wait for a child
 
 
 def test_jobs_queue_one_at_a_time_and_can_be_cancelled(runner, sample, tmp_path):

@@ -7,11 +7,14 @@ from a page. The server imports them once (`python -m app.jobs.launch serve`, st
 process); each child is a fork of it.
 
 The child is what `python -m app.jobs.child REQUEST` was (app/jobs/child.py: progress lines on standard
-output, orders on standard input for a streamed score job, its own messages on standard error), with the
-requesting process's environment and working folder. Its standard input and output are a Unix socket to the
-runner; its standard error goes to a file the runner names (with Python's faulthandler, so a native crash says
-where). Its last line says its exit code: the server's children are reaped by the kernel, so no one can wait
-for their status. The server only imports; it runs no torch operation, so it has no thread pools when it forks.
+output, orders on standard input for a streamed score job, its own messages on standard error), in the
+repository's folder, with the requesting process's environment as it is when the job starts. What is read only
+when a library loads or the interpreter starts (OMP_NUM_THREADS, PYTHONPATH, PYTHONHASHSEED, ...) is the
+server's: the environment of the process's first job. Its standard input and output are a Unix socket to the
+runner (a job that is not streamed finds its input closed); its standard error goes to a file the runner names
+(with Python's faulthandler, so a native crash says where). Its last line says its exit code: the server's
+children are reaped by the kernel, so no one can wait for their status. The server only imports; it runs no
+torch operation, so torch has started no thread pool when it forks.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ from __future__ import annotations
 import faulthandler
 import json
 import os
+import select
+import shutil
 import signal
 import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from app import forkserver
@@ -68,8 +74,8 @@ def _child(request: dict) -> None:
 
         traceback.print_exc()
     finally:
-        try:
-            sys.stdout.write(f"{EXIT_TAG}{code}\n")
+        try:  # on a line of its own, even after output that did not end its line
+            sys.stdout.write(f"\n{EXIT_TAG}{code}\n")
             sys.stdout.flush()
             sys.stderr.flush()
         finally:
@@ -148,35 +154,65 @@ class ChildProcess:
         try:
             listener.bind(address)
             listener.listen(1)
-            listener.settimeout(_CONNECT_SECONDS)
             _SERVER.submit({"address": address, "request": str(request), "errors": str(errors),
                             "env": dict(os.environ), "cwd": str(_ROOT)})
+            sock = self._accept(listener)
+        finally:
+            listener.close()
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            self.pid = self._read_pid(sock)
+            if not stdin:  # nothing to read: a library asking for input gets the end of it, not a wait
+                sock.shutdown(socket.SHUT_WR)
+        except BaseException:
+            sock.close()
+            raise
+        # A handle on this very process (Linux): signals never reach another one that took its pid after it ended.
+        try:
+            self._pidfd: int | None = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            self._pidfd = None
+        self._sock = sock
+        self.stdout = _Output(self, sock)
+        self.stdin = _Input(sock) if stdin else None
+
+    @staticmethod
+    def _accept(listener: socket.socket) -> socket.socket:
+        """The child's connection; a server that stopped (it could not import, or died) is said at once."""
+        listener.settimeout(0.5)
+        deadline = time.monotonic() + _CONNECT_SECONDS
+        while True:
             try:
                 sock, _ = listener.accept()
             except TimeoutError:
-                raise OSError(f"no job process started within {_CONNECT_SECONDS:.0f} s") from None
-        finally:
-            listener.close()
-            os.unlink(address)
-            os.rmdir(folder)
-        sock.settimeout(None)
+                if not _SERVER.running():
+                    raise OSError(f"the jobs' fork server (python -m app.jobs.launch serve) stopped with exit code "
+                                  f"{_SERVER.exit_code()}; what it said is on this process's standard error"
+                                  ) from None
+                if time.monotonic() > deadline:
+                    raise OSError(f"no job process started within {_CONNECT_SECONDS:.0f} s") from None
+                continue
+            sock.settimeout(None)
+            return sock
+
+    @staticmethod
+    def _read_pid(sock: socket.socket) -> int:
         first = b""
         while not first.endswith(b"\n"):  # the pid line, read byte by byte: what follows is the job's output
             byte = sock.recv(1)
             if not byte:
                 raise OSError("the job process ended before it started")
             first += byte
-        self.pid = int(json.loads(first)["pid"])
-        self._sock = sock
-        self.stdout = _Output(self, sock)
-        self.stdin = _Input(sock) if stdin else None
+        return int(json.loads(first)["pid"])
 
     def _alive(self) -> bool:
         if self._ended:
             return False
+        if self._pidfd is not None:  # readable once the process has ended
+            return not select.select([self._pidfd], [], [], 0)[0]
         try:
             os.kill(self.pid, 0)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):  # gone (its pid may belong to another user's process now)
             return False
         return True
 
@@ -195,12 +231,20 @@ class ChildProcess:
         return -1 if self.returncode is None else self.returncode
 
     def terminate(self) -> None:
-        if self._alive():
-            try:
+        if not self._alive():
+            return
+        try:
+            if self._pidfd is not None:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGTERM)
+            else:
                 os.kill(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        except (ProcessLookupError, PermissionError):
+            pass
 
+    def __del__(self) -> None:
+        if getattr(self, "_pidfd", None) is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
 
 if __name__ == "__main__":
     sys.exit(serve() if sys.argv[1:] == ["serve"] else 2)

@@ -3,8 +3,8 @@
 The server process owns the database. For each job it reads the family's inputs from the store, hands them to
 a child process (app/jobs/child.py, forked from the jobs' fork server: app/jobs/launch.py) that does the heavy
 work without opening the database, and writes what comes back (a checkpoint moved into place, candidates in
-one transaction, an evaluation row) only when the child succeeded. So a cancelled or failed job writes no partial run, candidates or checkpoint;
-its message is kept in the jobs table.
+one transaction, an evaluation row) only when the child succeeded. So a cancelled or failed job writes no
+partial run, candidates or checkpoint; its message is kept in the jobs table.
 
 Except a streamed score job (a family whose BatchScoring has read_batches): the server reads a batch of whole
 dialogues, the child (started once, the model loaded once) scores it, the server stores its candidates in
