@@ -22,9 +22,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,6 +62,10 @@ def serve(child: Callable[[dict], None], warm_up: Callable[[], object] | None = 
     return 0
 
 
+class ChildNotStarted(OSError):
+    """No child connected back: the fork server stopped, or none came in time (the message says which)."""
+
+
 class ForkServer:
     """A process's fork server for one module (`python -m <module> serve`), started on first use and again if it
     has died (or if this process is a fork of the one that started it). env: variables set for the server on top
@@ -80,6 +86,34 @@ class ForkServer:
     def exit_code(self) -> int | None:
         with self._lock:
             return None if self._proc is None else self._proc.poll()
+
+    def start_child(self, request: dict, address: str, timeout: float) -> socket.socket:
+        """Ask for a child on request and return its connection: a Unix socket is bound at address (a path in a
+        folder the caller owns and removes), the child gets it as request["address"] and connects there first.
+        ChildNotStarted (an OSError) when none connects within timeout seconds, and at once when the server has
+        stopped (it could not import, or died)."""
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(address)
+            listener.listen(1)
+            self.submit({**request, "address": address})
+            listener.settimeout(0.5)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    if not self.running():
+                        raise ChildNotStarted(
+                            f"the fork server (python -m {self._module} serve) stopped with exit code "
+                            f"{self.exit_code()}; what it said is on this process's standard error") from None
+                    if time.monotonic() > deadline:
+                        raise ChildNotStarted(f"no child process started within {timeout:.0f} s") from None
+                    continue
+                conn.settimeout(None)
+                return conn
+        finally:
+            listener.close()
 
     def submit(self, request: dict) -> None:
         """Ask the server for a child running on request (a JSON object)."""

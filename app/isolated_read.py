@@ -122,30 +122,22 @@ def _run_child(paths: list[str], names: list[str], fast: bool, workdir: Path,
                progress: Callable[[int], None] | None, crash: str | None) -> ParsedLog:
     tag = "fast" if fast else "exact"
     address, crash_file, out = workdir / f"{tag}.sock", workdir / f"{tag}.crash", workdir / f"{tag}.arrow"
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    settings = {k: v for k, v in os.environ.items() if k.startswith("TURNLENS_")}
     try:
-        listener.bind(str(address))
-        listener.listen(1)
-        listener.settimeout(_CONNECT_SECONDS)
-        _SERVER.submit({"paths": paths, "names": names, "fast": fast, "out": str(out), "address": str(address),
-                        "crash_file": str(crash_file), "crash": crash,
-                        "settings": {k: v for k, v in os.environ.items() if k.startswith("TURNLENS_")}})
-        try:
-            conn, _ = listener.accept()
-        except TimeoutError:
-            raise _Died(f"no reader started within {_CONNECT_SECONDS:.0f} s") from None
-        final = None
-        with conn, _messages(conn) as lines:
-            conn.settimeout(None)
-            for line in lines:
-                message = json.loads(line)
-                if "progress" in message:
-                    if progress:
-                        progress(message["progress"])
-                else:
-                    final = message
-    finally:
-        listener.close()
+        conn = _SERVER.start_child({"paths": paths, "names": names, "fast": fast, "out": str(out),
+                                    "crash_file": str(crash_file), "crash": crash, "settings": settings},
+                                   str(address), _CONNECT_SECONDS)
+    except forkserver.ChildNotStarted as exc:
+        raise _Died(str(exc)) from None
+    final = None
+    with conn, _messages(conn) as lines:
+        for line in lines:
+            message = json.loads(line)
+            if "progress" in message:
+                if progress:
+                    progress(message["progress"])
+            else:
+                final = message
     if final is None:
         said = crash_file.read_text(errors="replace").strip().splitlines() if crash_file.exists() else []
         raise _Died(said[0] if said else "it ended without a result")

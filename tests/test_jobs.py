@@ -155,8 +155,7 @@ def test_a_fork_server_that_cannot_start_fails_the_job_at_once_saying_so(runner,
     started = time.monotonic()
     view = runner.wait(runner.submit("toy-majority", "train", "s"), timeout=120)
     assert view.status == "failed"
-    assert view.message.startswith("OSError: the jobs' fork server (python -m app.jobs.launch serve) stopped with "
-                                   "exit code 1")
+    assert "the fork server (python -m app.no_such_module serve) stopped with exit code 1" in view.message
     assert time.monotonic() - started < launch._CONNECT_SECONDS  # not the whole wait for a child
 
 

@@ -28,7 +28,6 @@ import signal
 import socket
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from app import forkserver
@@ -149,16 +148,10 @@ class ChildProcess:
         self.returncode: int | None = None
         self._ended = False
         folder = tempfile.mkdtemp(prefix="turnlens-job-")  # short: a socket's path has a length limit
-        address = os.path.join(folder, "child.sock")
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            listener.bind(address)
-            listener.listen(1)
-            _SERVER.submit({"address": address, "request": str(request), "errors": str(errors),
-                            "env": dict(os.environ), "cwd": str(_ROOT)})
-            sock = self._accept(listener)
+            sock = _SERVER.start_child({"request": str(request), "errors": str(errors), "env": dict(os.environ),
+                                        "cwd": str(_ROOT)}, os.path.join(folder, "child.sock"), _CONNECT_SECONDS)
         finally:
-            listener.close()
             shutil.rmtree(folder, ignore_errors=True)
         try:
             self.pid = self._read_pid(sock)
@@ -175,25 +168,6 @@ class ChildProcess:
         self._sock = sock
         self.stdout = _Output(self, sock)
         self.stdin = _Input(sock) if stdin else None
-
-    @staticmethod
-    def _accept(listener: socket.socket) -> socket.socket:
-        """The child's connection; a server that stopped (it could not import, or died) is said at once."""
-        listener.settimeout(0.5)
-        deadline = time.monotonic() + _CONNECT_SECONDS
-        while True:
-            try:
-                sock, _ = listener.accept()
-            except TimeoutError:
-                if not _SERVER.running():
-                    raise OSError(f"the jobs' fork server (python -m app.jobs.launch serve) stopped with exit code "
-                                  f"{_SERVER.exit_code()}; what it said is on this process's standard error"
-                                  ) from None
-                if time.monotonic() > deadline:
-                    raise OSError(f"no job process started within {_CONNECT_SECONDS:.0f} s") from None
-                continue
-            sock.settimeout(None)
-            return sock
 
     @staticmethod
     def _read_pid(sock: socket.socket) -> int:
