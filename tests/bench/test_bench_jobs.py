@@ -57,3 +57,58 @@ def test_review_while_a_job_trains(review_db, tmp_path, monkeypatch):
     rows["ratio_page_p95_busy_to_idle"] = rows["busy_page_p95_ms"] / rows["idle_page_p95_ms"]
     rows["target"] = "busy / idle p95 <= 2"
     report("review-while-training", rows)
+
+
+def _new_interpreter_child(self, job, request, errors, *, stdin=False):
+    """The baseline: how the runner started a job's child before the jobs' fork server (8726232), a new
+    interpreter per job importing torch itself."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.bench.harness import ROOT
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    with open(errors, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "app.jobs.child", str(request)], cwd=str(ROOT), env=env,
+                                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=err, text=True)
+    with self._lock:
+        job.proc = proc
+    self._update(job, stage="starting")
+    return proc
+
+
+def test_job_start_forked_against_a_new_interpreter(tmp_path, monkeypatch):
+    """Wall time of short jobs (score, then evaluate, of failure-points on 400 turns) with the child forked from
+    the jobs' fork server (app/jobs/launch.py) against a new interpreter per child, alternated in the same run.
+    The training job before them started the server (a new interpreter's imports, once per process)."""
+    import statistics
+
+    from tests.helpers import simulated_db
+
+    conn = store.connect(simulated_db(tmp_path / "start.duckdb", n_turns=400, seed=5, dataset="bench"))
+    runner = JobRunner(conn, tmp_path / "models")
+    forked_start = JobRunner._start_child
+    seconds: dict[str, list[float]] = {"forked": [], "new_interpreter": []}
+    try:
+        trained = runner.wait(runner.submit("failure-points", "train", "bench", {"epochs": 2}), timeout=600)
+        assert trained.status == "done", trained.message
+        for _ in range(4):
+            for way in ("forked", "new_interpreter"):
+                monkeypatch.setattr(JobRunner, "_start_child",
+                                    forked_start if way == "forked" else _new_interpreter_child)
+                for action in ("score", "evaluate"):
+                    started = time.perf_counter()
+                    view = runner.wait(runner.submit("failure-points", action, "bench"), timeout=600)
+                    assert view.status == "done", view.message
+                    seconds[way].append(time.perf_counter() - started)
+    finally:
+        runner.stop()
+        conn.close()
+    rows = {"jobs_each_way": len(seconds["forked"]),
+            "new_interpreter_median_s": statistics.median(seconds["new_interpreter"]),
+            "forked_median_s": statistics.median(seconds["forked"])}
+    rows["ratio_forked_to_new_interpreter"] = rows["forked_median_s"] / rows["new_interpreter_median_s"]
+    rows["target"] = "none set: make run's build and jobs started from a page wait less (issue 15, 4 minutes)"
+    report("job-start", rows)
