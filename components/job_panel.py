@@ -40,6 +40,23 @@ def options_form(family: Family, action: str, key: str) -> dict:
     return values
 
 
+def model_choice(runner: JobRunner, family: Family, act, dataset: str, *, key: str) -> str | None:
+    """For an action that uses a trained model, of a family whose models score other datasets: which model, when
+    one trained on another dataset exists (e.g. the rescorer trained on the sample's transcripts, scoring the
+    speech demo's n-best lists). Default: this dataset's newest, else the newest of all. None: the runner's
+    default (this dataset's newest)."""
+    if not act.needs_checkpoint or not family.scores_other_datasets:
+        return None
+    models = runner.checkpoints(family.name)
+    if not models or all(ds == dataset for ds, _, _ in models):
+        return None
+    own = next((i for i, (ds, _, _) in enumerate(models) if ds == dataset), 0)
+    chosen = st.selectbox("model", range(len(models)), index=own, key=key,
+                          format_func=lambda i: f"trained on {models[i][0]} (job #{models[i][1]})",
+                          help="A model trained on another dataset can score this one.")
+    return models[chosen][2]
+
+
 def start_buttons(runner: JobRunner, family: Family, dataset: str, reviewer: str, *, read_only: bool,
                   key: str) -> None:
     """One expander per action: its options and a start button. Starting queues a job (see job_list)."""
@@ -47,10 +64,12 @@ def start_buttons(runner: JobRunner, family: Family, dataset: str, reviewer: str
         action = act.name
         with st.expander(f"{act.verb} · {family.title}", expanded=False):
             values = options_form(family, action, key)
+            checkpoint = model_choice(runner, family, act, dataset, key=f"{key}_{action}_model")
             if st.button(f"{act.verb} on this dataset", key=f"{key}_{action}_go", type="primary",
                          disabled=read_only, help="Runs in the background; you can keep working."):
                 try:
-                    job_id = runner.submit(family.name, action, dataset, values, started_by=reviewer or None)
+                    job_id = runner.submit(family.name, action, dataset, values, started_by=reviewer or None,
+                                           checkpoint=checkpoint)
                 except (JobRefusedError, KeyError) as exc:
                     st.error("The job was not started.")
                     st.text(str(exc))

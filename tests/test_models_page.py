@@ -95,3 +95,34 @@ def test_the_failure_analysis_page_trains_and_scores_its_own_family(tmp_path, mo
     assert next(m for m in at.metric if m.label == "Turns scored").value == "400"
     runner.stop()
     resources.job_runner.clear()
+
+
+def test_a_model_trained_on_another_dataset_scores_this_one_from_the_page(tmp_path, monkeypatch):
+    """A dataset with no model of its own: the score action offers the models trained on other datasets (as the
+    rescorer trained on the sample's transcripts scores the speech demo's n-best lists) and scores with the one
+    chosen."""
+    db = _db(tmp_path, monkeypatch)
+    conn = store.connect(db)
+    turns = [make_turn(f"o{i}", 0, gold_intent="play_music") for i in range(10)]
+    ingest_files(conn, [write_jsonl(tmp_path / "other.jsonl", turns)], dataset="other")
+    conn.close()
+    at = open_app_page("app_pages/models.py")
+    at.button(key="models_toy-majority_train_go").click().run()
+    runner = resources.job_runner(str(db))
+    try:
+        assert runner.wait(runner.views()[0].job_id, timeout=120).status == "done"
+        at.run()
+        assert "models_toy-majority_score_model" not in [s.key for s in at.selectbox]  # only demo's own model
+        at = open_app_page("app_pages/models.py", params={"dataset": "other"})
+        choice = at.selectbox(key="models_toy-majority_score_model")
+        assert choice.options == ["trained on demo (job #1)"]
+        at.button(key="models_toy-majority_score_go").click().run()
+        assert any("queued" in s.value for s in at.success), [e.value for e in at.error] + [t.value for t in at.text]
+        job = runner.views()[0]
+        assert runner.wait(job.job_id, timeout=120).status == "done"
+        demo_model = store_jobs.get_latest_checkpoint(resources.get_connection(str(db)), "toy-majority", "demo")
+        assert runner.view(job.job_id).result["checkpoint"] == demo_model
+        assert store.count_candidates(resources.get_connection(str(db)), "other") == 10
+    finally:
+        runner.stop()
+        resources.job_runner.clear()

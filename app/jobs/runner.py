@@ -173,6 +173,10 @@ class JobRunner:
                 job.proc.terminate()
         return True
 
+    def checkpoints(self, family: str) -> list[tuple[str, int, str]]:
+        """(dataset, job id, checkpoint) of the family's newest model trained on each dataset, newest first."""
+        return store_jobs.list_latest_checkpoints(self._conn, family)
+
     def views(self) -> list[JobView]:
         """The jobs this process knows of (live first, then the latest finished), newest first."""
         with self._lock:

@@ -74,6 +74,15 @@ def get_latest_checkpoint(conn: duckdb.DuckDBPyConnection, family: str, dataset:
     return None if row is None else row[0]
 
 
+def list_latest_checkpoints(conn: duckdb.DuckDBPyConnection, family: str) -> list[tuple[str, int, str]]:
+    """(dataset, job id, checkpoint) of a family's newest finished training job on each dataset, newest first."""
+    return [(d, int(j), c) for d, j, c in conn.cursor().execute("""
+        SELECT dataset, max(job_id) AS job_id, arg_max(json_extract_string(result, '$.checkpoint'), job_id)
+        FROM job_status WHERE family = ? AND action = 'train' AND status = 'done'
+        GROUP BY dataset ORDER BY job_id DESC
+    """, [family]).fetchall()]
+
+
 def get_run_for_checkpoint(conn: duckdb.DuckDBPyConnection, checkpoint: str | None) -> int:
     """The newest model run whose candidates came from this checkpoint (an evaluation belongs to a run)."""
     from pathlib import Path
