@@ -72,6 +72,22 @@ LONGEST_FIRST = (
 )
 
 
+# Libraries that size their thread pools from these variables when they load (PyTorch's intra-op pool, OpenMP,
+# MKL, OpenBLAS). A parallel run has one worker per core already: a worker whose torch also spreads over every
+# core makes the workers fight for the cores, and OpenMP's waiting threads burn the time they fight over. On the
+# 2-core machine the suite on two workers took 13:57 with one thread each against 15:10 without, the same morning
+# (docs/benchmarks.md). Set in the controller, before the workers start, so every worker and every process a test
+# starts (job children, servers) inherits them; a value the user set is kept.
+ONE_THREAD_EACH = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def pytest_configure(config):
+    workers = getattr(config.option, "numprocesses", None)  # pytest-xdist's -n, an int by now ("auto" resolved)
+    if isinstance(workers, int) and workers > 1 and "PYTEST_XDIST_WORKER" not in os.environ:
+        for name in ONE_THREAD_EACH:
+            os.environ.setdefault(name, "1")
+
+
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(LONGEST_FIRST)))
