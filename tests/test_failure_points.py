@@ -141,6 +141,32 @@ def test_ablation_switches_and_unknown_tokens():
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-9)
 
 
+@pytest.mark.parametrize(("layers", "use_text"), [(2, True), (2, False), (1, False), (3, True)])
+def test_scoring_computes_only_the_cls_row_of_the_last_layer_with_the_whole_layers_result(layers, use_text):
+    """Scoring (eval mode) runs the last layer for [CLS] alone; it must give what the whole encoder gives."""
+    import torch
+
+    torch.manual_seed(layers)
+    cfg = fp.FailurePointConfig(layers=layers, use_text=use_text, dropout=0.3)
+    model = fp.build_mixing_encoder(cfg, text_dim=12, vocab_size=40, n_labels=len(fp.LABELS))
+    # train a few steps so the weights are not their initial (partly zero) values
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    text = torch.randn(64, max(len(cfg.text_slots), 1), 12)
+    meta = torch.randint(0, 40, (64, len(cfg.meta_fields)))
+    for _ in range(3):
+        loss = model(text, meta).logsumexp(dim=1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.inference_mode():
+        fast = model(text, meta)
+        whole = model.head(model.norm(model.encoder(model.tokens(text, meta))[:, 0]))
+    assert fast.shape == (64, len(fp.LABELS))
+    torch.testing.assert_close(fast, whole, rtol=1e-5, atol=1e-5)
+    assert not torch.equal(whole[0], whole[1])  # the inputs really differ row by row
+
+
 def test_class_weights():
     w = fp.class_weights(np.array([0, 0, 0, 2]), power=1.0, n_labels=3)
     assert w[1] == 0 and w[2] / w[0] == pytest.approx(3.0) and w[[0, 2]].mean() == pytest.approx(1.0)
