@@ -210,6 +210,26 @@ def test_distributions_are_stored_with_their_candidates(logged, tmp_path):
     assert logged.execute("SELECT count(*) FROM candidate_distributions").fetchone()[0] == 1
 
 
+def test_the_same_proposal_up_to_float_rounding_is_skipped_and_more_is_a_conflict(logged, tmp_path):
+    # the same run scored again (another batch layout, thread count or engine) differs in the last bits
+    store.insert_candidates(logged, read_candidates(write_jsonl(tmp_path / "a.jsonl", [cand(distribution=VECTOR)])))
+    eps = 4e-7  # within ROUNDING (1e-6), and a vector still summing to 1 within check_distribution's 1e-6
+    again = write_jsonl(tmp_path / "b.jsonl", [cand(score=0.7 + eps, distribution={
+        **VECTOR, "weather_query": 0.7 + eps, "music_play": 0.2 - eps})])
+    result = store.insert_candidates(logged, read_candidates(again))
+    assert (result.rows_added, result.rows_already_present, result.distributions_added) == (0, 1, 0)
+    cid, score = logged.execute("SELECT candidate_id, score FROM candidates").fetchone()
+    assert score == 0.7 and store.get_candidate_distribution(logged, cid) == VECTOR  # the stored one is kept
+    for changed in (cand(score=0.7 + 5e-6, distribution={**VECTOR, "weather_query": 0.7 + 5e-6,
+                                                         "music_play": 0.2 - 5e-6}),
+                    cand(distribution={**VECTOR, "music_play": 0.2 + 5e-6, "alarm_set": 0.1 - 5e-6}),
+                    cand(distribution={"weather_query": 0.7, "music_play": 0.2, "timer_set": 0.1})):
+        path = write_jsonl(tmp_path / "c.jsonl", [changed])
+        with pytest.raises(store.IngestConflictError, match="another value, score or distribution"):
+            store.insert_candidates(logged, read_candidates(path))
+    assert store.get_candidate_distribution(logged, cid) == VECTOR
+
+
 def test_a_failing_import_writes_no_distribution(logged, tmp_path):
     # a target that does not exist: nothing, vectors included
     missing = write_jsonl(tmp_path / "a.jsonl", [cand(distribution=VECTOR),

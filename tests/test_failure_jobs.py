@@ -22,6 +22,16 @@ def embed(tmp_path_factory):
     return lambda texts: cache.encode(encoder, texts)
 
 
+def whole_layer_scoring(from_pretrained):
+    """from_pretrained whose model scores through every layer whole, as training does (the pre-66b812c path)."""
+    def load(*args, **kwargs):
+        clf = from_pretrained(*args, **kwargs)
+        m = clf.model
+        m.forward = lambda text, meta: m.head(m.norm(m.encoder(m.tokens(text, meta))[:, 0]))
+        return clf
+    return load
+
+
 @pytest.fixture
 def fdb(db, tmp_path):
     path = tmp_path / "log.jsonl"
@@ -30,7 +40,7 @@ def fdb(db, tmp_path):
     return db
 
 
-def test_train_score_and_review_loop(fdb, tmp_path, embed):
+def test_train_score_and_review_loop(fdb, tmp_path, embed, monkeypatch):
     summary = failure_jobs.train(fdb, "t", tmp_path / "m", config=FailurePointConfig(epochs=2, use_text=True),
                                  embed=embed)
     assert summary["turns"] == 300 and summary["reviewed_labels_used"] == 0
@@ -43,6 +53,17 @@ def test_train_score_and_review_loop(fdb, tmp_path, embed):
     assert all(v >= 0 for v in timings.values()) and timings["text_encoder"] > 0
     again = failure_jobs.score(fdb, "t", tmp_path / "m", embed=embed)
     assert (again.rows_added, again.distributions_added) == (0, 0)  # same checkpoint, same scores: nothing new
+    # Scored by the whole last layer (the code before the [CLS]-row-only scoring): the same run, the numbers
+    # changed in their last bits, so an upgraded turnlens scoring a stored run again must not call it a conflict.
+    monkeypatch.setattr(FailurePointClassifier, "from_pretrained", whole_layer_scoring(
+        FailurePointClassifier.from_pretrained))
+    turns = store.list_turn_records(fdb, "t", production_only=True)
+    stored_text = dict(fdb.execute("SELECT c.target_key, d.distribution FROM candidates c JOIN candidate_distributions "
+                                   "d USING (candidate_id)").fetchall())
+    whole = failure_jobs.candidates(turns, tmp_path / "m", embed=embed).to_pylist()
+    assert any(row["distribution"] != stored_text[row["target_key"]] for row in whole)  # really other bits
+    rescored = failure_jobs.score(fdb, "t", tmp_path / "m", embed=embed)
+    assert (rescored.rows_added, rescored.rows_already_present, rescored.distributions_added) == (0, 300, 0)
     # every candidate keeps the whole vector: all the labels, its value the most likely, its score that probability
     stored = fdb.execute("SELECT c.candidate_id, c.dialogue_id, c.turn_index, c.value, c.score FROM candidates c "
                          "ORDER BY c.dialogue_id, c.turn_index").fetchall()

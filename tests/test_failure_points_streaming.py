@@ -1,5 +1,6 @@
 """Streamed failure-point scoring: batches of whole dialogues read from the store, scored and written in one
-transaction per batch give exactly what scoring the whole log at once gives; the column-wise candidate rows match the
+transaction per batch give what scoring the whole log at once gives (up to float rounding, which the store
+takes for the same proposal); the column-wise candidate rows match the
 row-by-row ones. A deterministic stand-in embedder keeps it fast (no MiniLM)."""
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from app import store
 from app.ingest import ingest_files
 from app.jobs import failure_points as failure_jobs
 from app.store import streaming
+from app.store.candidates import ROUNDING
 
 
 def fake_embed(texts: list[str]) -> np.ndarray:
@@ -65,7 +67,18 @@ def test_batched_scoring_stores_what_unbatched_scoring_stores(tmp_path, log_and_
         results[batch] = stored(conn)
         conn.close()
     assert len(results[20]) == 300
-    assert results[20] == results[10**6]  # the same scores to the last bit, so a rescore never conflicts
+    # The same candidates of the same run; the numbers may differ in their last bits, because the last layer's
+    # [CLS]-row-only kernels round differently for batches of another shape (not so for the whole-layer path)
+    for a, b in zip(results[20], results[10**6], strict=True):
+        assert (a[0], a[1], a[4:]) == (b[0], b[1], b[4:])
+        assert a[2] == pytest.approx(b[2], abs=ROUNDING)
+        assert json.loads(a[3]) == pytest.approx(json.loads(b[3]), abs=ROUNDING)
+    # ... which the store takes for the same proposals: scoring again in other batches stores nothing new
+    conn = store.connect(tmp_path / "20.duckdb")
+    again = failure_jobs.score(conn, "t", model, embed=fake_embed, batch_dialogues=10**6)
+    assert (again.rows_added, again.rows_already_present, again.distributions_added) == (0, 300, 0)
+    assert stored(conn) == results[20]  # the stored numbers are kept
+    conn.close()
 
 
 def test_turn_batches_hold_whole_dialogues_in_order(db, log_and_model):

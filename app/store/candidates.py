@@ -15,6 +15,10 @@ from app.store.connection import _CONFLICT_LIMIT, IngestConflictError, transacti
 
 # How many candidates without a target a refused import lists before "... and more".
 _MISSING_LIMIT = 50
+# Scoring the same model run again can change scores and probabilities in their last bits (another batch
+# layout or thread count, the Ray engine's workers, a faster exact path such as failure points' [CLS]-row-only
+# last layer): a proposal within this of the stored one, label by label, is the same proposal, not a conflict.
+ROUNDING = 1e-6
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,8 @@ def insert_candidates(conn: duckdb.DuckDBPyConnection, candidates: pa.Table) -> 
     and storing each one's probability vector (the optional ``distribution`` column) in the same transaction.
 
     Every target must exist among the stored turns. A proposal already stored (same run, task and target)
-    with the same value, score and distribution is skipped; with a different one, the call fails. Either
+    with the same value, score and distribution (up to ROUNDING in the numbers) is skipped, the stored one
+    kept; with a different one, the call fails. Either
     failure raises IngestConflictError and writes nothing. A missing vector is not a difference: one stored
     before vectors were kept gets its vector now (a new row, nothing updated); an import without vectors
     changes nothing stored. A vector that contradicts its own row raises ValueError (check_distribution).
@@ -103,9 +108,10 @@ def _insert_candidates(cur: duckdb.DuckDBPyConnection, candidates: pa.Table) -> 
         """)
         conflicts = cur.execute("""
             SELECT s.task, s.target_key FROM staged_c s JOIN candidates c USING (run_id, task, target_key)
-            LEFT JOIN candidate_distributions d ON d.candidate_id = c.candidate_id
-            WHERE s.value <> c.value OR s.score <> c.score OR s.distribution <> d.distribution LIMIT ?
-        """, [_CONFLICT_LIMIT]).fetchall()
+            WHERE s.value <> c.value OR abs(s.score - c.score) > ? LIMIT ?
+        """, [ROUNDING, _CONFLICT_LIMIT]).fetchall()
+        if not conflicts:
+            conflicts = _vectors_beyond_rounding(cur)
         if conflicts:
             raise IngestConflictError([f"{task} candidate for target {key} is already stored from the same "
                                        "model run with another value, score or distribution"
@@ -146,6 +152,27 @@ def _insert_candidates(cur: duckdb.DuckDBPyConnection, candidates: pa.Table) -> 
                                      distributions)
     finally:
         cur.unregister("incoming_c")
+
+
+def _vectors_beyond_rounding(cur: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """(task, target_key) of staged candidates whose stored twin (same run, task and target) has a probability
+    vector that differs from theirs by more than ROUNDING in some label, or has other labels (at most
+    _CONFLICT_LIMIT). Compared in Python: only the vectors whose JSON text differs are read, which are none
+    unless the same run is scored again."""
+    differing = cur.execute("""
+        SELECT s.task, s.target_key, s.distribution, d.distribution
+        FROM staged_c s JOIN candidates c USING (run_id, task, target_key)
+        JOIN candidate_distributions d ON d.candidate_id = c.candidate_id
+        WHERE s.distribution <> d.distribution
+    """).fetchall()
+    out = []
+    for task, key, new, stored in differing:
+        a, b = json.loads(new), json.loads(stored)
+        if a.keys() != b.keys() or any(abs(a[label] - b[label]) > ROUNDING for label in a):
+            out.append((task, key))
+            if len(out) == _CONFLICT_LIMIT:
+                break
+    return out
 
 
 def get_candidate_distribution(conn: duckdb.DuckDBPyConnection, candidate_id: int) -> dict[str, float] | None:
