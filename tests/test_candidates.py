@@ -81,6 +81,22 @@ def test_import_is_idempotent_and_conflicts_are_refused(logged, tmp_path):
                      ("rewrite", "pair", "weather")]
 
 
+def test_an_import_finds_the_turns_of_every_dialogue_its_targets_name(logged, tmp_path):
+    # the import reads turns only within its targets' range of dialogue ids: a pair naming a dialogue before its own
+    # (d2 -> d1) and a dialogue target (its first turn's domain) must still be found
+    rewrite = {"task": "rewrite", "value": {"from": "a", "to": "b"}}
+    path = write_jsonl(tmp_path / "a.jsonl", [cand(dialogue_id="d2", other_dialogue_id="d1", other_turn_index=1,
+                                                   **rewrite),
+                                              cand(dialogue_id="d2", turn_index=None, task="goal_success", value=True)])
+    assert store.insert_candidates(logged, read_candidates(path)).rows_added == 2
+    assert logged.execute("SELECT DISTINCT domain FROM candidates").fetchall() == [("music",)]
+    missing = write_jsonl(tmp_path / "b.jsonl", [cand(dialogue_id="d2", other_dialogue_id="d1", other_turn_index=5,
+                                                      **rewrite)])
+    with pytest.raises(store.IngestConflictError, match="no such target"):
+        store.insert_candidates(logged, read_candidates(missing))
+    assert store.count_candidates(logged) == 2
+
+
 def test_parquet_candidates(logged, tmp_path):
     pq.write_table(pa.Table.from_pylist([cand(), cand(turn_index=1, value="x", score=0.1)]), tmp_path / "c.parquet")
     table = read_candidates(tmp_path / "c.parquet")
