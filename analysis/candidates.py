@@ -42,6 +42,22 @@ _TASK_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _FIELDS = ("task", "dialogue_id", "turn_index", "other_dialogue_id", "other_turn_index", "value", "score",
            "distribution", "model_name", "model_version", "model_parameters", "run_at")
 DISTRIBUTION_TOLERANCE = 1e-6
+# Schema metadata key of a candidate table whose producer built every distribution from numbers it checked as
+# check_distribution would (each in [0, 1], each row summing to 1, its value's probability its score) and spelled
+# canonically: the store then does not parse and check them again row by row (17 s per million rows). Set only by
+# code that makes the column itself (analysis.failure_points.scoring.candidate_table), never from a file; its
+# value is checked_mark(table), so a table whose rows, scores or vectors were changed after marking is checked.
+DISTRIBUTIONS_CHECKED = b"turnlens.distributions_checked"
+
+
+def checked_mark(table: pa.Table) -> bytes:
+    """A cheap digest of a candidate table's rows, values, scores and distributions (see DISTRIBUTIONS_CHECKED):
+    not proof against forgery, which only in-process code could attempt, but against a column changed later."""
+    parts = [table.num_rows, pc.sum(table.column("score")).as_py(),
+             pc.sum(pc.binary_length(table.column("value"))).as_py(),
+             pc.sum(pc.binary_length(table.column("distribution"))).as_py(),
+             pc.sum(pc.multiply(pc.binary_length(table.column("distribution")), table.column("score"))).as_py()]
+    return repr(parts).encode()
 
 CANDIDATE_SCHEMA = pa.schema([
     ("task", pa.string()), ("target_kind", pa.string()), ("dialogue_id", pa.string()),

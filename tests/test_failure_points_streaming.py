@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from analysis.candidates import CANDIDATE_SCHEMA, canonical_json, target_key
+from analysis.candidates import CANDIDATE_SCHEMA, DISTRIBUTIONS_CHECKED, canonical_json, checked_mark, target_key
 from analysis.failure_points.model import (
     LABELS,
     FailurePointClassifier,
@@ -25,6 +25,7 @@ from analysis.simulate import load_pool, simulate_turns, write_log
 from app import store
 from app.ingest import ingest_files
 from app.jobs import failure_points as failure_jobs
+from app.store import candidates as store_candidates
 from app.store import streaming
 from app.store.candidates import ROUNDING
 
@@ -135,3 +136,36 @@ def test_candidate_rows_match_the_row_by_row_construction():
     assert distribution_json(odd) == [canonical_json(dict(zip(LABELS, odd[0].tolist(), strict=True)))]
     with pytest.raises(ValueError, match="one row"):
         candidate_table(examples, probs[:3], run)
+
+
+def test_checked_probabilities_mark_the_table_and_the_store_skips_only_an_intact_marks_rows(db, log_and_model,
+                                                                                            monkeypatch):
+    log, model = log_and_model
+    ingest_files(db, [log], dataset="t")
+    turns = store.list_turn_records(db, "t", production_only=True)
+    table = failure_jobs.candidates(turns, model, embed=fake_embed)
+    assert table.schema.metadata[DISTRIBUTIONS_CHECKED] == checked_mark(table)
+    # numbers check_distribution refuses leave the table unmarked, and the store's row check names the row
+    examples, run = build_examples(turns)[:3], ("m", "v", "{}")
+    for bad, message in ((np.nan, "must be a number"), (1.1 / len(LABELS), "sum to 1.1")):
+        probs = np.full((3, len(LABELS)), 1 / len(LABELS))
+        probs[2] = bad
+        unmarked = candidate_table(examples, probs, run)
+        assert DISTRIBUTIONS_CHECKED not in (unmarked.schema.metadata or {})
+        with pytest.raises(ValueError, match=f"candidate row 2 .*{message}"):
+            store.insert_candidates(db, unmarked)
+    checked = []
+    real = store_candidates.check_distribution
+    monkeypatch.setattr(store_candidates, "check_distribution", lambda *a, **k: checked.append(1) or real(*a, **k))
+    # a slice keeps the metadata, but the mark no longer fits the rows: every row is checked
+    assert store.insert_candidates(db, table.slice(0, 100)).rows_added == 100 and len(checked) == 100
+    checked.clear()
+    # a score changed after marking (still a probability, no longer its label's): checked, and refused
+    scores = table.column("score").to_pylist()
+    changed = table.set_column(table.schema.get_field_index("score"), "score",
+                               pa.array([scores[0] - 1e-3] + scores[1:]))
+    with pytest.raises(ValueError, match="candidate row 0 .*but its score is"):
+        store.insert_candidates(db, changed)
+    checked.clear()
+    result = store.insert_candidates(db, table)  # the intact mark: no row parsed again
+    assert checked == [] and (result.rows_added, result.rows_already_present) == (200, 100)

@@ -10,7 +10,13 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from analysis.candidates import CANDIDATE_SCHEMA, canonical_json
+from analysis.candidates import (
+    CANDIDATE_SCHEMA,
+    DISTRIBUTION_TOLERANCE,
+    DISTRIBUTIONS_CHECKED,
+    canonical_json,
+    checked_mark,
+)
 from analysis.failure_points.model import LABELS, Example
 
 TASK = "failure_point"
@@ -55,4 +61,11 @@ def candidate_table(examples: Sequence[Example], probs: np.ndarray, run: tuple[s
         "model_name": same(name), "model_version": same(version), "model_parameters": same(parameters),
         "run_at": pa.nulls(n, CANDIDATE_SCHEMA.field("run_at").type),
     }
-    return pa.Table.from_arrays([columns[f.name] for f in CANDIDATE_SCHEMA], schema=CANDIDATE_SCHEMA)
+    table = pa.Table.from_arrays([columns[f.name] for f in CANDIDATE_SCHEMA], schema=CANDIDATE_SCHEMA)
+    # check_distribution's rules, on the whole array at once: the value is the argmax and the score its
+    # probability by construction. A table that fails is left unmarked, and the store's row-by-row check names
+    # the first bad row.
+    if np.isfinite(probs).all() and ((probs >= 0) & (probs <= 1)).all() and (
+            np.abs(probs.sum(axis=1) - 1) <= DISTRIBUTION_TOLERANCE).all():
+        table = table.replace_schema_metadata({DISTRIBUTIONS_CHECKED: checked_mark(table)})
+    return table
