@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -51,13 +52,22 @@ DISTRIBUTIONS_CHECKED = b"turnlens.distributions_checked"
 
 
 def checked_mark(table: pa.Table) -> bytes:
-    """A cheap digest of a candidate table's rows, values, scores and distributions (see DISTRIBUTIONS_CHECKED):
-    not proof against forgery, which only in-process code could attempt, but against a column changed later."""
-    parts = [table.num_rows, pc.sum(table.column("score")).as_py(),
-             pc.sum(pc.binary_length(table.column("value"))).as_py(),
-             pc.sum(pc.binary_length(table.column("distribution"))).as_py(),
-             pc.sum(pc.multiply(pc.binary_length(table.column("distribution")), table.column("score"))).as_py()]
+    """A cheap digest of a candidate table's values, scores and distributions, row by row (see
+    DISTRIBUTIONS_CHECKED): not proof against forgery, which only in-process code could attempt, but against a
+    column changed, a value swapped or rows reordered after marking. b"" for a table of other column types."""
+    value, score, vectors = (table.column(name) for name in ("value", "score", "distribution"))
+    if not (pa.types.is_string(value.type) and pa.types.is_string(vectors.type)
+            and pa.types.is_float64(score.type)):
+        return b""
+    labels = sorted(pc.unique(pc.drop_null(value)).to_pylist())
+    codes = pc.fill_null(pc.index_in(value, value_set=pa.array(labels, pa.string())), -1).to_numpy()
+    lengths = pc.fill_null(pc.binary_length(vectors), -1).to_numpy()
+    scores = pc.fill_null(score, -1.0).to_numpy()
+    row = np.arange(1, table.num_rows + 1, dtype=np.float64)
+    parts = [table.num_rows, labels, float(scores.sum()), float((codes * scores).sum()), float((codes * row).sum()),
+             float((lengths * scores).sum()), float((lengths * row).sum()), float((scores * row).sum())]
     return repr(parts).encode()
+
 
 CANDIDATE_SCHEMA = pa.schema([
     ("task", pa.string()), ("target_kind", pa.string()), ("dialogue_id", pa.string()),

@@ -166,6 +166,42 @@ def test_checked_probabilities_mark_the_table_and_the_store_skips_only_an_intact
                                pa.array([scores[0] - 1e-3] + scores[1:]))
     with pytest.raises(ValueError, match="candidate row 0 .*but its score is"):
         store.insert_candidates(db, changed)
+    # a value swapped for a label of the same length ("ASR" for "NLU"), or two rows swapped: checked again
+    values = table.column("value").to_pylist()
+    swap = {'"ASR"': '"NLU"', '"NLU"': '"ASR"', '"TTS"': '"ASR"'}
+    i = next(k for k, v in enumerate(values) if k >= 100 and v in swap)
+    relabelled = table.set_column(table.schema.get_field_index("value"), "value",
+                                  pa.array(values[:i] + [swap[values[i]]] + values[i + 1:]))
+    with pytest.raises(ValueError, match=f"candidate row {i} .*has no probability|candidate row {i} .*but its score"):
+        store.insert_candidates(db, relabelled)
+    order = list(range(table.num_rows))
+    order[150], order[151] = order[151], order[150]
+    reordered = table.take(order).replace_schema_metadata(table.schema.metadata)
+    assert checked_mark(reordered) != checked_mark(table)
     checked.clear()
     result = store.insert_candidates(db, table)  # the intact mark: no row parsed again
     assert checked == [] and (result.rows_added, result.rows_already_present) == (200, 100)
+
+
+def test_a_table_of_other_column_types_has_no_mark_and_is_checked_as_before():
+    rows = [{"value": '"ASR"', "score": 0.5, "distribution": None}]
+    untyped = pa.Table.from_pylist(rows)  # an all-null distribution column of Arrow's null type
+    assert checked_mark(untyped) == b""
+    assert store_candidates._checked_distributions(untyped) is untyped  # nothing to check, no error
+    marked = untyped.replace_schema_metadata({DISTRIBUTIONS_CHECKED: b""})
+    assert store_candidates._checked_distributions(marked) is marked
+
+
+def test_the_mark_stays_out_of_the_parquet_parts_an_engine_writes(log_and_model, tmp_path):
+    import pyarrow.fs
+    import pyarrow.parquet as pq
+
+    from app.engines.candidate_parts import write_parts
+
+    log, model = log_and_model
+    turns = [json.loads(line) for line in log.read_text().splitlines()]
+    table = failure_jobs.candidates(turns, model, embed=fake_embed)
+    assert DISTRIBUTIONS_CHECKED in table.schema.metadata
+    (path, rows), = write_parts(table, pyarrow.fs.LocalFileSystem(), str(tmp_path / "out"), {"engine": "test"})
+    meta = pq.read_schema(path).metadata
+    assert rows == 300 and meta[b"turnlens.engine"] == b"test" and DISTRIBUTIONS_CHECKED not in meta

@@ -17,7 +17,7 @@ from collections import defaultdict
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis.candidates import canonical_json
+from analysis.candidates import DISTRIBUTIONS_CHECKED, canonical_json
 
 # The columns of a candidate Parquet file, in its order (analysis/candidates.py's fields).
 FILE_COLUMNS = ("task", "dialogue_id", "turn_index", "other_dialogue_id", "other_turn_index", "value", "score",
@@ -59,7 +59,9 @@ def write_parts(candidates: pa.Table, filesystem, folder: str, provenance: dict[
     written = []
     metadata = {f"{PROVENANCE_PREFIX}{k}": str(v) for k, v in provenance.items()}
     for task, table in by_task(candidates).items():
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+        # (not the scorer's DISTRIBUTIONS_CHECKED mark: a file's vectors are checked again when read)
+        kept = {k: v for k, v in (table.schema.metadata or {}).items() if k != DISTRIBUTIONS_CHECKED}
+        table = table.replace_schema_metadata({**kept, **metadata})
         directory = f"{folder.rstrip('/')}/task={task}"
         filesystem.create_dir(directory, recursive=True)
         path = f"{directory}/part-{uuid.uuid4().hex}.parquet"

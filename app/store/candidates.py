@@ -36,7 +36,8 @@ def _checked_distributions(candidates: pa.Table) -> pa.Table:
     in code (a vector that contradicts its candidate would mislead a reviewer)."""
     if "distribution" not in candidates.column_names:
         return candidates.append_column("distribution", pa.nulls(candidates.num_rows, pa.string()))
-    if (candidates.schema.metadata or {}).get(DISTRIBUTIONS_CHECKED) == checked_mark(candidates):
+    mark = (candidates.schema.metadata or {}).get(DISTRIBUTIONS_CHECKED)
+    if mark and mark == checked_mark(candidates):
         return candidates  # its producer checked the numbers it built them from (analysis.candidates)
     column = candidates.column("distribution")
     if column.null_count == candidates.num_rows:
