@@ -14,6 +14,7 @@ import pytest
 
 from analysis.candidates import CANDIDATE_SCHEMA, DISTRIBUTIONS_CHECKED, canonical_json, checked_mark, target_key
 from analysis.failure_points.model import (
+    FIELDS_READ,
     LABELS,
     FailurePointClassifier,
     FailurePointConfig,
@@ -205,3 +206,18 @@ def test_the_mark_stays_out_of_the_parquet_parts_an_engine_writes(log_and_model,
     (path, rows), = write_parts(table, pyarrow.fs.LocalFileSystem(), str(tmp_path / "out"), {"engine": "test"})
     meta = pq.read_schema(path).metadata
     assert rows == 300 and meta[b"turnlens.engine"] == b"test" and DISTRIBUTIONS_CHECKED not in meta
+
+
+def test_scoring_reads_only_the_fields_the_model_reads_and_builds_the_same_inputs(db, log_and_model):
+    log, _ = log_and_model
+    ingest_files(db, [log], dataset="t")
+    narrow = [t for batch in streaming.iter_turn_records(db, "t", batch_dialogues=7, fields=FIELDS_READ)
+              for t in batch]
+    every = store.list_turn_records(db, "t", production_only=True)
+    assert all(list(t) == list(FIELDS_READ) for t in narrow) and len(narrow) == len(every) == 300
+    # the model's inputs from the narrow records are those from every production field: nothing it reads is left out
+    assert build_examples(narrow) == build_examples(every)
+    for fields, named in ((["asr_text", "nope"], "nope"), (["gold_failure_point"], "gold_failure_point"),
+                          ([], "none given")):
+        with pytest.raises(ValueError, match=named):
+            next(streaming.iter_turn_records(db, "t", fields=fields))

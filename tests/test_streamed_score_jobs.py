@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from analysis.failure_points.model import FIELDS_READ
 from app import store
 from app.ingest import ingest_files
 from app.jobs import common
@@ -130,4 +131,7 @@ def test_the_turn_scoring_families_stream(name):
     from app.jobs import registry
 
     family = registry.get(name)
-    assert family.batch is not None and family.batch.read_batches is common.turn_batches
+    read = family.batch.read_batches if family.batch is not None else None
+    # failure points read only the fields their model reads (FIELDS_READ); the others every production field
+    assert read is common.turn_batches or (name == "failure-points" and read.func is common.turn_batches
+                                           and read.keywords == {"fields": FIELDS_READ})

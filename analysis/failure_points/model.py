@@ -110,6 +110,12 @@ def _cat(value: object) -> str:
     return str(value)
 
 
+# Every field of a turn record that build_examples reads: a store may hand it records of these alone.
+FIELDS_READ = ("dialogue_id", "turn_index", "timestamp", "asr_text", "response_text", "asr_confidence",
+               "nlu_confidence", "nlu_intent", "nlu_alt_intent", "nlu_domain", "er_status", "response_status",
+               "tts_status", "barge_in", "user_feedback", "device_type")
+
+
 def build_examples(turns: Iterable[dict], *, following: int = 2) -> list[Example]:
     """One Example per turn, sorted by (dialogue_id, turn_index).
 
@@ -627,7 +633,8 @@ class RuleCascadeBaseline:
 
 
 __all__ = [
-    "LABELS", "VERSION", "META_FIELDS", "TEXT_SLOTS", "Example", "FailurePointConfig", "FailurePointClassifier",
+    "FIELDS_READ", "LABELS", "VERSION", "META_FIELDS", "TEXT_SLOTS", "Example", "FailurePointConfig",
+    "FailurePointClassifier",
     "MajorityBaseline", "TextLinearBaseline", "RuleCascadeBaseline", "build_examples", "gold_labels",
     "embed_texts", "data_fingerprint", "class_weights", "confidence_bucket", "gap_bucket", "build_mixing_encoder",
 ]

@@ -150,16 +150,17 @@ def reads(jobs_module: str):
 SCORE_BATCH_DIALOGUES = 8_000
 
 
-def turn_batches(conn, dataset: str, options: dict) -> tuple[int, Iterator[list[dict]]]:
+def turn_batches(conn, dataset: str, options: dict, *, fields=None) -> tuple[int, Iterator[list[dict]]]:
     """BatchScoring.read_batches for a family whose score inputs are the dataset's turn records (production
-    fields only): whole dialogues, SCORE_BATCH_DIALOGUES at a time, in the order of list_turn_records."""
+    fields only; with fields, just those): whole dialogues, SCORE_BATCH_DIALOGUES at a time, in the order of
+    list_turn_records."""
     from app import store
     from app.store import streaming
 
     total = store.count_turns(conn, dataset)
     if not total:
         raise ValueError(f"dataset {dataset!r} has no turns to score (ingest a log into it first)")
-    return total, streaming.iter_turn_records(conn, dataset, batch_dialogues=SCORE_BATCH_DIALOGUES)
+    return total, streaming.iter_turn_records(conn, dataset, batch_dialogues=SCORE_BATCH_DIALOGUES, fields=fields)
 
 
 def stages(progress):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -14,6 +15,7 @@ import pyarrow as pa
 
 from analysis.candidates import canonical_json
 from analysis.failure_points.model import (
+    FIELDS_READ,
     LABEL_INDEX,
     LABELS,
     FailurePointClassifier,
@@ -155,7 +157,8 @@ def score(conn: duckdb.DuckDBPyConnection, dataset: str, model_dir: Path, *, emb
 
     def scored_batches():
         done = 0
-        turns_batches = store_streaming.iter_turn_records(conn, dataset, batch_dialogues=batch_dialogues)
+        turns_batches = store_streaming.iter_turn_records(conn, dataset, batch_dialogues=batch_dialogues,
+                                                          fields=FIELDS_READ)
         while True:
             start = clock()
             turns = next(turns_batches, None)
@@ -194,7 +197,9 @@ def _fp_score(loaded: LoadedModel, turns: list[dict], options: dict, progress=No
     return candidates_from(loaded, turns, progress=progress)
 
 
-BATCH = BatchScoring(load=load, score=_fp_score, whole_dialogues=True, read_batches=turn_batches)
+# (the server reads only the fields the model reads: a third of the time of reading every production field)
+BATCH = BatchScoring(load=load, score=_fp_score, whole_dialogues=True,
+                     read_batches=partial(turn_batches, fields=FIELDS_READ))
 
 
 _TEXT_DROPOUT = 0.3  # the best text dropout on validation

@@ -9,6 +9,7 @@ with its reason.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from analysis import wer_normalise
@@ -52,6 +53,16 @@ PRODUCTION_COLUMNS = [c for c in V1_COLUMNS
                       if not c.startswith("gold_") and c not in ("reference_text", "speaker_embedding")]
 RECORD_COLUMNS = ", ".join(V1_COLUMNS)
 PRODUCTION_RECORD_COLUMNS = ", ".join(PRODUCTION_COLUMNS)
+
+
+def production_columns(fields: Iterable[str]) -> str:
+    """A column list of production fields for a SELECT: each name checked against PRODUCTION_COLUMNS (so only a
+    known column name is ever spliced, never a value); ValueError names one that is not."""
+    fields = list(fields)
+    unknown = [f for f in fields if f not in PRODUCTION_COLUMNS]
+    if unknown or not fields:
+        raise ValueError(f"not production fields of the log format: {unknown or 'none given'}")
+    return ", ".join(fields)
 
 
 

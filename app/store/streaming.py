@@ -3,7 +3,7 @@ turn records a batch of whole dialogues at a time, and candidate batches written
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -13,11 +13,15 @@ from app.store.candidates import CandidateImportResult, insert_candidates
 
 
 def iter_turn_records(conn: duckdb.DuckDBPyConnection, dataset: str, *, batch_dialogues: int = 10_000,
-                      production_only: bool = True) -> Iterator[list[dict]]:
+                      production_only: bool = True, fields: Sequence[str] | None = None) -> Iterator[list[dict]]:
     """The records of list_turn_records, in the same (dialogue_id, turn_index) order, as lists of the turns of
     at most batch_dialogues whole dialogues (a model reading a turn's following turns never sees a dialogue
-    cut)."""
-    columns = sql.PRODUCTION_RECORD_COLUMNS if production_only else sql.RECORD_COLUMNS
+    cut). fields: only these production fields in each record (a model that reads a few of them is spared
+    turning the others into Python objects: 20 s of a million turns' 26)."""
+    if fields is not None:
+        columns = sql.production_columns(fields)
+    else:
+        columns = sql.PRODUCTION_RECORD_COLUMNS if production_only else sql.RECORD_COLUMNS
     return iter_dialogue_pages(conn, dataset, columns=columns, batch_dialogues=batch_dialogues)
 
 
