@@ -30,7 +30,7 @@ def main() -> int:
 
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    cfg = FailurePointConfig()
+    cfg = FailurePointConfig(layers=2)  # the mixing encoder docs/scale.md measured (the default until 2026-12-07)
     n_meta, batch, n = len(cfg.meta_fields), int(os.environ.get("B", 1024)), 65_536
     model = build_mixing_encoder(cfg, text_dim=384, vocab_size=400, n_labels=6).eval()
     text, meta = torch.zeros(n, 0, 384), torch.randint(0, 400, (n, n_meta))

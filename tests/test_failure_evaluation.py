@@ -42,6 +42,19 @@ def test_committed_report_chose_its_configuration_on_validation_only():
     assert ev.MAIN in {m["name"] for m in results["models"]}
 
 
+def test_candidates_include_a_one_layer_model_and_the_ablations_the_other_depth():
+    ev = _script()
+    reference = fp.FailurePointConfig(use_text=True, layers=2)
+    candidates = ev.candidate_configs(reference)
+    assert candidates["no text, 1 encoder layer"] == fp.FailurePointConfig(use_text=False, layers=1)
+    assert candidates["no text"].layers == 2
+    one, _ = ev.ablation_configs(fp.FailurePointConfig(layers=1), reference)
+    assert one["ablation: 2 encoder layers"] == fp.FailurePointConfig(layers=2)
+    two, _ = ev.ablation_configs(fp.FailurePointConfig(layers=2), reference)
+    assert two["ablation: 1 encoder layer"] == fp.FailurePointConfig(layers=1)
+    assert "ablation: 2 encoder layers" not in two
+
+
 def test_dev_pool_split_is_disjoint_by_utterance_and_covers_the_pool():
     pool = load_pool()
     fit, val = split_dev_pool(pool)
@@ -99,6 +112,8 @@ def test_evaluation_command_reproduces_its_reported_metrics(tmp_path, capsys):
     names = [m["name"] for m in results["models"]]
     assert names[0] == ev.MAIN and sum(n.startswith("baseline") for n in names) == 3
     assert "ablation: no following turns" in names and ev.CONF_ABLATION in names
+    chosen_layers = results["config"]["layers"]
+    assert ev.depth_ablation(2 if chosen_layers == 1 else chosen_layers - 1) in names
     assert results["data"]["eval"]["turns"] == 300 and results["data"]["train"]["turns"] == 500
     main = results["models"][0]["real"]
     assert sum(c["support"] for c in main["classes"]) == results["data"]["eval"]["real_rows"]
