@@ -141,30 +141,75 @@ def test_ablation_switches_and_unknown_tokens():
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-9)
 
 
-@pytest.mark.parametrize(("layers", "use_text"), [(2, True), (2, False), (1, False), (3, True)])
-def test_scoring_computes_only_the_cls_row_of_the_last_layer_with_the_whole_layers_result(layers, use_text):
-    """Scoring (eval mode) runs the last layer for [CLS] alone; it must give what the whole encoder gives."""
+def _trained_a_little(model, text, meta, steps=3):
+    """A few SGD steps, so the weights are not their initial (partly zero) values; returns the model in eval."""
     import torch
 
-    torch.manual_seed(layers)
-    cfg = fp.FailurePointConfig(layers=layers, use_text=use_text, dropout=0.3)
-    model = fp.build_mixing_encoder(cfg, text_dim=12, vocab_size=40, n_labels=len(fp.LABELS))
-    # train a few steps so the weights are not their initial (partly zero) values
+    model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    text = torch.randn(64, max(len(cfg.text_slots), 1), 12)
-    meta = torch.randint(0, 40, (64, len(cfg.meta_fields)))
-    for _ in range(3):
+    for _ in range(steps):
         loss = model(text, meta).logsumexp(dim=1).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
-    model.eval()
+    return model.eval()
+
+
+def _fast_and_whole(model, text, meta):
+    import torch
+
     with torch.inference_mode():
-        fast = model(text, meta)
-        whole = model.head(model.norm(model.encoder(model.tokens(text, meta))[:, 0]))
+        return model(text, meta), model.head(model.norm(model.encoder(model.tokens(text, meta))[:, 0]))
+
+
+@pytest.mark.parametrize(("layers", "use_text", "extra"), [
+    (2, True, {}), (2, False, {}), (1, False, {}), (3, True, {}),
+    # one layer: scored from lookup tables (with text tokens computed beside them, or metadata alone)
+    (1, True, {}), (1, False, {"hidden": 64, "heads": 2}), (1, True, {"use_following": False,
+                                                                       "use_confidences": False}),
+    (1, True, {"use_metadata": False}),  # no metadata tokens: the plain [CLS]-row path
+])
+def test_scoring_computes_only_the_cls_row_of_the_last_layer_with_the_whole_layers_result(layers, use_text, extra):
+    """Scoring (eval mode) runs the last layer for [CLS] alone (a one-layer encoder from lookup tables); it must
+    give what the whole encoder gives."""
+    import torch
+
+    torch.manual_seed(layers)
+    cfg = fp.FailurePointConfig(layers=layers, use_text=use_text, dropout=0.3, **extra)
+    model = fp.build_mixing_encoder(cfg, text_dim=12, vocab_size=40, n_labels=len(fp.LABELS))
+    text = torch.randn(64, max(len(cfg.text_slots), 1), 12)
+    meta = torch.randint(0, 40, (64, max(len(cfg.meta_fields), 1)))
+    fast, whole = _fast_and_whole(_trained_a_little(model, text, meta), text, meta)
     assert fast.shape == (64, len(fp.LABELS))
     torch.testing.assert_close(fast, whole, rtol=1e-5, atol=1e-5)
     assert not torch.equal(whole[0], whole[1])  # the inputs really differ row by row
+
+
+def test_one_layer_lookup_tables_follow_the_weights_and_the_size_limit(monkeypatch):
+    """The tables of a one-layer encoder are made again after a training step and after load_state_dict, and a
+    vocabulary beyond TABLE_ROWS_MAX is scored the plain way, with the same result."""
+    import torch
+
+    torch.manual_seed(0)
+    cfg = fp.FailurePointConfig(layers=1, use_text=True, dropout=0.3)
+    model = fp.build_mixing_encoder(cfg, text_dim=12, vocab_size=40, n_labels=len(fp.LABELS))
+    text = torch.randn(32, len(cfg.text_slots), 12)
+    meta = torch.randint(0, 40, (32, len(cfg.meta_fields)))
+    before, _ = _fast_and_whole(_trained_a_little(model, text, meta), text, meta)
+    fast, whole = _fast_and_whole(_trained_a_little(model, text, meta, steps=1), text, meta)
+    assert not torch.allclose(fast, before, atol=1e-3)  # the step changed the model...
+    torch.testing.assert_close(fast, whole, rtol=1e-5, atol=1e-5)  # ...and the tables followed it
+    other = fp.build_mixing_encoder(cfg, text_dim=12, vocab_size=40, n_labels=len(fp.LABELS))
+    model.load_state_dict(_trained_a_little(other, text, meta).state_dict())
+    fast, whole = _fast_and_whole(model, text, meta)
+    torch.testing.assert_close(fast, whole, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast, _fast_and_whole(other, text, meta)[0], rtol=1e-5, atol=1e-5)
+    calls = []
+    monkeypatch.setattr(type(model), "_only_layer_cls_row", lambda self, *a: calls.append(1))
+    monkeypatch.setattr(fp, "TABLE_ROWS_MAX", 40 * len(cfg.meta_fields) - 1)
+    plain, whole = _fast_and_whole(model, text, meta)
+    assert not calls
+    torch.testing.assert_close(plain, whole, rtol=1e-5, atol=1e-5)
 
 
 def test_class_weights():

@@ -52,6 +52,9 @@ CONFIDENCE_FIELDS = frozenset({"asr_conf", "nlu_conf"})
 # Gap to the next request, seconds: upper bounds of the buckets (a quick retry is evidence of a defect).
 GAP_BOUNDS = (3.0, 5.0, 10.0, 20.0, 60.0)
 UNK = "<unk>"
+# Rows (fields x vocabulary) up to which a one-layer encoder scores from lookup tables (MixingEncoder._tables):
+# 262,144 rows of 132 floats is about 140 MB; a larger vocabulary is scored the plain way.
+TABLE_ROWS_MAX = 1 << 18
 
 Embed = Callable[[list[str]], np.ndarray]
 Progress = Callable[[int, int], None]
@@ -347,10 +350,65 @@ def build_mixing_encoder(config: FailurePointConfig, *, text_dim: int, vocab_siz
             # Scoring reads only the [CLS] position of the last layer, so that layer computes only that row: the
             # keys and values of every token, the query, attention, feed-forward and residuals of [CLS] alone.
             # The same function as the whole layer (equal up to float rounding), about a third less work.
+            # A one-layer encoder (the default) goes further: it looks up what depends only on the weights.
             *first, last = self.encoder.layers
+            if not first and self.n_meta and len(self.meta_emb.weight) * self.n_meta <= TABLE_ROWS_MAX:
+                return self.head(self.norm(self._only_layer_cls_row(text, meta)))
             for layer in first:
                 x = layer(x)
             return self.head(self.norm(_cls_row_of_layer(last, x)))
+
+        def _only_layer_cls_row(self, text, meta):
+            """_cls_row_of_layer(layer, self.tokens(text, meta)) of a one-layer encoder. There the [CLS] token and
+            each metadata token enter the layer as constants of the weights (a metadata token is its value's
+            embedding plus its field's), so [CLS]'s query and the attention logit and value of [CLS] and of every
+            (field, value) are looked up in tables made once per set of weights (_tables): per turn, only the
+            text tokens' keys and values, the softmax and [CLS]'s feed-forward are computed."""
+            layer = self.encoder.layers[0]
+            attn = layer.self_attn
+            n, h, heads = meta.shape[0], attn.embed_dim, attn.num_heads
+            query, cls_logit, cls_value, meta_logits, meta_values = self._tables()
+            logits, values = [cls_logit.expand(n, 1, heads)], [cls_value.expand(n, 1, h)]
+            if self.n_text:
+                keys, text_values = _keys_and_values(layer, self.text_proj(text) + self.slot_emb)
+                logits.append(torch.einsum("nshd,hd->nsh", keys.view(n, self.n_text, heads, -1), query))
+                values.append(text_values)
+            rows = meta + self.field_offsets  # (n, fields): each token's row in the tables
+            logits.append(meta_logits[rows])
+            values.append(meta_values[rows])
+            weights = torch.softmax(torch.cat(logits, 1), dim=1)  # (n, tokens, heads)
+            mixed = torch.einsum("nth,nthd->nhd", weights, torch.cat(values, 1).view(n, weights.shape[1], heads, -1))
+            row = self.cls[:, 0] + attn.out_proj(mixed.reshape(n, h))
+            return row + layer.linear2(layer.activation(layer.linear1(layer.norm2(row))))
+
+        def _tables(self):
+            """(query, cls_logit, cls_value, meta_logits, meta_values) of _only_layer_cls_row, made again whenever
+            a parameter changed (a training step or load_state_dict bumps its version). The query is per head and
+            scaled as the attention scales it; meta rows are field * vocabulary size + value id."""
+            key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+            if getattr(self, "_tables_key", None) != key:
+                # plain tensors even when first called under inference_mode: the tables outlive that call
+                with torch.inference_mode(False), torch.no_grad():
+                    layer = self.encoder.layers[0]
+                    heads, h = layer.self_attn.num_heads, self.cls.shape[-1]
+                    w_q, b_q = layer.self_attn.in_proj_weight[:h], layer.self_attn.in_proj_bias[:h]
+                    query = torch.nn.functional.linear(layer.norm1(self.cls[0, 0]), w_q, b_q)
+                    query = query.view(heads, -1) / math.sqrt(h // heads)
+                    tokens = (self.meta_emb.weight.unsqueeze(0) + self.field_emb[0, :self.n_meta].unsqueeze(1))
+                    keys, values = _keys_and_values(layer, torch.cat([self.cls[0], tokens.reshape(-1, h)]))
+                    logits = torch.einsum("rhd,hd->rh", keys.view(len(keys), heads, -1), query)
+                    self._tables_value = (query, logits[:1], values[:1], logits[1:], values[1:])
+                    self.field_offsets = torch.arange(self.n_meta) * len(self.meta_emb.weight)
+                self._tables_key = key
+            return self._tables_value
+
+    def _keys_and_values(layer, x):
+        """The attention's keys and values of the (already embedded) tokens x: norm1, then in_proj's key and
+        value parts."""
+        _, w_k, w_v = layer.self_attn.in_proj_weight.chunk(3)
+        _, b_k, b_v = layer.self_attn.in_proj_bias.chunk(3)
+        x = layer.norm1(x)
+        return torch.nn.functional.linear(x, w_k, b_k), torch.nn.functional.linear(x, w_v, b_v)
 
     def _cls_row_of_layer(layer, x):
         """Row 0 of a pre-norm (norm_first) TransformerEncoderLayer's output in eval mode (dropout off):

@@ -48,14 +48,20 @@ def child(code_root, *args) -> dict | None:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    """A failure-point model trained with text: the slowest configuration, the one that embeds every turn's
-    texts."""
+    """A failure-point model trained with text and two encoder layers: the slowest configuration, the one that
+    embeds every turn's texts (and the one every run of this bench since issue 22 measured)."""
+    return _checkpoint(tmp_path_factory, FailurePointConfig(epochs=2, use_text=True, layers=2))
+
+
+def _checkpoint(tmp_path_factory, config: FailurePointConfig):
+    """A checkpoint of config trained for 2 epochs on 3,000 simulated turns (the rate does not depend on how
+    well it learned)."""
     folder = tmp_path_factory.mktemp("fp-checkpoint")
     encoder = TextEncoder.load(threads=2)
     train = list(simulate_turns(load_pool(), n_turns=3000, seed=5, id_prefix="T"))
     examples = build_examples(train)
     cache = EmbeddingCache(folder / "cache-train")
-    FailurePointClassifier(FailurePointConfig(epochs=2, use_text=True)).fit(
+    FailurePointClassifier(config).fit(
         examples, gold_labels(train, examples), embed=lambda t: cache.encode(encoder, t)
     ).save_pretrained(folder / "ckpt")
     return folder / "ckpt"
@@ -87,6 +93,30 @@ def test_scoring_memory_and_rate_cold_cache(tmp_path, big_log, checkpoint):
     rows["target_peak_ratio (2 GB / measured)"] = 2.0 / rows["now_peak_rss_gb"]
     rows["target_rate_ratio (measured / 10,000 turns/s)"] = rows["now_turns_per_s"] / 10_000
     report("failure_points_memory", rows)
+
+
+def test_default_configuration_scoring_rate_cold_cache(tmp_path_factory, tmp_path, big_log):
+    """The family's chosen configuration (FailurePointConfig(): no text, one encoder layer; chosen on dev-split
+    validation, docs/results/failure-points.md) against the previous one (no text, two layers), both scored by
+    this code in the same run, each into a fresh database with an empty cache."""
+    default = FailurePointConfig(epochs=2)
+    assert not default.use_text and default.layers == 1, "the bench measures the defaults the report chose"
+    models = {"two_layers": FailurePointConfig(epochs=2, layers=2), "default": default}
+    rows: dict[str, object] = {}
+    for name, config in models.items():
+        ckpt = _checkpoint(tmp_path_factory, config)
+        db = tmp_path / f"db-{name}" / "bench.duckdb"
+        db.parent.mkdir()
+        child(ROOT, "ingest", "--db", db, "--log", big_log)
+        run = child(ROOT, "score", "--db", db, "--ckpt", ckpt, "--cache", tmp_path / f"cache-{name}")
+        assert run["turns"] == TURNS
+        rows.update({f"{name}_seconds": run["seconds"], f"{name}_turns_per_s": run["turns"] / run["seconds"],
+                     f"{name}_peak_rss_gb": run["peak_rss_mb"] / 1e3,
+                     **{f"{name}_share_{k}": v / run["seconds"] for k, v in run["timings"].items()}})
+    rows["default / two_layers time ratio"] = rows["default_seconds"] / rows["two_layers_seconds"]
+    rows["target_rate_ratio (default / 10,000 turns/s)"] = rows["default_turns_per_s"] / 10_000
+    rows["target_peak_ratio (2 GB / default peak)"] = 2.0 / rows["default_peak_rss_gb"]
+    report("failure_points_default_rate", rows)
 
 
 # The score job's code before it streamed (issue 22 item 3): the server read every turn, the child scored them as
