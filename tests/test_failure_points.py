@@ -179,10 +179,15 @@ def test_scoring_computes_only_the_cls_row_of_the_last_layer_with_the_whole_laye
     model = fp.build_mixing_encoder(cfg, text_dim=12, vocab_size=40, n_labels=len(fp.LABELS))
     text = torch.randn(64, max(len(cfg.text_slots), 1), 12)
     meta = torch.randint(0, 40, (64, max(len(cfg.meta_fields), 1)))
-    fast, whole = _fast_and_whole(_trained_a_little(model, text, meta), text, meta)
+    _trained_a_little(model, text, meta)
+    table_calls = []
+    looked_up = type(model)._only_layer_cls_row
+    model._only_layer_cls_row = lambda *a: table_calls.append(1) or looked_up(model, *a)
+    fast, whole = _fast_and_whole(model, text, meta)
     assert fast.shape == (64, len(fp.LABELS))
     torch.testing.assert_close(fast, whole, rtol=1e-5, atol=1e-5)
     assert not torch.equal(whole[0], whole[1])  # the inputs really differ row by row
+    assert bool(table_calls) == (layers == 1 and cfg.use_metadata)  # the path meant for it was the one taken
 
 
 def test_one_layer_lookup_tables_follow_the_weights_and_the_size_limit(monkeypatch):
@@ -204,6 +209,16 @@ def test_one_layer_lookup_tables_follow_the_weights_and_the_size_limit(monkeypat
     fast, whole = _fast_and_whole(model, text, meta)
     torch.testing.assert_close(fast, whole, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(fast, _fast_and_whole(other, text, meta)[0], rtol=1e-5, atol=1e-5)
+    # with gradients on (eval mode, outside no_grad) the plain path runs, so every weight gets its gradient
+    model.zero_grad()
+    model(text, meta).sum().backward()
+    assert all(p.grad is not None for p in (model.meta_emb.weight, model.field_emb, model.cls))
+    with torch.inference_mode():
+        assert model(text[:0], meta[:0]).shape == (0, len(fp.LABELS))
+        past = meta.clone()
+        past[:, 0] = 40  # one past the vocabulary, in the first field: the tables' row of the second field's id 0
+        with pytest.raises(IndexError):
+            model(text, past)
     calls = []
     monkeypatch.setattr(type(model), "_only_layer_cls_row", lambda self, *a: calls.append(1))
     monkeypatch.setattr(fp, "TABLE_ROWS_MAX", 40 * len(cfg.meta_fields) - 1)

@@ -72,7 +72,7 @@ def candidate_configs(reference: fp.FailurePointConfig) -> dict[str, fp.FailureP
     """The configurations compared on validation: the reference, two text-dropout rates, half the epochs,
     and no text at all (the last three all ask whether the model over-fits the training utterances), and no text
     with one encoder layer instead of two (scoring computes only the [CLS] row of the last layer, so one layer
-    costs about a third of two: issue 22's scoring rate)."""
+    costs well under half of two: issue 22's scoring rate)."""
     return {
         f"reference ({reference.epochs} epochs, no text dropout)": reference,
         "text dropout 0.3": replace(reference, text_dropout=0.3),
@@ -99,7 +99,9 @@ def ablation_configs(chosen: fp.FailurePointConfig, best_with_text: fp.FailurePo
         notes.append("The chosen configuration reads no text (the validation table: every text-reading candidate "
                      "scored lower). So 'no text' is the main model itself; the rows 'with text' (the best "
                      "text-reading candidate on validation) and 'no metadata (text only)' show on the evaluation "
-                     "split what the text adds and what it carries alone. They were not used to choose anything.")
+                     "split what the text adds and what it carries alone (with that candidate's own depth, "
+                     f"{best_with_text.layers} encoder layer{'s' if best_with_text.layers > 1 else ''}). They "
+                     "were not used to choose anything.")
     out[CONF_ABLATION] = replace(chosen, use_confidences=False)
     # Depth: what a second layer adds on the evaluation split (or what the chosen depth's last layer adds).
     other_depth = 2 if chosen.layers == 1 else chosen.layers - 1

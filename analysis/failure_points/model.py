@@ -52,8 +52,9 @@ CONFIDENCE_FIELDS = frozenset({"asr_conf", "nlu_conf"})
 # Gap to the next request, seconds: upper bounds of the buckets (a quick retry is evidence of a defect).
 GAP_BOUNDS = (3.0, 5.0, 10.0, 20.0, 60.0)
 UNK = "<unk>"
-# Rows (fields x vocabulary) up to which a one-layer encoder scores from lookup tables (MixingEncoder._tables):
-# 262,144 rows of 132 floats is about 140 MB; a larger vocabulary is scored the plain way.
+# Rows (metadata fields x vocabulary: the vocabulary is shared by the fields, so most rows go unused) up to which
+# a one-layer encoder scores from lookup tables (MixingEncoder._tables): 262,144 rows of hidden + heads floats are
+# about 140 MB at the default width; a larger vocabulary is scored the plain way.
 TABLE_ROWS_MAX = 1 << 18
 
 Embed = Callable[[list[str]], np.ndarray]
@@ -260,7 +261,7 @@ class FailurePointConfig:
 
     hidden: int = 128
     # One layer, chosen on dev-split validation (docs/results/failure-points.md): it scored as well as two
-    # there, and scoring (which computes only the [CLS] row of the last layer) costs about a third.
+    # there (the difference is within the run-to-run spread), and scoring it costs well under half as much.
     layers: int = 1
     heads: int = 4
     dropout: float = 0.1
@@ -344,16 +345,19 @@ def build_mixing_encoder(config: FailurePointConfig, *, text_dim: int, vocab_siz
             return torch.cat(parts, dim=1)
 
         def forward(self, text, meta):
-            x = self.tokens(text, meta)
             if self.training:
-                return self.head(self.norm(self.encoder(x)[:, 0]))
+                return self.head(self.norm(self.encoder(self.tokens(text, meta))[:, 0]))
             # Scoring reads only the [CLS] position of the last layer, so that layer computes only that row: the
             # keys and values of every token, the query, attention, feed-forward and residuals of [CLS] alone.
             # The same function as the whole layer (equal up to float rounding), about a third less work.
             # A one-layer encoder (the default) goes further: it looks up what depends only on the weights.
+            # Only without gradients (the tables are made under no_grad) and for a vocabulary of bounded size.
             *first, last = self.encoder.layers
-            if not first and self.n_meta and len(self.meta_emb.weight) * self.n_meta <= TABLE_ROWS_MAX:
+            if (not first and self.n_meta and len(meta) and not torch.is_grad_enabled()
+                    and not self.cls.is_inference()  # inference tensors keep no version to key the tables on
+                    and len(self.meta_emb.weight) * self.n_meta <= TABLE_ROWS_MAX):
                 return self.head(self.norm(self._only_layer_cls_row(text, meta)))
+            x = self.tokens(text, meta)
             for layer in first:
                 x = layer(x)
             return self.head(self.norm(_cls_row_of_layer(last, x)))
@@ -373,6 +377,9 @@ def build_mixing_encoder(config: FailurePointConfig, *, text_dim: int, vocab_siz
                 keys, text_values = _keys_and_values(layer, self.text_proj(text) + self.slot_emb)
                 logits.append(torch.einsum("nshd,hd->nsh", keys.view(n, self.n_text, heads, -1), query))
                 values.append(text_values)
+            if int(meta.min()) < 0 or int(meta.max()) >= len(self.meta_emb.weight):  # else: another field's row
+                raise IndexError(f"metadata ids must be in [0, {len(self.meta_emb.weight)}), got "
+                                 f"{int(meta.min())}..{int(meta.max())}")
             rows = meta + self.field_offsets  # (n, fields): each token's row in the tables
             logits.append(meta_logits[rows])
             values.append(meta_values[rows])
@@ -398,7 +405,8 @@ def build_mixing_encoder(config: FailurePointConfig, *, text_dim: int, vocab_siz
                     keys, values = _keys_and_values(layer, torch.cat([self.cls[0], tokens.reshape(-1, h)]))
                     logits = torch.einsum("rhd,hd->rh", keys.view(len(keys), heads, -1), query)
                     self._tables_value = (query, logits[:1], values[:1], logits[1:], values[1:])
-                    self.field_offsets = torch.arange(self.n_meta) * len(self.meta_emb.weight)
+                    self.field_offsets = (torch.arange(self.n_meta, device=self.cls.device)
+                                          * len(self.meta_emb.weight))
                 self._tables_key = key
             return self._tables_value
 

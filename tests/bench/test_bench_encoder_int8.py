@@ -52,7 +52,8 @@ def test_int8_encoder_quality_on_failure_points(tmp_path):
         def embed(texts, cache=cache, encoder=encoder):
             return cache.encode(encoder, texts)
 
-        models = {"with_text": fp.FailurePointClassifier(fp.FailurePointConfig(use_text=True, text_dropout=0.3)),
+        with_text = fp.FailurePointConfig(use_text=True, text_dropout=0.3, layers=2)  # what docs/scale.md measured
+        models = {"with_text": fp.FailurePointClassifier(with_text),
                   "text_baseline": fp.TextLinearBaseline()}
         for model_name, model in models.items():
             model.fit(ex["train"], y["train"], embed=embed)

@@ -36,8 +36,8 @@ def test_scoring_throughput(tmp_path, big_log):
     train_turns = list(simulate_turns(load_pool(), n_turns=3000, seed=5, id_prefix="T"))
     train_examples = build_examples(train_turns)
     warm = EmbeddingCache(tmp_path / "cache-train")
-    # with text: the slowest configuration, and the one whose encoder share the issue asks for
-    FailurePointClassifier(FailurePointConfig(epochs=2, use_text=True)).fit(
+    # with text and two layers: the slowest configuration, and the one whose encoder share the issue asks for
+    FailurePointClassifier(FailurePointConfig(epochs=2, use_text=True, layers=2)).fit(
         train_examples, gold_labels(train_turns, train_examples), embed=lambda t: warm.encode(encoder, t)
     ).save_pretrained(tmp_path / "ckpt")
 
